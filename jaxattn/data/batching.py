@@ -1,0 +1,187 @@
+"""Turning examples into padded, masked arrays: the :class:`Batch` pytree and batch iterators.
+
+Sequence lengths are padded up to a few bucket lengths and the batch axis up to a fixed size (extra
+rows carry weight 0), so a jitted step compiles once per bucket and never per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxattn.data.dataset import Dataset, Example
+from jaxattn.data.vocab import Vocab, real_token_mask
+
+DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
+
+
+@struct.dataclass
+class Batch:
+    """A padded batch.
+
+    Attributes:
+      tokens: <int32>[B, T] ``SOS tokens EOS`` then PAD.
+      labels: <int32>[B] gold labels.
+      weights: <float32>[B] 1 for real rows, 0 for rows that only pad the batch.
+      index: <int32>[B] position of the row in its split, -1 for padding rows.
+      query: <int32>[B, Tq] hypothesis / question ids (pair tasks) or None.
+      candidates: <bool>[B, C] answers allowed for the row (QA) or None.
+      rationale: <bool>[B, T] human / planted rationale on real tokens or None.
+    """
+
+    tokens: jnp.ndarray
+    labels: jnp.ndarray
+    weights: jnp.ndarray
+    index: jnp.ndarray
+    query: jnp.ndarray | None = None
+    candidates: jnp.ndarray | None = None
+    rationale: jnp.ndarray | None = None
+
+    @property
+    def mask(self) -> jnp.ndarray:
+        """<bool>[B, T]: real tokens only (not PAD, SOS or EOS)."""
+        return real_token_mask(self.tokens)
+
+
+def bucket_length(n: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
+    """The smallest bucket >= n; beyond the largest, the next multiple of it."""
+    for b in buckets:
+        if n <= b:
+            return b
+    top = buckets[-1]
+    return -(-n // top) * top
+
+
+@dataclasses.dataclass
+class EncodedSplit:
+    """A split as id arrays (ragged) ready to be padded into batches.
+
+    Attributes:
+      tokens: per example <int32>[len + 2] ids with SOS/EOS.
+      labels: <int32>[N].
+      queries: per example <int32>[len_q + 2] ids, or None.
+      candidates: <bool>[N, C] for QA, else None.
+      rationales: per example <bool>[len + 2] aligned with ``tokens``, or None.
+    """
+
+    tokens: list[np.ndarray]
+    labels: np.ndarray
+    queries: list[np.ndarray] | None = None
+    candidates: np.ndarray | None = None
+    rationales: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """<int64>[N] number of real tokens per example."""
+        return np.asarray([len(t) - 2 for t in self.tokens])
+
+
+def encode_split(
+    examples: Sequence[Example], vocab: Vocab, dataset: Dataset
+) -> EncodedSplit:
+    """Maps tokens to ids; QA rows get a candidate mask of answers that occur in the passage."""
+    tokens = [vocab.encode(ex.tokens) for ex in examples]
+    labels = np.asarray([ex.label for ex in examples], dtype=np.int32)
+    queries = None
+    if dataset.is_pair:
+        queries = [vocab.encode(ex.query or ()) for ex in examples]
+    candidates = None
+    if dataset.task == "qa":
+        answers = dataset.label_names
+        candidates = np.zeros((len(examples), len(answers)), dtype=bool)
+        for i, ex in enumerate(examples):
+            present = set(ex.tokens)
+            candidates[i] = [a in present for a in answers]
+            candidates[i, ex.label] = True
+    rationales = None
+    if examples and all(ex.rationale is not None for ex in examples):
+        rationales = [np.asarray([0, *ex.rationale, 0], dtype=bool) for ex in examples]
+    return EncodedSplit(tokens, labels, queries, candidates, rationales)
+
+
+def _pad(rows: Sequence[np.ndarray], batch_size: int, length: int, dtype) -> np.ndarray:
+    out = np.zeros((batch_size, length), dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def make_batch(
+    split: EncodedSplit,
+    indices: Sequence[int],
+    batch_size: int | None = None,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+) -> Batch:
+    """Pads the examples at ``indices`` into a :class:`Batch` of ``batch_size`` rows."""
+    indices = np.asarray(indices, dtype=np.int64)
+    batch_size = batch_size or len(indices)
+    if len(indices) > batch_size:
+        raise ValueError(f"{len(indices)} examples do not fit a batch of {batch_size}")
+    rows = [split.tokens[i] for i in indices]
+    length = bucket_length(max(len(r) for r in rows), buckets)
+    n = len(indices)
+    index = np.full(batch_size, -1, dtype=np.int32)
+    index[:n] = indices
+    labels = np.zeros(batch_size, dtype=np.int32)
+    labels[:n] = split.labels[indices]
+    weights = np.zeros(batch_size, dtype=np.float32)
+    weights[:n] = 1.0
+    query = candidates = rationale = None
+    if split.queries is not None:
+        qrows = [split.queries[i] for i in indices]
+        query = _pad(qrows, batch_size, bucket_length(max(len(r) for r in qrows), buckets), np.int32)
+    if split.candidates is not None:
+        candidates = np.zeros((batch_size, split.candidates.shape[1]), dtype=bool)
+        candidates[:n] = split.candidates[indices]
+        candidates[n:] = True  # padding rows: keep the softmax finite
+    if split.rationales is not None:
+        rationale = _pad([split.rationales[i] for i in indices], batch_size, length, bool)
+    return Batch(
+        tokens=_pad(rows, batch_size, length, np.int32),
+        labels=labels,
+        weights=weights,
+        index=index,
+        query=query,
+        candidates=candidates,
+        rationale=rationale,
+    )
+
+
+def training_batches(
+    split: EncodedSplit,
+    batch_size: int,
+    rng: np.random.Generator,
+    sort_noise: float = 0.1,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+) -> Iterator[Batch]:
+    """J&W's order: sort by length with multiplicative noise, cut into batches, shuffle batches."""
+    lengths = split.lengths.astype(np.float64)
+    noisy = lengths * (1.0 + sort_noise * rng.uniform(-1.0, 1.0, size=len(lengths)))
+    order = np.argsort(noisy, kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for k in rng.permutation(len(chunks)):
+        yield make_batch(split, chunks[k], batch_size, buckets)
+
+
+def eval_batches(
+    split: EncodedSplit,
+    batch_size: int,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    indices: Sequence[int] | None = None,
+) -> Iterator[Batch]:
+    """Length-sorted batches (little padding) covering ``indices`` (default: the whole split)."""
+    indices = np.arange(len(split)) if indices is None else np.asarray(indices)
+    order = indices[np.argsort(split.lengths[indices], kind="stable")]
+    for i in range(0, len(order), batch_size):
+        yield make_batch(split, order[i : i + batch_size], batch_size, buckets)
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)

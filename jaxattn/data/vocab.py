@@ -1,0 +1,77 @@
+"""Text cleaning and the vocabulary (ids PAD=0, UNK=1, SOS=2, EOS=3; train split only, min-df)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+PAD, UNK, SOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<sos>", "<eos>")
+DIGIT_TOKEN = "qqq"
+
+_DIGITS = re.compile(r"\d+")
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+# Words (with inner apostrophes/hyphens) or single punctuation marks: J&W's spaCy tokens, closely.
+_TOKEN = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*|[^\sa-z0-9]")
+
+
+def clean_tokens(text: str, *, pretokenized: bool = False) -> list[str]:
+    """Lower-cases, maps digit runs to ``qqq`` and splits into tokens.
+
+    ``pretokenized`` text (SST-2, e-SNLI, ERASER) is split on whitespace only, so the corpus's own
+    tokenisation (and any rationale offsets into it) is kept; raw text is split into words and
+    punctuation marks.
+    """
+    text = _HTML_BREAK.sub(" ", text).lower()
+    tokens = text.split() if pretokenized else _TOKEN.findall(text)
+    return [_DIGITS.sub(DIGIT_TOKEN, tok) for tok in tokens]
+
+
+def real_token_mask(tokens):
+    """<bool>[..., T] True where ``tokens`` (an int array) holds a real token, not PAD/SOS/EOS."""
+    return (tokens != PAD) & (tokens != SOS) & (tokens != EOS)
+
+
+class Vocab:
+    """Token <-> id mapping with the four special ids first."""
+
+    def __init__(self, words: Sequence[str]):
+        self.itos: list[str] = list(SPECIALS) + [w for w in words if w not in SPECIALS]
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    @classmethod
+    def build(cls, texts: Iterable[Sequence[str]], min_df: int = 1) -> Vocab:
+        """Keeps words whose document frequency is at least ``min_df`` (most frequent first)."""
+        df: collections.Counter[str] = collections.Counter()
+        for tokens in texts:
+            df.update(set(tokens))
+        words = sorted((w for w, n in df.items() if n >= min_df), key=lambda w: (-df[w], w))
+        return cls(words)
+
+    def encode(self, tokens: Sequence[str], *, add_boundaries: bool = True) -> np.ndarray:
+        """Returns int32 ids, ``[SOS] tokens [EOS]`` unless ``add_boundaries`` is False."""
+        ids = [self.stoi.get(t, UNK) for t in tokens]
+        if add_boundaries:
+            ids = [SOS, *ids, EOS]
+        return np.asarray(ids, dtype=np.int32)
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.itos[i] for i in ids]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.itos, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        itos = json.loads(Path(path).read_text(encoding="utf-8"))
+        if list(itos[: len(SPECIALS)]) != list(SPECIALS):
+            raise ValueError(f"{path}: not a jaxattn vocabulary (special tokens missing)")
+        return cls(itos[len(SPECIALS) :])

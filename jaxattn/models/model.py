@@ -1,0 +1,126 @@
+"""Models as tuples of pure functions of a params pytree, with attention as an explicit argument.
+
+    model = build_model(vocab_size=..., task="binary", encoder="bilstm", attention="additive")
+    params = model.init(jax.random.key(0), batch)
+    enc = model.encode(params, batch)              # Encoded(hidden [B,T,H], mask [B,T], ...)
+    attn = model.attend(params, enc)               # [B, T], the model's own attention
+    logits = model.decode(params, enc, attn)       # [B, C]; pass any other [B, T] distribution
+    logits, attn = model.forward(params, batch)    # == decode(encode(...), attend(...))
+
+Permuting, replacing or optimising attention is then a ``jax.vmap``/``jax.jit`` transform over the
+``attn`` argument of :meth:`Model.decode` with ``enc`` held fixed, and gradients w.r.t. the input
+embeddings go through :meth:`Model.embed` + :meth:`Model.encode_embedded`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from jaxattn.data.batching import Batch
+from jaxattn.models.attention import masked_softmax
+from jaxattn.models.network import AttentionNetwork, Encoded
+
+Params = dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """Pure entry points over an :class:`AttentionNetwork`; hashable, so usable as a jit static."""
+
+    network: AttentionNetwork
+    task: str  # binary | multiclass | nli | qa
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task == "binary"
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        return self.network.init(rng, batch.tokens, batch.query, batch.candidates)["params"]
+
+    def embed(self, params: Params, tokens: jnp.ndarray) -> jnp.ndarray:
+        """<int32>[B, T] -> <float32>[B, T, E]."""
+        return self.network.apply({"params": params}, tokens, method=AttentionNetwork.embed)
+
+    def encode_embedded(
+        self,
+        params: Params,
+        batch: Batch,
+        embedded: jnp.ndarray,
+        query_embedded: jnp.ndarray | None = None,
+    ) -> Encoded:
+        """Encodes given embeddings of ``batch.tokens`` (and of ``batch.query`` for pair tasks)."""
+        if self.network.pair and query_embedded is None:
+            query_embedded = self.embed(params, batch.query)
+        return self.network.apply(
+            {"params": params},
+            embedded,
+            batch.tokens,
+            query_embedded,
+            batch.query,
+            batch.candidates,
+            method=AttentionNetwork.encode_embedded,
+        )
+
+    def encode(self, params: Params, batch: Batch) -> Encoded:
+        return self.encode_embedded(params, batch, self.embed(params, batch.tokens))
+
+    def score(self, params: Params, enc: Encoded) -> jnp.ndarray:
+        """<float32>[B, T] unnormalised scores, -inf at masked positions."""
+        return self.network.apply({"params": params}, enc, method=AttentionNetwork.score)
+
+    def attend(self, params: Params, enc: Encoded) -> jnp.ndarray:
+        """<float32>[B, T] the model's own attention: masked softmax of :meth:`score`."""
+        return masked_softmax(self.score(params, enc), enc.mask)
+
+    def decode(self, params: Params, enc: Encoded, attn: jnp.ndarray) -> jnp.ndarray:
+        """<float32>[B, C] logits from the supplied attention ``attn`` <float32>[B, T]."""
+        return self.network.apply({"params": params}, enc, attn, method=AttentionNetwork.decode)
+
+    def forward(
+        self, params: Params, batch: Batch, attn: jnp.ndarray | None = None
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Logits <float32>[B, C] and the attention used (the model's own when ``attn`` is None)."""
+        enc = self.encode(params, batch)
+        if attn is None:
+            attn = self.attend(params, enc)
+        return self.decode(params, enc, attn), attn
+
+    def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
+        """<float32>[B, K] output distribution; binary models give [1 - p, p] (K = 2)."""
+        return output_distribution(logits)
+
+
+def output_distribution(logits: jnp.ndarray) -> jnp.ndarray:
+    """Logits [..., C] -> probabilities [..., K]: a single logit is a sigmoid over two classes."""
+    if logits.shape[-1] == 1:
+        p = jax.nn.sigmoid(logits)
+        return jnp.concatenate([1.0 - p, p], axis=-1)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def build_model(
+    *,
+    vocab_size: int,
+    task: str,
+    num_classes: int = 2,
+    encoder: str = "bilstm",
+    attention: str = "additive",
+    embed_dim: int = 300,
+    hidden_size: int = 128,
+    cnn_filters: int = 64,
+) -> Model:
+    """A :class:`Model` for ``task``: binary gives one sigmoid output, others ``num_classes``."""
+    network = AttentionNetwork(
+        vocab_size=vocab_size,
+        embed_dim=embed_dim,
+        encoder=encoder,
+        attention=attention,
+        num_outputs=1 if task == "binary" else num_classes,
+        pair=task in ("nli", "qa"),
+        hidden_size=hidden_size,
+        cnn_filters=cnn_filters,
+    )
+    return Model(network=network, task=task)

@@ -1,0 +1,104 @@
+"""The Flax module behind every model: embedder, encoder(s), attention scorer and decoder.
+
+It exposes one method per stage (``embed``, ``encode_embedded``, ``score``, ``decode``) so that
+:mod:`jaxattn.models.model` can offer them as separate pure functions of the parameters.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+from flax import struct
+
+from jaxattn.data.vocab import PAD, real_token_mask
+from jaxattn.models.attention import make_attention, masked_softmax
+from jaxattn.models.encoders import encoder_output_size, make_encoder
+
+# Logit given to answers that are not candidates: exp() underflows to exactly 0 in float32, while
+# staying finite so that log-probabilities and their gradients never become NaN.
+NON_CANDIDATE_LOGIT = -1e9
+
+
+@struct.dataclass
+class Encoded:
+    """What the encoder hands to scoring and decoding; attention transforms hold it fixed.
+
+    Attributes:
+      hidden: <float32>[B, T, H] per-token states (0 at padding).
+      mask: <bool>[B, T] real tokens (attention may only go there).
+      query: <float32>[B, H] question / hypothesis summary (pair tasks) or None.
+      candidates: <bool>[B, C] allowed answers (QA) or None.
+    """
+
+    hidden: jnp.ndarray
+    mask: jnp.ndarray
+    query: jnp.ndarray | None = None
+    candidates: jnp.ndarray | None = None
+
+
+class AttentionNetwork(nn.Module):
+    """Embed -> encode -> score -> softmax -> decode, for single texts and (premise, query) pairs.
+
+    Attributes:
+      vocab_size, embed_dim: embedding table shape.
+      encoder, attention: registry names (``bilstm|cnn|average``, ``additive|dot``).
+      num_outputs: 1 for binary (a sigmoid logit), else the number of classes / answers.
+      pair: whether a second encoder of the same kind reads ``batch.query``.
+    """
+
+    vocab_size: int
+    embed_dim: int = 300
+    encoder: str = "bilstm"
+    attention: str = "additive"
+    num_outputs: int = 1
+    pair: bool = False
+    hidden_size: int = 128
+    cnn_filters: int = 64
+
+    def setup(self):
+        self.embedder = nn.Embed(
+            self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0)
+        )
+        self.text_encoder = make_encoder(
+            self.encoder, self.hidden_size, self.cnn_filters, "text_encoder"
+        )
+        self.scorer = make_attention(self.attention, "attention")
+        size = encoder_output_size(self.encoder, self.hidden_size, self.cnn_filters)
+        if self.pair:
+            self.query_encoder = make_encoder(
+                self.encoder, self.hidden_size, self.cnn_filters, "query_encoder"
+            )
+            self.decoder_p = nn.Dense(size // 2, name="decoder_p")
+            self.decoder_q = nn.Dense(size // 2, use_bias=False, name="decoder_q")
+        self.decoder_out = nn.Dense(self.num_outputs, name="decoder_out")
+
+    def embed(self, tokens: jnp.ndarray) -> jnp.ndarray:
+        """<int32>[B, T] -> <float32>[B, T, E]; PAD embeds to zero (PyTorch's padding_idx)."""
+        return self.embedder(tokens) * (tokens != PAD)[..., None]
+
+    def encode_embedded(self, embedded, tokens, query_embedded=None, query_tokens=None, candidates=None):
+        hidden, _ = self.text_encoder(embedded, tokens)
+        query = None
+        if self.pair:
+            _, query = self.query_encoder(query_embedded, query_tokens)
+        mask = real_token_mask(tokens)
+        return Encoded(hidden=hidden, mask=mask, query=query, candidates=candidates)
+
+    def score(self, enc: Encoded) -> jnp.ndarray:
+        return self.scorer(enc.hidden, enc.mask, enc.query)
+
+    def decode(self, enc: Encoded, attn: jnp.ndarray) -> jnp.ndarray:
+        context = jnp.einsum("bt,bth->bh", attn, enc.hidden)
+        if self.pair:
+            context = jnp.tanh(self.decoder_p(context) + self.decoder_q(enc.query))
+        logits = self.decoder_out(context)
+        if enc.candidates is not None:
+            logits = jnp.where(enc.candidates, logits, NON_CANDIDATE_LOGIT)
+        return logits
+
+    def __call__(self, tokens, query_tokens=None, candidates=None):
+        """Full forward pass (used to initialise every parameter)."""
+        query_embedded = self.embed(query_tokens) if self.pair else None
+        enc = self.encode_embedded(self.embed(tokens), tokens, query_embedded, query_tokens, candidates)
+        attn = masked_softmax(self.score(enc), enc.mask)
+        return self.decode(enc, attn), attn

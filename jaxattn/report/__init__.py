@@ -1,0 +1,1 @@
+"""Reports: tables beside the published figures, matplotlib figures and HTML token heatmaps."""
