@@ -24,7 +24,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = train_run(cfg, args.out, progress=not args.quiet)
     test = metrics["test"]
     shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
-    print(f"{args.out}: test {shown} (epoch {metrics['best_epoch']}, selected on {metrics['selection']})")
+    print(
+        f"{args.out}: test {shown} (epoch {metrics['best_epoch']}, selected on {metrics['selection']})"
+    )
     return 0
 
 
@@ -73,14 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one model from a config into a run directory")
-    p.add_argument("--config", type=Path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument(
+        "--config", type=Path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
+    )
+    p.add_argument(
+        "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
-    p.add_argument("--run", type=Path, required=True, help="a run directory written by `jaxattn train`")
+    p.add_argument(
+        "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
+    )
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument("--only", help="comma-separated stages: grad,loo,ig,perm,adv (default all)")
     p.add_argument("--limit", type=int, default=None, help="analyse only the first N instances")
@@ -88,17 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
-    p.add_argument("--run", type=Path, required=True, help="a run directory written by `jaxattn train`")
-    p.add_argument("--only", help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)")
+    p.add_argument(
+        "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
+    )
+    p.add_argument(
+        "--only", help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)"
+    )
     p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_wp)
 
     p = sub.add_parser("data", help="data sets")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    p = dsub.add_parser("list", help="list the data sets, their split sizes and where they were found")
+    p = dsub.add_parser(
+        "list", help="list the data sets, their split sizes and where they were found"
+    )
     p.add_argument("names", nargs="*", help="only these data sets")
-    p.add_argument("--data-dir", default=None, help="data directory (default $JAXATTN_DATA, ../shared/data)")
+    p.add_argument(
+        "--data-dir", default=None, help="data directory (default $JAXATTN_DATA, ../shared/data)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_data_list)
     return parser

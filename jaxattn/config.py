@@ -57,7 +57,9 @@ class TrainConfig:
     weight_decay: float = 1e-5
     seed: int = 0
     selection: str = "dev"  # the paper-era code selected on "test"
-    attention: str = "learned"  # "uniform" freezes 1/len; "imposed" takes attention from `imposed_run`
+    attention: str = (
+        "learned"  # "uniform" freezes 1/len; "imposed" takes attention from `imposed_run`
+    )
     imposed_run: str = ""
     sort_noise: float = 0.1  # relative length noise before sorting into batches
     buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
@@ -126,7 +128,9 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
                 raise ConfigError(
                     f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(fields))})"
                 )
-            setattr(target, key, _coerce(value, str(fields[key].type), f"{source}: {section}.{key}"))
+            setattr(
+                target, key, _coerce(value, str(fields[key].type), f"{source}: {section}.{key}")
+            )
     validate(cfg, source)
     return cfg
 
@@ -174,9 +178,13 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     _check_choice(cfg.train.selection, SELECTION_SPLITS, f"{source}: train.selection")
     _check_choice(cfg.train.attention, ATTENTION_SOURCES, f"{source}: train.attention")
     if cfg.train.attention == "imposed" and not cfg.train.imposed_run:
-        raise ConfigError(f"{source}: train.imposed_run must name a run directory when attention=imposed")
+        raise ConfigError(
+            f"{source}: train.imposed_run must name a run directory when attention=imposed"
+        )
     if cfg.data.embeddings == "glove-6b-50d" and cfg.model.embed_dim != 50:
-        raise ConfigError(f"{source}: model.embed_dim must be 50 with data.embeddings='glove-6b-50d'")
+        raise ConfigError(
+            f"{source}: model.embed_dim must be 50 with data.embeddings='glove-6b-50d'"
+        )
     positive = {
         "model.embed_dim": cfg.model.embed_dim,
         "model.hidden_size": cfg.model.hidden_size,

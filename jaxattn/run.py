@@ -96,7 +96,9 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     for name in ("config.toml", "vocab.json", "data.json", "params.msgpack", "metrics.json"):
         if not (path / name).exists():
-            raise FileNotFoundError(f"{path}: not a finished run ({name} missing); run `jaxattn train` first")
+            raise FileNotFoundError(
+                f"{path}: not a finished run ({name} missing); run `jaxattn train` first"
+            )
     cfg = load_config(path / "config.toml")
     vocab = Vocab.load(path / "vocab.json")
     info = json.loads((path / "data.json").read_text())
@@ -107,7 +109,9 @@ def load_run(path: str | Path) -> Run:
     return Run(path, cfg, vocab, info, model, params, metrics)
 
 
-def _init_params(model: Model, cfg: Config, vocab: Vocab, info: dict, prepared: Prepared | None) -> Params:
+def _init_params(
+    model: Model, cfg: Config, vocab: Vocab, info: dict, prepared: Prepared | None
+) -> Params:
     """Fresh parameters (shapes from a dummy batch when no data is at hand)."""
     from jaxattn.data.batching import Batch
 
@@ -122,9 +126,24 @@ def _init_params(model: Model, cfg: Config, vocab: Vocab, info: dict, prepared: 
             weights=np.ones(1, np.float32),
             index=np.zeros(1, np.int32),
             query=tokens if pair else None,
-            candidates=np.ones((1, len(info["label_names"])), bool) if info["task"] == "qa" else None,
+            candidates=np.ones((1, len(info["label_names"])), bool)
+            if info["task"] == "qa"
+            else None,
         )
     return model.init(jax.random.key(cfg.train.seed), batch)
+
+
+def initial_params(cfg: Config, model: Model, prepared: Prepared) -> tuple[Params, dict]:
+    """Fresh parameters for ``cfg`` (``train.seed``; pretrained embeddings if configured) and a
+    note on the embeddings used."""
+    params = _init_params(model, cfg, prepared.vocab, prepared.info(), prepared)
+    embeddings = {"name": cfg.data.embeddings, "coverage": None, "dim": cfg.model.embed_dim}
+    if cfg.data.embeddings != "random":
+        table, coverage = pretrained_table(prepared.vocab, cfg.data.embeddings, cfg.train.seed)
+        params = dict(params)
+        params["embedder"] = {"embedding": jax.numpy.asarray(table)}
+        embeddings["coverage"] = coverage
+    return params, embeddings
 
 
 def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, Params | None]:
@@ -139,7 +158,9 @@ def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, P
     return AttentionSource("imposed", src.model), src.params
 
 
-def train_run(cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None) -> dict:
+def train_run(
+    cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None
+) -> dict:
     """Trains the model ``cfg`` describes into ``out`` (resuming if a checkpoint is there).
 
     Returns the metrics dict also written to ``out/metrics.json``. A run whose metrics exist
@@ -149,27 +170,25 @@ def train_run(cfg: Config, out: str | Path, progress: bool = True, prepared: Pre
     if (out / "metrics.json").exists() and (out / "params.msgpack").exists():
         old = load_config(out / "config.toml")
         if old.to_dict() != cfg.to_dict():
-            raise ConfigError(f"{out}: holds a finished run with a different config; choose another --out")
+            raise ConfigError(
+                f"{out}: holds a finished run with a different config; choose another --out"
+            )
         return json.loads((out / "metrics.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepared or prepare(cfg.data)
     if (out / "config.toml").exists():
         old = load_config(out / "config.toml")
         if old.to_dict() != cfg.to_dict():
-            raise ConfigError(f"{out}: holds an unfinished run with a different config; choose another --out")
+            raise ConfigError(
+                f"{out}: holds an unfinished run with a different config; choose another --out"
+            )
         prepared = prepare(cfg.data, vocab=Vocab.load(out / "vocab.json"), dataset=prepared.dataset)
     else:
         write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
         write_json(out / "data.json", prepared.info())
         write_atomic(out / "config.toml", dump_config(cfg))
     model = model_for(cfg, prepared, len(prepared.vocab))
-    params = _init_params(model, cfg, prepared.vocab, prepared.info(), prepared)
-    embeddings = {"name": cfg.data.embeddings, "coverage": None, "dim": cfg.model.embed_dim}
-    if cfg.data.embeddings != "random":
-        table, coverage = pretrained_table(prepared.vocab, cfg.data.embeddings, cfg.train.seed)
-        params = dict(params)
-        params["embedder"] = {"embedding": jax.numpy.asarray(table)}
-        embeddings["coverage"] = coverage
+    params, embeddings = initial_params(cfg, model, prepared)
     source, source_params = _imposed_source(cfg, prepared)
 
     state = None
@@ -182,7 +201,9 @@ def train_run(cfg: Config, out: str | Path, progress: bool = True, prepared: Pre
         write_atomic(ckpt, serialization.msgpack_serialize(_state_dict(state)))
 
     start = time.perf_counter()
-    state = train(model, params, prepared.splits, cfg.train, source, source_params, state, save, progress)
+    state = train(
+        model, params, prepared.splits, cfg.train, source, source_params, state, save, progress
+    )
     elapsed = time.perf_counter() - start
     write_atomic(out / "params.msgpack", serialization.to_bytes(state.best_params))
     best = state.history[state.best_epoch - 1]

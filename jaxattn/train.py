@@ -21,7 +21,14 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxattn.config import TrainConfig
-from jaxattn.data.batching import Batch, EncodedSplit, eval_batches, make_batch, num_batches, training_batches
+from jaxattn.data.batching import (
+    Batch,
+    EncodedSplit,
+    eval_batches,
+    make_batch,
+    num_batches,
+    training_batches,
+)
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
 from jaxattn.models.model import Model, Params
@@ -61,7 +68,9 @@ def positive_class_weight(labels: np.ndarray) -> float:
     return float(len(labels) / max(labels.sum(), 1) - 1.0)
 
 
-def batch_loss(model: Model, logits: jnp.ndarray, batch: Batch, pos_weight: jnp.ndarray) -> jnp.ndarray:
+def batch_loss(
+    model: Model, logits: jnp.ndarray, batch: Batch, pos_weight: jnp.ndarray
+) -> jnp.ndarray:
     """Binary: class-weighted BCE summed over the batch (J&W); else mean cross-entropy."""
     w = batch.weights
     if model.is_binary:
@@ -177,7 +186,13 @@ def train(
         start = time.perf_counter()
         total = jnp.zeros(())
         batches = training_batches(train_split, cfg.batch_size, rng, cfg.sort_noise, cfg.buckets)
-        bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = tqdm(
+            batches,
+            total=n_batches,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
         params, opt_state = state.params, state.opt_state
         state.params = state.opt_state = None  # donated to the step
         for batch in bar:
@@ -187,7 +202,9 @@ def train(
         seconds = time.perf_counter() - start
         record = {"epoch": epoch + 1, "loss": total / len(train_split), "seconds": seconds}
         for name in ("dev", "test"):
-            probs = predict(model, params, splits[name], cfg.eval_batch_size, cfg.buckets, source, source_params)
+            probs = predict(
+                model, params, splits[name], cfg.eval_batch_size, cfg.buckets, source, source_params
+            )
             record[name] = classification_scores(probs, splits[name].labels, model.is_binary)
         state.params, state.opt_state = params, opt_state
         score = selection_score(record[cfg.selection], model.is_binary)
@@ -197,7 +214,11 @@ def train(
         state.epoch = epoch + 1
         state.history.append(record)
         if progress:
-            shown = " ".join(f"{k}={record['dev'][k]:.4f}" for k in ("accuracy", "f1", "auc") if k in record["dev"])
+            shown = " ".join(
+                f"{k}={record['dev'][k]:.4f}"
+                for k in ("accuracy", "f1", "auc")
+                if k in record["dev"]
+            )
             tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f} dev {shown} ({seconds:.1f}s)")
         if on_epoch_end is not None:
             on_epoch_end(state)

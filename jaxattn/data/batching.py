@@ -83,9 +83,7 @@ class EncodedSplit:
         return np.asarray([len(t) - 2 for t in self.tokens])
 
 
-def encode_split(
-    examples: Sequence[Example], vocab: Vocab, dataset: Dataset
-) -> EncodedSplit:
+def encode_split(examples: Sequence[Example], vocab: Vocab, dataset: Dataset) -> EncodedSplit:
     """Maps tokens to ids; QA rows get a candidate mask of answers that occur in the passage."""
     tokens = [vocab.encode(ex.tokens) for ex in examples]
     labels = np.asarray([ex.label for ex in examples], dtype=np.int32)
@@ -136,7 +134,9 @@ def make_batch(
     query = candidates = rationale = None
     if split.queries is not None:
         qrows = [split.queries[i] for i in indices]
-        query = _pad(qrows, batch_size, bucket_length(max(len(r) for r in qrows), buckets), np.int32)
+        query = _pad(
+            qrows, batch_size, bucket_length(max(len(r) for r in qrows), buckets), np.int32
+        )
     if split.candidates is not None:
         candidates = np.zeros((batch_size, split.candidates.shape[1]), dtype=bool)
         candidates[:n] = split.candidates[indices]

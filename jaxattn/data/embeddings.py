@@ -35,7 +35,9 @@ def load_glove_6b_50d() -> tuple[np.ndarray, list[str]]:
 
         words = pd.read_parquet(index_path).iloc[:, 0].astype(str).tolist()
     except ImportError as err:
-        raise DataError(f"reading {index_path} needs pyarrow: pip install 'jaxattn[glove]' ({err})") from None
+        raise DataError(
+            f"reading {index_path} needs pyarrow: pip install 'jaxattn[glove]' ({err})"
+        ) from None
     return np.load(matrix_path, mmap_mode="r"), words
 
 

@@ -37,7 +37,9 @@ class Prepared:
 def resolved_filters(cfg: DataConfig) -> dict[str, int]:
     """The config's filters with -1 replaced by the data set's protocol defaults."""
     if cfg.name not in REGISTRY:
-        raise DataError(f"data.name: unknown data set {cfg.name!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise DataError(
+            f"data.name: unknown data set {cfg.name!r}; known: {', '.join(sorted(REGISTRY))}"
+        )
     spec = REGISTRY[cfg.name]
     return {
         "min_df": spec.min_df if cfg.min_df < 0 else cfg.min_df,
@@ -51,17 +53,22 @@ def filter_by_length(examples: list[Example], min_length: int, max_length: int) 
     return [
         ex
         for ex in examples
-        if len(ex.tokens) >= max(min_length, 1) and (max_length <= 0 or len(ex.tokens) <= max_length)
+        if len(ex.tokens) >= max(min_length, 1)
+        and (max_length <= 0 or len(ex.tokens) <= max_length)
     ]
 
 
-def prepare(cfg: DataConfig, vocab: Vocab | None = None, dataset: Dataset | None = None) -> Prepared:
+def prepare(
+    cfg: DataConfig, vocab: Vocab | None = None, dataset: Dataset | None = None
+) -> Prepared:
     """Loads ``cfg.name``, applies the length filters, builds (or reuses) the vocabulary, encodes."""
     filters = resolved_filters(cfg)
     dataset = dataset or load_dataset(cfg.name, cfg.data_dir or None)
     splits = {}
     for name in SPLITS:
-        kept = filter_by_length(dataset.splits.get(name, []), filters["min_length"], filters["max_length"])
+        kept = filter_by_length(
+            dataset.splits.get(name, []), filters["min_length"], filters["max_length"]
+        )
         if name == "train" and cfg.limit_train > 0:
             kept = kept[: cfg.limit_train]
         if not kept:

@@ -76,7 +76,9 @@ class AttentionNetwork(nn.Module):
         """<int32>[B, T] -> <float32>[B, T, E]; PAD embeds to zero (PyTorch's padding_idx)."""
         return self.embedder(tokens) * (tokens != PAD)[..., None]
 
-    def encode_embedded(self, embedded, tokens, query_embedded=None, query_tokens=None, candidates=None):
+    def encode_embedded(
+        self, embedded, tokens, query_embedded=None, query_tokens=None, candidates=None
+    ):
         hidden, _ = self.text_encoder(embedded, tokens)
         query = None
         if self.pair:
@@ -99,6 +101,8 @@ class AttentionNetwork(nn.Module):
     def __call__(self, tokens, query_tokens=None, candidates=None):
         """Full forward pass (used to initialise every parameter)."""
         query_embedded = self.embed(query_tokens) if self.pair else None
-        enc = self.encode_embedded(self.embed(tokens), tokens, query_embedded, query_tokens, candidates)
+        enc = self.encode_embedded(
+            self.embed(tokens), tokens, query_embedded, query_tokens, candidates
+        )
         attn = masked_softmax(self.score(enc), enc.mask)
         return self.decode(enc, attn), attn

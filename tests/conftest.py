@@ -1,0 +1,9 @@
+"""Suite-wide settings: strict numpy semantics so silent broadcasting bugs fail loudly."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")

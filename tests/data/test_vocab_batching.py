@@ -1,0 +1,86 @@
+"""Vocabulary (ids, min-df, digit placeholder) and batching (buckets, masks, padding rows)."""
+
+import numpy as np
+
+from jaxattn.data.batching import (
+    bucket_length,
+    encode_split,
+    eval_batches,
+    make_batch,
+    training_batches,
+)
+from jaxattn.data.dataset import Dataset, Example
+from jaxattn.data.vocab import EOS, PAD, SOS, UNK, Vocab, clean_tokens
+
+
+def test_clean_tokens():
+    assert clean_tokens("It's 2 GOOD,<br />really 1999!") == [
+        "it's",
+        "qqq",
+        "good",
+        ",",
+        "really",
+        "qqq",
+        "!",
+    ]
+    assert clean_tokens("a-b  c.d 42", pretokenized=True) == ["a-b", "c.d", "qqq"]
+
+
+def test_vocab_min_df_and_specials(tmp_path):
+    vocab = Vocab.build([["a", "b", "a"], ["a", "c"], ["b"]], min_df=2)
+    assert vocab.itos[:4] == ["<pad>", "<unk>", "<sos>", "<eos>"]
+    assert vocab.itos[4:] == ["a", "b"]  # c has document frequency 1
+    ids = vocab.encode(["a", "c"])
+    assert ids.tolist() == [SOS, vocab.stoi["a"], UNK, EOS]
+    vocab.save(tmp_path / "v.json")
+    assert Vocab.load(tmp_path / "v.json").itos == vocab.itos
+
+
+def test_bucket_length():
+    assert [bucket_length(n, (8, 16)) for n in (1, 8, 9, 16, 17, 40)] == [8, 8, 16, 16, 32, 48]
+
+
+def _dataset(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    exs = [
+        Example(
+            tokens=tuple(f"w{i}" for i in rng.integers(0, 20, size=rng.integers(1, 30))),
+            label=int(rng.integers(2)),
+            rationale=None,
+        )
+        for _ in range(n)
+    ]
+    return Dataset("toy", "binary", ("neg", "pos"), {"train": exs})
+
+
+def test_batches_cover_split_once_with_bounded_shapes():
+    ds = _dataset()
+    vocab = Vocab.build([e.tokens for e in ds.splits["train"]])
+    split = encode_split(ds.splits["train"], vocab, ds)
+    seen, shapes = [], set()
+    for batch in training_batches(split, 8, np.random.default_rng(0), buckets=(16, 32)):
+        real = batch.index >= 0
+        seen += batch.index[real].tolist()
+        shapes.add(batch.tokens.shape)
+        assert np.all(batch.weights[~real] == 0) and np.all(batch.tokens[~real] == PAD)
+        for row, i in zip(batch.tokens[real], batch.index[real]):
+            n = len(split.tokens[i])
+            np.testing.assert_array_equal(row[:n], split.tokens[i])
+            assert np.all(row[n:] == PAD)
+    assert sorted(seen) == list(range(len(split)))
+    assert shapes <= {(8, 16), (8, 32)}
+    assert sorted(i for b in eval_batches(split, 16, (16, 32)) for i in b.index if i >= 0) == list(
+        range(50)
+    )
+
+
+def test_mask_excludes_boundaries():
+    ds = _dataset(4)
+    vocab = Vocab.build([e.tokens for e in ds.splits["train"]])
+    split = encode_split(ds.splits["train"], vocab, ds)
+    batch = make_batch(split, [0, 1], 3)
+    mask = np.asarray(batch.mask)
+    for r in range(2):
+        assert mask[r].sum() == len(ds.splits["train"][r].tokens)
+        assert not mask[r, 0]
+    assert not mask[2].any()

@@ -1,0 +1,63 @@
+"""Small shared builders for tests: tiny batches and models."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from jaxattn.data.batching import Batch
+from jaxattn.models.model import Model, build_model
+
+
+def toy_batch(
+    lengths=(5, 3, 7), vocab_size=30, pair=False, num_answers=0, seed=0, pad_rows=1
+) -> Batch:
+    """SOS + random real ids + EOS rows of the given real lengths, plus all-PAD rows."""
+    rng = np.random.default_rng(seed)
+    width = max(lengths) + 2 + 1
+    rows = []
+    for n in lengths:
+        ids = [2, *rng.integers(4, vocab_size, size=n), 3]
+        rows.append(ids + [0] * (width - len(ids)))
+    rows += [[0] * width] * pad_rows
+    tokens = np.asarray(rows, np.int32)
+    b = len(rows)
+    return Batch(
+        tokens=tokens,
+        labels=np.asarray(rng.integers(0, max(num_answers, 2), size=b), np.int32),
+        weights=np.asarray([1.0] * len(lengths) + [0.0] * pad_rows, np.float32),
+        index=np.asarray(list(range(len(lengths))) + [-1] * pad_rows, np.int32),
+        query=tokens[:, :4].copy() if pair else None,
+        candidates=np.ones((b, num_answers), bool) if num_answers else None,
+    )
+
+
+def toy_model(
+    task="binary",
+    encoder="bilstm",
+    attention="additive",
+    vocab_size=30,
+    num_classes=2,
+    seed=0,
+    batch=None,
+) -> tuple[Model, dict, Batch]:
+    """A tiny randomly initialised model with a matching batch."""
+    pair = task in ("nli", "qa")
+    batch = (
+        batch
+        if batch is not None
+        else toy_batch(
+            vocab_size=vocab_size, pair=pair, num_answers=num_classes if task == "qa" else 0
+        )
+    )
+    model = build_model(
+        vocab_size=vocab_size,
+        task=task,
+        num_classes=num_classes,
+        encoder=encoder,
+        attention=attention,
+        embed_dim=12,
+        hidden_size=8,
+        cnn_filters=4,
+    )
+    return model, model.init(jax.random.key(seed), batch), batch
