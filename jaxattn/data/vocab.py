@@ -27,9 +27,10 @@ def clean_tokens(text: str, *, pretokenized: bool = False) -> list[str]:
     tokenisation (and any rationale offsets into it) is kept; raw text is split into words and
     punctuation marks.
     """
-    text = _HTML_BREAK.sub(" ", text).lower()
-    tokens = text.split() if pretokenized else _TOKEN.findall(text)
-    return [_DIGITS.sub(DIGIT_TOKEN, tok) for tok in tokens]
+    # Digit runs never span whitespace or a token boundary, so one substitution on the whole text
+    # gives the same tokens as one per token, at a fraction of the cost.
+    text = _DIGITS.sub(DIGIT_TOKEN, _HTML_BREAK.sub(" ", text).lower())
+    return text.split() if pretokenized else _TOKEN.findall(text)
 
 
 def real_token_mask(tokens):
