@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -221,6 +222,13 @@ def load_20news_sports(data_dir: Path | None) -> Dataset:
 AG_NEWS_CLASSES = {"1": 0, "2": -1, "3": 1, "4": -1}
 
 
+def _unescape_ag_news(text: str) -> str:
+    """Undoes the corpus's escaping: ``#39;`` (an entity that lost its ``&``), ``&lt;`` etc., and
+    backslashes standing for line breaks."""
+    text = re.sub(r"(?<!&)#(\d+);", r"&#\1;", text.replace("\\", " "))
+    return html.unescape(text)
+
+
 def parse_ag_news(path: Path) -> list[Example]:
     """World and Business rows of an AG News CSV (description column only)."""
     out = []
@@ -239,8 +247,7 @@ def parse_ag_news(path: Path) -> list[Example]:
                 label = _label(row[0].strip(), AG_NEWS_CLASSES, path, n)
                 if label < 0:
                     continue
-                # The corpus writes line breaks inside a description as a backslash.
-                tokens = _tokens(row[2].replace("\\", " "), path, n)
+                tokens = _tokens(_unescape_ag_news(row[2]), path, n)
                 out.append(Example(tokens, label, uid=_uid(path, n)))
         except csv.Error as err:
             raise line_error(path, reader.line_num, f"malformed CSV ({err})") from None

@@ -231,3 +231,9 @@ def test_eraser_malformed(fixtures, bad):
         files.parse_eraser(bad / "eraser_label.jsonl", docs)
     with _raises_at(bad / "eraser_label.jsonl", 1, "document"):
         files.parse_eraser(bad / "eraser_label.jsonl", bad)  # no docs there
+
+
+def test_ag_news_escapes_are_undone():
+    from jaxattn.data.files import _unescape_ag_news
+
+    assert _unescape_ag_news("Inc. &lt;TXN.N&gt; said it#39;s \\$5\\bn") == "Inc. <TXN.N> said it's  $5 bn"
