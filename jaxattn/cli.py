@@ -70,6 +70,25 @@ def _cmd_wp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from jaxattn.reproduce import reproduce
+
+    suites = ("jain_wallace", "wiegreffe_pinter") if args.suite in ("demo", "all") else (args.suite,)
+    index = reproduce(
+        args.out,
+        dataset=args.dataset,
+        encoder=args.encoder,
+        attention=args.attention,
+        overrides=args.set or [],
+        suites=suites,
+        limit=args.limit,
+        seeds=args.seeds,
+        progress=not args.quiet,
+    )
+    print(f"report: {index.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxattn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_wp)
+
+    p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
+    p.add_argument("--suite", default="demo", choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"))
+    p.add_argument("--dataset", default="synthetic")
+    p.add_argument("--encoder", default="bilstm", choices=("bilstm", "cnn", "average"))
+    p.add_argument("--attention", default="additive", choices=("additive", "dot"))
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--limit", type=int, default=None, help="analyse only the first N test instances")
+    p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("data", help="data sets")
     dsub = p.add_subparsers(dest="data_command", required=True)

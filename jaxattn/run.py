@@ -158,32 +158,44 @@ def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, P
     return AttentionSource("imposed", src.model), src.params
 
 
+def _only_adds_epochs(old: Config, new: Config) -> bool:
+    """Whether ``new`` is ``old`` with more epochs: training then continues from the checkpoint."""
+    old_d, new_d = old.to_dict(), new.to_dict()
+    old_epochs, new_epochs = old_d["train"].pop("epochs"), new_d["train"].pop("epochs")
+    return old_d == new_d and new_epochs >= old_epochs
+
+
 def train_run(
     cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None
 ) -> dict:
     """Trains the model ``cfg`` describes into ``out`` (resuming if a checkpoint is there).
 
-    Returns the metrics dict also written to ``out/metrics.json``. A run whose metrics exist
-    already is not retrained.
+    Returns the metrics dict also written to ``out/metrics.json``. A finished run is not
+    retrained; asking a run for more epochs continues it from its checkpoint, exactly as if it had
+    been started with that many (each epoch's batch order depends only on the seed and epoch).
     """
     out = Path(out)
-    if (out / "metrics.json").exists() and (out / "params.msgpack").exists():
-        old = load_config(out / "config.toml")
-        if old.to_dict() != cfg.to_dict():
-            raise ConfigError(
-                f"{out}: holds a finished run with a different config; choose another --out"
-            )
-        return json.loads((out / "metrics.json").read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    prepared = prepared or prepare(cfg.data)
+    finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
     if (out / "config.toml").exists():
         old = load_config(out / "config.toml")
         if old.to_dict() != cfg.to_dict():
-            raise ConfigError(
-                f"{out}: holds an unfinished run with a different config; choose another --out"
-            )
-        prepared = prepare(cfg.data, vocab=Vocab.load(out / "vocab.json"), dataset=prepared.dataset)
+            if not _only_adds_epochs(old, cfg):
+                state = "a finished" if finished else "an unfinished"
+                raise ConfigError(
+                    f"{out}: holds {state} run with a different config; choose another --out "
+                    "(only train.epochs may grow, to continue training)"
+                )
+            write_atomic(out / "config.toml", dump_config(cfg))
+        elif finished:
+            return json.loads((out / "metrics.json").read_text())
+        prepared = prepare(
+            cfg.data,
+            vocab=Vocab.load(out / "vocab.json"),
+            dataset=prepared.dataset if prepared else None,
+        )
     else:
+        out.mkdir(parents=True, exist_ok=True)
+        prepared = prepared or prepare(cfg.data)
         write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
         write_json(out / "data.json", prepared.info())
         write_atomic(out / "config.toml", dump_config(cfg))
