@@ -1,0 +1,223 @@
+"""The Jain & Wallace (2019) study: every data set x encoder trained, analysed, and one report.
+
+For each data set and encoder: train ``configs/<data>_<encoder>_additive.toml`` (with ``--set``
+overrides; the defaults with ``data.name``/``model.encoder`` set where no config file exists) into
+``OUT/<data>_<encoder>``, run :func:`jaxattn.analysis.jain_wallace.analyze_run` on it, then gather
+every run's Table 2 into ``OUT/table2.md``, ``OUT/table2.csv`` and ``OUT/index.html`` beside the
+published numbers. Everything resumes: finished runs and analysis stages are not recomputed.
+
+    python experiments/jain_wallace.py --out runs/jw                      # everything available
+    python experiments/jain_wallace.py --out runs/jw_syn --datasets synthetic --encoders bilstm
+    python experiments/jain_wallace.py --out runs/jw_q --datasets sst2 --limit 200 \\
+        --set train.epochs=2 --option adv_steps=100
+
+The full study takes many hours on a CPU (leave-one-out and the adversarial search on IMDB and
+SNLI dominate); a data set whose files are missing is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from jaxattn.analysis.jain_wallace import STAGES, setting_rows, table2_rows
+from jaxattn.config import ConfigError, _parse_literal, load_config
+from jaxattn.data.dataset import DataError
+from jaxattn.report import html, tables
+from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
+from jaxattn.run import train_run, write_atomic, write_json
+
+DATASETS = (
+    "sst2",
+    "imdb",
+    "20news_sports",
+    "ag_news",
+    "babi1",
+    "babi2",
+    "babi3",
+    "snli",
+    "synthetic",
+)
+ENCODERS = ("bilstm", "average", "cnn")
+ENCODER_TITLES = {"bilstm": "LSTM", "average": "Avg", "cnn": "CNN"}
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def run_one(dataset: str, encoder: str, out: Path, args: argparse.Namespace) -> dict:
+    """Trains (if needed) and analyses one data set x encoder; returns its ``summary.json``."""
+    from jaxattn.analysis.jain_wallace import analyze_run
+
+    path = CONFIGS / f"{dataset}_{encoder}_additive.toml"
+    overrides = list(args.set)
+    if not path.exists():
+        path, overrides = None, [f"data.name={dataset}", f"model.encoder={encoder}", *overrides]
+    cfg = load_config(path, overrides)
+    run_dir = out / f"{dataset}_{encoder}"
+    start = time.perf_counter()
+    train_run(cfg, run_dir, progress=not args.quiet)
+    options = {k: _parse_literal(v) for k, v in (item.split("=", 1) for item in args.option)}
+    analyze_run(
+        run_dir,
+        split=args.split,
+        only=args.only,
+        limit=args.limit,
+        progress=not args.quiet,
+        **options,
+    )
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    summary["report"] = f"{run_dir.name}/analysis/index.html"
+    summary["config"] = str(path) if path else "defaults"
+    summary["wall_seconds_this_call"] = time.perf_counter() - start
+    return summary
+
+
+def combined_table2(summaries: list[dict], encoders: list[str]) -> tuple[list[dict], list[dict]]:
+    """(display rows, numeric rows): per data set and class, ours beside J&W for each encoder."""
+    display: dict[tuple[str, str], dict] = {}
+    numeric = []
+    for summary in summaries:
+        setting = summary["setting"]
+        differs = [r["setting"] for r in setting_rows(setting) if r["differs"]]
+        for row in table2_rows(summary):
+            numeric.append({**row, "differs_from_published": ";".join(differs)})
+            key = (row["dataset"], row["class"])
+            cell = display.setdefault(key, {"data set": key[0], "class": key[1]})
+            title = ENCODER_TITLES.get(setting["encoder"], setting["encoder"])
+            for pair, name in (("attn_grad", "grad"), ("attn_loo", "LOO")):
+                cell[f"{name} {title}"] = tables.mean_std(row[f"{pair}_mean"], row[f"{pair}_std"])
+                cell[f"{name} {title} J&W"] = tables.mean_std(
+                    row.get(f"{pair}_published_mean"), row.get(f"{pair}_published_std")
+                )
+            cell[f"grad~LOO {title}"] = tables.mean_std(row["grad_loo_mean"], row["grad_loo_std"])
+    columns = ["data set", "class"]
+    for name in ("grad", "LOO", "grad~LOO"):
+        for encoder in encoders:
+            title = ENCODER_TITLES.get(encoder, encoder)
+            columns.append(f"{name} {title}")
+            if name != "grad~LOO":
+                columns.append(f"{name} {title} J&W")
+    rows = [{c: cell.get(c) for c in columns} for cell in display.values()]
+    return rows, numeric
+
+
+def run_rows(summaries: list[dict]) -> list[dict]:
+    """One row per run: setting, test performance beside the published range, report link."""
+    rows = []
+    for s in summaries:
+        setting, scores = s["setting"], s["setting"].get("test_scores") or {}
+        metric, published = PERFORMANCE.get(setting["dataset"], ("f1", None))
+        rows.append(
+            {
+                "data set": DATASET_TITLES.get(setting["dataset"], setting["dataset"]),
+                "encoder": setting["encoder"],
+                "embeddings": setting.get("embeddings"),
+                "selection": setting.get("selection"),
+                f"test {metric}": scores.get(metric),
+                "J&W (BiLSTM)": f"{published[0]:.2f}-{published[1]:.2f}" if published else None,
+                "instances": s["n"],
+                "perm median TVD": (s.get("permutation") or {})
+                .get("median_tvd", {})
+                .get("overall", {})
+                .get("mean"),
+                "adv max JSD": (s.get("adversarial") or {}).get("max_jsd_mean"),
+                "report": s["report"],
+            }
+        )
+    return rows
+
+
+def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped: dict) -> Path:
+    table2, numeric = combined_table2(summaries, encoders)
+    runs = run_rows(summaries)
+    note = (
+        "Published values: J&W (NAACL 2019) Table 2, trained models with additive attention, "
+        "fastText embeddings (bAbI: random), model selection on the test set. Our runs' settings "
+        "are listed per run; every difference is named in table2.csv (differs_from_published)."
+    )
+    md = [
+        "# Jain & Wallace Table 2: Kendall tau, attention vs gradient / leave-one-out\n\n",
+        tables.markdown_table(table2),
+        f"\n{note}\n\n## Runs\n\n",
+        tables.markdown_table([{k: v for k, v in r.items() if k != "report"} for r in runs]),
+    ]
+    if skipped:
+        md.append("\n## Skipped\n\n" + "".join(f"- {k}: {v}\n" for k, v in skipped.items()))
+    write_atomic(out / "table2.md", "".join(md))
+    tables.write_csv(out / "table2.csv", numeric)
+    write_json(out / "summary.json", {"runs": summaries, "skipped": skipped})
+    run_links = "".join(
+        f"<li>{html.link(r['report'], r['data set'] + ' / ' + r['encoder'])}</li>" for r in runs
+    )
+    sections = [
+        html.section("Table 2", tables.html_table(table2) + html.paragraph(note, "muted")),
+        html.section(
+            "Runs",
+            tables.html_table([{k: v for k, v in r.items() if k != "report"} for r in runs])
+            + f"<ul>{run_links}</ul>",
+        ),
+    ]
+    if skipped:
+        sections.append(
+            html.section(
+                "Skipped", tables.html_table([{"run": k, "reason": v} for k, v in skipped.items()])
+            )
+        )
+    page = html.page(
+        "Jain & Wallace (2019) reproduction",
+        sections,
+        nav=[("table2.md", "table2.md"), ("table2.csv", "table2.csv")],
+    )
+    return html.write_page(out / "index.html", page)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="directory for runs and report")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override for every run, e.g. train.epochs=2",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="analysis option (jain_wallace.AnalysisOptions), e.g. adv_steps=100",
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda s: set(s.split(",")),
+        default=None,
+        help="analysis stages: " + ",".join(STAGES),
+    )
+    parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    parser.add_argument("--limit", type=int, default=None, help="analyse the first N instances")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    summaries, skipped = [], {}
+    for dataset in args.datasets:
+        for encoder in args.encoders:
+            name = f"{dataset}_{encoder}"
+            try:
+                summaries.append(run_one(dataset, encoder, args.out, args))
+                print(f"{name}: done")
+            except (DataError, FileNotFoundError, ConfigError) as err:
+                skipped[name] = str(err)
+                print(f"{name}: skipped: {err}", file=sys.stderr)
+    report = write_report(args.out, summaries, args.encoders, skipped)
+    print(f"report: {report}")
+    return 0 if summaries else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

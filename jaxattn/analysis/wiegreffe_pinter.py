@@ -1,0 +1,460 @@
+"""The Wiegreffe & Pinter (2019) suite over one trained run (``jaxattn wp --run RUN``).
+
+Stages (PROTOCOL.md section 4), each resumable:
+
+* ``uniform``: the base config retrained with attention frozen at 1/len; test F1 beside the base's.
+* ``seeds``: the base config retrained with ``seeds`` other seeds (base seed + 1 ...); per test
+  instance the JSD between the base's and each seed model's attention and the TVD between their
+  outputs. As in W&P's ``seed_graphs.py``, an instance's JSD is the median over seeds and its TVD the
+  mean over seeds; ``jsd_median`` / ``tvd_mean`` summarise those over instances.
+* ``adversary``: model-consistent adversaries, one per lambda (:mod:`jaxattn.adversarial_training`);
+  per lambda the mean test TVD to the base's outputs, mean JSD to its attention, F1 against gold.
+* ``diagnostic``: the non-contextual MLP (``average`` encoder, linear decoder over the
+  attention-weighted sum) trained with its own attention, uniform attention, the base's attention
+  imposed and an adversary's attention imposed. The adversary is the one whose attention lies
+  furthest from the base's (largest dev JSD) among those whose mean dev TVD stays within
+  ``consistency_tvd``, unless ``diagnostic_lambda`` names one; the stage trains that adversary's
+  sweep if it is missing.
+
+Layout::
+
+    RUN/wp/summary.json                 every finished stage's numbers
+    RUN/wp/<stage>.json                 a finished stage (its presence with the same parameters
+                                        means the stage is not recomputed)
+    RUN/wp/seeds.npz, adversary.npz     per-instance arrays (:class:`jaxattn.seeds.Comparison`)
+    RUN/wp/runs/uniform | seeds/seed_<s> | adversary/lambda_<l> | diagnostic/<kind>
+    RUN/wp/tables/*.md, *.csv   RUN/wp/figures/*.png   RUN/wp/index.html
+
+Sub-runs use the base run's config (same data, filters, vocabulary, epochs), changing only what the
+stage is about.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxattn.adversarial_training import (
+    DEFAULT_LAMBDAS,
+    AdversaryOptions,
+    summarise_adversaries,
+    train_adversaries,
+)
+from jaxattn.config import Config, ConfigError
+from jaxattn.data.dataset import Dataset
+from jaxattn.data.prepare import Prepared, prepare
+from jaxattn.report import html, plots, tables, wp_figures
+from jaxattn.run import Run, load_run, train_run, write_atomic, write_json
+from jaxattn.seeds import (
+    SEED_MODES,
+    Comparison,
+    compare_members,
+    load_stacked_params,
+    resolve_seed_mode,
+    train_seeds,
+)
+
+STAGES = ("uniform", "seeds", "diagnostic", "adversary")
+RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
+DIAGNOSTIC_KINDS = ("learned", "uniform", "imposed", "adversary")
+
+
+@dataclasses.dataclass(frozen=True)
+class WPOptions:
+    """Options of the suite beyond the stages, seeds and lambdas.
+
+    Attributes:
+      seed_mode: ``auto``, ``vmap`` (all seeds as one stack) or ``sequential`` (see
+        :mod:`jaxattn.seeds`); it changes how long the seeds take, not what they are.
+      consistency_tvd: the largest mean dev TVD an adversary may have to be used by the diagnostic.
+      diagnostic_lambda: use this lambda's adversary in the diagnostic instead.
+      adversary: how adversaries are trained and scored (the published quirks live there).
+    """
+
+    seed_mode: str = "auto"
+    consistency_tvd: float = 0.05
+    diagnostic_lambda: float | None = None
+    adversary: AdversaryOptions = AdversaryOptions()
+
+    @classmethod
+    def from_kwargs(cls, **options) -> WPOptions:
+        """Flat keyword options: this class's fields, :class:`AdversaryOptions`' fields, and
+        ``test_selection=True`` for the adversary's published test-set selection."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"adversary"}
+        adv = {f.name for f in dataclasses.fields(AdversaryOptions)}
+        unknown = set(options) - own - adv - {"test_selection"}
+        if unknown:
+            raise ConfigError(f"unknown W&P option(s): {', '.join(sorted(unknown))}")
+        adv_opts = {k: v for k, v in options.items() if k in adv}
+        if options.get("test_selection"):
+            adv_opts["selection"] = "test"
+        out = cls(**{k: v for k, v in options.items() if k in own},
+                  adversary=AdversaryOptions(**adv_opts))
+        if out.seed_mode not in SEED_MODES:
+            raise ConfigError(f"seed_mode {out.seed_mode!r} is not one of {', '.join(SEED_MODES)}")
+        return out
+
+
+@dataclasses.dataclass
+class _Suite:
+    """What every stage reads: the base run, its data, the output folder and the options."""
+
+    base: Run
+    out: Path
+    options: WPOptions
+    progress: bool
+    dataset: Dataset | None
+    _prepared: Prepared | None = None
+
+    @property
+    def prepared(self) -> Prepared:
+        if self._prepared is None:  # only stages that compute need the data
+            self._prepared = prepare(self.base.config.data, vocab=self.base.vocab, dataset=self.dataset)
+        return self._prepared
+
+    @property
+    def runs(self) -> Path:
+        return self.out / "runs"
+
+    def config(self, **changes: dict) -> Config:
+        """The base config with ``section={key: value}`` changes."""
+        cfg = copy.deepcopy(self.base.config)
+        for section, values in changes.items():
+            for key, value in values.items():
+                setattr(getattr(cfg, section), key, value)
+        return cfg
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            tqdm.write(f"[wp] {text}")
+
+
+def _normalised(obj):
+    return json.loads(json.dumps(obj))
+
+
+def _stage(suite: _Suite, name: str, params: dict, compute: Callable[[], dict]) -> dict:
+    """Runs ``compute`` unless ``wp/<name>.json`` holds a result for the same ``params``."""
+    path = suite.out / f"{name}.json"
+    params = _normalised(params)
+    if path.exists():
+        done = json.loads(path.read_text())
+        if done.get("params") == params:
+            suite.say(f"{name}: done already ({path})")
+            return done
+    suite.say(f"{name}: running")
+    start = time.perf_counter()
+    result = compute()
+    result.update(params=params, seconds=time.perf_counter() - start)
+    write_json(path, result)
+    suite.say(f"{name}: finished in {result['seconds']:.1f}s")
+    return result
+
+
+def _scores(metrics: dict) -> dict:
+    test = metrics["test"]
+    return {k: test[k] for k in ("f1", "accuracy", "auc") if k in test}
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+
+
+def _uniform_stage(suite: _Suite) -> dict:
+    def compute():
+        out = suite.runs / "uniform"
+        metrics = train_run(suite.config(train={"attention": "uniform"}), out, suite.progress,
+                            suite.prepared)
+        return {**_scores(metrics), "best_epoch": metrics["best_epoch"],
+                "run": _relative(out, suite.out)}
+
+    return _stage(suite, "uniform", {}, compute)
+
+
+def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
+    if n_seeds < 1:
+        raise ConfigError("the seeds stage needs at least one extra seed (--seeds N, N >= 1)")
+    base_seed = suite.base.config.train.seed
+    seeds = [base_seed + k for k in range(1, n_seeds + 1)]
+
+    mode = resolve_seed_mode(suite.options.seed_mode)
+
+    def compute():
+        tc = suite.base.config.train
+        dirs = train_seeds(suite.base.config, seeds, suite.prepared, suite.runs / "seeds", mode,
+                           suite.progress)
+        comp = compare_members(suite.base.model, suite.base.params, load_stacked_params(dirs),
+                               suite.prepared.splits["test"], tc.eval_batch_size, tc.buckets)
+        comp.save(suite.out / "seeds.npz")
+        jsd_inst, tvd_inst = np.median(comp.jsd, axis=0), comp.tvd.mean(axis=0)
+        per_seed = []
+        for s, d, j, t in zip(seeds, dirs, comp.jsd, comp.tvd):
+            metrics = json.loads((d / "metrics.json").read_text())
+            per_seed.append({"seed": s, **_scores(metrics), "jsd_mean": float(j.mean()),
+                             "jsd_median": float(np.median(j)), "tvd_mean": float(t.mean()),
+                             "run": _relative(d, suite.out)})
+        return {
+            "n": n_seeds,
+            "seeds": seeds,
+            "mode": mode,
+            "f1": [r.get("f1") for r in per_seed],
+            "jsd_median": float(np.median(jsd_inst)),
+            "jsd_mean": float(jsd_inst.mean()),
+            "tvd_mean": float(tvd_inst.mean()),
+            "tvd_median": float(np.median(tvd_inst)),
+            "per_seed": per_seed,
+        }
+
+    return _stage(suite, "seeds", {"seeds": seeds}, compute)
+
+
+def _choose_adversary(sweep: Sequence[dict], options: WPOptions) -> dict:
+    if options.diagnostic_lambda is not None:
+        for row in sweep:
+            if np.isclose(row["lambda"], options.diagnostic_lambda):
+                return row
+        raise ConfigError(f"diagnostic_lambda={options.diagnostic_lambda} is not in the sweep")
+    consistent = [r for r in sweep if r["dev_tvd"] <= options.consistency_tvd]
+    if consistent:
+        return max(consistent, key=lambda r: r["dev_jsd"])
+    return min(sweep, key=lambda r: r["dev_tvd"])
+
+
+def _adversary_stage(suite: _Suite, lambdas: Sequence[float]) -> dict:
+    lambdas = [float(x) for x in lambdas]
+    if not lambdas:
+        raise ConfigError("the adversary stage needs at least one lambda")
+    adv = suite.options.adversary
+
+    def compute():
+        tc = suite.base.config.train
+        dirs = train_adversaries(suite.base, lambdas, suite.prepared, suite.runs / "adversary", adv,
+                                 suite.progress)
+        test = suite.prepared.splits["test"]
+        comp = compare_members(suite.base.model, suite.base.params, load_stacked_params(dirs), test,
+                               tc.eval_batch_size, tc.buckets, adv.kl_eps)
+        comp.save(suite.out / "adversary.npz")
+        rows = summarise_adversaries(suite.base.model, comp, test.labels, lambdas, adv)
+        sweep = []
+        for lam, d, row in zip(lambdas, dirs, rows):
+            metrics = json.loads((d / "metrics.json").read_text())
+            dev = metrics["adversary"]["dev"]
+            sweep.append({"lambda": lam, "tvd": row["tvd"], "jsd": row["jsd"], "kl": row["kl"],
+                          "f1": row.get("f1"), "accuracy": row["accuracy"], "auc": row.get("auc"),
+                          "dev_tvd": dev["tvd"], "dev_jsd": dev["jsd"],
+                          "best_epoch": metrics["best_epoch"], "run": _relative(d, suite.out)})
+        return {"sweep": sweep, "aggregate": "sum" if adv.summed else "mean"}
+
+    return _stage(suite, "adversary", {"lambdas": lambdas, "options": dataclasses.asdict(adv)},
+                  compute)
+
+
+def _diagnostic_stage(suite: _Suite, adversary: dict) -> dict:
+    chosen = _choose_adversary(adversary["sweep"], suite.options)
+    adversary_run = (suite.out / chosen["run"]).resolve()
+    lam = chosen["lambda"]
+    sources = {
+        "learned": ("learned", "", "its own"),
+        "uniform": ("uniform", "", "uniform 1/len"),
+        "imposed": ("imposed", str(suite.base.path.resolve()), "the base model's"),
+        "adversary": ("imposed", str(adversary_run), f"the adversary's (lambda {lam:g})"),
+    }
+
+    def compute():
+        result = {}
+        for kind in tqdm(DIAGNOSTIC_KINDS, desc="diagnostic MLP", disable=not suite.progress):
+            mode, imposed, text = sources[kind]
+            name = kind if kind != "adversary" else f"adversary_lambda_{lam:g}"
+            cfg = suite.config(model={"encoder": "average"},
+                               train={"attention": mode, "imposed_run": imposed})
+            out = suite.runs / "diagnostic" / name
+            metrics = train_run(cfg, out, suite.progress, suite.prepared)
+            result[kind] = {**_scores(metrics), "attention": text, "run": _relative(out, suite.out)}
+        result["adversary"]["lambda"] = lam
+        return result
+
+    return _stage(suite, "diagnostic", {"adversary_run": str(adversary_run)}, compute)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _wanted(only: Iterable[str] | None) -> list[str]:
+    wanted = set(STAGES if only is None else only)
+    unknown = wanted - set(STAGES)
+    if unknown:
+        raise ConfigError(f"--only: unknown stage(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(STAGES)}")
+    if "diagnostic" in wanted:
+        wanted.add("adversary")  # (d) imposes an adversary's attention
+    return [s for s in RUN_ORDER if s in wanted]
+
+
+def wp_run(
+    run_dir: str | Path,
+    only: set[str] | None = None,
+    seeds: int = 8,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+    **options,
+) -> Path:
+    """Runs the W&P stages on the run in ``run_dir`` and writes its report; returns the report path.
+
+    Args:
+      only: stages to run (default all); finished stages are read back, not recomputed.
+      seeds: number of extra seeds for the variance baseline.
+      lambdas: the adversary's lambda sweep.
+      dataset: the data set to use instead of loading the run's ``data.name`` (tests, notebooks).
+      options: see :meth:`WPOptions.from_kwargs` (e.g. ``seed_mode="sequential"``,
+        ``test_selection=True``, ``half_binary_tvd=True``, ``summed=True``).
+    """
+    opts = WPOptions.from_kwargs(**options)
+    stages = _wanted(only)
+    base = load_run(run_dir)
+    if base.config.train.attention != "learned":
+        raise ConfigError(f"{run_dir}: the W&P suite needs a base run with learned attention "
+                          f"(train.attention = {base.config.train.attention!r})")
+    suite = _Suite(base=base, out=Path(run_dir) / "wp", options=opts, progress=progress,
+                   dataset=dataset)
+    suite.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for stage in stages:
+        if stage == "uniform":
+            results[stage] = _uniform_stage(suite)
+        elif stage == "seeds":
+            results[stage] = _seeds_stage(suite, seeds)
+        elif stage == "adversary":
+            results[stage] = _adversary_stage(suite, lambdas)
+        else:
+            results[stage] = _diagnostic_stage(suite, results["adversary"])
+    summary = write_summary(suite.out, base)
+    return write_report(suite.out, summary, base)
+
+
+def write_summary(out: Path, base: Run) -> dict:
+    """Gathers every finished stage under ``out`` into ``out/summary.json``."""
+    summary: dict = {
+        "run": str(base.path),
+        "data": base.data_info.get("name"),
+        "model": {"encoder": base.config.model.encoder, "attention": base.config.model.attention},
+        "base": _scores(base.metrics),
+        "timings": {},
+    }
+    for stage in STAGES:
+        path = out / f"{stage}.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            summary["timings"][stage] = result.get("seconds")
+            summary[stage] = result
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def _write_table(stem: Path, rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """Writes ``stem.md`` and ``stem.csv``; returns the HTML table."""
+    write_atomic(stem.with_suffix(".md"), tables.markdown_table(rows, columns, digits=4))
+    tables.write_csv(stem.with_suffix(".csv"), rows, columns)
+    return tables.html_table(rows, columns, digits=4)
+
+
+def write_report(out: Path, summary: dict, base: Run) -> Path:
+    """Tables, figures and ``out/index.html`` from ``summary`` and the per-instance arrays."""
+    tdir, fdir = out / "tables", out / "figures"
+    names = list(base.data_info.get("label_names") or ["0", "1"])
+    data = summary.get("data")
+    sections = []
+    jsd_range = (-0.01, float(np.log(2)) + 0.01)
+
+    model = f"{base.config.model.encoder} + {base.config.model.attention}"
+    rows = [{"model": model, "attention": "learned (base)", **summary["base"]}]
+    if "uniform" in summary:
+        rows.append({"model": model, "attention": "uniform (frozen 1/len)",
+                     **{k: summary["uniform"].get(k) for k in ("f1", "accuracy", "auc")}})
+    table = _write_table(tdir / "uniform", rows, ["model", "attention", "f1", "accuracy", "auc"])
+    sections.append(html.section("Uniform-attention baseline (test)", table, "uniform"))
+
+    seeds = Comparison.load(out / "seeds.npz") if (out / "seeds.npz").exists() else None
+    if "seeds" in summary and seeds is not None:
+        s = summary["seeds"]
+        cols = ["seed", "f1", "accuracy", "auc", "jsd_mean", "jsd_median", "tvd_mean"]
+        table = _write_table(tdir / "seeds", s["per_seed"], cols)
+        pred = seeds.base_probs.argmax(-1)
+        jsd_inst, tvd_inst = np.median(seeds.jsd, axis=0), seeds.tvd.mean(axis=0)
+        plots.violin_by_bin(jsd_inst, seeds.max_attn, pred, names, fdir / "seeds_violin.png",
+                            "JSD (seeds vs base), median over seeds", "max attention (base)",
+                            xlim=jsd_range, title=f"{data}: attention across seeds")
+        plots.scatter_by_class(jsd_inst, tvd_inst, pred, names, fdir / "seeds_scatter.png",
+                               "JSD (seeds vs base), median over seeds",
+                               "output TVD, mean over seeds", title=f"{data}: seeds")
+        text = (f"{s['n']} extra seeds, trained {s['mode']}. Per test instance the median JSD over "
+                f"seeds between its attention and the base's, and the mean TVD between outputs; "
+                f"over instances: median JSD {s['jsd_median']:.4f}, mean TVD {s['tvd_mean']:.4f}. "
+                "Violins by the base's max attention, split by the base's predicted class.")
+        sections.append(html.section("Expected variance across seeds", html.paragraph(text) + table
+                                     + html.figure_html("figures/seeds_violin.png", "JSD by max attention")
+                                     + html.figure_html("figures/seeds_scatter.png", "JSD vs TVD"),
+                                     "seeds"))
+
+    if "adversary" in summary:
+        a = summary["adversary"]
+        cols = ["lambda", "tvd", "jsd", "kl", "f1", "accuracy", "dev_tvd", "dev_jsd", "best_epoch"]
+        table = _write_table(tdir / "adversary", a["sweep"], cols)
+        cloud = (seeds.jsd.ravel(), seeds.tvd.ravel()) if seeds is not None else ([], [])
+        points = ([(float(j.mean()), float(t.mean())) for j, t in zip(seeds.jsd, seeds.tvd)]
+                  if seeds is not None else [])
+        wp_figures.tradeoff_plot(fdir / "adversary_tradeoff.png", *cloud, points, a["sweep"],
+                                 f"{data}: model-consistent adversaries vs seeds")
+        text = (f"Per lambda, the {a['aggregate']} over the test set of the TVD to the base's outputs "
+                f"and of the JSD / KL to its attention; F1 against gold. Options: "
+                f"{json.dumps(a['params']['options'])}.")
+        body = (html.paragraph(text) + table
+                + html.figure_html("figures/adversary_tradeoff.png", "adversaries over the seed cloud"))
+        lambdas = [r["lambda"] for r in a["sweep"]]
+        shown = summary.get("diagnostic", {}).get("adversary", {}).get("lambda", lambdas[-1])
+        if (out / "adversary.npz").exists() and shown in lambdas:
+            comp = Comparison.load(out / "adversary.npz")
+            plots.violin_by_bin(comp.jsd[lambdas.index(shown)], comp.max_attn,
+                                comp.base_probs.argmax(-1), names, fdir / "adversary_violin.png",
+                                f"JSD (adversary lambda {shown:g} vs base)", "max attention (base)",
+                                xlim=jsd_range, title=f"{data}: adversary")
+            body += html.figure_html("figures/adversary_violin.png", f"adversary, lambda {shown:g}")
+        sections.append(html.section("Model-consistent adversarial training", body, "adversary"))
+
+    if "diagnostic" in summary:
+        d = summary["diagnostic"]
+        rows = [{"attention": d[k]["attention"], **{c: d[k].get(c) for c in ("f1", "accuracy", "auc")}}
+                for k in DIAGNOSTIC_KINDS if k in d]
+        table = _write_table(tdir / "diagnostic", rows, ["attention", "f1", "accuracy", "auc"])
+        sections.append(html.section(
+            "Diagnostic MLP (average encoder, test)",
+            html.paragraph("A per-token MLP without context and a linear decoder over the "
+                           "attention-weighted sum, trained with the attention named.") + table,
+            "diagnostic"))
+
+    timing_rows = [{"stage": k, "seconds": v} for k, v in summary["timings"].items()]
+    sections.append(html.section("Timings", tables.html_table(timing_rows, ["stage", "seconds"], 1)
+                                 + html.paragraph(f"Base run: {summary['run']}", "muted"), "timings"))
+    nav = [(title, f"#{anchor}") for title, anchor in (("uniform", "uniform"), ("seeds", "seeds"),
+           ("adversary", "adversary"), ("diagnostic", "diagnostic")) if anchor in summary]
+    return html.write_page(out / "index.html",
+                           html.page(f"Wiegreffe & Pinter suite: {data}", sections, nav))

@@ -1,0 +1,181 @@
+"""The J&W pipeline end to end on a tiny synthetic run: files, numbers, resumption."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from jaxattn import importance
+from jaxattn.analysis import jain_wallace as jw
+from jaxattn.cli import main as cli_main
+from jaxattn.config import ConfigError, load_config
+from jaxattn.data.batching import make_batch
+from jaxattn.run import load_run, train_run
+
+FAST = dict(
+    num_permutations=8,
+    num_adversaries=2,
+    adv_steps=10,
+    ig_steps=4,
+    ig_chunk=2,
+    samples=5,
+    buckets=(64,),
+)  # one compilation per stage
+LIMIT = 24
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = load_config(
+        None,
+        [
+            "data.name=synthetic",
+            "data.limit_train=300",
+            "model.encoder=average",
+            "model.embed_dim=16",
+            "model.hidden_size=8",
+            "train.epochs=1",
+            "train.eval_batch_size=512",
+        ],
+    )
+    train_run(cfg, out, progress=False)
+    jw.analyze_run(out, limit=LIMIT, progress=False, **FAST)
+    return out
+
+
+def test_writes_every_stage_and_the_report(run_dir):
+    out = run_dir / "analysis"
+    for name in ("attention", *jw.STAGES):
+        assert (out / f"{name}.npz").exists()
+    for name in (
+        "summary.json",
+        "tables.md",
+        "tables.csv",
+        "index.html",
+        "perm_violin.png",
+        "adv_violin.png",
+        "adv_hist.png",
+        "tau_attn_grad.png",
+    ):
+        assert (out / name).stat().st_size > 0
+    pairs, meta = jw.load_stage(out / "agreement.npz")
+    assert "attn_grad" in meta["pairs"] and pairs["attn_grad.kendall"].shape == (LIMIT,)
+    page = (out / "index.html").read_text()
+    assert page.count('class="heat"') == FAST["samples"]
+    assert 'src="perm_violin.png"' in page and "Table 2" in page
+
+
+def test_summary_has_the_required_keys(run_dir):
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    for pair in ("attn_grad", "attn_loo", "grad_loo", "attn_ig", "attn_grad_through"):
+        stats = summary["kendall"][pair]
+        assert stats["overall"]["n"] == LIMIT
+        assert set(stats["by_predicted"]) <= {"0", "1"} and stats["by_gold"]
+        for group in (stats["overall"], *stats["by_predicted"].values()):
+            assert {"mean", "std", "frac_significant", "n"} <= set(group)
+            assert -1 <= group["mean"] <= 1 and 0 <= group["frac_significant"] <= 1
+    assert 0 <= summary["permutation"]["median_tvd"]["overall"]["mean"] <= 1
+    assert 0 <= summary["adversarial"]["max_jsd_mean"] <= np.log(2)
+    assert 0 <= summary["adversarial"]["frac_found"] <= 1
+    for measure in jw.VALUE_MEASURES:
+        assert summary["agreement"][measure]["attn_grad"]["overall"]["n"] > 0
+    assert set(summary["rationale"]["auprc"]) >= {"attn", "grad", "loo", "ig", "uniform"}
+    assert summary["setting"]["dataset"] == "synthetic" and summary["setting"]["selection"] == "dev"
+
+
+def test_stage_rows_follow_the_split_order(run_dir):
+    run = load_run(run_dir)
+    split = run.prepare_data().splits["test"]
+    arrays, meta = jw.load_stage(run_dir / "analysis" / "grad.npz")
+    base, _ = jw.load_stage(run_dir / "analysis" / "attention.npz")
+    np.testing.assert_array_equal(arrays["index"], np.arange(LIMIT))
+    assert meta["split"] == "test" and meta["seconds"] > 0
+    for row in (0, 7, 23):
+        real = len(split.tokens[row]) - 2
+        batch = make_batch(split, [row], buckets=(64,))  # one compilation for every row
+        expected = importance.gradient_importances(run.model, run.params, batch)
+        for key, value in zip(("grad", "grad_through"), expected):
+            stored = arrays[key][row]
+            np.testing.assert_allclose(stored[: real + 2], value[0, : real + 2], atol=1e-6)
+            assert np.all(stored[real + 1 :] == 0) and stored[0] == 0
+        np.testing.assert_allclose(base["attn"][row, 1 : real + 1].sum(), 1.0, rtol=1e-5)
+        assert base["attn"][row, 0] == 0 and np.all(base["attn"][row, real + 1 :] == 0)
+
+
+def test_finished_stages_are_not_recomputed(run_dir, monkeypatch):
+    out = run_dir / "analysis"
+    before = {name: (out / f"{name}.npz").stat().st_mtime_ns for name in ("attention", *jw.STAGES)}
+
+    def fail(*args):
+        raise AssertionError("a finished stage was recomputed")
+
+    for name in ("attention", *jw.STAGES):
+        monkeypatch.setitem(
+            jw.STAGE_SPECS, name, dataclasses.replace(jw.STAGE_SPECS[name], compute=fail)
+        )
+    jw.analyze_run(run_dir, limit=LIMIT, progress=False, **FAST)
+    after = {name: (out / f"{name}.npz").stat().st_mtime_ns for name in before}
+    assert after == before
+    # Other instances or options make a stage stale.
+    with pytest.raises(AssertionError, match="recomputed"):
+        jw.analyze_run(
+            run_dir, only={"perm"}, limit=LIMIT, progress=False, **{**FAST, "num_permutations": 6}
+        )
+
+
+def test_a_removed_stage_is_recomputed_alone(run_dir):
+    out = run_dir / "analysis"
+    (out / "loo.npz").unlink()
+    before = (out / "grad.npz").stat().st_mtime_ns
+    jw.analyze_run(run_dir, only={"loo"}, limit=LIMIT, progress=False, **FAST)
+    assert (out / "loo.npz").exists() and (out / "grad.npz").stat().st_mtime_ns == before
+    summary = json.loads((out / "summary.json").read_text())
+    assert "attn_loo" in summary["kendall"] and "adversarial" in summary
+
+
+def test_cli_analyze_and_bad_arguments(run_dir, capsys):
+    assert (
+        cli_main(["analyze", "--run", str(run_dir), "--only", "perm", "--limit", "16", "--quiet"])
+        == 0
+    )
+    assert "index.html" in capsys.readouterr().out
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    assert summary["n"] == 16 and summary["permutation"]["num_permutations"] == 100
+    assert "adversarial" not in summary  # left over from 24 instances: not mixed in
+    assert cli_main(["analyze", "--run", str(run_dir), "--only", "perm,nope"]) == 2
+    with pytest.raises(ConfigError, match="unknown option"):
+        jw.analyze_run(run_dir, progress=False, num_permutation=3)
+
+
+def test_table2_rows_put_the_published_numbers_beside_ours():
+    stats = {"mean": 0.3, "std": 0.1, "frac_significant": 0.5, "n": 10}
+    named = {"0": {"name": "negative", **stats}, "1": {"name": "positive", **stats}}
+    pair = {"overall": stats, "by_predicted": named}
+    summary = {
+        "setting": {
+            "dataset": "sst2",
+            "encoder": "cnn",
+            "embeddings": "random",
+            "selection": "dev",
+            "attention": "additive",
+        },
+        "kendall": {"attn_grad": pair, "attn_loo": pair, "grad_loo": pair},
+    }
+    rows = jw.table2_rows(summary)
+    assert [r["class"] for r in rows] == ["negative", "positive", "all"]
+    assert rows[1]["attn_grad_published_mean"] == 0.50 and rows[1]["attn_loo_published_std"] == 0.17
+    assert rows[2]["attn_grad_published_mean"] is None and rows[0]["grad_loo_mean"] == 0.3
+    differs = {r["setting"] for r in jw.setting_rows(summary["setting"]) if r["differs"]}
+    assert differs == {"embeddings", "selection"}
+    # SNLI: jaxattn's class 0 is entailment, the published class 0 contradiction.
+    snli = {"0": {"name": "entailment", **stats}, "2": {"name": "contradiction", **stats}}
+    summary["setting"]["dataset"] = "snli"
+    summary["kendall"] = {"attn_grad": {"overall": stats, "by_predicted": snli}}
+    rows = jw.table2_rows(summary)
+    assert [r["class"] for r in rows] == ["entailment", "contradiction", "all"]
+    assert rows[0]["attn_grad_published_mean"] == 0.29  # J&W class 1 (entailment), CNN
+    assert rows[1]["attn_grad_published_mean"] == 0.27
