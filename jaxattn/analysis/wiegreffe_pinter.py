@@ -12,9 +12,10 @@ Stages (PROTOCOL.md section 4), each resumable:
 * ``diagnostic``: the non-contextual MLP (``average`` encoder, linear decoder over the
   attention-weighted sum) trained with its own attention, uniform attention, the base's attention
   imposed and an adversary's attention imposed. The adversary is the one whose attention lies
-  furthest from the base's (largest dev JSD) among those whose mean dev TVD stays within
-  ``consistency_tvd``, unless ``diagnostic_lambda`` names one; the stage trains that adversary's
-  sweep if it is missing.
+  furthest from the base's (largest dev JSD) among the model-consistent ones: those whose outputs
+  lie no further from the base's than another seed's do (mean dev TVD at most the seeds' mean dev
+  TVD, or ``consistency_tvd`` when given or when no seeds ran); ``diagnostic_lambda`` names one
+  instead. The stage trains the adversaries if they are missing.
 
 Layout::
 
@@ -64,6 +65,7 @@ from jaxattn.seeds import (
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
 RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
 DIAGNOSTIC_KINDS = ("learned", "uniform", "imposed", "adversary")
+FALLBACK_CONSISTENCY_TVD = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,13 +75,14 @@ class WPOptions:
     Attributes:
       seed_mode: ``auto``, ``vmap`` (all seeds as one stack) or ``sequential`` (see
         :mod:`jaxattn.seeds`); it changes how long the seeds take, not what they are.
-      consistency_tvd: the largest mean dev TVD an adversary may have to be used by the diagnostic.
+      consistency_tvd: the largest mean dev TVD an adversary may have to be used by the diagnostic
+        (None: the seeds' mean dev TVD, or ``FALLBACK_CONSISTENCY_TVD`` without seeds).
       diagnostic_lambda: use this lambda's adversary in the diagnostic instead.
       adversary: how adversaries are trained and scored (the published quirks live there).
     """
 
     seed_mode: str = "auto"
-    consistency_tvd: float = 0.05
+    consistency_tvd: float | None = None
     diagnostic_lambda: float | None = None
     adversary: AdversaryOptions = AdversaryOptions()
 
@@ -197,9 +200,13 @@ def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
         tc = suite.base.config.train
         dirs = train_seeds(suite.base.config, seeds, suite.prepared, suite.runs / "seeds", mode,
                            suite.progress)
-        comp = compare_members(suite.base.model, suite.base.params, load_stacked_params(dirs),
+        params = load_stacked_params(dirs)
+        comp = compare_members(suite.base.model, suite.base.params, params,
                                suite.prepared.splits["test"], tc.eval_batch_size, tc.buckets)
         comp.save(suite.out / "seeds.npz")
+        # The adversaries are held to the seeds' dev TVD (see _choose_adversary).
+        dev = compare_members(suite.base.model, suite.base.params, params,
+                              suite.prepared.splits["dev"], tc.eval_batch_size, tc.buckets)
         jsd_inst, tvd_inst = np.median(comp.jsd, axis=0), comp.tvd.mean(axis=0)
         per_seed = []
         for s, d, j, t in zip(seeds, dirs, comp.jsd, comp.tvd):
@@ -216,22 +223,38 @@ def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
             "jsd_mean": float(jsd_inst.mean()),
             "tvd_mean": float(tvd_inst.mean()),
             "tvd_median": float(np.median(tvd_inst)),
+            "dev_tvd_mean": float(dev.tvd.mean()),
+            "dev_jsd_median": float(np.median(np.median(dev.jsd, axis=0))),
             "per_seed": per_seed,
         }
 
-    return _stage(suite, "seeds", {"seeds": seeds}, compute)
+    return _stage(suite, "seeds", {"seeds": seeds, "splits": ["test", "dev"]}, compute)
 
 
-def _choose_adversary(sweep: Sequence[dict], options: WPOptions) -> dict:
+def consistency_threshold(options: WPOptions, seeds: dict | None) -> tuple[float, str]:
+    """The largest mean dev TVD of a model-consistent adversary, and where it comes from."""
+    if options.consistency_tvd is not None:
+        return options.consistency_tvd, "consistency_tvd option"
+    if seeds and "dev_tvd_mean" in seeds:
+        return seeds["dev_tvd_mean"], "mean dev TVD of the seeds to the base"
+    return FALLBACK_CONSISTENCY_TVD, "fallback (no seeds stage)"
+
+
+def _choose_adversary(
+    sweep: Sequence[dict], options: WPOptions, threshold: float
+) -> tuple[dict, str]:
+    """The sweep row the diagnostic imposes (see the module docstring) and why."""
     if options.diagnostic_lambda is not None:
         for row in sweep:
             if np.isclose(row["lambda"], options.diagnostic_lambda):
-                return row
+                return row, "the diagnostic_lambda option"
         raise ConfigError(f"diagnostic_lambda={options.diagnostic_lambda} is not in the sweep")
-    consistent = [r for r in sweep if r["dev_tvd"] <= options.consistency_tvd]
+    consistent = [r for r in sweep if r["dev_tvd"] <= threshold]
     if consistent:
-        return max(consistent, key=lambda r: r["dev_jsd"])
-    return min(sweep, key=lambda r: r["dev_tvd"])
+        return (max(consistent, key=lambda r: r["dev_jsd"]),
+                f"the largest dev JSD among mean dev TVD <= {threshold:.4f}")
+    return (min(sweep, key=lambda r: r["dev_tvd"]),
+            f"no mean dev TVD <= {threshold:.4f}; the smallest dev TVD")
 
 
 def _adversary_stage(suite: _Suite, lambdas: Sequence[float]) -> dict:
@@ -263,8 +286,9 @@ def _adversary_stage(suite: _Suite, lambdas: Sequence[float]) -> dict:
                   compute)
 
 
-def _diagnostic_stage(suite: _Suite, adversary: dict) -> dict:
-    chosen = _choose_adversary(adversary["sweep"], suite.options)
+def _diagnostic_stage(suite: _Suite, adversary: dict, seeds: dict | None) -> dict:
+    threshold, origin = consistency_threshold(suite.options, seeds)
+    chosen, reason = _choose_adversary(adversary["sweep"], suite.options, threshold)
     adversary_run = (suite.out / chosen["run"]).resolve()
     lam = chosen["lambda"]
     sources = {
@@ -285,6 +309,7 @@ def _diagnostic_stage(suite: _Suite, adversary: dict) -> dict:
             metrics = train_run(cfg, out, suite.progress, suite.prepared)
             result[kind] = {**_scores(metrics), "attention": text, "run": _relative(out, suite.out)}
         result["adversary"]["lambda"] = lam
+        result["adversary"]["chosen_by"] = f"{reason} (threshold: {origin})"
         return result
 
     return _stage(suite, "diagnostic", {"adversary_run": str(adversary_run)}, compute)
@@ -342,7 +367,10 @@ def wp_run(
         elif stage == "adversary":
             results[stage] = _adversary_stage(suite, lambdas)
         else:
-            results[stage] = _diagnostic_stage(suite, results["adversary"])
+            seeds_done = suite.out / "seeds.json"
+            seeds_result = results.get("seeds") or (
+                json.loads(seeds_done.read_text()) if seeds_done.exists() else None)
+            results[stage] = _diagnostic_stage(suite, results["adversary"], seeds_result)
     summary = write_summary(suite.out, base)
     return write_report(suite.out, summary, base)
 
@@ -445,11 +473,12 @@ def write_report(out: Path, summary: dict, base: Run) -> Path:
         rows = [{"attention": d[k]["attention"], **{c: d[k].get(c) for c in ("f1", "accuracy", "auc")}}
                 for k in DIAGNOSTIC_KINDS if k in d]
         table = _write_table(tdir / "diagnostic", rows, ["attention", "f1", "accuracy", "auc"])
-        sections.append(html.section(
-            "Diagnostic MLP (average encoder, test)",
-            html.paragraph("A per-token MLP without context and a linear decoder over the "
-                           "attention-weighted sum, trained with the attention named.") + table,
-            "diagnostic"))
+        text = ("A per-token MLP without context and a linear decoder over the attention-weighted "
+                "sum, trained with the attention named.")
+        if "adversary" in d:
+            text += f" The adversary: {d['adversary'].get('chosen_by', '')}."
+        sections.append(html.section("Diagnostic MLP (average encoder, test)",
+                                     html.paragraph(text) + table, "diagnostic"))
 
     timing_rows = [{"stage": k, "seconds": v} for k, v in summary["timings"].items()]
     sections.append(html.section("Timings", tables.html_table(timing_rows, ["stage", "seconds"], 1)

@@ -53,6 +53,7 @@ def test_writes_summary_tables_figures_and_report(suite):
         assert set(row) >= {"lambda", "tvd", "jsd", "f1"}
         assert 0.0 <= row["jsd"] <= np.log(2) and 0.0 <= row["tvd"] <= 1.0
     assert summary["seeds"]["seeds"] == [1, 2] and len(summary["seeds"]["f1"]) == 2
+    assert 0.0 <= summary["seeds"]["dev_tvd_mean"] <= 1.0
     # The seeds' per-instance arrays agree with the summary.
     arrays = np.load(out / "seeds.npz")
     assert arrays["jsd"].shape == (2, 48)
@@ -159,3 +160,24 @@ def test_cli_rejects_unknown_stage(suite, capsys):
     base_dir = suite[0]
     assert main(["wp", "--run", str(base_dir), "--only", "uniform,bogus", "--quiet"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_diagnostic_adversary_is_the_most_divergent_consistent_one():
+    sweep = [{"lambda": 0.0, "dev_tvd": 0.02, "dev_jsd": 0.05},
+             {"lambda": 1.0, "dev_tvd": 0.08, "dev_jsd": 0.60},
+             {"lambda": 10.0, "dev_tvd": 0.30, "dev_jsd": 0.69}]
+    opts = wp.WPOptions()
+    threshold, origin = wp.consistency_threshold(opts, {"dev_tvd_mean": 0.1})
+    assert threshold == 0.1 and "seeds" in origin
+    assert wp._choose_adversary(sweep, opts, threshold)[0]["lambda"] == 1.0
+    fallback, _ = wp.consistency_threshold(opts, None)
+    assert fallback == wp.FALLBACK_CONSISTENCY_TVD
+    assert wp._choose_adversary(sweep, opts, fallback)[0]["lambda"] == 0.0
+    row, why = wp._choose_adversary(sweep, opts, 0.01)  # none consistent: the closest
+    assert row["lambda"] == 0.0 and why.startswith("no mean dev TVD")
+    assert wp.consistency_threshold(wp.WPOptions(consistency_tvd=0.5), {"dev_tvd_mean": 0.1})[0] == 0.5
+    pinned = wp.WPOptions.from_kwargs(diagnostic_lambda=10.0)
+    assert wp._choose_adversary(sweep, pinned, threshold)[0]["lambda"] == 10.0
+    with pytest.raises(wp.ConfigError):
+        wp.WPOptions.from_kwargs(bogus=1)
+    assert wp.WPOptions.from_kwargs(test_selection=True).adversary.selection == "test"
