@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(JAXATTN) reproduce --suite demo --out $(OUT)
+	$(JAXATTN) reproduce --suite demo --seeds 4 --limit 500 --out $(OUT)
 
 lint: install
 	$(VENV)/bin/ruff check jaxattn tests experiments benchmarks configs
