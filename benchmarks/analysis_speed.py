@@ -77,7 +77,8 @@ def measure(stage: str, model, params, split, opts) -> dict:
         )
     else:
         spec = jw.STAGE_SPECS["grad" if stage == "grad2" else stage]
-    batch_size = getattr(opts, spec.batch_size)
+    devices = len(jax.devices())
+    batch_size = -(-getattr(opts, spec.batch_size) // devices) * devices
     indices = np.arange(len(split))
     params, batches = jw.stage_batches(split, indices, batch_size, opts, params)
     batches = list(batches)
@@ -157,20 +158,25 @@ def main() -> None:
     rows = [measure(stage, model, params, split, opts) for stage in args.stages.split(",")]
     print(f"load average after: {os.getloadavg()[0]:.2f}\n")
     header = (
-        f"{'stage':6s} {'batch':>5s} {'inst/s':>8s} {'cpu-s':>7s} {'compile s':>9s} "
+        f"{'stage':9s} {'batch':>5s} {'inst/s':>8s} {'inst/cpu-s':>10s} {'compile s':>9s} "
         f"{'PyTorch':>8s} {'speed-up':>8s} {'target':>6s}  what"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         what, torch_rate, target = STAGES[row["stage"]]
-        ratio = row["instances_per_second"] / torch_rate if torch_rate else None
+        rate = row["instances_per_second"]
+        ratio = f"{rate / torch_rate:7.2f}x" if torch_rate else f"{'-':>8s}"
         print(
-            f"{row['stage']:6s} {row['batch']:5d} {row['instances_per_second']:8.1f} "
-            f"{row['cpu_seconds']:7.1f} {row['compile_seconds']:9.1f} "
-            f"{torch_rate or float('nan'):8.1f} {ratio or float('nan'):7.2f}x "
-            f"{(f'{target:.0f}x') if target else '':>6s}  {what}"
+            f"{row['stage']:9s} {row['batch']:5d} {rate:8.1f} "
+            f"{len(split) / row['cpu_seconds']:10.1f} {row['compile_seconds']:9.1f} "
+            f"{torch_rate or '-':>8} {ratio} {f'{target:.0f}x' if target else '-':>6s}  {what}"
         )
+    print(
+        "\ninst/s: wall clock, second pass (compiled); inst/cpu-s: instances per CPU-second of "
+        "this process (independent of other load on the machine); compile s: first pass minus "
+        "second."
+    )
 
 
 if __name__ == "__main__":

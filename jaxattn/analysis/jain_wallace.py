@@ -279,11 +279,11 @@ def run_stage(
     t_max = int(split.lengths[indices].max()) + 2
     row_of = np.full(len(split), -1)
     row_of[indices] = np.arange(len(indices))
-    # Never pad a batch beyond the instances there are (a small --limit stays cheap); split it
-    # evenly over the devices.
-    step = 8 * len(jax.devices())
-    batch_size = min(getattr(opts, stage.batch_size), -(-len(indices) // step) * step)
-    batch_size = -(-batch_size // len(jax.devices())) * len(jax.devices())
+    # Never pad a batch beyond the instances there are (a small --limit stays cheap), and split
+    # it evenly over the devices.
+    devices = len(jax.devices())
+    batch_size = min(getattr(opts, stage.batch_size), len(indices))
+    batch_size = -(-batch_size // devices) * devices
     arrays: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     params, batches = stage_batches(split, indices, batch_size, opts, params)
@@ -378,14 +378,16 @@ def _bin_summaries(values: np.ndarray, max_attention: np.ndarray) -> dict:
     return {labels[b]: agreement.summarize(values[which == b]) for b in range(len(labels))}
 
 
-def pairwise_agreement(data: AnalysisData, topk: int) -> dict[str, dict[str, np.ndarray]]:
+def pairwise_agreement(
+    data: AnalysisData, topk: int, progress: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
     """Per-instance agreement measures (:func:`agreement.agreement_measures`) of every pair of
     importances computed so far, keyed ``"<a>_<b>"``."""
     imps = data.importances()
+    pairs = [(a, b) for a, b in PAIRS if a in imps and b in imps]
     return {
         f"{a}_{b}": agreement.agreement_measures(imps[a], imps[b], data.mask, topk)
-        for a, b in PAIRS
-        if a in imps and b in imps
+        for a, b in tqdm(pairs, desc="agreement", disable=not progress, leave=False)
     }
 
 
@@ -943,7 +945,7 @@ def write_report(
     prepared = prepared or run.prepare_data()
     out_dir = run.path / "analysis"
     data = _load_data(run, out_dir, prepared.splits[split], split)
-    pairs = pairwise_agreement(data, opts.topk)
+    pairs = pairwise_agreement(data, opts.topk, progress)
     _save_npz(
         out_dir / "agreement.npz",
         {f"{key}.{measure}": v for key, values in pairs.items() for measure, v in values.items()},

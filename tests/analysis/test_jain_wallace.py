@@ -39,6 +39,7 @@ def run_dir(tmp_path_factory):
             "model.embed_dim=16",
             "model.hidden_size=8",
             "train.epochs=1",
+            "train.buckets=[64]",
             "train.eval_batch_size=512",
         ],
     )
