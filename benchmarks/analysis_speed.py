@@ -31,6 +31,7 @@ STAGES = {
     "grad": ("gradient below attention (J&W)", 791.0, 3.0),
     "grad2": ("gradient below + through attention (the `grad` stage)", None, None),
     "loo": ("leave-one-out, every token deleted", 133.0, 3.0),
+    "ig": ("integrated gradients, 50 path points", None, None),
     "perm": ("100 permutations, median TVD", 196.0, 10.0),
     "adv": ("5 adversaries x 500 AMSGrad steps", 19.1, 10.0),
 }

@@ -210,24 +210,36 @@ def delete_position(tokens: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk"))
-def leave_one_out(model: Model, params: Params, batch: Batch, chunk: int = 8) -> jnp.ndarray:
+def leave_one_out(model: Model, params: Params, batch: Batch, chunk: int = 4) -> jnp.ndarray:
     """Output change when each real token is deleted (the sequence gets one shorter).
 
-    Every position 1..T-2 is deleted from every row and the whole model is re-run on the shorter
-    batch; positions are vmapped ``chunk`` at a time (``lax.map``) to bound memory. Deleting a
-    position that is not a real token of its row is computed but masked out.
+    Each position is deleted from every row and the whole model is re-run on the shorter batch;
+    positions are vmapped ``chunk`` at a time (``lax.map``) to bound memory, and chunks past the
+    batch's last real token are skipped (``lax.cond``). Deleting a position that is not a real
+    token of its row is computed but masked out.
 
     Returns:
       <float32>[B, T] TVD between the output distributions with and without the token
       (binary: ``|delta p|``), 0 at non-real positions.
     """
     probs = model.probs(model.forward(params, batch)[0])
+    steps = batch.tokens.shape[1]
+    last = jnp.max(jnp.where(batch.mask, jnp.arange(steps)[None], 0))  # batch's last real token
 
     def deleted_probs(position):
         shorter = batch.replace(tokens=delete_position(batch.tokens, position), rationale=None)
         return model.probs(model.forward(params, shorter)[0])
 
-    positions = jnp.arange(1, batch.tokens.shape[1] - 1)
-    changed = jax.lax.map(deleted_probs, positions, batch_size=chunk)  # [T - 2, B, K]
+    def chunk_probs(positions):
+        return jax.lax.cond(
+            positions[0] <= last,
+            lambda: jax.vmap(deleted_probs)(positions),
+            lambda: jnp.broadcast_to(probs, positions.shape + probs.shape),
+        )
+
+    count = steps - 2  # positions 1 .. T-2 (SOS and the last column hold no real token)
+    chunks = -(-count // chunk)
+    positions = jnp.minimum(jnp.arange(chunks * chunk) + 1, count).reshape(chunks, chunk)
+    changed = jax.lax.map(chunk_probs, positions).reshape(chunks * chunk, *probs.shape)[:count]
     scores = jnp.pad(tvd(changed, probs[None]).T, ((0, 0), (1, 1)))
     return jnp.where(batch.mask, scores, 0.0)

@@ -83,14 +83,15 @@ VALUE_MEASURES = ("spearman", "pearson", "weighted_tau", "jsd", "topk_overlap")
 class AnalysisOptions:
     """Knobs of :func:`analyze_run` (``**options``). Batch sizes count instances."""
 
-    # Small batches keep each step's arrays in cache: on CPU, 32 rows were fastest for every stage.
-    batch_size: int = 32  # attention, grad
-    loo_batch_size: int = 32
-    loo_chunk: int = 8  # deleted positions evaluated at once (x loo_batch_size sequences)
+    # Small batches keep each step's arrays in cache: on a 2-core CPU with the BiLSTM these were
+    # the fastest sizes per stage (benchmarks/analysis_speed.py).
+    batch_size: int = 16  # attention, grad
+    loo_batch_size: int = 16
+    loo_chunk: int = 1  # deleted positions evaluated at once (x loo_batch_size sequences)
     ig_batch_size: int = 32
     ig_steps: int = 50
-    ig_chunk: int = 10
-    perm_batch_size: int = 32
+    ig_chunk: int = 10  # path points evaluated at once (x ig_batch_size sequences)
+    perm_batch_size: int = 16
     num_permutations: int = 100
     adv_batch_size: int = 32
     num_adversaries: int = 5
