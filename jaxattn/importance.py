@@ -87,16 +87,20 @@ def _input_gradients(
     """<float32>[len(holds), B, T] ``grad . embedding`` for each attention setting in ``holds``.
 
     One forward pass through the encoder serves every setting, and their backward passes run as
-    one batched pullback.
+    one batched pullback. The pullback stops at the encoder's per-token features, which are
+    affine in the embeddings (:mod:`jaxattn.models.encoders`): ``grad_e . e`` is then
+    ``grad_f . (f(e) - f(0))``.
     """
     embedded = model.embed(params, batch.tokens)
+    features = model.featurize(params, embedded)
+    offset = model.featurize(params, jnp.zeros_like(embedded[:1, :1]))  # f(0), [1, 1, ...]
     query_embedded = _query_embedded(model, params, batch)
 
-    def encode(emb):
-        enc = model.encode_embedded(params, batch, emb, query_embedded)
-        return enc.hidden, enc  # only the hidden states depend on the passage embeddings
+    def encode(feats):
+        enc = model.encode_features(params, batch, feats, query_embedded)
+        return enc.hidden, enc  # only the hidden states depend on the passage features
 
-    hidden, pullback, enc = jax.vjp(encode, embedded, has_aux=True)
+    hidden, pullback, enc = jax.vjp(encode, features, has_aux=True)
 
     def hidden_gradient(hold: bool) -> jnp.ndarray:
         def probability(h):
@@ -105,8 +109,10 @@ def _input_gradients(
         return jax.grad(probability)(hidden)
 
     cotangents = jnp.stack([hidden_gradient(hold) for hold in holds])
-    (grads,) = jax.vmap(pullback)(cotangents)
-    return jnp.where(batch.mask[None], (grads * embedded[None]).sum(axis=-1), 0.0)
+    (grads,) = jax.vmap(pullback)(cotangents)  # [S, B, T, ...]
+    linear_part = features - offset
+    scores = (grads * linear_part[None]).reshape(*grads.shape[:3], -1).sum(axis=-1)
+    return jnp.where(batch.mask[None], scores, 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "hold_attention"))
@@ -200,35 +206,45 @@ def integrated_gradients_importance(
     return normalize_magnitude(integrated_gradients(model, params, batch, steps, chunk), batch.mask)
 
 
-def delete_position(tokens: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
-    """Removes column ``position`` from every row: <int32>[B, T] -> <int32>[B, T - 1].
+def delete_position(values: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
+    """Removes column ``position`` from every row: [B, T, ...] -> [B, T - 1, ...].
 
     A gather of shifted indices, so it can be vmapped over positions.
     """
-    keep = jnp.arange(tokens.shape[1] - 1)
-    return tokens[:, keep + (keep >= position)]
+    keep = jnp.arange(values.shape[1] - 1)
+    return values[:, keep + (keep >= position)]
 
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk"))
 def leave_one_out(model: Model, params: Params, batch: Batch, chunk: int = 4) -> jnp.ndarray:
     """Output change when each real token is deleted (the sequence gets one shorter).
 
-    Each position is deleted from every row and the whole model is re-run on the shorter batch;
-    positions are vmapped ``chunk`` at a time (``lax.map``) to bound memory, and chunks past the
-    batch's last real token are skipped (``lax.cond``). Deleting a position that is not a real
-    token of its row is computed but masked out.
+    Each position is deleted from every row and the model is re-run on the shorter batch. The
+    encoder's per-token features (:meth:`Model.featurize`: the BiLSTM's input projections, the
+    Average encoder's whole token layer) are computed once and the deleted token's row dropped,
+    which is exactly what re-encoding the shorter text would compute. Positions are vmapped
+    ``chunk`` at a time (``lax.map``) to bound memory, and chunks past the batch's last real token
+    are skipped (``lax.cond``). Deleting a position that is not a real token of its row is
+    computed but masked out.
 
     Returns:
       <float32>[B, T] TVD between the output distributions with and without the token
       (binary: ``|delta p|``), 0 at non-real positions.
     """
-    probs = model.probs(model.forward(params, batch)[0])
+    features = model.featurize(params, model.embed(params, batch.tokens))
+    query_embedded = _query_embedded(model, params, batch)
+
+    def output(b: Batch, feats: jnp.ndarray) -> jnp.ndarray:
+        enc = model.encode_features(params, b, feats, query_embedded)
+        return model.probs(model.decode(params, enc, model.attend(params, enc)))
+
+    probs = output(batch, features)
     steps = batch.tokens.shape[1]
     last = jnp.max(jnp.where(batch.mask, jnp.arange(steps)[None], 0))  # batch's last real token
 
     def deleted_probs(position):
         shorter = batch.replace(tokens=delete_position(batch.tokens, position), rationale=None)
-        return model.probs(model.forward(params, shorter)[0])
+        return output(shorter, delete_position(features, position))
 
     def chunk_probs(positions):
         return jax.lax.cond(

@@ -66,9 +66,11 @@ def _probability_of(model, params, batch, embedded, target, attn=None):
     return probs[jnp.arange(len(target)), target]
 
 
-def test_gradient_times_input_matches_finite_differences(data):
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average"])
+def test_gradient_times_input_matches_finite_differences(data, encoder):
+    """Scaling one token's embedding by (1 + s) moves the output by s * grad . embedding."""
     vocab, _, batch = data
-    model, params = _model(vocab, batch)
+    model, params = _model(vocab, batch, encoder=encoder)
     with float64():
         params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), params)
         embedded = jax.jit(model.embed)(params, batch.tokens)
@@ -110,9 +112,11 @@ def test_gradient_importances_on_the_bilstm(data):
     assert not np.allclose(below, through)  # the attention layer depends on the input
 
 
-def test_leave_one_out_matches_a_per_token_loop(data):
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average"])
+def test_leave_one_out_matches_a_per_token_loop(data, encoder):
+    """Deleting a row of per-token features equals re-encoding the shorter text."""
     vocab, split, batch = data
-    model, params = _model(vocab, batch, seed=1)
+    model, params = _model(vocab, batch, seed=1, encoder=encoder)
     got = np.asarray(importance.leave_one_out(model, params, batch, chunk=3))
     mask = np.asarray(batch.mask)
     assert np.all(got[~mask] == 0)

@@ -44,6 +44,33 @@ class Model:
         """<int32>[B, T] -> <float32>[B, T, E]."""
         return self.network.apply({"params": params}, tokens, method=AttentionNetwork.embed)
 
+    def featurize(self, params: Params, embedded: jnp.ndarray) -> jnp.ndarray:
+        """Per-token encoder features <float32>[B, T, ...] of passage embeddings [B, T, E].
+
+        They depend on each token alone, so deleting a token deletes its row (leave-one-out).
+        """
+        return self.network.apply({"params": params}, embedded, method=AttentionNetwork.featurize)
+
+    def encode_features(
+        self,
+        params: Params,
+        batch: Batch,
+        features: jnp.ndarray,
+        query_embedded: jnp.ndarray | None = None,
+    ) -> Encoded:
+        """Encodes given :meth:`featurize` output for ``batch.tokens`` (and ``batch.query``)."""
+        if self.network.pair and query_embedded is None:
+            query_embedded = self.embed(params, batch.query)
+        return self.network.apply(
+            {"params": params},
+            features,
+            batch.tokens,
+            query_embedded,
+            batch.query,
+            batch.candidates,
+            method=AttentionNetwork.encode_features,
+        )
+
     def encode_embedded(
         self,
         params: Params,
@@ -52,16 +79,8 @@ class Model:
         query_embedded: jnp.ndarray | None = None,
     ) -> Encoded:
         """Encodes given embeddings of ``batch.tokens`` (and of ``batch.query`` for pair tasks)."""
-        if self.network.pair and query_embedded is None:
-            query_embedded = self.embed(params, batch.query)
-        return self.network.apply(
-            {"params": params},
-            embedded,
-            batch.tokens,
-            query_embedded,
-            batch.query,
-            batch.candidates,
-            method=AttentionNetwork.encode_embedded,
+        return self.encode_features(
+            params, batch, self.featurize(params, embedded), query_embedded
         )
 
     def encode(self, params: Params, batch: Batch) -> Encoded:

@@ -1,6 +1,7 @@
 """The Flax module behind every model: embedder, encoder(s), attention scorer and decoder.
 
-It exposes one method per stage (``embed``, ``encode_embedded``, ``score``, ``decode``) so that
+It exposes one method per stage (``embed``, ``featurize``, ``encode_features``, ``score``,
+``decode``, and ``encode_embedded`` = the middle two) so that
 :mod:`jaxattn.models.model` can offer them as separate pure functions of the parameters.
 """
 
@@ -60,13 +61,13 @@ class AttentionNetwork(nn.Module):
             self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0)
         )
         self.text_encoder = make_encoder(
-            self.encoder, self.hidden_size, self.cnn_filters, "text_encoder"
+            self.encoder, self.embed_dim, self.hidden_size, self.cnn_filters, "text_encoder"
         )
         self.scorer = make_attention(self.attention, "attention")
         size = encoder_output_size(self.encoder, self.hidden_size, self.cnn_filters)
         if self.pair:
             self.query_encoder = make_encoder(
-                self.encoder, self.hidden_size, self.cnn_filters, "query_encoder"
+                self.encoder, self.embed_dim, self.hidden_size, self.cnn_filters, "query_encoder"
             )
             self.decoder_p = nn.Dense(size // 2, name="decoder_p")
             self.decoder_q = nn.Dense(size // 2, use_bias=False, name="decoder_q")
@@ -76,15 +77,26 @@ class AttentionNetwork(nn.Module):
         """<int32>[B, T] -> <float32>[B, T, E]; PAD embeds to zero (PyTorch's padding_idx)."""
         return self.embedder(tokens) * (tokens != PAD)[..., None]
 
-    def encode_embedded(
-        self, embedded, tokens, query_embedded=None, query_tokens=None, candidates=None
+    def featurize(self, embedded):
+        """Per-token features of the passage (see :mod:`jaxattn.models.encoders`)."""
+        return self.text_encoder.featurize(embedded)
+
+    def encode_features(
+        self, features, tokens, query_embedded=None, query_tokens=None, candidates=None
     ):
-        hidden, _ = self.text_encoder(embedded, tokens)
+        hidden, _ = self.text_encoder.contextualize(features, tokens)
         query = None
         if self.pair:
             _, query = self.query_encoder(query_embedded, query_tokens)
         mask = real_token_mask(tokens)
         return Encoded(hidden=hidden, mask=mask, query=query, candidates=candidates)
+
+    def encode_embedded(
+        self, embedded, tokens, query_embedded=None, query_tokens=None, candidates=None
+    ):
+        return self.encode_features(
+            self.featurize(embedded), tokens, query_embedded, query_tokens, candidates
+        )
 
     def score(self, enc: Encoded) -> jnp.ndarray:
         return self.scorer(enc.hidden, enc.mask, enc.query)
