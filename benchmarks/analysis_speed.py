@@ -1,6 +1,7 @@
 """Speed of the J&W analyses in instances per second, compilation excluded (reported apart).
 
     python benchmarks/analysis_speed.py                       # SST-2 test, 1,725 sentences
+    python benchmarks/analysis_speed.py --data imdb --n 1000  # IMDB test, first 1,000 reviews
     python benchmarks/analysis_speed.py --stages grad,loo     # some stages only
     python benchmarks/analysis_speed.py --fake                # random ids, SST-2-like lengths
     python benchmarks/analysis_speed.py --set loo_chunk=8 --set adv_batch_size=256
@@ -9,7 +10,8 @@ Model: BiLSTM (embeddings 300-d, 128 per direction, H = 256) with additive atten
 parameters (the speed does not depend on training). Every stage runs the pipeline's own code
 (``jaxattn.analysis.jain_wallace.STAGE_SPECS``, or the J&W gradient alone for ``grad``) over the
 length-sorted, bucketed batches ``jaxattn analyze`` uses: a first pass compiles every bucket shape
-(its extra time over the second pass is reported as compile time), the second pass is timed.
+(its extra time over the second pass is reported as compile time), the second pass is timed. Each
+stage runs in its own process, so the peak resident memory reported is that stage's own.
 
 The PyTorch column is the original J&W code on the same 2-core machine; the targets are 3x for
 gradients and leave-one-out and 10x for permutations and the adversarial search.
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -42,8 +47,8 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def sst2_like_split(n: int, fake: bool, seed: int = 0):
-    """The first ``n`` SST-2 test sentences, or random ids with SST-2-like lengths."""
+def test_split(data: str, n: int, fake: bool, seed: int = 0):
+    """The first ``n`` test instances of ``data``, or random ids with SST-2-like lengths."""
     from jaxattn.data.batching import EncodedSplit
 
     if not fake:
@@ -51,13 +56,13 @@ def sst2_like_split(n: int, fake: bool, seed: int = 0):
             from jaxattn.config import DataConfig
             from jaxattn.data.prepare import prepare
 
-            prepared = prepare(DataConfig(name="sst2"))
+            prepared = prepare(DataConfig(name=data))
             test = prepared.splits["test"]
             keep = range(min(n, len(test)))
             split = EncodedSplit([test.tokens[i] for i in keep], test.labels[: len(keep)])
-            return split, len(prepared.vocab), "SST-2 test"
+            return split, len(prepared.vocab), f"{data} test"
         except Exception as err:  # noqa: BLE001 - any missing data: fall back to fake ids
-            print(f"SST-2 not available ({err}); using random ids with SST-2-like lengths")
+            print(f"{data} not available ({err}); using random ids with SST-2-like lengths")
     rng = np.random.default_rng(seed)
     vocab_size = 14_645
     lengths = np.clip(np.round(rng.gamma(4.0, 19.4 / 4.0, n)), 5, 52).astype(int)
@@ -100,6 +105,7 @@ def measure(stage: str, model, params, split, opts) -> dict:
         "instances_per_second": len(split) / warm,
         "cpu_seconds": cpu,
         "compile_seconds": max(cold - warm, 0.0),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -108,8 +114,9 @@ def main() -> None:
     parser.add_argument(
         "--stages", default="grad,grad2,loo,perm,adv", help="comma-separated: " + ", ".join(STAGES)
     )
+    parser.add_argument("--data", default="sst2", help="data set whose test split is analysed")
     parser.add_argument("--n", type=int, default=1725, help="instances (SST-2 test in J&W: 1,725)")
-    parser.add_argument("--fake", action="store_true", help="random ids instead of SST-2")
+    parser.add_argument("--fake", action="store_true", help="random ids instead of real data")
     parser.add_argument(
         "--set",
         action="append",
@@ -120,15 +127,17 @@ def main() -> None:
     parser.add_argument(
         "--devices",
         type=int,
-        default=1,
-        help="CPU devices to split each batch over (one thread each)",
+        default=os.cpu_count(),
+        help="CPU devices to split each batch over (default one per core, as `jaxattn analyze`)",
     )
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one stage, JSON on stdout
     args = parser.parse_args()
-    if args.devices > 1:  # must be set before JAX creates its CPU backend
-        os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "")
-            + f" --xla_force_host_platform_device_count={args.devices}"
-        )
+    if not args.child:
+        _parent(args)
+        return
+    from jaxattn.devices import split_cpu_into_devices
+
+    split_cpu_into_devices(args.devices)  # before JAX creates its CPU backend
 
     import jax
 
@@ -139,7 +148,7 @@ def main() -> None:
 
     overrides = dict(item.split("=", 1) for item in args.set)
     opts = AnalysisOptions(**{k: _parse_literal(v) for k, v in overrides.items()})
-    split, vocab_size, source = sst2_like_split(args.n, args.fake)
+    split, vocab_size, source = test_split(args.data, args.n, args.fake)
     model = build_model(
         vocab_size=vocab_size,
         task="binary",
@@ -150,33 +159,52 @@ def main() -> None:
     )
     params = model.init(jax.random.key(0), make_batch(split, [0]))
     lengths = split.lengths
-    print(
+    row = measure(args.child, model, params, split, opts)
+    row["setup"] = (
         f"data: {source}, {len(split)} instances, mean length {lengths.mean():.1f} "
         f"(max {lengths.max()}); jax {jax.__version__} on {len(jax.devices())} "
-        f"{jax.devices()[0].platform} device(s), "
-        f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}"
+        f"{jax.devices()[0].platform} device(s), {os.cpu_count()} cores"
     )
-    rows = [measure(stage, model, params, split, opts) for stage in args.stages.split(",")]
+    row["instances"] = len(split)
+    print(json.dumps(row))
+
+
+def _parent(args: argparse.Namespace) -> None:
+    """Runs every stage in a child process and prints the table."""
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    for stage in args.stages.split(","):
+        cmd = [sys.executable, __file__, "--child", stage, "--data", args.data, "--n", str(args.n),
+               "--devices", str(args.devices)]
+        cmd += ["--fake"] * args.fake + [x for item in args.set for x in ("--set", item)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        if len(rows) == 1:
+            print(rows[0]["setup"])
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "setup"}), flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}\n")
     header = (
         f"{'stage':9s} {'batch':>5s} {'inst/s':>8s} {'inst/cpu-s':>10s} {'compile s':>9s} "
-        f"{'PyTorch':>8s} {'speed-up':>8s} {'target':>6s}  what"
+        f"{'peak MiB':>8s} {'PyTorch':>8s} {'speed-up':>8s} {'target':>6s}  what"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         what, torch_rate, target = STAGES[row["stage"]]
+        if args.data != "sst2" or args.fake:
+            torch_rate = target = None  # the PyTorch figures are for the SST-2 test set
         rate = row["instances_per_second"]
         ratio = f"{rate / torch_rate:7.2f}x" if torch_rate else f"{'-':>8s}"
         print(
             f"{row['stage']:9s} {row['batch']:5d} {rate:8.1f} "
-            f"{len(split) / row['cpu_seconds']:10.1f} {row['compile_seconds']:9.1f} "
-            f"{torch_rate or '-':>8} {ratio} {f'{target:.0f}x' if target else '-':>6s}  {what}"
+            f"{row['instances'] / row['cpu_seconds']:10.1f} {row['compile_seconds']:9.1f} "
+            f"{row['peak_rss_mib']:8.0f} {torch_rate or '-':>8} {ratio} "
+            f"{f'{target:.0f}x' if target else '-':>6s}  {what}"
         )
     print(
         "\ninst/s: wall clock, second pass (compiled); inst/cpu-s: instances per CPU-second of "
         "this process (independent of other load on the machine); compile s: first pass minus "
-        "second."
+        "second; peak MiB: the stage process's maximum resident set size."
     )
 
 

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn.analysis.jain_wallace import STAGES, setting_rows, table2_rows
+from jaxattn.analysis.jain_wallace import STAGES, published_gap_note, setting_rows, table2_rows
 from jaxattn.config import ConfigError, _parse_literal, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
@@ -137,10 +137,11 @@ def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped:
         "fastText embeddings (bAbI: random), model selection on the test set. Our runs' settings "
         "are listed per run; every difference is named in table2.csv (differs_from_published)."
     )
+    gaps = published_gap_note(numeric)
     md = [
         "# Jain & Wallace Table 2: Kendall tau, attention vs gradient / leave-one-out\n\n",
         tables.markdown_table(table2),
-        f"\n{note}\n\n## Runs\n\n",
+        f"\n{note}\n\n{gaps}\n## Runs\n\n",
         tables.markdown_table([{k: v for k, v in r.items() if k != "report"} for r in runs]),
     ]
     if skipped:
@@ -152,7 +153,12 @@ def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped:
         f"<li>{html.link(r['report'], r['data set'] + ' / ' + r['encoder'])}</li>" for r in runs
     )
     sections = [
-        html.section("Table 2", tables.html_table(table2) + html.paragraph(note, "muted")),
+        html.section(
+            "Table 2",
+            tables.html_table(table2)
+            + html.paragraph(note, "muted")
+            + f"<pre>{html.escape(gaps)}</pre>",
+        ),
         html.section(
             "Runs",
             tables.html_table([{k: v for k, v in r.items() if k != "report"} for r in runs])

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument("--only", help="comma-separated stages: grad,loo,ig,perm,adv (default all)")
     p.add_argument("--limit", type=int, default=None, help="analyse only the first N instances")
+    p.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=0,
+        help="on a CPU, split each batch over this many single-threaded devices "
+        "(default: one per core; 1 turns it off)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)
 
@@ -153,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "analyze":
+        # Before anything imports JAX; a no-op when it is already imported (tests, notebooks).
+        from jaxattn.devices import split_cpu_into_devices
+
+        split_cpu_into_devices(args.cpu_devices)
     try:
         return args.func(args)
     except USER_ERRORS as err:

@@ -310,6 +310,7 @@ def run_stage(
     arrays["index"] = np.asarray(indices)
     meta["seconds"] = seconds
     meta["instances_per_second"] = len(indices) / max(seconds, 1e-9)
+    meta["devices"] = devices
     _save_npz(path, arrays, meta)
     if progress:
         tqdm.write(f"{stage.name}: {len(indices)} instances in {seconds:.1f}s -> {path}")
@@ -526,6 +527,45 @@ def table2_rows(summary: dict) -> list[dict]:
     return rows
 
 
+# How far a mean tau may lie from the published one and still count as reproduced.
+PUBLISHED_TOLERANCE = 0.10
+
+
+def published_gaps(rows: list[dict], tolerance: float = PUBLISHED_TOLERANCE) -> list[str]:
+    """Lines naming every Table 2 mean that lies more than ``tolerance`` from J&W's.
+
+    ``rows`` are :func:`table2_rows` rows; a row without a published value is not compared.
+    """
+    gaps = []
+    for r in rows:
+        for pair, label in (("attn_grad", "attn~grad"), ("attn_loo", "attn~LOO")):
+            ours, theirs = r.get(f"{pair}_mean"), r.get(f"{pair}_published_mean")
+            if ours is None or theirs is None or abs(ours - theirs) <= tolerance:
+                continue
+            gaps.append(
+                f"{r['dataset']} / {r['encoder']} / {r['class']}: {label} {ours:.2f} vs "
+                f"J&W {theirs:.2f} ({ours - theirs:+.2f})"
+            )
+    return gaps
+
+
+def published_gap_note(rows: list[dict], tolerance: float = PUBLISHED_TOLERANCE) -> str:
+    """One sentence (plus a list) saying whether the means lie within ``tolerance`` of J&W's."""
+    compared = [
+        r for r in rows for p in ("attn_grad", "attn_loo")
+        if r.get(f"{p}_mean") is not None and r.get(f"{p}_published_mean") is not None
+    ]
+    if not compared:
+        return "No published figure to compare with."
+    gaps = published_gaps(rows, tolerance)
+    if not gaps:
+        return f"Every mean tau lies within {tolerance:.2f} of the published one."
+    return (
+        f"{len(gaps)} of {len(compared)} mean taus lie more than {tolerance:.2f} from the "
+        "published ones:\n" + "".join(f"- {g}\n" for g in gaps)
+    )
+
+
 def _table2_display(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
@@ -628,6 +668,7 @@ def write_tables(out_dir: Path, summary: dict) -> None:
         f"\n{setting_note(summary)}\n",
         "\n## Table 2: Kendall tau of attention with gradient and leave-one-out importance\n",
         markdown_table(_table2_display(t2)),
+        f"\n{published_gap_note(t2)}\n",
         "\n## Rank and value agreement (all instances)\n",
         markdown_table(agreement_rows(summary)),
         "\n## Interventions\n",
@@ -757,6 +798,7 @@ def write_index(
         report_html.section(
             "Table 2: Kendall tau by predicted class",
             html_table(_table2_display(table2_rows(summary)), digits=2)
+            + f'<pre class="note">{report_html.escape(published_gap_note(table2_rows(summary)))}</pre>'
             + report_html.paragraph(
                 "Kendall tau-b over each instance's real tokens (scipy), mean (std) "
                 "over instances; p<=.05: fraction of instances with a significant "

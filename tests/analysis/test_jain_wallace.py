@@ -180,3 +180,38 @@ def test_table2_rows_put_the_published_numbers_beside_ours():
     assert [r["class"] for r in rows] == ["entailment", "contradiction", "all"]
     assert rows[0]["attn_grad_published_mean"] == 0.29  # J&W class 1 (entailment), CNN
     assert rows[1]["attn_grad_published_mean"] == 0.27
+
+
+def test_published_gaps_name_every_mean_beyond_the_tolerance():
+    rows = [
+        {"dataset": "SST", "encoder": "cnn", "class": "negative", "attn_grad_mean": 0.34,
+         "attn_grad_published_mean": 0.45, "attn_loo_mean": 0.30, "attn_loo_published_mean": 0.36},
+        {"dataset": "SST", "encoder": "cnn", "class": "all", "attn_grad_mean": 0.35,
+         "attn_grad_published_mean": None, "attn_loo_mean": 0.3, "attn_loo_published_mean": None},
+    ]
+    assert jw.published_gaps(rows) == ["SST / cnn / negative: attn~grad 0.34 vs J&W 0.45 (-0.11)"]
+    note = jw.published_gap_note(rows)
+    assert note.startswith("1 of 2 mean taus lie more than 0.10") and "attn~grad 0.34" in note
+    assert jw.published_gap_note(rows, tolerance=0.2).startswith("Every mean tau lies within 0.20")
+    assert jw.published_gap_note(rows[1:]) == "No published figure to compare with."
+
+
+def test_cli_splits_a_cpu_into_devices_with_the_same_results(run_dir, tmp_path):
+    """`jaxattn analyze` as a program runs data-parallel over one CPU device per core."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("analysis"))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    cmd = [sys.executable, "-m", "jaxattn.cli", "analyze", "--run", str(copy), "--only", "grad,loo",
+           "--limit", str(LIMIT), "--cpu-devices", "2", "--quiet"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    for stage in ("grad", "loo"):
+        split_arrays, meta = jw.load_stage(copy / "analysis" / f"{stage}.npz")
+        one_device, one_meta = jw.load_stage(run_dir / "analysis" / f"{stage}.npz")
+        assert meta["devices"] == 2 and one_meta["devices"] == 1
+        for key, value in one_device.items():
+            np.testing.assert_allclose(split_arrays[key], value, rtol=1e-4, atol=1e-6, err_msg=key)

@@ -1,0 +1,31 @@
+"""How many devices JAX's CPU backend exposes, decided before JAX starts.
+
+The J&W analyses split every batch over the local devices with no communication
+(:func:`jaxattn.analysis.jain_wallace.data_parallel`). On a CPU host one device per core, each
+running its own single-threaded programs, uses the cores better than one multi-threaded device for
+these small per-step programs: on 2 cores leave-one-out and the adversarial search ran 1.6x and
+2.0x faster (``benchmarks/RESULTS.md``). Training is the other way round (one device was about 10%
+faster), so only the analysis command asks for this.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def split_cpu_into_devices(count: int | None = None) -> bool:
+    """Asks XLA for ``count`` CPU devices (default: one per core) via ``XLA_FLAGS``.
+
+    Only possible before JAX is imported; it changes nothing (and returns False) after that, when
+    ``XLA_FLAGS`` already sets the count (the user's choice wins), or for a count of 1.
+    Accelerator backends are unaffected.
+    """
+    count = count or os.cpu_count() or 1
+    flags = os.environ.get("XLA_FLAGS", "")
+    if count <= 1 or "jax" in sys.modules or COUNT_FLAG in flags:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {COUNT_FLAG}={count}".strip()
+    return True
