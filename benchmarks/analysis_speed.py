@@ -10,7 +10,8 @@ Model: BiLSTM (embeddings 300-d, 128 per direction, H = 256) with additive atten
 parameters (the speed does not depend on training). Every stage runs the pipeline's own code
 (``jaxattn.analysis.jain_wallace.STAGE_SPECS``, or the J&W gradient alone for ``grad``) over the
 length-sorted, bucketed batches ``jaxattn analyze`` uses: a first pass compiles every bucket shape
-(its extra time over the second pass is reported as compile time), the second pass is timed. Each
+(its extra time over a compiled pass is reported as compile time), then compiled passes are timed
+until 10 s have run (at least two) and the fastest is reported. Each
 stage runs in its own process, so the peak resident memory reported is that stage's own.
 
 The PyTorch column is the original J&W code on the same 2-core machine; the targets are 3x for
@@ -40,6 +41,9 @@ STAGES = {
     "perm": ("100 permutations, median TVD", 196.0, 10.0),
     "adv": ("5 adversaries x 500 AMSGrad steps", 19.1, 10.0),
 }
+
+
+MIN_TIMED_SECONDS = 10.0
 
 
 def _cpu_seconds() -> float:
@@ -96,7 +100,12 @@ def measure(stage: str, model, params, split, opts) -> dict:
         return time.perf_counter() - start, _cpu_seconds() - cpu
 
     cold, _ = one_pass()
-    warm, cpu = one_pass()
+    # Timed passes until at least MIN_TIMED_SECONDS have run (and at least two): the fastest is
+    # reported, as the PyTorch figures are the best of two runs. Sub-second stages are noisy.
+    passes = [one_pass()]
+    while len(passes) < 2 or sum(p[0] for p in passes) < MIN_TIMED_SECONDS:
+        passes.append(one_pass())
+    warm, cpu = min(passes)
     return {
         "stage": stage,
         "batch": batch_size,
@@ -105,6 +114,7 @@ def measure(stage: str, model, params, split, opts) -> dict:
         "instances_per_second": len(split) / warm,
         "cpu_seconds": cpu,
         "compile_seconds": max(cold - warm, 0.0),
+        "timed_passes": len(passes),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -202,9 +212,9 @@ def _parent(args: argparse.Namespace) -> None:
             f"{f'{target:.0f}x' if target else '-':>6s}  {what}"
         )
     print(
-        "\ninst/s: wall clock, second pass (compiled); inst/cpu-s: instances per CPU-second of "
+        "\ninst/s: wall clock, fastest compiled pass; inst/cpu-s: instances per CPU-second of "
         "this process (independent of other load on the machine); compile s: first pass minus "
-        "second; peak MiB: the stage process's maximum resident set size."
+        "the fastest; peak MiB: the stage process's maximum resident set size."
     )
 
 

@@ -83,9 +83,9 @@ VALUE_MEASURES = ("spearman", "pearson", "weighted_tau", "jsd", "topk_overlap")
 class AnalysisOptions:
     """Knobs of :func:`analyze_run` (``**options``). Batch sizes count instances."""
 
-    # Small batches keep each step's arrays in cache: on a 2-core CPU with the BiLSTM these were
-    # the fastest sizes per stage (benchmarks/analysis_speed.py).
-    batch_size: int = 16  # attention, grad
+    # Small batches keep each step's arrays in cache: on a 2-core CPU (one device per core) with
+    # the BiLSTM these were the fastest sizes per stage (benchmarks/analysis_speed.py).
+    batch_size: int = 32  # attention, grad
     loo_batch_size: int = 16
     loo_chunk: int = 1  # deleted positions evaluated at once (x loo_batch_size sequences)
     ig_batch_size: int = 32

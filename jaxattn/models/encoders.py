@@ -33,11 +33,14 @@ def _torch_uniform(bound: float):
 def _lstm_cell(proj_t, h_prev, c_prev, w_hh):
     """One step of both directions: (gates i, f, g, o activated, concatenated; c; tanh(c))."""
     gates = proj_t + jnp.einsum("dbh,dhg->dbg", h_prev, w_hh)
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    # sigmoid(x) = (1 + tanh(x / 2)) / 2, so one tanh activates all four gates (i, f, o scaled
+    # by 1/2, g by 1). XLA's CPU logistic costs about twice its tanh; this halved the step time.
+    scale = jnp.repeat(jnp.asarray([0.5, 0.5, 1.0, 0.5], gates.dtype), w_hh.shape[1])[None, None]
+    acts = jnp.tanh(gates * scale) * scale + (1.0 - scale)
+    i, f, g, o = jnp.split(acts, 4, axis=-1)
     c = f * c_prev + i * g
     tanh_c = jnp.tanh(c)
-    return jnp.concatenate([i, f, g, o], axis=-1), c, o * tanh_c, tanh_c
+    return acts, c, o * tanh_c, tanh_c
 
 
 def _lstm_scan(proj, valid, w_hh, keep_residuals: bool):
