@@ -54,6 +54,7 @@ from jaxattn.seeds import (
     is_finished_run,
     load_stack_state,
     member,
+    member_metrics,
     save_stack_state,
     stack_trees,
     train_stack,
@@ -260,25 +261,16 @@ def _train_adversary_stack(
         desc=f"adversary x{len(lambdas)}",
     )
     elapsed = time.perf_counter() - start
-    train_seconds = sum(records[0]["seconds"] for records in state.history)
+    gold = ("accuracy", "f1", "auc", "n")
     for m, value in enumerate(lambdas):
-        history = [records[m] for records in state.history]
-        best = history[int(state.best_epoch[m]) - 1]
-        gold = ("accuracy", "f1", "auc", "n")
-        metrics = {
-            "test": {k: best["test"][k] for k in gold if k in best["test"]},
-            "dev": {k: best["dev"][k] for k in gold if k in best["dev"]},
-            "best_epoch": int(state.best_epoch[m]),
-            "selection": options.selection,
-            "selection_metric": "adversarial objective (lower is better)",
-            "epochs": history,
-            "train_seconds": train_seconds,
-            "wall_seconds_this_session": elapsed,
-            "embeddings": embeddings,
-            "attention": "learned",
-            "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
-            "data": prepared.info(),
-            "adversary": {
+        metrics = member_metrics(state, m, cfg, prepared, embeddings, elapsed)
+        best = {name: metrics[name] for name in ("dev", "test")}  # with the adversarial measures
+        metrics.update(
+            {name: {k: v for k, v in best[name].items() if k in gold} for name in ("dev", "test")},
+            selection=options.selection,
+            selection_metric="adversarial objective (lower is better)",
+            attention="learned",
+            adversary={
                 "lambda": float(value),
                 "base_run": str(base.path.resolve()),
                 "options": dataclasses.asdict(options),
@@ -286,6 +278,6 @@ def _train_adversary_stack(
                 "dev": best["dev"],
                 "trained_as": f"stack of {len(lambdas)} lambdas, vmapped",
             },
-        }
+        )
         write_run(adversary_dir(out_dir, value), cfg, prepared, member(state.best_params, m), metrics)
     ckpt.unlink(missing_ok=True)

@@ -239,6 +239,30 @@ def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metric
     write_json(out / "metrics.json", metrics)
 
 
+def member_metrics(
+    state: StackState, m: int, cfg: Config, prepared: Prepared, embeddings: dict, elapsed: float
+) -> dict:
+    """The ``metrics.json`` fields member ``m`` of a trained stack shares with ``jaxattn train``:
+    its best epoch's dev/test records, the per-epoch history, timings, embeddings, model, data.
+
+    ``train_seconds`` is the whole stack's (the members trained together).
+    """
+    history = [records[m] for records in state.history]
+    best_epoch = int(state.best_epoch[m])
+    best = history[best_epoch - 1]
+    return {
+        "test": best["test"],
+        "dev": best["dev"],
+        "best_epoch": best_epoch,
+        "epochs": history,
+        "train_seconds": sum(records[0]["seconds"] for records in state.history),
+        "wall_seconds_this_session": elapsed,
+        "embeddings": embeddings,
+        "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
+        "data": prepared.info(),
+    }
+
+
 def load_stacked_params(dirs: Sequence[Path]) -> Params:
     """The selected parameters of several run directories, stacked."""
     return stack_trees([load_run(d).params for d in dirs])
@@ -451,27 +475,16 @@ def _train_seed_stack(
         desc=f"seeds {seeds[0]}..{seeds[-1]}",
     )
     elapsed = time.perf_counter() - start
-    train_seconds = sum(records[0]["seconds"] for records in state.history)
     for m, s in enumerate(seeds):
-        history = [records[m] for records in state.history]
-        best = history[int(state.best_epoch[m]) - 1]
-        metrics = {
-            "test": best["test"],
-            "dev": best["dev"],
-            "best_epoch": int(state.best_epoch[m]),
-            "selection": tc.selection,
-            "selection_metric": "auc" if model.is_binary else "accuracy",
-            "epochs": history,
-            "train_seconds": train_seconds,
-            "train_examples_per_second": len(train_split) * len(history) * len(seeds)
-            / max(train_seconds, 1e-9),
-            "wall_seconds_this_session": elapsed,
-            "embeddings": embeddings,
-            "attention": tc.attention,
-            "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
-            "data": prepared.info(),
-            "trained_as": f"stack of {len(seeds)} seeds ({', '.join(map(str, seeds))}), vmapped",
-        }
+        metrics = member_metrics(state, m, cfg, prepared, embeddings, elapsed)
+        metrics.update(
+            selection=tc.selection,
+            selection_metric="auc" if model.is_binary else "accuracy",
+            train_examples_per_second=len(train_split) * len(metrics["epochs"]) * len(seeds)
+            / max(metrics["train_seconds"], 1e-9),
+            attention=tc.attention,
+            trained_as=f"stack of {len(seeds)} seeds ({', '.join(map(str, seeds))}), vmapped",
+        )
         write_run(seed_dir(out_dir, s), seed_config(cfg, s), prepared, member(state.best_params, m),
                   metrics)
     ckpt.unlink(missing_ok=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxattn.data.batching import Batch
+from jaxattn.data.batching import Batch, EncodedSplit, encode_split, make_batch
+from jaxattn.data.generators import make_synthetic
+from jaxattn.data.vocab import Vocab
 from jaxattn.models.model import Model, build_model
 
 
@@ -30,6 +32,15 @@ def toy_batch(
         query=tokens[:, :4].copy() if pair else None,
         candidates=np.ones((b, num_answers), bool) if num_answers else None,
     )
+
+
+def synthetic_test_batch(n: int, seed: int) -> tuple[Vocab, EncodedSplit, Batch]:
+    """(vocab, encoded test split, a batch of its ``n`` rows plus one padding row) of a small
+    generated planted-rationale data set."""
+    ds = make_synthetic(n_train=40, n_dev=2, n_test=n, seed=seed)
+    vocab = Vocab.build([ex.tokens for ex in ds.splits["train"]])
+    split = encode_split(ds.splits["test"], vocab, ds)
+    return vocab, split, make_batch(split, range(n), batch_size=n + 1)
 
 
 def toy_model(

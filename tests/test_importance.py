@@ -10,19 +10,13 @@ import numpy as np
 import pytest
 
 from jaxattn import importance
-from jaxattn.data.batching import encode_split, make_batch
-from jaxattn.data.generators import make_synthetic
-from jaxattn.data.vocab import Vocab
 from jaxattn.models.model import build_model
+from tests.helpers import synthetic_test_batch
 
 
 @pytest.fixture(scope="module")
 def data():
-    ds = make_synthetic(n_train=40, n_dev=2, n_test=5, seed=3)
-    vocab = Vocab.build([ex.tokens for ex in ds.splits["train"]])
-    split = encode_split(ds.splits["test"], vocab, ds)
-    batch = make_batch(split, range(5), batch_size=6)  # one padding row
-    return vocab, split, batch
+    return synthetic_test_batch(5, seed=3)  # 5 rows and one padding row
 
 
 def _model(vocab, batch, task="binary", encoder="cnn", seed=0):

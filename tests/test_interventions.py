@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from jaxattn import interventions
-from jaxattn.data.batching import encode_split, make_batch
-from jaxattn.data.generators import make_synthetic
-from jaxattn.data.vocab import Vocab
 from jaxattn.models.model import build_model
+from tests.helpers import synthetic_test_batch
 
 
 def _np_jsd(p, q):
@@ -26,10 +24,7 @@ def _np_jsd(p, q):
 
 @pytest.fixture(scope="module")
 def setup():
-    ds = make_synthetic(n_train=40, n_dev=2, n_test=6, seed=5)
-    vocab = Vocab.build([ex.tokens for ex in ds.splits["train"]])
-    split = encode_split(ds.splits["test"], vocab, ds)
-    batch = make_batch(split, range(6), batch_size=7)  # one padding row
+    vocab, split, batch = synthetic_test_batch(6, seed=5)  # 6 rows and one padding row
     models = {}
     for task in ("binary", "nli"):
         b = batch

@@ -28,7 +28,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -531,37 +531,38 @@ def table2_rows(summary: dict) -> list[dict]:
 PUBLISHED_TOLERANCE = 0.10
 
 
+def _published_comparisons(rows: list[dict]) -> Iterator[tuple[dict, str, float, float]]:
+    """(row, measure label, ours, published) for every Table 2 mean that has a published value."""
+    for r in rows:
+        for pair, label in (("attn_grad", "attn~grad"), ("attn_loo", "attn~LOO")):
+            ours, theirs = r.get(f"{pair}_mean"), r.get(f"{pair}_published_mean")
+            if ours is not None and theirs is not None:
+                yield r, label, ours, theirs
+
+
 def published_gaps(rows: list[dict], tolerance: float = PUBLISHED_TOLERANCE) -> list[str]:
     """Lines naming every Table 2 mean that lies more than ``tolerance`` from J&W's.
 
     ``rows`` are :func:`table2_rows` rows; a row without a published value is not compared.
     """
-    gaps = []
-    for r in rows:
-        for pair, label in (("attn_grad", "attn~grad"), ("attn_loo", "attn~LOO")):
-            ours, theirs = r.get(f"{pair}_mean"), r.get(f"{pair}_published_mean")
-            if ours is None or theirs is None or abs(ours - theirs) <= tolerance:
-                continue
-            gaps.append(
-                f"{r['dataset']} / {r['encoder']} / {r['class']}: {label} {ours:.2f} vs "
-                f"J&W {theirs:.2f} ({ours - theirs:+.2f})"
-            )
-    return gaps
+    return [
+        f"{r['dataset']} / {r['encoder']} / {r['class']}: {label} {ours:.2f} vs "
+        f"J&W {theirs:.2f} ({ours - theirs:+.2f})"
+        for r, label, ours, theirs in _published_comparisons(rows)
+        if abs(ours - theirs) > tolerance
+    ]
 
 
 def published_gap_note(rows: list[dict], tolerance: float = PUBLISHED_TOLERANCE) -> str:
     """One sentence (plus a list) saying whether the means lie within ``tolerance`` of J&W's."""
-    compared = [
-        r for r in rows for p in ("attn_grad", "attn_loo")
-        if r.get(f"{p}_mean") is not None and r.get(f"{p}_published_mean") is not None
-    ]
+    compared = sum(1 for _ in _published_comparisons(rows))
     if not compared:
         return "No published figure to compare with."
     gaps = published_gaps(rows, tolerance)
     if not gaps:
         return f"Every mean tau lies within {tolerance:.2f} of the published one."
     return (
-        f"{len(gaps)} of {len(compared)} mean taus lie more than {tolerance:.2f} from the "
+        f"{len(gaps)} of {compared} mean taus lie more than {tolerance:.2f} from the "
         "published ones:\n" + "".join(f"- {g}\n" for g in gaps)
     )
 
@@ -773,6 +774,7 @@ def write_index(
 ) -> Path:
     """``index.html``: setting, tables, figures and token heatmaps of sampled instances."""
     setting = summary["setting"]
+    t2 = table2_rows(summary)
     title = (
         f"Jain & Wallace analyses: {setting.get('dataset')} / {setting.get('encoder')} + "
         f"{setting.get('attention')} attention ({setting.get('split')} split)"
@@ -797,8 +799,8 @@ def write_index(
         ),
         report_html.section(
             "Table 2: Kendall tau by predicted class",
-            html_table(_table2_display(table2_rows(summary)), digits=2)
-            + f'<pre class="note">{report_html.escape(published_gap_note(table2_rows(summary)))}</pre>'
+            html_table(_table2_display(t2), digits=2)
+            + f'<pre class="note">{report_html.escape(published_gap_note(t2))}</pre>'
             + report_html.paragraph(
                 "Kendall tau-b over each instance's real tokens (scipy), mean (std) "
                 "over instances; p<=.05: fraction of instances with a significant "
