@@ -1,9 +1,11 @@
 """Token importance of a trained model: input gradients, leave-one-out and integrated gradients.
 
-Every function is one jitted program over a whole :class:`~jaxattn.data.batching.Batch`
-(``model`` is a static argument) and returns ``<float32>[B, T]`` aligned with ``batch.tokens``,
-exactly 0 at positions that are not real tokens (SOS, EOS, padding). For pair tasks (NLI, QA) only
-the premise / passage tokens are scored; the query is held fixed.
+Every function is one jitted program over a whole :class:`~jaxattn.core.protocol.Batch` for any
+:class:`~jaxattn.core.protocol.AttentionModel` (a static argument) and returns ``<float32>[B, T]``
+aligned with ``batch.tokens``, exactly 0 where ``batch.mask`` is False (boundary markers,
+padding). For pair tasks (NLI, QA) only the premise / passage tokens are scored; the query is
+held fixed. Models with the ``featurize`` fast path get it; the others take the generic path
+(gradients w.r.t. the embeddings, leave-one-out by re-encoding the shortened inputs).
 
 The target of the gradients is the probability of the class the model predicts on the unchanged
 input. For binary models the published code differentiated the sigmoid output ``p`` whatever the
@@ -21,10 +23,17 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxattn.data.batching import Batch
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Batch,
+    Encoded,
+    Params,
+    delete_position,
+    delete_token,
+    forward,
+    has_features,
+)
 from jaxattn.metrics import tvd
-from jaxattn.models.model import Model, Params
-from jaxattn.models.network import Encoded
 
 
 def normalize_magnitude(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -41,31 +50,43 @@ def normalize_magnitude(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
     return magnitude / jnp.where(total > 0, total, 1.0)
 
 
-def _query_embedded(model: Model, params: Params, batch: Batch) -> jnp.ndarray | None:
-    return model.embed(params, batch.query) if model.network.pair else None
-
-
 def _class_probability(
-    model: Model,
+    model: AttentionModel,
     params: Params,
     batch: Batch,
     embedded: jnp.ndarray,
-    query_embedded: jnp.ndarray | None,
     target: jnp.ndarray,
 ) -> jnp.ndarray:
     """<float32>[B] probability of class ``target`` <int32>[B] given passage ``embedded``."""
-    enc = model.encode_embedded(params, batch, embedded, query_embedded)
+    enc = model.encode_embedded(params, batch, embedded)
     probs = model.probs(model.decode(params, enc, model.attend(params, enc)))
     return jnp.take_along_axis(probs, target[:, None], axis=-1)[:, 0]
 
 
-def predicted_class(model: Model, params: Params, batch: Batch) -> jnp.ndarray:
+def predicted_class(model: AttentionModel, params: Params, batch: Batch) -> jnp.ndarray:
     """<int32>[B] the class the model predicts (binary: 1 iff p > 0.5)."""
-    logits, _ = model.forward(params, batch)
+    logits, _ = forward(model, params, batch)
     return jnp.argmax(model.probs(logits), axis=-1)
 
 
-def _predicted_probability(model: Model, params: Params, enc: Encoded, hold_attention: bool):
+def _per_token_inputs(model: AttentionModel, params: Params, batch: Batch):
+    """(per-token inputs [B, T, ...], their encoder ``(batch, inputs) -> Encoded``, and the
+    part of the inputs that is linear in the embeddings).
+
+    With the fast path these are the features (``f(e)``, linear part ``f(e) - f(0)``); without,
+    the embeddings themselves.
+    """
+    embedded = model.embed(params, batch.tokens)
+    if not has_features(model):
+        return embedded, lambda b, x: model.encode_embedded(params, b, x), embedded
+    features = model.featurize(params, embedded)
+    offset = model.featurize(params, jnp.zeros_like(embedded[:1, :1]))  # f(0), [1, 1, ...]
+    return features, lambda b, x: model.encode_features(params, b, x), features - offset
+
+
+def _predicted_probability(
+    model: AttentionModel, params: Params, enc: Encoded, hold_attention: bool
+):
     """Sum over rows of the predicted class's probability, from the encoder's output ``enc``.
 
     The predicted class is a constant of the differentiation. With ``hold_attention`` so is the
@@ -82,25 +103,22 @@ def _predicted_probability(model: Model, params: Params, enc: Encoded, hold_atte
 
 
 def _input_gradients(
-    model: Model, params: Params, batch: Batch, holds: tuple[bool, ...]
+    model: AttentionModel, params: Params, batch: Batch, holds: tuple[bool, ...]
 ) -> jnp.ndarray:
     """<float32>[len(holds), B, T] ``grad . embedding`` for each attention setting in ``holds``.
 
     One forward pass through the encoder serves every setting, and their backward passes run as
-    one batched pullback. The pullback stops at the encoder's per-token features, which are
-    affine in the embeddings (:mod:`jaxattn.models.encoders`): ``grad_e . e`` is then
+    one batched pullback. With the ``featurize`` fast path the pullback stops at the per-token
+    features, which are affine in the embeddings: ``grad_e . e`` is then
     ``grad_f . (f(e) - f(0))``.
     """
-    embedded = model.embed(params, batch.tokens)
-    features = model.featurize(params, embedded)
-    offset = model.featurize(params, jnp.zeros_like(embedded[:1, :1]))  # f(0), [1, 1, ...]
-    query_embedded = _query_embedded(model, params, batch)
+    inputs, encoder, linear_part = _per_token_inputs(model, params, batch)
 
-    def encode(feats):
-        enc = model.encode_features(params, batch, feats, query_embedded)
-        return enc.hidden, enc  # only the hidden states depend on the passage features
+    def encode(x):
+        enc = encoder(batch, x)
+        return enc.hidden, enc  # only the hidden states depend on the passage inputs
 
-    hidden, pullback, enc = jax.vjp(encode, features, has_aux=True)
+    hidden, pullback, enc = jax.vjp(encode, inputs, has_aux=True)
 
     def hidden_gradient(hold: bool) -> jnp.ndarray:
         def probability(h):
@@ -110,14 +128,13 @@ def _input_gradients(
 
     cotangents = jnp.stack([hidden_gradient(hold) for hold in holds])
     (grads,) = jax.vmap(pullback)(cotangents)  # [S, B, T, ...]
-    linear_part = features - offset
     scores = (grads * linear_part[None]).reshape(*grads.shape[:3], -1).sum(axis=-1)
     return jnp.where(batch.mask[None], scores, 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "hold_attention"))
 def gradient_times_input(
-    model: Model, params: Params, batch: Batch, hold_attention: bool = True
+    model: AttentionModel, params: Params, batch: Batch, hold_attention: bool = True
 ) -> jnp.ndarray:
     """Signed ``grad . embedding`` per token of the predicted-class probability.
 
@@ -133,7 +150,7 @@ def gradient_times_input(
 
 
 def gradient_importance(
-    model: Model, params: Params, batch: Batch, through_attention: bool = False
+    model: AttentionModel, params: Params, batch: Batch, through_attention: bool = False
 ) -> jnp.ndarray:
     """J&W gradient importance: ``|grad . embedding|`` normalised to sum 1 over real tokens.
 
@@ -146,7 +163,7 @@ def gradient_importance(
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def gradient_importances(
-    model: Model, params: Params, batch: Batch
+    model: AttentionModel, params: Params, batch: Batch
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """:func:`gradient_importance` below and through attention, sharing one forward pass.
 
@@ -159,7 +176,7 @@ def gradient_importances(
 
 @functools.partial(jax.jit, static_argnames=("model", "steps", "chunk"))
 def integrated_gradients(
-    model: Model, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
+    model: AttentionModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
 ) -> jnp.ndarray:
     """Integrated gradients of the predicted-class probability along the passage embeddings.
 
@@ -173,7 +190,6 @@ def integrated_gradients(
       <float32>[B, T] signed attributions, 0 at non-real positions.
     """
     embedded = model.embed(params, batch.tokens)
-    query_embedded = _query_embedded(model, params, batch)
     target = predicted_class(model, params, batch)
     real = batch.mask[..., None]
     # Midpoints of the path, padded to whole chunks with points of weight 0.
@@ -184,7 +200,7 @@ def integrated_gradients(
 
     def path_attribution(alpha):
         def total_probability(emb):
-            return _class_probability(model, params, batch, emb, query_embedded, target).sum()
+            return _class_probability(model, params, batch, emb, target).sum()
 
         grad = jax.grad(total_probability)(jnp.where(real, alpha * embedded, embedded))
         return (grad * embedded).sum(axis=-1)  # [B, T]
@@ -200,62 +216,55 @@ def integrated_gradients(
 
 
 def integrated_gradients_importance(
-    model: Model, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
+    model: AttentionModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
 ) -> jnp.ndarray:
     """``|integrated gradients|`` normalised to sum 1 over real tokens; <float32>[B, T]."""
     return normalize_magnitude(integrated_gradients(model, params, batch, steps, chunk), batch.mask)
 
 
-def delete_position(values: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
-    """Removes column ``position`` from every row: [B, T, ...] -> [B, T - 1, ...].
-
-    A gather of shifted indices, so it can be vmapped over positions.
-    """
-    keep = jnp.arange(values.shape[1] - 1)
-    return values[:, keep + (keep >= position)]
-
-
 @functools.partial(jax.jit, static_argnames=("model", "chunk"))
-def leave_one_out(model: Model, params: Params, batch: Batch, chunk: int = 4) -> jnp.ndarray:
+def leave_one_out(
+    model: AttentionModel, params: Params, batch: Batch, chunk: int = 4
+) -> jnp.ndarray:
     """Output change when each real token is deleted (the sequence gets one shorter).
 
-    Each position is deleted from every row and the model is re-run on the shorter batch. The
-    encoder's per-token features (:meth:`Model.featurize`: the BiLSTM's input projections, the
-    Average encoder's whole token layer) are computed once and the deleted token's row dropped,
-    which is exactly what re-encoding the shorter text would compute. Positions are vmapped
-    ``chunk`` at a time (``lax.map``) to bound memory, and chunks past the batch's last real token
-    are skipped (``lax.cond``). Deleting a position that is not a real token of its row is
-    computed but masked out.
+    Each position is deleted from every row (:func:`~jaxattn.core.protocol.delete_token`) and
+    the model is re-run on the shorter batch. Per-token inputs (the embeddings, or the
+    ``featurize`` features on the fast path: the BiLSTM's input projections, the Average encoder's
+    whole token layer) are computed once and the deleted token's row dropped, which is exactly
+    what re-encoding the shorter text would compute. Positions are vmapped ``chunk`` at a time
+    (``lax.map``) to bound memory, and chunks outside the batch's real tokens are skipped
+    (``lax.cond``). Deleting a position that is not a real token of its row is computed but
+    masked out.
 
     Returns:
       <float32>[B, T] TVD between the output distributions with and without the token
       (binary: ``|delta p|``), 0 at non-real positions.
     """
-    features = model.featurize(params, model.embed(params, batch.tokens))
-    query_embedded = _query_embedded(model, params, batch)
+    inputs, encoder, _ = _per_token_inputs(model, params, batch)
 
-    def output(b: Batch, feats: jnp.ndarray) -> jnp.ndarray:
-        enc = model.encode_features(params, b, feats, query_embedded)
+    def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
+        enc = encoder(b, x)
         return model.probs(model.decode(params, enc, model.attend(params, enc)))
 
-    probs = output(batch, features)
+    probs = output(batch, inputs)
     steps = batch.tokens.shape[1]
-    last = jnp.max(jnp.where(batch.mask, jnp.arange(steps)[None], 0))  # batch's last real token
+    position = jnp.arange(steps)[None]
+    first = jnp.min(jnp.where(batch.mask, position, steps))  # the batch's first real token
+    last = jnp.max(jnp.where(batch.mask, position, -1))  # and its last
+    plain = batch.replace(rationale=None)
 
     def deleted_probs(position):
-        shorter = batch.replace(tokens=delete_position(batch.tokens, position), rationale=None)
-        return output(shorter, delete_position(features, position))
+        return output(delete_token(plain, position), delete_position(inputs, position))
 
     def chunk_probs(positions):
         return jax.lax.cond(
-            positions[0] <= last,
+            (positions[0] <= last) & (positions[-1] >= first),
             lambda: jax.vmap(deleted_probs)(positions),
             lambda: jnp.broadcast_to(probs, positions.shape + probs.shape),
         )
 
-    count = steps - 2  # positions 1 .. T-2 (SOS and the last column hold no real token)
-    chunks = -(-count // chunk)
-    positions = jnp.minimum(jnp.arange(chunks * chunk) + 1, count).reshape(chunks, chunk)
-    changed = jax.lax.map(chunk_probs, positions).reshape(chunks * chunk, *probs.shape)[:count]
-    scores = jnp.pad(tvd(changed, probs[None]).T, ((0, 0), (1, 1)))
-    return jnp.where(batch.mask, scores, 0.0)
+    chunks = -(-steps // chunk)
+    positions = jnp.minimum(jnp.arange(chunks * chunk), steps - 1).reshape(chunks, chunk)
+    changed = jax.lax.map(chunk_probs, positions).reshape(chunks * chunk, *probs.shape)[:steps]
+    return jnp.where(batch.mask, tvd(changed, probs[None]).T, 0.0)

@@ -1,7 +1,7 @@
 """Interventions on attention with the encoder's hidden states held fixed (J&W section 4).
 
-Attention is an argument of :meth:`Model.decode`, so every intervention is a transform over that
-argument with ``enc = model.encode(params, batch)`` computed once:
+Attention is an argument of ``decode`` (:class:`~jaxattn.core.protocol.AttentionModel`), so every
+intervention is a transform over that argument with ``enc`` computed once:
 
 - :func:`permute_attention`: shuffle the attention weights over each instance's real tokens ``P``
   times and decode all ``P`` at once;
@@ -25,11 +25,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxattn.data.batching import Batch
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Batch,
+    Encoded,
+    Params,
+    encode,
+    has_affine_decoder,
+)
 from jaxattn.metrics import jsd, tvd
 from jaxattn.models.attention import masked_softmax
-from jaxattn.models.model import Model, Params
-from jaxattn.models.network import Encoded
 
 
 def instance_keys(key: jax.Array, index: jnp.ndarray) -> jax.Array:
@@ -78,20 +83,20 @@ def permutation_indices(key: jax.Array, mask: jnp.ndarray, num_permutations: int
 
 
 def attention_decoder(
-    model: Model, params: Params, enc: Encoded
+    model: AttentionModel, params: Params, enc: Encoded
 ) -> Callable[[jnp.ndarray], jnp.ndarray]:
     """The model's output distribution as a function of the attention, with ``enc`` held fixed.
 
     Returns:
       ``decode(attn <float32>[B, S, T]) -> <float32>[B, S, K]`` for ``S`` attentions per row.
 
-    A single-text decoder is affine in the attention (``logits = W sum_t a_t h_t + b``), so its
-    logits for any attention are ``b + sum_t a_t (l_t - b)`` where ``l_t`` are the logits of all
-    attention on token ``t``: computed once here from :meth:`Model.decode`, they turn each of the
-    many decodes of an intervention into a ``T x C`` weighted sum instead of ``T x H``. Pair
-    decoders (a ``tanh`` of attended premise and query) are decoded in full.
+    A decoder affine in the attention (``logits = W sum_t a_t h_t + b``; a model declares it with
+    ``affine_decoder = True``) gives for any attention ``b + sum_t a_t (l_t - b)`` where ``l_t``
+    are the logits of all attention on token ``t``: computed once here from ``decode``, they turn
+    each of the many decodes of an intervention into a ``T x C`` weighted sum instead of
+    ``T x H``. Other decoders (e.g. a ``tanh`` of attended premise and query) are decoded in full.
     """
-    if model.network.pair:
+    if not has_affine_decoder(model):
 
         def decode_in_full(attn):
             return jax.vmap(
@@ -125,10 +130,14 @@ class PermutationResult:
 
 @functools.partial(jax.jit, static_argnames=("model", "num_permutations"))
 def permute_attention(
-    model: Model, params: Params, batch: Batch, key: jax.Array, num_permutations: int = 100
+    model: AttentionModel,
+    params: Params,
+    batch: Batch,
+    key: jax.Array,
+    num_permutations: int = 100,
 ) -> PermutationResult:
     """Decodes ``num_permutations`` random permutations of each instance's attention."""
-    enc = model.encode(params, batch)
+    enc = encode(model, params, batch)
     attn = model.attend(params, enc)
     probs = model.probs(model.decode(params, enc, attn))
     perms = jax.vmap(permutation_indices, in_axes=(0, 0, None))(
@@ -174,7 +183,7 @@ class AdversarialResult:
 
 @functools.partial(jax.jit, static_argnames=("model", "num_adversaries", "steps"))
 def search_adversarial_attention(
-    model: Model,
+    model: AttentionModel,
     params: Params,
     batch: Batch,
     key: jax.Array,
@@ -196,7 +205,7 @@ def search_adversarial_attention(
     candidates with JSD 0, candidates with TVD > ``epsilon`` are dropped and the rest's largest
     JSD is ``max_jsd``.
     """
-    enc = jax.lax.stop_gradient(model.encode(params, batch))
+    enc = jax.lax.stop_gradient(encode(model, params, batch))
     attn = model.attend(params, enc)
     probs = model.probs(model.decode(params, enc, attn))
     mask = enc.mask[:, None, :]

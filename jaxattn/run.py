@@ -26,6 +26,7 @@ import numpy as np
 from flax import serialization
 
 from jaxattn.config import Config, ConfigError, dump_config, load_config
+from jaxattn.data.batching import placeholder_batch
 from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
@@ -113,23 +114,10 @@ def _init_params(
     model: Model, cfg: Config, vocab: Vocab, info: dict, prepared: Prepared | None
 ) -> Params:
     """Fresh parameters (shapes from a dummy batch when no data is at hand)."""
-    from jaxattn.data.batching import Batch
-
     if prepared is not None:
         batch = first_batch(prepared.splits["train"])
     else:
-        pair = info["task"] in ("nli", "qa")
-        tokens = np.array([[2, 4, 3]], np.int32)
-        batch = Batch(
-            tokens=tokens,
-            labels=np.zeros(1, np.int32),
-            weights=np.ones(1, np.float32),
-            index=np.zeros(1, np.int32),
-            query=tokens if pair else None,
-            candidates=np.ones((1, len(info["label_names"])), bool)
-            if info["task"] == "qa"
-            else None,
-        )
+        batch = placeholder_batch(info["task"], len(info["label_names"]))
     return model.init(jax.random.key(cfg.train.seed), batch)
 
 

@@ -43,7 +43,14 @@ from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxattn.config import Config, ConfigError, dump_config
-from jaxattn.data.batching import Batch, EncodedSplit, eval_batches, num_batches, training_batches
+from jaxattn.data.batching import (
+    Batch,
+    EncodedSplit,
+    eval_batches,
+    num_batches,
+    stack_batches,
+    training_batches,
+)
 from jaxattn.data.prepare import Prepared
 from jaxattn.metrics import classification_scores, jsd, kl, tvd
 from jaxattn.models.model import Model, Params
@@ -73,30 +80,6 @@ def stack_trees(trees: Sequence[Any]) -> Any:
 def member(tree: Any, m: int) -> Any:
     """Member ``m`` of a stacked pytree."""
     return jax.tree_util.tree_map(lambda leaf: leaf[m], tree)
-
-
-def pad_batch(batch: Batch, length: int) -> Batch:
-    """``batch`` with its token axis (and the rationale's) padded with PAD up to ``length``."""
-
-    def pad(x):
-        if x is None or x.shape[1] == length:
-            return x
-        return np.pad(np.asarray(x), ((0, 0), (0, length - x.shape[1])))
-
-    return batch.replace(tokens=pad(batch.tokens), rationale=pad(batch.rationale))
-
-
-def stack_batches(batches: Sequence[Batch]) -> Batch:
-    """Batches of equal size stacked to ``[M, B, ...]``, tokens padded to the longest."""
-    length = max(b.tokens.shape[1] for b in batches)
-    if any(b.query is not None for b in batches):
-        qlen = max(b.query.shape[1] for b in batches)
-        batches = [
-            b.replace(query=np.pad(np.asarray(b.query), ((0, 0), (0, qlen - b.query.shape[1]))))
-            for b in batches
-        ]
-    padded = [pad_batch(b, length) for b in batches]
-    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *padded)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxattn.config import TrainConfig
+from jaxattn.core.protocol import Encoded
 from jaxattn.data.batching import (
     Batch,
     EncodedSplit,
@@ -32,7 +33,6 @@ from jaxattn.data.batching import (
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
 from jaxattn.models.model import Model, Params
-from jaxattn.models.network import Encoded
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 
 from jaxattn.data.batching import Batch, EncodedSplit, encode_split, make_batch
 from jaxattn.data.generators import make_synthetic
-from jaxattn.data.vocab import Vocab
+from jaxattn.data.vocab import PAD, Vocab, real_token_mask
 from jaxattn.models.model import Model, build_model
 
 
@@ -26,10 +26,13 @@ def toy_batch(
     b = len(rows)
     return Batch(
         tokens=tokens,
+        mask=real_token_mask(tokens),
+        valid=tokens != PAD,
         labels=np.asarray(rng.integers(0, max(num_answers, 2), size=b), np.int32),
         weights=np.asarray([1.0] * len(lengths) + [0.0] * pad_rows, np.float32),
         index=np.asarray(list(range(len(lengths))) + [-1] * pad_rows, np.int32),
         query=tokens[:, :4].copy() if pair else None,
+        query_valid=tokens[:, :4] != PAD if pair else None,
         candidates=np.ones((b, num_answers), bool) if num_answers else None,
     )
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxattn import importance
+from jaxattn.data.batching import with_tokens
 from jaxattn.models.model import build_model
 from tests.helpers import synthetic_test_batch
 
@@ -41,7 +42,7 @@ def _pair_batch(batch, task):
     candidates = np.ones((len(query), 3), bool) if task == "qa" else None
     if candidates is not None:
         candidates[:, 2] = False
-    return batch.replace(query=query, candidates=candidates)
+    return with_tokens(batch, batch.tokens, query).replace(candidates=candidates)
 
 
 @contextlib.contextmanager
@@ -116,7 +117,7 @@ def test_leave_one_out_matches_a_per_token_loop(data, encoder):
     assert np.all(got[~mask] == 0)
     width = batch.tokens.shape[1]
     probs_of = jax.jit(
-        lambda tokens: model.probs(model.forward(params, batch.replace(tokens=tokens))[0])
+        lambda tokens: model.probs(model.forward(params, with_tokens(batch, tokens))[0])
     )
 
     def padded(ids):  # one row per batch slot, so one compilation serves every deletion

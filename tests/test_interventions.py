@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxattn import interventions
+from jaxattn.data.batching import with_tokens
 from jaxattn.models.model import build_model
 from tests.helpers import synthetic_test_batch
 
@@ -31,7 +32,7 @@ def setup():
         if task == "nli":
             query = np.asarray(batch.tokens[:, :5]).copy()
             query[:, 4] = 3
-            b = batch.replace(query=query)
+            b = with_tokens(batch, batch.tokens, query)
         # Interventions act on the decoder with the hidden states fixed: any encoder will do.
         model = build_model(
             vocab_size=len(vocab),

@@ -1,4 +1,5 @@
-"""Turning examples into padded, masked arrays: the :class:`Batch` pytree and batch iterators.
+"""Turning examples into padded, masked arrays (:class:`~jaxattn.core.protocol.Batch`) and batch
+iterators. The special token ids end here: batches carry masks, which is all models and analyses see.
 
 Sequence lengths are padded up to a few bucket lengths and the batch axis up to a fixed size (extra
 rows carry weight 0), so a jitted step compiles once per bucket and never per batch.
@@ -9,42 +10,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 
-import jax.numpy as jnp
+import jax
 import numpy as np
-from flax import struct
 
+from jaxattn.core.protocol import TOKEN_FIELDS, Batch
 from jaxattn.data.dataset import Dataset, Example
-from jaxattn.data.vocab import Vocab, real_token_mask
+from jaxattn.data.vocab import EOS, PAD, SOS, SPECIALS, Vocab, real_token_mask
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
 
 
-@struct.dataclass
-class Batch:
-    """A padded batch.
-
-    Attributes:
-      tokens: <int32>[B, T] ``SOS tokens EOS`` then PAD.
-      labels: <int32>[B] gold labels.
-      weights: <float32>[B] 1 for real rows, 0 for rows that only pad the batch.
-      index: <int32>[B] position of the row in its split, -1 for padding rows.
-      query: <int32>[B, Tq] hypothesis / question ids (pair tasks) or None.
-      candidates: <bool>[B, C] answers allowed for the row (QA) or None.
-      rationale: <bool>[B, T] human / planted rationale on real tokens or None.
-    """
-
-    tokens: jnp.ndarray
-    labels: jnp.ndarray
-    weights: jnp.ndarray
-    index: jnp.ndarray
-    query: jnp.ndarray | None = None
-    candidates: jnp.ndarray | None = None
-    rationale: jnp.ndarray | None = None
-
-    @property
-    def mask(self) -> jnp.ndarray:
-        """<bool>[B, T]: real tokens only (not PAD, SOS or EOS)."""
-        return real_token_mask(self.tokens)
+def with_tokens(batch: Batch, tokens, query=None) -> Batch:
+    """``batch`` with new token ids (and query ids), their masks recomputed from the special ids."""
+    out = batch.replace(tokens=tokens, mask=real_token_mask(tokens), valid=tokens != PAD)
+    if query is not None:
+        out = out.replace(query=query, query_valid=query != PAD)
+    return out
 
 
 def bucket_length(n: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
@@ -143,12 +124,16 @@ def make_batch(
         candidates[n:] = True  # padding rows: keep the softmax finite
     if split.rationales is not None:
         rationale = _pad([split.rationales[i] for i in indices], batch_size, length, bool)
+    tokens = _pad(rows, batch_size, length, np.int32)
     return Batch(
-        tokens=_pad(rows, batch_size, length, np.int32),
+        tokens=tokens,
+        mask=real_token_mask(tokens),
+        valid=tokens != PAD,
         labels=labels,
         weights=weights,
         index=index,
         query=query,
+        query_valid=None if query is None else query != PAD,
         candidates=candidates,
         rationale=rationale,
     )
@@ -181,6 +166,42 @@ def eval_batches(
     order = indices[np.argsort(split.lengths[indices], kind="stable")]
     for i in range(0, len(order), batch_size):
         yield make_batch(split, order[i : i + batch_size], batch_size, buckets)
+
+
+def pad_batch(batch: Batch, length: int, query_length: int | None = None) -> Batch:
+    """``batch`` with its token axis (and the query's) padded up to ``length`` (``query_length``)."""
+
+    def pad(x, to):
+        if x is None or to is None or x.shape[1] == to:
+            return x
+        return np.pad(np.asarray(x), ((0, 0), (0, to - x.shape[1])))
+
+    return batch.replace(
+        **{name: pad(getattr(batch, name), length) for name in TOKEN_FIELDS},
+        query=pad(batch.query, query_length),
+        query_valid=pad(batch.query_valid, query_length),
+    )
+
+
+def stack_batches(batches: Sequence[Batch]) -> Batch:
+    """Batches of equal size stacked to ``[M, B, ...]``, token axes padded to the longest."""
+    length = max(b.tokens.shape[1] for b in batches)
+    qlen = max(b.query.shape[1] for b in batches) if batches[0].query is not None else None
+    padded = [pad_batch(b, length, qlen) for b in batches]
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *padded)
+
+
+def placeholder_batch(task: str, num_classes: int) -> Batch:
+    """A one-row batch of the right structure for ``task``, to initialise parameters without data."""
+    pair = task in ("nli", "qa")
+    row = [np.asarray([SOS, len(SPECIALS), EOS], np.int32)]
+    split = EncodedSplit(
+        tokens=row,
+        labels=np.zeros(1, np.int32),
+        queries=row if pair else None,
+        candidates=np.ones((1, num_classes), bool) if task == "qa" else None,
+    )
+    return make_batch(split, [0])
 
 
 def num_batches(n: int, batch_size: int) -> int:

@@ -1,10 +1,11 @@
 """Encoders: embedded tokens -> per-token hidden states and a summary vector.
 
-Every encoder maps ``embedded <float32>[B, T, E]`` and ``tokens <int32>[B, T]`` to
+Every encoder maps ``embedded <float32>[B, T, E]`` and ``valid <bool>[B, T]`` (positions that hold
+input, a prefix of each row; False is padding) to
 ``hidden <float32>[B, T, H]`` (zero at padding) and ``summary <float32>[B, H]`` (what a pair model
 uses as the question / hypothesis vector), in two stages: ``featurize`` is an affine map of each
 token's embedding alone (``<float32>[B, T, ...]``, the same whatever the token's neighbours), and
-``contextualize(features, tokens)`` the rest. Two analyses rest on that contract:
+``contextualize(features, valid)`` the rest. Two analyses rest on that contract:
 - deleting a token deletes its row of features, so leave-one-out computes them once;
 - for an affine ``f``, ``grad_e . e = grad_f . (f(e) - f(0))``, so gradient x input needs the
   gradient w.r.t. the features only, skipping the widest matmul of the backward pass.
@@ -17,8 +18,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-
-from jaxattn.data.vocab import PAD
 
 
 def _torch_uniform(bound: float):
@@ -157,8 +156,8 @@ class BiLSTMEncoder(nn.Module):
         """<float>[B, T, E] -> input projections plus bias <float>[B, T, 2, 4h]."""
         return jnp.einsum("bte,deg->btdg", embedded, self.w_ih) + self.bias[None, None]
 
-    def contextualize(self, features: jnp.ndarray, tokens: jnp.ndarray):
-        nonpad = tokens != PAD
+    def contextualize(self, features: jnp.ndarray, valid: jnp.ndarray):
+        nonpad = valid
         lengths = nonpad.sum(axis=1)
         steps = features.shape[1]
         proj = jnp.transpose(features, (1, 2, 0, 3))  # [T, 2, B, 4h]
@@ -171,8 +170,8 @@ class BiLSTMEncoder(nn.Module):
         summary = jnp.concatenate([h_last[0], h_last[1]], axis=-1)
         return hidden, summary
 
-    def __call__(self, embedded: jnp.ndarray, tokens: jnp.ndarray):
-        return self.contextualize(self.featurize(embedded), tokens)
+    def __call__(self, embedded: jnp.ndarray, valid: jnp.ndarray):
+        return self.contextualize(self.featurize(embedded), valid)
 
 
 class CNNEncoder(nn.Module):
@@ -190,8 +189,8 @@ class CNNEncoder(nn.Module):
         return embedded
 
     @nn.compact
-    def contextualize(self, features: jnp.ndarray, tokens: jnp.ndarray):
-        nonpad = (tokens != PAD)[..., None]
+    def contextualize(self, features: jnp.ndarray, valid: jnp.ndarray):
+        nonpad = valid[..., None]
         x = features * nonpad
         outs = [
             nn.Conv(self.filters, (k,), padding="SAME", name=f"conv{k}")(x)
@@ -201,8 +200,8 @@ class CNNEncoder(nn.Module):
         summary = jnp.max(jnp.where(nonpad, hidden, 0.0), axis=1)
         return hidden, summary
 
-    def __call__(self, embedded: jnp.ndarray, tokens: jnp.ndarray):
-        return self.contextualize(self.featurize(embedded), tokens)
+    def __call__(self, embedded: jnp.ndarray, valid: jnp.ndarray):
+        return self.contextualize(self.featurize(embedded), valid)
 
 
 class AverageEncoder(nn.Module):
@@ -219,14 +218,14 @@ class AverageEncoder(nn.Module):
     def featurize(self, embedded: jnp.ndarray) -> jnp.ndarray:
         return self.projection(embedded)
 
-    def contextualize(self, features: jnp.ndarray, tokens: jnp.ndarray):
-        nonpad = (tokens != PAD)[..., None]
+    def contextualize(self, features: jnp.ndarray, valid: jnp.ndarray):
+        nonpad = valid[..., None]
         hidden = jnp.tanh(features) * nonpad
         count = jnp.maximum(nonpad.sum(axis=1), 1)
         return hidden, hidden.sum(axis=1) / count
 
-    def __call__(self, embedded: jnp.ndarray, tokens: jnp.ndarray):
-        return self.contextualize(self.featurize(embedded), tokens)
+    def __call__(self, embedded: jnp.ndarray, valid: jnp.ndarray):
+        return self.contextualize(self.featurize(embedded), valid)
 
 
 def make_encoder(

@@ -19,16 +19,15 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxattn.data.batching import Batch
+from jaxattn.core.protocol import Batch, Encoded, Params, forward, output_distribution
 from jaxattn.models.attention import masked_softmax
-from jaxattn.models.network import AttentionNetwork, Encoded
-
-Params = dict
+from jaxattn.models.network import AttentionNetwork
 
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """Pure entry points over an :class:`AttentionNetwork`; hashable, so usable as a jit static."""
+    """jaxattn's own :class:`~jaxattn.core.protocol.FeaturizedModel` over an
+    :class:`AttentionNetwork`; hashable, so usable as a jit static."""
 
     network: AttentionNetwork
     task: str  # binary | multiclass | nli | qa
@@ -37,8 +36,21 @@ class Model:
     def is_binary(self) -> bool:
         return self.task == "binary"
 
+    @property
+    def affine_decoder(self) -> bool:
+        """Single-text decoders are linear read-outs of the attended state; pair decoders are not."""
+        return not self.network.pair
+
     def init(self, rng: jax.Array, batch: Batch) -> Params:
-        return self.network.init(rng, batch.tokens, batch.query, batch.candidates)["params"]
+        return self.network.init(
+            rng,
+            batch.tokens,
+            batch.mask,
+            batch.valid,
+            batch.query,
+            batch.query_valid,
+            batch.candidates,
+        )["params"]
 
     def embed(self, params: Params, tokens: jnp.ndarray) -> jnp.ndarray:
         """<int32>[B, T] -> <float32>[B, T, E]."""
@@ -58,15 +70,16 @@ class Model:
         features: jnp.ndarray,
         query_embedded: jnp.ndarray | None = None,
     ) -> Encoded:
-        """Encodes given :meth:`featurize` output for ``batch.tokens`` (and ``batch.query``)."""
+        """Encodes given :meth:`featurize` output for ``batch``'s passage (and its query)."""
         if self.network.pair and query_embedded is None:
             query_embedded = self.embed(params, batch.query)
         return self.network.apply(
             {"params": params},
             features,
-            batch.tokens,
+            batch.mask,
+            batch.valid,
             query_embedded,
-            batch.query,
+            batch.query_valid,
             batch.candidates,
             method=AttentionNetwork.encode_features,
         )
@@ -102,22 +115,11 @@ class Model:
         self, params: Params, batch: Batch, attn: jnp.ndarray | None = None
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Logits <float32>[B, C] and the attention used (the model's own when ``attn`` is None)."""
-        enc = self.encode(params, batch)
-        if attn is None:
-            attn = self.attend(params, enc)
-        return self.decode(params, enc, attn), attn
+        return forward(self, params, batch, attn)
 
     def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
         """<float32>[B, K] output distribution; binary models give [1 - p, p] (K = 2)."""
         return output_distribution(logits)
-
-
-def output_distribution(logits: jnp.ndarray) -> jnp.ndarray:
-    """Logits [..., C] -> probabilities [..., K]: a single logit is a sigmoid over two classes."""
-    if logits.shape[-1] == 1:
-        p = jax.nn.sigmoid(logits)
-        return jnp.concatenate([1.0 - p, p], axis=-1)
-    return jax.nn.softmax(logits, axis=-1)
 
 
 def build_model(

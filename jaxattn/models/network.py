@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
-from flax import struct
 
-from jaxattn.data.vocab import PAD, real_token_mask
+from jaxattn.core.protocol import Encoded
 from jaxattn.models.attention import make_attention, masked_softmax
 from jaxattn.models.encoders import encoder_output_size, make_encoder
 
 # Logit given to answers that are not candidates: exp() underflows to exactly 0 in float32, while
 # staying finite so that log-probabilities and their gradients never become NaN.
 NON_CANDIDATE_LOGIT = -1e9
-
-
-@struct.dataclass
-class Encoded:
-    """What the encoder hands to scoring and decoding; attention transforms hold it fixed.
-
-    Attributes:
-      hidden: <float32>[B, T, H] per-token states (0 at padding).
-      mask: <bool>[B, T] real tokens (attention may only go there).
-      query: <float32>[B, H] question / hypothesis summary (pair tasks) or None.
-      candidates: <bool>[B, C] allowed answers (QA) or None.
-    """
-
-    hidden: jnp.ndarray
-    mask: jnp.ndarray
-    query: jnp.ndarray | None = None
-    candidates: jnp.ndarray | None = None
 
 
 class AttentionNetwork(nn.Module):
@@ -45,6 +27,9 @@ class AttentionNetwork(nn.Module):
       encoder, attention: registry names (``bilstm|cnn|average``, ``additive|dot``).
       num_outputs: 1 for binary (a sigmoid logit), else the number of classes / answers.
       pair: whether a second encoder of the same kind reads ``batch.query``.
+
+    Inputs arrive as masks (``mask``: real tokens; ``valid``: positions holding input), never as
+    special token ids.
     """
 
     vocab_size: int
@@ -74,28 +59,27 @@ class AttentionNetwork(nn.Module):
         self.decoder_out = nn.Dense(self.num_outputs, name="decoder_out")
 
     def embed(self, tokens: jnp.ndarray) -> jnp.ndarray:
-        """<int32>[B, T] -> <float32>[B, T, E]; PAD embeds to zero (PyTorch's padding_idx)."""
-        return self.embedder(tokens) * (tokens != PAD)[..., None]
+        """<int32>[B, T] -> <float32>[B, T, E]; encoders ignore what padding positions hold."""
+        return self.embedder(tokens)
 
     def featurize(self, embedded):
         """Per-token features of the passage (see :mod:`jaxattn.models.encoders`)."""
         return self.text_encoder.featurize(embedded)
 
     def encode_features(
-        self, features, tokens, query_embedded=None, query_tokens=None, candidates=None
+        self, features, mask, valid, query_embedded=None, query_valid=None, candidates=None
     ):
-        hidden, _ = self.text_encoder.contextualize(features, tokens)
+        hidden, _ = self.text_encoder.contextualize(features, valid)
         query = None
         if self.pair:
-            _, query = self.query_encoder(query_embedded, query_tokens)
-        mask = real_token_mask(tokens)
+            _, query = self.query_encoder(query_embedded, query_valid)
         return Encoded(hidden=hidden, mask=mask, query=query, candidates=candidates)
 
     def encode_embedded(
-        self, embedded, tokens, query_embedded=None, query_tokens=None, candidates=None
+        self, embedded, mask, valid, query_embedded=None, query_valid=None, candidates=None
     ):
         return self.encode_features(
-            self.featurize(embedded), tokens, query_embedded, query_tokens, candidates
+            self.featurize(embedded), mask, valid, query_embedded, query_valid, candidates
         )
 
     def score(self, enc: Encoded) -> jnp.ndarray:
@@ -110,11 +94,11 @@ class AttentionNetwork(nn.Module):
             logits = jnp.where(enc.candidates, logits, NON_CANDIDATE_LOGIT)
         return logits
 
-    def __call__(self, tokens, query_tokens=None, candidates=None):
+    def __call__(self, tokens, mask, valid, query=None, query_valid=None, candidates=None):
         """Full forward pass (used to initialise every parameter)."""
-        query_embedded = self.embed(query_tokens) if self.pair else None
+        query_embedded = self.embed(query) if self.pair else None
         enc = self.encode_embedded(
-            self.embed(tokens), tokens, query_embedded, query_tokens, candidates
+            self.embed(tokens), mask, valid, query_embedded, query_valid, candidates
         )
         attn = masked_softmax(self.score(enc), enc.mask)
         return self.decode(enc, attn), attn

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxattn.data.batching import with_tokens
 from jaxattn.models.attention import masked_softmax, uniform_attention
 from tests.helpers import toy_batch, toy_model
 
@@ -48,7 +49,7 @@ def test_shapes_masks_and_decode_equals_forward(encoder, attention, task):
 def test_hidden_states_do_not_depend_on_padding(encoder):
     """Extra padding (a longer bucket) must not change a row's hidden states or output."""
     model, params, batch = toy_model("binary", encoder)
-    wider = batch.replace(tokens=np.pad(batch.tokens, ((0, 0), (0, 9))))
+    wider = with_tokens(batch, np.pad(batch.tokens, ((0, 0), (0, 9))))
     l1, a1 = model.forward(params, batch)
     l2, a2 = model.forward(params, wider)
     np.testing.assert_allclose(np.asarray(l1), np.asarray(l2), rtol=1e-5, atol=1e-6)
@@ -65,7 +66,7 @@ def test_bilstm_backward_direction_starts_at_last_real_token():
     h = enc.hidden.shape[-1] // 2
     row = batch.tokens[1]
     n = int((row != 0).sum())
-    alone = batch.replace(tokens=row[None, :n])
+    alone = with_tokens(batch, row[None, :n])
     enc_alone = model.encode(params, alone)
     np.testing.assert_allclose(
         np.asarray(enc.hidden[1, :n, h:]),
@@ -77,7 +78,7 @@ def test_bilstm_backward_direction_starts_at_last_real_token():
     # earlier forward states unchanged but changes the backward state at position 0.
     changed = batch.tokens.copy()
     changed[1, n - 2] = 7 if changed[1, n - 2] != 7 else 8
-    enc2 = model.encode(params, batch.replace(tokens=changed))
+    enc2 = model.encode(params, with_tokens(batch, changed))
     np.testing.assert_allclose(
         np.asarray(enc.hidden[1, : n - 2, :h]), np.asarray(enc2.hidden[1, : n - 2, :h])
     )

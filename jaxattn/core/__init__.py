@@ -1,0 +1,41 @@
+"""The model contract: :class:`AttentionModel`, :class:`Batch` and :class:`Encoded`."""
+
+from jaxattn.core.protocol import (
+    TASKS,
+    TOKEN_FIELDS,
+    AttentionModel,
+    Batch,
+    Encoded,
+    FeaturizedModel,
+    Inputs,
+    Params,
+    check_model,
+    delete_position,
+    delete_token,
+    encode,
+    forward,
+    has_affine_decoder,
+    has_features,
+    is_binary,
+    output_distribution,
+)
+
+__all__ = [
+    "TASKS",
+    "TOKEN_FIELDS",
+    "AttentionModel",
+    "Batch",
+    "Encoded",
+    "FeaturizedModel",
+    "Inputs",
+    "Params",
+    "check_model",
+    "delete_position",
+    "delete_token",
+    "encode",
+    "forward",
+    "has_affine_decoder",
+    "has_features",
+    "is_binary",
+    "output_distribution",
+]

@@ -1,0 +1,232 @@
+"""The model contract every analysis is written against: attention is an explicit argument.
+
+A model is anything that offers these pure functions of a params pytree (in the manner of optax's
+``GradientTransformation``, a tuple of pure functions; a frozen dataclass of them, or a class
+with these methods, satisfies :class:`AttentionModel` structurally)::
+
+    embed(params, tokens)               <int32>[B, T]            -> <float32>[B, T, E]
+    encode_embedded(params, batch, e)   passage embeddings e      -> Encoded(hidden, mask, ...)
+    attend(params, enc)                 Encoded                   -> <float32>[B, T] attention
+    decode(params, enc, attn)           any [B, T] distribution   -> <float32>[B, C] logits
+    probs(logits)                       logits                    -> <float32>[B, K] outputs
+
+plus ``init(rng, batch) -> params`` and a ``task`` (``binary``: one sigmoid logit, ``probs``
+gives ``[1 - p, p]``; ``multiclass``, ``nli``, ``qa``: softmax over C classes). Permuting,
+replacing, erasing or optimising attention is then a transform over the ``attn`` argument of
+``decode`` with ``enc`` held fixed, and gradients w.r.t. the inputs are ``jax.grad`` over
+``encode_embedded``.
+
+Rules the analyses rely on:
+
+* ``embed`` is per token: row ``t`` of its output depends on ``tokens[:, t]`` alone (positions,
+  context and the query belong in ``encode_embedded``). Leave-one-out deletes a token by
+  deleting its column of :class:`Batch` and its row of the embeddings.
+* ``encode_embedded`` reads ``batch.valid`` (which positions hold input) and ``batch.mask``
+  (which of them are real tokens, the only places attention may go), never special token ids:
+  those stay inside :mod:`jaxattn.data`. A pair model also reads ``batch.query`` /
+  ``batch.query_valid`` itself.
+* ``Encoded.hidden`` at masked positions does not affect ``decode``.
+
+Optional, for speed (the analyses fall back to the generic path when absent):
+
+* ``featurize(params, embedded) -> features <float32>[B, T, ...]`` and
+  ``encode_features(params, batch, features) -> Encoded`` with
+  ``encode_embedded == encode_features . featurize``, where **each token's features are an
+  affine function of that token's embedding alone** (no neighbours, no position). Leave-one-out
+  then computes the features once and deletes a row; gradient x input stops its backward pass at
+  the features, since for affine ``f``: ``grad_e . e = grad_f . (f(e) - f(0))``.
+* ``affine_decoder = True`` declares that ``decode(params, enc, attn)`` is affine in ``attn``
+  for a fixed ``enc`` (a linear read-out of ``sum_t attn_t hidden_t``); interventions then decode
+  many attentions as ``T x C`` weighted sums instead of full decodes.
+* ``self_attention(params, batch) -> <float32>[L, B, heads, T, T]``: a Transformer's per-layer
+  self-attention, shown in the report beside the pooling attention.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+Params = Any  # a pytree of arrays
+
+TASKS = ("binary", "multiclass", "nli", "qa")
+
+
+@struct.dataclass
+class Batch:
+    """The inputs of a model: padded token ids with their masks, and the training targets.
+
+    Attributes:
+      tokens: <int32>[B, T] token ids (what :meth:`AttentionModel.embed` reads).
+      mask: <bool>[B, T] real tokens: where attention may go and what the analyses score.
+      valid: <bool>[B, T] positions that hold input (real tokens and any boundary markers);
+        False is padding.
+      labels: <int32>[B] gold labels.
+      weights: <float32>[B] 1 for real rows, 0 for rows that only pad the batch.
+      index: <int32>[B] position of the row in its split, -1 for padding rows.
+      query: <int32>[B, Tq] hypothesis / question ids (pair tasks) or None.
+      query_valid: <bool>[B, Tq] positions of ``query`` that hold input, or None.
+      candidates: <bool>[B, C] answers allowed for the row (QA) or None.
+      rationale: <bool>[B, T] human / planted rationale on real tokens or None.
+    """
+
+    tokens: jnp.ndarray
+    mask: jnp.ndarray
+    valid: jnp.ndarray
+    labels: jnp.ndarray
+    weights: jnp.ndarray
+    index: jnp.ndarray
+    query: jnp.ndarray | None = None
+    query_valid: jnp.ndarray | None = None
+    candidates: jnp.ndarray | None = None
+    rationale: jnp.ndarray | None = None
+
+
+# The fields of a Batch with a token axis (axis 1), which a token deletion shortens.
+TOKEN_FIELDS = ("tokens", "mask", "valid", "rationale")
+
+Inputs = Batch
+
+
+def delete_position(values: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
+    """Removes column ``position`` from every row: [B, T, ...] -> [B, T - 1, ...].
+
+    A gather of shifted indices, so it can be vmapped over positions.
+    """
+    keep = jnp.arange(values.shape[1] - 1)
+    return values[:, keep + (keep >= position)]
+
+
+def delete_token(batch: Batch, position: jnp.ndarray) -> Batch:
+    """``batch`` with column ``position`` deleted from every token-aligned field."""
+    return batch.replace(
+        **{
+            name: delete_position(getattr(batch, name), position)
+            for name in TOKEN_FIELDS
+            if getattr(batch, name) is not None
+        }
+    )
+
+
+@struct.dataclass
+class Encoded:
+    """What the encoder hands to scoring and decoding; attention transforms hold it fixed.
+
+    Attributes:
+      hidden: <float32>[B, T, H] per-token states.
+      mask: <bool>[B, T] real tokens (attention may only go there).
+      query: <float32>[B, Hq] question / hypothesis summary (pair tasks) or None.
+      candidates: <bool>[B, C] allowed answers (QA) or None.
+    """
+
+    hidden: jnp.ndarray
+    mask: jnp.ndarray
+    query: jnp.ndarray | None = None
+    candidates: jnp.ndarray | None = None
+
+
+@runtime_checkable
+class AttentionModel(Protocol):
+    """A model with attention as an explicit argument (see the module docstring).
+
+    Implementations should be hashable (a frozen dataclass), so that the analyses can take them
+    as a static argument of ``jax.jit``.
+    """
+
+    task: str
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        """Fresh parameters for inputs shaped like ``batch``."""
+
+    def embed(self, params: Params, tokens: jnp.ndarray) -> jnp.ndarray:
+        """<int32>[B, T] -> <float32>[B, T, E], each row from its own token alone."""
+
+    def encode_embedded(self, params: Params, batch: Batch, embedded: jnp.ndarray) -> Encoded:
+        """Encodes the passage embeddings <float32>[B, T, E] of ``batch`` (and its query)."""
+
+    def attend(self, params: Params, enc: Encoded) -> jnp.ndarray:
+        """<float32>[B, T] the model's own attention over ``enc.mask``."""
+
+    def decode(self, params: Params, enc: Encoded, attn: jnp.ndarray) -> jnp.ndarray:
+        """<float32>[B, C] logits given any attention ``attn`` <float32>[B, T]."""
+
+    def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
+        """<float32>[B, K] the output distribution of ``logits``."""
+
+
+@runtime_checkable
+class FeaturizedModel(AttentionModel, Protocol):
+    """An :class:`AttentionModel` with the per-token affine fast path (see the module docstring)."""
+
+    def featurize(self, params: Params, embedded: jnp.ndarray) -> jnp.ndarray:
+        """<float32>[B, T, E] -> per-token features <float32>[B, T, ...], affine per token."""
+
+    def encode_features(self, params: Params, batch: Batch, features: jnp.ndarray) -> Encoded:
+        """Encodes given :meth:`featurize` output of ``batch``'s passage."""
+
+
+def has_features(model: AttentionModel) -> bool:
+    """Whether ``model`` offers the ``featurize`` / ``encode_features`` fast path."""
+    return callable(getattr(model, "featurize", None)) and callable(
+        getattr(model, "encode_features", None)
+    )
+
+
+def has_affine_decoder(model: AttentionModel) -> bool:
+    """Whether ``model`` declares ``decode`` affine in the attention (``affine_decoder``)."""
+    return bool(getattr(model, "affine_decoder", False))
+
+
+def is_binary(model: AttentionModel) -> bool:
+    """Binary models give one sigmoid logit; ``probs`` turns it into ``[1 - p, p]``."""
+    return model.task == "binary"
+
+
+def encode(model: AttentionModel, params: Params, batch: Batch) -> Encoded:
+    """``encode_embedded`` of ``batch``'s own embeddings."""
+    return model.encode_embedded(params, batch, model.embed(params, batch.tokens))
+
+
+def forward(
+    model: AttentionModel, params: Params, batch: Batch, attn: jnp.ndarray | None = None
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Logits <float32>[B, C] and the attention used (the model's own when ``attn`` is None)."""
+    enc = encode(model, params, batch)
+    if attn is None:
+        attn = model.attend(params, enc)
+    return model.decode(params, enc, attn), attn
+
+
+def output_distribution(logits: jnp.ndarray) -> jnp.ndarray:
+    """Logits [..., C] -> probabilities [..., K]: a single logit is a sigmoid over two classes."""
+    if logits.shape[-1] == 1:
+        p = jax.nn.sigmoid(logits)
+        return jnp.concatenate([1.0 - p, p], axis=-1)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def check_model(model: Any) -> AttentionModel:
+    """``model`` if it satisfies :class:`AttentionModel`, else a TypeError naming what is missing."""
+    missing = [
+        name
+        for name in ("init", "embed", "encode_embedded", "attend", "decode", "probs")
+        if not callable(getattr(model, name, None))
+    ]
+    if not isinstance(getattr(model, "task", None), str):
+        missing.append("task")
+    if missing:
+        raise TypeError(
+            f"{type(model).__name__} is not an AttentionModel: missing {', '.join(missing)}"
+        )
+    if model.task not in TASKS:
+        raise TypeError(f"{type(model).__name__}.task is {model.task!r}; expected one of {TASKS}")
+    try:
+        hash(model)
+    except TypeError as err:
+        raise TypeError(
+            f"{type(model).__name__} must be hashable (e.g. a frozen dataclass) to be a jit static"
+        ) from err
+    return model
