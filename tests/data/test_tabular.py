@@ -2,6 +2,7 @@
 
 import collections
 import json
+import math
 import re
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from jaxattn.data import tabular
 from jaxattn.data.dataset import DataError
 from jaxattn.data.prepare import prepare
 from jaxattn.data.tabular import Columns, load_table, read_table
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -334,3 +337,14 @@ def test_cli_data_file_sets_the_file_source(tmp_path, monkeypatch, capsys):
     assert main(["train", "--data-file", str(path), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert f"{path}:1: no column 'text'" in err and "data.text_column" in err
+
+
+def test_the_example_config_loads_and_prepares():
+    cfg = load_config(ROOT / "configs" / "user_csv_example.toml")
+    assert cfg.data.train_file == str(ROOT / "examples" / "data" / "reviews.csv")
+    prepared = prepare(cfg.data)
+    assert prepared.dataset.sizes() == {"train": 140, "dev": 20, "test": 40}
+    assert prepared.dataset.label_names == ("negative", "positive")
+    assert math.isclose(
+        sum(ex.label for ex in prepared.dataset.splits["train"]) / 140, 0.5
+    )  # stratified
