@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from jaxattn.config import ConfigError, load_config
+from jaxattn.config import ConfigError, file_data_overrides, load_config
 from jaxattn.data.dataset import DataError
 
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
@@ -20,7 +20,10 @@ USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
 def _cmd_train(args: argparse.Namespace) -> int:
     from jaxattn.run import train_run
 
-    cfg = load_config(args.config, args.set or [])
+    overrides = args.set or []
+    if args.data_file is not None:
+        overrides = [*file_data_overrides(args.data_file), *overrides]
+    cfg = load_config(args.config, overrides)
     metrics = train_run(cfg, args.out, progress=not args.quiet)
     test = metrics["test"]
     shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
@@ -99,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
+    p.add_argument(
+        "--data-file",
+        type=Path,
+        metavar="PATH",
+        help="train on your own CSV/TSV/JSONL file (sets data.name=file, data.train_file=PATH)",
     )
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -10,6 +10,9 @@ Fallbacks (each says so in the data set's notes): ``sst2``, ``ag_news``, ``snli`
 load from tensorflow-datasets when their files (package) are missing and TFDS imports; ``babi1-3``
 use the project's bAbI generator when the bAbI files are missing. ``babi{1,2,3}_generated`` are
 always generated, so a config naming them means the same data everywhere.
+
+Your own files are not registered: ``data.name = "file"`` reads ``data.train_file`` (and its
+siblings) with :mod:`jaxattn.data.tabular`; :func:`load_configured` picks one or the other.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxattn.data import files, packages, tfds
+from jaxattn.config import FILE_DATA, DataConfig
+from jaxattn.data import files, packages, tabular, tfds
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError
 from jaxattn.data.generators import make_babi, make_synthetic
@@ -81,6 +85,26 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     if name not in REGISTRY:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name].loader(resolve_data_dir(data_dir))
+
+
+def load_configured(cfg: DataConfig) -> Dataset:
+    """The data set ``cfg`` names: your own files when ``cfg.name`` is "file", else a registered one."""
+    if cfg.name == FILE_DATA:
+        return tabular.load_table(cfg)
+    return load_dataset(cfg.name, cfg.data_dir or None)
+
+
+def filter_defaults(name: str) -> dict[str, int]:
+    """The vocabulary and length filters ``name`` uses unless configured (min_df, min/max_length)."""
+    if name == FILE_DATA:
+        return dict(tabular.FILTER_DEFAULTS)
+    if name not in REGISTRY:
+        raise DataError(
+            f"data.name: unknown data set {name!r}; known: {', '.join(sorted(REGISTRY))}, "
+            f"or '{FILE_DATA}' for your own files (data.train_file)"
+        )
+    spec = REGISTRY[name]
+    return {"min_df": spec.min_df, "min_length": spec.min_length, "max_length": spec.max_length}
 
 
 register(
