@@ -78,7 +78,8 @@ def measure(stage: str, model, params, split, opts) -> dict:
     import jax
 
     from jaxattn import importance
-    from jaxattn.analysis import jain_wallace as jw
+    from jaxattn.studies import runner
+    from jaxattn.studies.jain_wallace import stages as jw
 
     if stage == "grad":
         spec = dataclasses.replace(
@@ -90,7 +91,7 @@ def measure(stage: str, model, params, split, opts) -> dict:
     devices = len(jax.devices())
     batch_size = -(-getattr(opts, spec.batch_size) // devices) * devices
     indices = np.arange(len(split))
-    params, batches = jw.stage_batches(split, indices, batch_size, opts, params)
+    params, batches = runner.stage_batches(split, indices, batch_size, opts.buckets, params)
     batches = list(batches)
 
     def one_pass() -> tuple[float, float]:
@@ -151,10 +152,10 @@ def main() -> None:
 
     import jax
 
-    from jaxattn.analysis.jain_wallace import AnalysisOptions
     from jaxattn.config import _parse_literal
     from jaxattn.data.batching import make_batch
     from jaxattn.models.model import build_model
+    from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 
     overrides = dict(item.split("=", 1) for item in args.set)
     opts = AnalysisOptions(**{k: _parse_literal(v) for k, v in overrides.items()})

@@ -23,12 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn.analysis.jain_wallace import STAGES, published_gap_note, setting_rows, table2_rows
 from jaxattn.config import ConfigError, _parse_literal, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
 from jaxattn.run import train_run, write_atomic, write_json
+from jaxattn.studies.jain_wallace.stages import STAGES
+from jaxattn.studies.jain_wallace.tables import published_gap_note, setting_rows, table2_rows
 
 DATASETS = (*DATASET_TITLES, "synthetic")  # every data set of J&W's Table 2, and ours
 ENCODERS = ("bilstm", "average", "cnn")
@@ -38,7 +39,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def run_one(dataset: str, encoder: str, out: Path, args: argparse.Namespace) -> dict:
     """Trains (if needed) and analyses one data set x encoder; returns its ``summary.json``."""
-    from jaxattn.analysis.jain_wallace import analyze_run
+    from jaxattn.studies.jain_wallace.analyze import analyze_run
 
     path = CONFIGS / f"{dataset}_{encoder}_additive.toml"
     overrides = list(args.set)

@@ -42,6 +42,7 @@ import numpy as np
 import optax
 
 from jaxattn.config import Config, ConfigError
+from jaxattn.core.protocol import forward, is_binary
 from jaxattn.data.batching import Batch, num_batches, training_batches
 from jaxattn.data.prepare import Prepared
 from jaxattn.metrics import classification_scores, kl, tvd
@@ -60,7 +61,7 @@ from jaxattn.seeds import (
     train_stack,
     write_run,
 )
-from jaxattn.train import make_optimizer
+from jaxattn.trainer import make_optimizer
 
 DEFAULT_LAMBDAS = (0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -91,7 +92,7 @@ class AdversaryOptions:
             raise ConfigError("adversary kl_eps must be >= 0")
 
     def tvd_scale(self, model: Model) -> float:
-        return 0.5 if self.half_binary_tvd and model.is_binary else 1.0
+        return 0.5 if self.half_binary_tvd and is_binary(model) else 1.0
 
 
 def adversarial_terms(
@@ -103,10 +104,10 @@ def adversarial_terms(
       tvd: <float32>[B] TVD(y_adv, y_base) (halved for binary under ``half_binary_tvd``).
       kl: <float32>[B] KL(a_adv || a_base + eps) over real tokens.
     """
-    base_logits, base_attn = model.forward(base_params, batch)
+    base_logits, base_attn = forward(model, base_params, batch)
     base_probs = jax.lax.stop_gradient(model.probs(base_logits))
     base_attn = jax.lax.stop_gradient(base_attn)
-    logits, attn = model.forward(params, batch)
+    logits, attn = forward(model, params, batch)
     distance = tvd(model.probs(logits), base_probs) * options.tvd_scale(model)
     return distance, kl(attn, base_attn, eps=options.kl_eps)
 
@@ -176,7 +177,7 @@ def summarise_adversaries(
     jsds, kls = reduce_instances(comp.jsd, options), reduce_instances(comp.kl, options)
     out = []
     for m, lam in enumerate(lambdas):
-        gold = classification_scores(comp.probs[m], labels, model.is_binary)
+        gold = classification_scores(comp.probs[m], labels, is_binary(model))
         out.append({
             **gold,
             "tvd": float(tvds[m]),

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from jaxattn.config import ConfigError, file_data_overrides, load_config
 from jaxattn.data.dataset import DataError
+from jaxattn.errors import RunError
 
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, RunError, FileNotFoundError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def _only(text: str | None) -> set[str] | None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from jaxattn.analysis.jain_wallace import analyze_run
+    from jaxattn.studies.jain_wallace.analyze import analyze_run
 
     report = analyze_run(
         args.run, split=args.split, only=_only(args.only), limit=args.limit, progress=not args.quiet

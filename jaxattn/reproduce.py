@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 
 from jaxattn.config import load_config
-from jaxattn.run import train_run, write_atomic
+from jaxattn.run import train_run
+from jaxattn.runs.files import write_atomic
+from jaxattn.runs.lock import run_lock
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -36,22 +38,23 @@ def reproduce(
     progress: bool = True,
 ) -> Path:
     """Trains one model into ``out/run`` and runs ``suites`` on it; returns ``out/index.html``."""
-    from jaxattn.analysis.jain_wallace import analyze_run
     from jaxattn.analysis.wiegreffe_pinter import wp_run
+    from jaxattn.studies.jain_wallace.analyze import analyze_run
 
     out = Path(out)
     path = config_path(dataset, encoder, attention)
     base = [] if path else [f"data.name={dataset}", f"model.encoder={encoder}", f"model.attention={attention}"]
     cfg = load_config(path, base + list(overrides))
     run_dir = out / "run"
-    metrics = train_run(cfg, run_dir, progress=progress)
-    reports = {}
-    if "jain_wallace" in suites:
-        reports["Jain & Wallace analyses"] = analyze_run(run_dir, limit=limit, progress=progress)
-    if "wiegreffe_pinter" in suites:
-        reports["Wiegreffe & Pinter suite"] = wp_run(run_dir, seeds=seeds, progress=progress)
-    index = out / "index.html"
-    write_atomic(index, _index_page(cfg.data.name, metrics, reports, out))
+    with run_lock(out, "jaxattn reproduce"):
+        metrics = train_run(cfg, run_dir, progress=progress)
+        reports = {}
+        if "jain_wallace" in suites:
+            reports["Jain & Wallace analyses"] = analyze_run(run_dir, limit=limit, progress=progress)
+        if "wiegreffe_pinter" in suites:
+            reports["Wiegreffe & Pinter suite"] = wp_run(run_dir, seeds=seeds, progress=progress)
+        index = out / "index.html"
+        write_atomic(index, _index_page(cfg.data.name, metrics, reports, out))
     return index
 
 

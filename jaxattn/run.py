@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import jax
-import numpy as np
 from flax import serialization
 
 from jaxattn.config import Config, ConfigError, dump_config, load_config
@@ -31,34 +26,9 @@ from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
 from jaxattn.models.model import Model, Params, build_model
-from jaxattn.train import AttentionSource, TrainState, first_batch, make_optimizer, train
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj)}")
+from jaxattn.runs.files import read_json, write_atomic, write_json
+from jaxattn.runs.lock import run_lock
+from jaxattn.trainer import AttentionSource, first_batch
 
 
 def model_for(cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int) -> Model:
@@ -161,93 +131,46 @@ def train_run(
     Returns the metrics dict also written to ``out/metrics.json``. A finished run is not
     retrained; asking a run for more epochs continues it from its checkpoint, exactly as if it had
     been started with that many (each epoch's batch order depends only on the seed and epoch).
+    Everything is checked (config, data, imposed run) before the first file is written, and the
+    directory is locked for the whole run.
     """
+    from jaxattn.fit import train_model
+
     out = Path(out)
-    finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
-    if (out / "config.toml").exists():
-        old = load_config(out / "config.toml")
-        if old.to_dict() != cfg.to_dict():
-            if not _only_adds_epochs(old, cfg):
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a run directory")
+    with run_lock(out, "jaxattn train"):
+        finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
+        fresh = not (out / "config.toml").exists()
+        if not fresh:
+            old = load_config(out / "config.toml")
+            if old.to_dict() != cfg.to_dict() and not _only_adds_epochs(old, cfg):
                 state = "a finished" if finished else "an unfinished"
                 raise ConfigError(
                     f"{out}: holds {state} run with a different config; choose another --out "
                     "(only train.epochs may grow, to continue training)"
                 )
-            write_atomic(out / "config.toml", dump_config(cfg))
-        elif finished:
-            return json.loads((out / "metrics.json").read_text())
-        prepared = prepare(
-            cfg.data,
-            vocab=Vocab.load(out / "vocab.json"),
-            dataset=prepared.dataset if prepared else None,
-        )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        prepared = prepared or prepare(cfg.data)
-        write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
-        write_json(out / "data.json", prepared.info())
+            if old.to_dict() == cfg.to_dict() and finished:
+                return read_json(out / "metrics.json")
+            prepared = prepare(
+                cfg.data,
+                vocab=Vocab.load(out / "vocab.json"),
+                dataset=prepared.dataset if prepared else None,
+            )
+        else:
+            prepared = prepared or prepare(cfg.data)
+        model = model_for(cfg, prepared, len(prepared.vocab))
+        params, embeddings = initial_params(cfg, model, prepared)
+        source, source_params = _imposed_source(cfg, prepared)
+        if fresh:
+            write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
+            write_json(out / "data.json", prepared.info())
         write_atomic(out / "config.toml", dump_config(cfg))
-    model = model_for(cfg, prepared, len(prepared.vocab))
-    params, embeddings = initial_params(cfg, model, prepared)
-    source, source_params = _imposed_source(cfg, prepared)
-
-    state = None
-    ckpt = out / "checkpoint.msgpack"
-    template = TrainState(params, make_optimizer(cfg.train).init(params), params)
-    if ckpt.exists():
-        state = _restore_state(template, ckpt.read_bytes())
-
-    def save(state: TrainState) -> None:
-        write_atomic(ckpt, serialization.msgpack_serialize(_state_dict(state)))
-
-    start = time.perf_counter()
-    state = train(
-        model, params, prepared.splits, cfg.train, source, source_params, state, save, progress
-    )
-    elapsed = time.perf_counter() - start
-    write_atomic(out / "params.msgpack", serialization.to_bytes(state.best_params))
-    best = state.history[state.best_epoch - 1]
-    n_train = len(prepared.splits["train"])
-    train_seconds = sum(r["seconds"] for r in state.history)
-    metrics = {
-        "test": best["test"],
-        "dev": best["dev"],
-        "best_epoch": state.best_epoch,
-        "selection": cfg.train.selection,
-        "selection_metric": "auc" if model.is_binary else "accuracy",
-        "epochs": state.history,
-        "train_seconds": train_seconds,
-        "train_examples_per_second": n_train * len(state.history) / max(train_seconds, 1e-9),
-        "wall_seconds_this_session": elapsed,
-        "embeddings": embeddings,
-        "attention": cfg.train.attention,
-        "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
-        "data": prepared.info(),
-    }
-    write_json(out / "metrics.json", metrics)
-    return metrics
-
-
-def _state_dict(state: TrainState) -> dict:
-    return {
-        "params": serialization.to_state_dict(state.params),
-        "opt_state": serialization.to_state_dict(state.opt_state),
-        "best_params": serialization.to_state_dict(state.best_params),
-        "epoch": state.epoch,
-        "best_score": state.best_score,
-        "best_epoch": state.best_epoch,
-        "history": json.dumps(state.history),
-    }
-
-
-def _restore_state(template: TrainState, raw: bytes) -> TrainState:
-    data = serialization.msgpack_restore(raw)
-    return TrainState(
-        params=serialization.from_state_dict(template.params, data["params"]),
-        opt_state=serialization.from_state_dict(template.opt_state, data["opt_state"]),
-        best_params=serialization.from_state_dict(template.params, data["best_params"]),
-        epoch=int(data["epoch"]),
-        best_score=float(data["best_score"]),
-        best_epoch=int(data["best_epoch"]),
-        history=json.loads(data["history"]),
-    )
+        extra = {
+            "embeddings": embeddings,
+            "attention": cfg.train.attention,
+            "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
+        }
+        return train_model(
+            model, prepared, cfg.train, out, params, progress, source, source_params, extra
+        )[1]

@@ -43,6 +43,7 @@ from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxattn.config import Config, ConfigError, dump_config
+from jaxattn.core.protocol import encode, forward, is_binary
 from jaxattn.data.batching import (
     Batch,
     EncodedSplit,
@@ -55,7 +56,7 @@ from jaxattn.data.prepare import Prepared
 from jaxattn.metrics import classification_scores, jsd, kl, tvd
 from jaxattn.models.model import Model, Params
 from jaxattn.run import initial_params, load_run, model_for, train_run, write_atomic, write_json
-from jaxattn.train import (
+from jaxattn.trainer import (
     AttentionSource,
     attention_for,
     make_optimizer,
@@ -258,7 +259,7 @@ def load_stacked_params(dirs: Sequence[Path]) -> Params:
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _predict_stack_batch(model: Model, params: Params, batch: Batch, source: AttentionSource):
     def one(p):
-        enc = model.encode(p, batch)
+        enc = encode(model, p, batch)
         return model.probs(model.decode(p, enc, attention_for(model, p, enc, batch, source, None)))
 
     return jax.vmap(one)(params)
@@ -318,8 +319,8 @@ class Comparison:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _compare_batch(model: Model, base_params: Params, params: Params, batch: Batch, kl_eps):
-    base_logits, base_attn = model.forward(base_params, batch)
-    logits, attn = jax.vmap(model.forward, in_axes=(0, None))(params, batch)  # [M, B, C], [M, B, T]
+    base_logits, base_attn = forward(model, base_params, batch)
+    logits, attn = jax.vmap(lambda p: forward(model, p, batch))(params)  # [M, B, C], [M, B, T]
     base_probs = model.probs(base_logits)
     probs = jax.vmap(model.probs)(logits)
     return {
@@ -426,13 +427,13 @@ def _train_seed_stack(
     one_step = make_train_step(model, optimizer, source)
     stacked_step = jax.jit(jax.vmap(one_step, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
     train_split = prepared.splits["train"]
-    pos_weight = jnp.float32(positive_class_weight(train_split.labels) if model.is_binary else 1.0)
+    pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
 
     def step(params, opt_state, batch):
         return stacked_step(params, opt_state, batch, pos_weight, None)
 
     def epoch_batches(epoch: int) -> Iterator[Batch]:
-        # Seed s sees the batches `jaxattn train` with train.seed = s would (see jaxattn.train.train).
+        # Seed s sees the batches `jaxattn train` with train.seed = s would (see jaxattn.trainer.train).
         streams = [
             training_batches(train_split, tc.batch_size, np.random.default_rng(s * 1000 + epoch),
                              tc.sort_noise, tc.buckets)
@@ -447,8 +448,8 @@ def _train_seed_stack(
             split = prepared.splits[name]
             probs = predict_stack(model, params, split, tc.eval_batch_size, tc.buckets, source)
             for record, p in zip(records, probs):
-                record[name] = classification_scores(p, split.labels, model.is_binary)
-        scores = [selection_score(r[tc.selection], model.is_binary) for r in records]
+                record[name] = classification_scores(p, split.labels, is_binary(model))
+        scores = [selection_score(r[tc.selection], is_binary(model)) for r in records]
         return np.asarray(scores), records
 
     start = time.perf_counter()
@@ -462,7 +463,7 @@ def _train_seed_stack(
         metrics = member_metrics(state, m, cfg, prepared, embeddings, elapsed)
         metrics.update(
             selection=tc.selection,
-            selection_metric="auc" if model.is_binary else "accuracy",
+            selection_metric="auc" if is_binary(model) else "accuracy",
             train_examples_per_second=len(train_split) * len(metrics["epochs"]) * len(seeds)
             / max(metrics["train_seconds"], 1e-9),
             attention=tc.attention,

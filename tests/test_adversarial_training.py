@@ -18,7 +18,7 @@ from jaxattn.config import TrainConfig
 from jaxattn.metrics import jsd, kl, tvd
 from jaxattn.models.attention import masked_softmax
 from jaxattn.seeds import Comparison, stack_trees
-from jaxattn.train import make_optimizer
+from jaxattn.trainer import make_optimizer
 from tests.helpers import toy_batch, toy_model
 
 # Eager op-by-op execution compiles every primitive; one jit per function is much faster.

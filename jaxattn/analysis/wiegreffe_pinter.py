@@ -53,6 +53,7 @@ from jaxattn.data.dataset import Dataset
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.report import html, plots, tables, wp_figures
 from jaxattn.run import Run, load_run, train_run, write_atomic, write_json
+from jaxattn.runs.lock import run_lock
 from jaxattn.seeds import (
     SEED_MODES,
     Comparison,
@@ -351,6 +352,11 @@ def wp_run(
     """
     opts = WPOptions.from_kwargs(**options)
     stages = _wanted(only)
+    with run_lock(run_dir, "jaxattn wp"):
+        return _wp_locked(run_dir, stages, seeds, lambdas, progress, dataset, opts)
+
+
+def _wp_locked(run_dir, stages, seeds, lambdas, progress, dataset, opts) -> Path:
     base = load_run(run_dir)
     if base.config.train.attention != "learned":
         raise ConfigError(f"{run_dir}: the W&P suite needs a base run with learned attention "

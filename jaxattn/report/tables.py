@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxattn.run import write_atomic
+from jaxattn.runs.files import write_atomic
 
 MISSING = "–"
 

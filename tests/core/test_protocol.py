@@ -193,3 +193,27 @@ def test_adversarial_search_runs_and_keeps_the_output(setup):
     assert np.all(np.asarray(res.best_tvd) <= 0.05 + 1e-6)
     mask = np.asarray(batch.mask)
     assert np.all(np.asarray(res.attn)[~mask[:, None, :].repeat(3, 1)] == 0)
+
+
+def test_a_model_defined_here_trains_and_gets_the_full_report(tmp_path):
+    """jaxattn.train and jaxattn.analyze on a model that jaxattn knows nothing of."""
+    import json
+
+    import jaxattn
+
+    data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic", limit_train=200))
+    model = RunningMeanModel(net=_Net(vocab_size=len(data.vocab), width=8))
+    cfg = jaxattn.TrainConfig(epochs=1, buckets=(64,))
+    params, metrics = jaxattn.train(model, data, cfg, out=tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "params.msgpack").exists() and metrics["best_epoch"] == 1
+    again, _ = jaxattn.train(model, data, cfg, out=tmp_path / "run", progress=False)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, again)  # finished: read back
+    report = jaxattn.analyze(
+        model, params, data, out=tmp_path / "run" / "analysis", limit=12, progress=False,
+        num_permutations=4, num_adversaries=2, adv_steps=5, ig_steps=4, ig_chunk=2, samples=3,
+        buckets=(64,),
+    )
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert summary["n"] == 12 and {"attn_grad", "attn_loo", "attn_ig"} <= set(summary["kendall"])
+    assert "permutation" in summary and "adversarial" in summary
+    assert report.read_text().count('class="heat"') == 3

@@ -21,7 +21,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxattn.config import TrainConfig
-from jaxattn.core.protocol import Encoded
+from jaxattn.core.protocol import AttentionModel, Encoded, encode, is_binary
 from jaxattn.data.batching import (
     Batch,
     EncodedSplit,
@@ -32,7 +32,7 @@ from jaxattn.data.batching import (
 )
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
-from jaxattn.models.model import Model, Params
+from jaxattn.models.model import Params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +40,11 @@ class AttentionSource:
     """Which attention the decoder is given: ``learned``, ``uniform`` or ``imposed`` (from ``model``)."""
 
     mode: str = "learned"
-    model: Model | None = None  # the imposing model (mode == "imposed")
+    model: AttentionModel | None = None  # the imposing model (mode == "imposed")
 
 
 def attention_for(
-    model: Model,
+    model: AttentionModel,
     params: Params,
     enc: Encoded,
     batch: Batch,
@@ -58,7 +58,7 @@ def attention_for(
         return uniform_attention(enc.mask)
     if source.mode == "imposed":
         src = source.model
-        return jax.lax.stop_gradient(src.attend(source_params, src.encode(source_params, batch)))
+        return jax.lax.stop_gradient(src.attend(source_params, encode(src, source_params, batch)))
     raise ValueError(f"unknown attention source {source.mode!r}")
 
 
@@ -69,11 +69,11 @@ def positive_class_weight(labels: np.ndarray) -> float:
 
 
 def batch_loss(
-    model: Model, logits: jnp.ndarray, batch: Batch, pos_weight: jnp.ndarray
+    model: AttentionModel, logits: jnp.ndarray, batch: Batch, pos_weight: jnp.ndarray
 ) -> jnp.ndarray:
     """Binary: class-weighted BCE summed over the batch (J&W); else mean cross-entropy."""
     w = batch.weights
-    if model.is_binary:
+    if is_binary(model):
         y = batch.labels.astype(jnp.float32)
         per = optax.sigmoid_binary_cross_entropy(logits[:, 0], y)
         per = per * jnp.where(batch.labels == 1, pos_weight, 1.0)
@@ -96,11 +96,11 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     )
 
 
-def make_train_step(model: Model, optimizer: optax.GradientTransformation, source: AttentionSource):
+def make_train_step(model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource):
     """A jitted ``step(params, opt_state, batch, pos_weight, source_params) -> (params, opt_state, loss)``."""
 
     def loss_fn(params, batch, pos_weight, source_params):
-        enc = model.encode(params, batch)
+        enc = encode(model, params, batch)
         attn = attention_for(model, params, enc, batch, source, source_params)
         return batch_loss(model, model.decode(params, enc, attn), batch, pos_weight)
 
@@ -114,14 +114,14 @@ def make_train_step(model: Model, optimizer: optax.GradientTransformation, sourc
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def _predict_batch(model: Model, params, batch: Batch, source: AttentionSource, source_params):
-    enc = model.encode(params, batch)
+def _predict_batch(model: AttentionModel, params, batch: Batch, source: AttentionSource, source_params):
+    enc = encode(model, params, batch)
     attn = attention_for(model, params, enc, batch, source, source_params)
     return model.probs(model.decode(params, enc, attn))
 
 
 def predict(
-    model: Model,
+    model: AttentionModel,
     params: Params,
     split: EncodedSplit,
     batch_size: int = 256,
@@ -159,7 +159,7 @@ class TrainState:
 
 
 def train(
-    model: Model,
+    model: AttentionModel,
     params: Params,
     splits: dict[str, EncodedSplit],
     cfg: TrainConfig,
@@ -179,7 +179,7 @@ def train(
         state = TrainState(params=params, opt_state=optimizer.init(params), best_params=None)
     step = make_train_step(model, optimizer, source)
     train_split = splits["train"]
-    pos_weight = jnp.float32(positive_class_weight(train_split.labels) if model.is_binary else 1.0)
+    pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
     n_batches = num_batches(len(train_split), cfg.batch_size)
     for epoch in range(state.epoch, cfg.epochs):
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
@@ -205,9 +205,9 @@ def train(
             probs = predict(
                 model, params, splits[name], cfg.eval_batch_size, cfg.buckets, source, source_params
             )
-            record[name] = classification_scores(probs, splits[name].labels, model.is_binary)
+            record[name] = classification_scores(probs, splits[name].labels, is_binary(model))
         state.params, state.opt_state = params, opt_state
-        score = selection_score(record[cfg.selection], model.is_binary)
+        score = selection_score(record[cfg.selection], is_binary(model))
         if state.best_params is None or score > state.best_score:
             state.best_score, state.best_epoch = score, epoch + 1
             state.best_params = jax.tree_util.tree_map(jnp.copy, params)

@@ -10,7 +10,7 @@ from jaxattn.config import load_config
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
 from jaxattn.run import load_run, train_run
-from jaxattn.train import positive_class_weight
+from jaxattn.trainer import positive_class_weight
 
 SMALL = [
     "data.name=synthetic",

@@ -1,0 +1,70 @@
+"""Atomic, strict files: every result is written to a temporary name and renamed into place.
+
+An interrupted write never leaves a half-written file, JSON is strict (no bare NaN: non-finite
+numbers become null) and files are created readable by their owner only, like the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def strict_json_value(obj: Any) -> Any:
+    """``obj`` with numpy values made plain and non-finite floats replaced by None, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json_value(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json_value(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def json_text(obj: Any) -> str:
+    """Strict JSON (RFC 8259: no NaN or Infinity) of ``obj``, indented, with a final newline."""
+    return json.dumps(strict_json_value(obj), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_atomic(path, json_text(obj))
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file written by jaxattn; a missing or damaged one is a one-line RunError."""
+    from jaxattn.errors import RunError, read_text
+
+    text = read_text(path, error=RunError, what="result file")
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise RunError(f"{path}: damaged JSON ({err}); delete it to recompute") from None

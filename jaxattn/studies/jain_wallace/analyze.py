@@ -1,0 +1,232 @@
+"""The Jain & Wallace battery on any model: ``jaxattn.analyze`` and ``jaxattn analyze --run``.
+
+Where results go: a report folder holds ``instances.npz`` / ``instances.json`` (what was
+analysed), one ``<stage>.npz`` per stage and the report files. The main folder (``RUN/analysis``
+for a run) holds the fullest analysis asked for; a request that is narrower than what it holds
+(fewer instances, another split, fewer stages) writes beside it, in
+``analysis/views/<split>-<n>[-<stages>]``, reusing the fuller results' rows where their keys
+match, and never overwrites them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from jaxattn.config import ConfigError
+from jaxattn.core.protocol import AttentionModel, Params, check_model
+from jaxattn.data.prepare import Prepared
+from jaxattn.data.vocab import real_token_mask
+from jaxattn.runs.files import read_json, write_json
+from jaxattn.runs.lock import run_lock
+from jaxattn.studies.jain_wallace.report import write_report
+from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions
+from jaxattn.studies.runner import (
+    find_cached,
+    params_digest,
+    row_digests,
+    run_stage,
+    save_npz,
+    stage_key,
+)
+
+
+def analysis_options(options: dict) -> AnalysisOptions:
+    """:class:`AnalysisOptions` from keyword options; unknown names and bad values are refused."""
+    known = {f.name for f in dataclasses.fields(AnalysisOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"analyze: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    if "buckets" in options:
+        options = {**options, "buckets": tuple(options["buckets"])}
+    opts = AnalysisOptions(**options)
+    for f in dataclasses.fields(opts):
+        value = getattr(opts, f.name)
+        if f.name in ("seed", "samples", "topk") and value < 0 or (
+            f.name not in ("seed", "samples", "topk", "buckets", "adv_learning_rate", "epsilon")
+            and value < 1
+        ):
+            raise ConfigError(f"analyze: option {f.name}={value!r} is out of range")
+    if not (0 < opts.adv_learning_rate < float("inf")) or not (0 <= opts.epsilon <= 1):
+        raise ConfigError("analyze: adv_learning_rate must be finite > 0 and epsilon in [0, 1]")
+    return opts
+
+
+def chosen_stages(only) -> list[str]:
+    """The stages ``only`` names (default all), in run order; unknown names are refused."""
+    wanted = set(STAGES) if only is None else set(only)
+    if not wanted or wanted - set(STAGES):
+        raise ConfigError(
+            f"analyze --only: unknown or no stage(s) {', '.join(sorted(wanted - set(STAGES)))}; "
+            f"choose from {', '.join(STAGES)}"
+        )
+    return [s for s in STAGES if s in wanted]
+
+
+def _request(split: str, indices: np.ndarray, digests: np.ndarray, stages, params: str) -> dict:
+    return {"split": split, "index": indices.tolist(), "digests": digests.tolist(),
+            "stages": sorted(stages), "params": params}
+
+
+def _covers(new: dict, old: dict) -> bool:
+    """Whether the request ``new`` holds everything ``old`` did (same model and split)."""
+    if old.get("params") != new["params"]:
+        return True  # old results of another model: stale, not fuller
+    pairs = set(zip(new["index"], new["digests"]))
+    return (old.get("split") == new["split"]
+            and set(zip(old["index"], old["digests"])) <= pairs
+            and set(old["stages"]) <= set(new["stages"]))
+
+
+def report_folder(root: Path, request: dict, n_split: int) -> Path:
+    """``root`` unless it holds a fuller valid analysis; then a named folder beside it."""
+    path = root / "request.json"
+    if not path.exists() or _covers(request, read_json(path)):
+        return root
+    n = len(request["index"])
+    name = f"{request['split']}-{'all' if n == n_split else n}"
+    if set(request["stages"]) != set(STAGES):
+        name += "-" + "-".join(request["stages"])
+    return root / "views" / name
+
+
+def _instances(prepared: Prepared, split: str, indices, digests, setting, params, opts) -> tuple:
+    enc = prepared.splits[split]
+    examples = prepared.dataset.splits[split]
+    t_max = int(enc.lengths[indices].max()) + 2
+    tokens = np.zeros((len(indices), t_max), np.int32)
+    rationale = None if enc.rationales is None else np.zeros((len(indices), t_max), bool)
+    for row, i in enumerate(indices):
+        tokens[row, : len(enc.tokens[i])] = enc.tokens[i]
+        if rationale is not None:
+            rationale[row, : len(enc.rationales[i])] = enc.rationales[i]
+    arrays = {"mask": np.asarray(real_token_mask(tokens)), "labels": enc.labels[indices],
+              "index": np.asarray(indices), "row_digest": digests}
+    if rationale is not None:
+        arrays["rationale"] = rationale
+    info = {
+        "task": prepared.dataset.task,
+        "class_names": list(prepared.dataset.label_names),
+        "words": [list(examples[i].tokens) for i in indices],
+        "queries": [list(examples[i].query) if examples[i].query else None for i in indices],
+        "setting": setting,
+        "params": params,
+        "report": {"topk": opts.topk, "samples": opts.samples, "seed": opts.seed},
+    }
+    return arrays, info
+
+
+def analyze(
+    model: AttentionModel,
+    params: Params,
+    data: Prepared,
+    out: str | Path,
+    split: str = "test",
+    only=None,
+    limit: int | None = None,
+    setting: dict | None = None,
+    progress: bool = True,
+    **options,
+) -> Path:
+    """Runs the J&W stages of any :class:`~jaxattn.core.protocol.AttentionModel` on ``split`` of
+    ``data`` and writes the report under ``out``; returns the path of its ``index.html``.
+
+    Args:
+      data: the prepared data set (:func:`jaxattn.prepare_data`), encoded with the vocabulary the
+        model was trained with.
+      only: stages to compute (of ``grad, loo, ig, perm, adv``; default all). Results of other
+        stages already cached for the same instances, model and options are reported too.
+      limit: analyse only the first ``limit`` instances of the split.
+      setting: what the report says about the model and data (dataset, encoder, ...).
+      options: fields of :class:`AnalysisOptions` (batch sizes, P, K, steps, seed, ...).
+    """
+    model = check_model(model)
+    opts = analysis_options(options)
+    stages = chosen_stages(only)
+    if split not in data.splits:
+        raise ConfigError(f"analyze --split {split}: the data has splits {', '.join(data.splits)}")
+    encoded = data.splits[split]
+    if limit is not None and limit <= 0:
+        raise ConfigError(f"analyze --limit {limit}: nothing to analyse")
+    n = len(encoded) if limit is None else min(limit, len(encoded))
+    indices = np.arange(n)
+    digests = row_digests(encoded, indices)
+    root = Path(out)
+    with run_lock(root, "jaxattn analyze"):
+        pdigest = params_digest(params)
+        setting = {"dataset": data.dataset.name, "task": data.dataset.task, "split": split,
+                   **(setting or {})}
+        setting["split"] = split
+        # Every stage file under the root can serve rows (the main folder's first).
+        def places(name: str) -> list[Path]:
+            return [root / f"{name}.npz", *sorted(root.glob(f"views/*/{name}.npz"))]
+
+        def meta(name: str) -> dict:
+            key = stage_key(STAGE_SPECS[name], opts, pdigest, split)
+            return {"split": split, "params": pdigest, "digests": digests, "key": key}
+
+        length = int(encoded.lengths[indices].max()) + 2
+        cached = {
+            name for name in STAGES
+            if find_cached(STAGE_SPECS[name], meta(name)["key"], places(name), indices, digests,
+                           length) is not None
+        }
+        # The report covers the stages asked for plus any cached for the same rows and options.
+        present = [s for s in STAGES if s in stages or s in cached]
+        request = _request(split, indices, digests, present, pdigest)
+        folder = report_folder(root, request, len(encoded))
+        for name in ("attention", *present):
+            run_stage(STAGE_SPECS[name], model, params, encoded, indices, opts,
+                      folder / f"{name}.npz", meta(name), places(name), progress=progress)
+        arrays, info = _instances(data, split, indices, digests, setting, pdigest, opts)
+        save_npz(folder / "instances.npz", arrays, {"split": split})
+        write_json(folder / "instances.json", info)
+        write_json(folder / "request.json", request)
+        return write_report(folder, progress)
+
+
+def run_setting(run, split: str) -> dict:
+    """What the report says about a trained run (the published setting is compared with it)."""
+    embeddings = run.metrics.get("embeddings", {})
+    return {
+        "run": str(run.path),
+        "dataset": run.data_info.get("name", run.config.data.name),
+        "task": run.data_info.get("task"),
+        "split": split,
+        "encoder": run.config.model.encoder,
+        "attention": run.config.model.attention,
+        "attention_source": run.config.train.attention,
+        "embeddings": embeddings.get("name", run.config.data.embeddings)
+        if isinstance(embeddings, dict)
+        else embeddings,
+        "selection": run.metrics.get("selection", run.config.train.selection),
+        "test_scores": run.metrics.get("test"),
+        "wp_report": "../wp/index.html" if (run.path / "wp" / "index.html").exists() else None,
+    }
+
+
+def analyze_run(
+    run_dir: str | Path,
+    split: str = "test",
+    only=None,
+    limit: int | None = None,
+    progress: bool = True,
+    **options,
+) -> Path:
+    """:func:`analyze` of a run directory written by ``jaxattn train``, into ``RUN/analysis``.
+
+    Holds the run directory's lock for the whole analysis.
+    """
+    from jaxattn.run import load_run
+
+    analysis_options(options)
+    chosen_stages(only)
+    with run_lock(run_dir, "jaxattn analyze"):
+        run = load_run(run_dir)
+        return analyze(run.model, run.params, run.prepare_data(), run.path / "analysis",
+                       split=split, only=only, limit=limit, setting=run_setting(run, split),
+                       progress=progress, **options)

@@ -1,0 +1,181 @@
+"""The J&W report of one analysis folder, rebuilt from its result files alone.
+
+Reads ``instances.npz`` / ``instances.json`` and the stage files beside them, and writes
+``agreement.npz``, ``summary.json``, ``tables.md`` / ``tables.csv``, the figures and
+``index.html``. No model, run or data set is needed: a copied folder can be re-reported anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxattn.report import html as report_html
+from jaxattn.report import plots
+from jaxattn.report.tables import html_table
+from jaxattn.runs.files import write_json
+from jaxattn.studies.jain_wallace import tables
+from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, importance_labels
+from jaxattn.studies.jain_wallace.summary import (
+    AnalysisData,
+    build_summary,
+    load_instances,
+    pairwise_agreement,
+)
+from jaxattn.studies.runner import load_stage, save_npz
+
+TAU_FIGURES = (("attn", "grad"), ("attn", "loo"), ("grad", "loo"), ("attn", "ig"))
+
+
+def load_data(out_dir: Path) -> AnalysisData:
+    """The analysed instances of ``out_dir`` with every stage file that belongs to them."""
+    arrays, info = load_instances(out_dir)
+    stages, metas = {}, {}
+    for name in STAGE_SPECS:
+        loaded = load_stage(out_dir / f"{name}.npz")
+        if loaded is None:
+            continue
+        values, meta = loaded
+        same_rows = np.array_equal(values.get("row_digest"), arrays["row_digest"])
+        if meta.get("params") != info["params"] or not same_rows:
+            continue  # left over from another instance set or model: not comparable
+        stages[name], metas[name] = values, meta
+    if "attention" not in stages:
+        from jaxattn.errors import RunError
+
+        raise RunError(f"{out_dir}/attention.npz missing or stale; run the analysis again")
+    return AnalysisData(
+        mask=arrays["mask"],
+        labels=arrays["labels"],
+        index=arrays["index"],
+        class_names=tuple(info["class_names"]),
+        task=info["task"],
+        rationale=arrays.get("rationale"),
+        words=info["words"],
+        queries=info["queries"],
+        setting=info["setting"],
+        labels_of=importance_labels(),
+        stages=stages,
+        meta=metas,
+    )
+
+
+def write_tau_figures(out_dir: Path, data: AnalysisData, pairs: dict) -> list[tuple[str, str]]:
+    classes, names = data.figure_classes()
+    labels = data.labels_of
+    figures = []
+    for a, b in TAU_FIGURES:
+        if f"{a}_{b}" in pairs:
+            name = f"tau_{a}_{b}.png"
+            plots.histogram_by_class(pairs[f"{a}_{b}"]["kendall"], classes, names, out_dir / name,
+                                     f"Kendall tau: {labels[a]} vs {labels[b]}", (-1.0, 1.0))
+            figures.append((name, f"Kendall tau, {labels[a]} vs {labels[b]}"))
+    return figures
+
+
+def instance_html(data: AnalysisData, row: int) -> str:
+    """One instance: what the stages say of it and its tokens shaded by every importance."""
+    weights = {data.labels_of[k]: data.real(v, row) for k, v in data.importances().items()}
+    pred = int(data.predicted[row])
+    facts = [
+        f"gold: {data.class_names[int(data.labels[row])]}",
+        f"predicted: {data.class_names[pred]} (p = {data.probs[row, pred]:.3f})",
+        f"max attention {data.max_attention[row]:.3f}",
+    ]
+    for name, stage in STAGE_SPECS.items():
+        if name in data.stages:
+            if stage.facts is not None:
+                facts += stage.facts(data, row)
+            if stage.heatmaps is not None:
+                weights.update(
+                    {k: data.real(v[None], 0) for k, v in stage.heatmaps(data, row).items()}
+                )
+    marks = None if data.rationale is None else data.real(data.rationale, row)
+    head = f"<h3>#{int(data.index[row])}</h3>" + report_html.paragraph("; ".join(facts), "muted")
+    if data.queries[row]:
+        head += report_html.paragraph("query: " + " ".join(data.queries[row]), "muted")
+    return head + report_html.token_heatmap_html(data.words[row], weights, marks)
+
+
+def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage_tables,
+                samples: int, seed: int) -> Path:
+    """``index.html``: setting, tables, figures and token heatmaps of sampled instances."""
+    setting = summary["setting"]
+    t2 = tables.table2_rows(summary)
+    title = (f"Jain & Wallace analyses: {setting.get('dataset')} / {setting.get('encoder')} + "
+             f"{setting.get('attention')} attention ({setting.get('split')} split)")
+    nav = [("summary.json", "summary.json"), ("tables.md", "tables.md"),
+           ("tables.csv", "tables.csv")]
+    if setting.get("wp_report"):
+        nav.append(("Wiegreffe & Pinter analyses", setting["wp_report"]))
+    scores = summary["scores"]
+    perf = ", ".join(f"{k} {scores[k]:.3f}" for k in ("accuracy", "f1", "auc")
+                     if scores.get(k) is not None)
+    sections = [
+        report_html.section(
+            "Setting",
+            html_table(tables.setting_rows(setting))
+            + f'<p class="note">{report_html.escape(tables.setting_note(summary))}</p>'
+            + report_html.paragraph(f"{summary['n']} instances analysed; {perf}."),
+        ),
+        report_html.section(
+            "Table 2: Kendall tau by predicted class",
+            html_table(tables.table2_display(t2), digits=2)
+            + f'<pre class="note">{report_html.escape(tables.published_gap_note(t2))}</pre>'
+            + report_html.paragraph(tables.TABLE2_NOTE, "muted"),
+            "table2",
+        ),
+        report_html.section("Rank and value agreement", html_table(tables.agreement_rows(summary)),
+                            "agreement"),
+    ]
+    for title_, rows in stage_tables:
+        sections.append(report_html.section(title_, html_table(rows)))
+    if tables.rationale_rows(summary):
+        sections.append(report_html.section(
+            "Agreement with the rationale", html_table(tables.rationale_rows(summary)), "rationale"))
+    if figures:
+        sections.append(report_html.section(
+            "Figures", "".join(report_html.figure_html(src, cap) for src, cap in figures),
+            "figures"))
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(data.labels), min(samples, len(data.labels)), replace=False))
+    sections.append(report_html.section(
+        "Sampled instances",
+        report_html.paragraph("Each row shades the tokens by one measure (darker = larger, "
+                              "relative to the row's maximum); underlined tokens are the "
+                              "rationale.", "muted")
+        + "".join(instance_html(data, int(r)) for r in picked),
+        "instances",
+    ))
+    timings = [{"stage": k, "seconds": v, "instances/s": (summary["n"] / v if v else None)}
+               for k, v in summary["timings"].items()]
+    sections.append(report_html.section("Timings", html_table(timings, digits=2), "timings"))
+    return report_html.write_page(out_dir / "index.html", report_html.page(title, sections, nav))
+
+
+def write_report(out_dir: str | Path, progress: bool = False) -> Path:
+    """Rebuilds every report file of the analysis folder ``out_dir`` from its result files."""
+    out_dir = Path(out_dir)
+    data = load_data(out_dir)
+    _, info = load_instances(out_dir)
+    shown = info.get("report", {})
+    pairs = pairwise_agreement(data, shown.get("topk", 5), progress)
+    save_npz(
+        out_dir / "agreement.npz",
+        {f"{key}.{measure}": v for key, values in pairs.items() for measure, v in values.items()},
+        {"pairs": list(pairs), "topk": shown.get("topk", 5)},
+    )
+    present = [stage for name, stage in STAGE_SPECS.items() if name in data.stages]
+    summary = build_summary(data, pairs, [s.summarize(data) for s in present if s.summarize])
+    write_json(out_dir / "summary.json", summary)
+    stage_tables = [t for s in present if s.tables for t in s.tables(summary)]
+    tables.write_tables(out_dir, summary, stage_tables)
+    figures = [f for s in present if s.figures for f in s.figures(data, out_dir)]
+    figures += write_tau_figures(out_dir, data, pairs)
+    path = write_index(out_dir, data, summary, figures, stage_tables,
+                       shown.get("samples", 20), shown.get("seed", 0))
+    if progress:
+        tqdm.write(f"report: {path}")
+    return path

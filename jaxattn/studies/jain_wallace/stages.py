@@ -1,0 +1,255 @@
+"""The Jain & Wallace stages: one pure per-batch function and one :class:`Stage` each.
+
+=========  ===================================================================================
+attention  the model's attention and output distribution (always run; the others refer to it)
+grad       gradient importance below attention (J&W) and through it
+loo        leave-one-out: output TVD when each token is deleted
+ig         integrated gradients (zero baseline on the real tokens)
+perm       attention permuted over the real tokens P times; per instance the median output TVD
+adv        K adversarial attentions per instance; max JSD within epsilon
+=========  ===================================================================================
+
+Adding an analysis is a compute function here and one entry in :data:`STAGE_SPECS` (its summary,
+table rows, figures and heatmap rows ride along on the :class:`Stage`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import numpy as np
+
+from jaxattn import importance, interventions
+from jaxattn.core.protocol import AttentionModel, Batch, Params, forward
+from jaxattn.report import plots
+from jaxattn.report.tables import mean_std
+from jaxattn.studies.jain_wallace import summary as summ
+from jaxattn.studies.runner import Stage
+
+# Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
+# position, and one more compilation per bucket is cheap next to that.
+ANALYSIS_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisOptions:
+    """Knobs of the J&W analyses (``**options``). Batch sizes count instances."""
+
+    # Small batches keep each step's arrays in cache: on a 2-core CPU (one device per core) with
+    # the BiLSTM these were the fastest sizes per stage (benchmarks/analysis_speed.py).
+    batch_size: int = 32  # attention, grad
+    loo_batch_size: int = 16
+    loo_chunk: int = 1  # deleted positions evaluated at once (x loo_batch_size sequences)
+    ig_batch_size: int = 32
+    ig_steps: int = 50
+    ig_chunk: int = 10  # path points evaluated at once (x ig_batch_size sequences)
+    perm_batch_size: int = 16
+    num_permutations: int = 100
+    adv_batch_size: int = 32
+    num_adversaries: int = 5
+    adv_steps: int = 500
+    adv_learning_rate: float = 0.01
+    epsilon: float = 0.05
+    topk: int = 5
+    seed: int = 0
+    samples: int = 20
+    buckets: tuple[int, ...] = ANALYSIS_BUCKETS
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _forward(model: AttentionModel, params: Params, batch: Batch):
+    logits, attn = forward(model, params, batch)
+    return model.probs(logits), attn
+
+
+def attention_outputs(model, params, batch, opts):
+    probs, attn = _forward(model, params, batch)
+    return {"probs": probs, "attn": attn}
+
+
+def gradients(model, params, batch, opts):
+    below, through = importance.gradient_importances(model, params, batch)
+    return {"grad": below, "grad_through": through}
+
+
+def leave_one_out(model, params, batch, opts):
+    return {"loo": importance.leave_one_out(model, params, batch, chunk=opts.loo_chunk)}
+
+
+def integrated_gradients(model, params, batch, opts):
+    scores = importance.integrated_gradients(model, params, batch, opts.ig_steps, opts.ig_chunk)
+    return {"ig": importance.normalize_magnitude(scores, batch.mask), "ig_signed": scores}
+
+
+# Each random stage draws from its own stream of the seed.
+RANDOM_STREAMS = {"perm": 1, "adv": 2}
+
+
+def random_key(opts: AnalysisOptions, name: str) -> jax.Array:
+    return jax.random.fold_in(jax.random.key(opts.seed), RANDOM_STREAMS[name])
+
+
+def permutations(model, params, batch, opts):
+    res = interventions.permute_attention(
+        model, params, batch, random_key(opts, "perm"), opts.num_permutations
+    )
+    return {"perm_tvd": res.tvd, "median_tvd": res.median_tvd}
+
+
+def adversaries(model, params, batch, opts):
+    res = interventions.search_adversarial_attention(
+        model,
+        params,
+        batch,
+        random_key(opts, "adv"),
+        num_adversaries=opts.num_adversaries,
+        steps=opts.adv_steps,
+        learning_rate=opts.adv_learning_rate,
+        epsilon=opts.epsilon,
+    )
+    return {
+        "adv_attn": res.attn,
+        "adv_tvd": res.tvd,
+        "adv_jsd": res.jsd,
+        "max_jsd": res.max_jsd,
+        "found": res.found,
+        "best_attn": res.best_attn,
+        "best_tvd": res.best_tvd,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Report pieces of the intervention stages
+
+
+def _class_rows(stats: dict, label: str, digits: int = 3) -> list[dict]:
+    """Mean (std) of a by-class summary, one row per predicted class and one for all."""
+    classes = stats.get("by_predicted", {})
+    groups = [(classes[c]["name"], classes[c]) for c in sorted(classes, key=int)]
+    return [
+        {"predicted class": name, label: mean_std(s.get("mean"), s.get("std"), digits),
+         "n": s.get("n")}
+        for name, s in groups + [("all", stats.get("overall", {}))]
+    ]
+
+
+def _summarize_perm(data: summ.AnalysisData) -> dict:
+    median = data.stages["perm"]["median_tvd"]
+    return {
+        "permutation": {
+            "median_tvd": data.by_class(median),
+            "by_max_attention_bin": summ.bin_summaries(median, data.max_attention),
+            "num_permutations": data.meta["perm"]["options"]["num_permutations"],
+        }
+    }
+
+
+def _summarize_adv(data: summ.AnalysisData) -> dict:
+    adv = data.stages["adv"]
+    return {
+        "adversarial": {
+            "max_jsd_mean": float(np.mean(adv["max_jsd"])),
+            "frac_found": float(np.mean(adv["found"])),
+            "max_jsd": data.by_class(adv["max_jsd"]),
+            "found": data.by_class(adv["found"].astype(np.float64)),
+            "by_max_attention_bin": summ.bin_summaries(adv["max_jsd"], data.max_attention),
+            **data.meta["adv"]["options"],
+        }
+    }
+
+
+def _perm_tables(summary: dict) -> list[tuple[str, list[dict]]]:
+    stats = summary["permutation"]["median_tvd"]
+    return [("Permutation: median output TVD", _class_rows(stats, "perm median TVD"))]
+
+
+def _adv_tables(summary: dict) -> list[tuple[str, list[dict]]]:
+    adv = summary["adversarial"]
+    rows = _class_rows(adv["max_jsd"], "adv max JSD")
+    found = _class_rows(adv["found"], "found")
+    for row, f in zip(rows, found):
+        row["adv found"] = f["found"]
+    return [("Adversarial attention: max JSD within epsilon", rows)]
+
+
+def _perm_figures(data: summ.AnalysisData, out_dir):
+    classes, names = data.figure_classes()
+    plots.violin_by_bin(data.stages["perm"]["median_tvd"], data.max_attention, classes, names,
+                        out_dir / "perm_violin.png", "median output TVD under permutation")
+    return [("perm_violin.png", "Permutation: median output TVD by max attention")]
+
+
+def _adv_figures(data: summ.AnalysisData, out_dir):
+    classes, names = data.figure_classes()
+    jsd_range = (0.0, math.log(2.0))
+    max_jsd = data.stages["adv"]["max_jsd"]
+    plots.violin_by_bin(max_jsd, data.max_attention, classes, names, out_dir / "adv_violin.png",
+                        "max JSD within epsilon", xlim=jsd_range)
+    plots.histogram_by_class(max_jsd, classes, names, out_dir / "adv_hist.png",
+                             "max JSD within epsilon", jsd_range)
+    return [
+        ("adv_violin.png", "Adversarial attention: max JSD within epsilon by max attention"),
+        ("adv_hist.png", "Adversarial attention: max JSD within epsilon"),
+    ]
+
+
+def _perm_facts(data: summ.AnalysisData, row: int) -> list[str]:
+    return [f"permutation median TVD {data.stages['perm']['median_tvd'][row]:.3f}"]
+
+
+def _adv_facts(data: summ.AnalysisData, row: int) -> list[str]:
+    adv = data.stages["adv"]
+    return [f"adversarial max JSD {adv['max_jsd'][row]:.3f} (TVD {adv['best_tvd'][row]:.3f})"]
+
+
+def _adv_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarray]:
+    return {"adversarial attention": data.stages["adv"]["best_attn"][row]}
+
+
+STAGE_SPECS: dict[str, Stage] = {
+    "attention": Stage(
+        "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),)
+    ),
+    "grad": Stage(
+        "grad",
+        gradients,
+        ("grad", "grad_through"),
+        importances=(
+            ("grad", "gradient (below attention)"),
+            ("grad_through", "gradient (through attention)"),
+        ),
+    ),
+    "loo": Stage(
+        "loo", leave_one_out, ("loo",), (), "loo_batch_size",
+        importances=(("loo", "leave-one-out"),),
+    ),
+    "ig": Stage(
+        "ig", integrated_gradients, ("ig", "ig_signed"), ("ig_steps",), "ig_batch_size",
+        importances=(("ig", "integrated gradients"),),
+    ),
+    "perm": Stage(
+        "perm", permutations, (), ("num_permutations", "seed"), "perm_batch_size",
+        summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures, facts=_perm_facts,
+    ),
+    "adv": Stage(
+        "adv",
+        adversaries,
+        ("adv_attn", "best_attn"),
+        ("num_adversaries", "adv_steps", "adv_learning_rate", "epsilon", "seed"),
+        "adv_batch_size",
+        summarize=_summarize_adv,
+        tables=_adv_tables,
+        figures=_adv_figures,
+        facts=_adv_facts,
+        heatmaps=_adv_heatmaps,
+    ),
+}
+STAGES = ("grad", "loo", "ig", "perm", "adv")  # what ``only`` chooses from; attention always runs
+
+
+def importance_labels() -> dict[str, str]:
+    """Importance key -> label, in display order, from every registered stage."""
+    return {key: label for stage in STAGE_SPECS.values() for key, label in stage.importances}

@@ -1,0 +1,167 @@
+"""The analysed instances as read back from result files, and the numbers of ``summary.json``.
+
+Nothing here touches a model: :class:`AnalysisData` is built from a report folder's
+``instances.npz`` / ``instances.json`` and stage files, so a report can be rebuilt anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxattn import agreement
+from jaxattn.metrics import classification_scores
+from jaxattn.report import plots
+from jaxattn.runs.files import strict_json_value
+
+PAIRS = (
+    ("attn", "grad"),
+    ("attn", "grad_through"),
+    ("attn", "loo"),
+    ("attn", "ig"),
+    ("grad", "loo"),
+    ("grad", "ig"),
+    ("loo", "ig"),
+    ("grad", "grad_through"),
+)
+PAIR_NAMES = {f"{a}_{b}": (a, b) for a, b in PAIRS}
+VALUE_MEASURES = ("spearman", "pearson", "weighted_tau", "jsd", "topk_overlap")
+
+
+@dataclasses.dataclass
+class AnalysisData:
+    """The analysed instances of one report: base arrays plus whatever stages exist.
+
+    Token arrays are <[N, T]> with the real tokens where ``mask`` is True.
+    """
+
+    mask: np.ndarray  # <bool>[N, T]
+    labels: np.ndarray  # <int>[N]
+    index: np.ndarray  # <int>[N] rows of the split
+    class_names: tuple[str, ...]
+    task: str
+    rationale: np.ndarray | None  # <bool>[N, T]
+    words: list[list[str]]  # the real tokens of each instance, as text
+    queries: list[list[str] | None]
+    setting: dict
+    labels_of: dict[str, str]  # importance key -> label, in display order
+    stages: dict[str, dict[str, np.ndarray]]
+    meta: dict[str, dict]
+
+    @property
+    def probs(self) -> np.ndarray:
+        return self.stages["attention"]["probs"]
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(-1)
+
+    @property
+    def attn(self) -> np.ndarray:
+        return self.stages["attention"]["attn"]
+
+    @property
+    def max_attention(self) -> np.ndarray:
+        return self.attn.max(axis=-1)
+
+    def importances(self) -> dict[str, np.ndarray]:
+        """Key -> <float>[N, T] for every importance computed so far (attention first)."""
+        out = {}
+        for name in self.labels_of:
+            for arrays in self.stages.values():
+                if name in arrays:
+                    out[name] = arrays[name]
+        return out
+
+    def figure_classes(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Classes to split figures by: the predicted class (QA: all instances together)."""
+        if self.task == "qa":
+            return np.zeros(len(self.labels), int), ("all",)
+        return self.predicted, self.class_names
+
+    def by_class(self, values: np.ndarray, pvalues: np.ndarray | None = None) -> dict:
+        return agreement.summarize_by_class(
+            values, self.predicted, self.labels, self.class_names, pvalues
+        )
+
+    def real(self, values: np.ndarray, row: int) -> np.ndarray:
+        """Row ``row`` of a token array, at its real tokens only."""
+        return values[row][self.mask[row]]
+
+
+def bin_summaries(values: np.ndarray, max_attention: np.ndarray) -> dict:
+    """Summaries of ``values`` per bin of the maximum attention weight."""
+    which = plots.assign_bins(max_attention)
+    labels = plots.bin_labels(plots.MAX_ATTENTION_BINS)
+    return {labels[b]: agreement.summarize(values[which == b]) for b in range(len(labels))}
+
+
+def pairwise_agreement(
+    data: AnalysisData, topk: int, progress: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-instance agreement measures (:func:`agreement.agreement_measures`) of every pair of
+    importances computed so far, keyed ``"<a>_<b>"``."""
+    imps = data.importances()
+    pairs = [(a, b) for a, b in PAIRS if a in imps and b in imps]
+    return {
+        f"{a}_{b}": agreement.agreement_measures(imps[a], imps[b], data.mask, topk)
+        for a, b in tqdm(pairs, desc="agreement", disable=not progress, leave=False)
+    }
+
+
+def build_summary(
+    data: AnalysisData, pairs: dict[str, dict[str, np.ndarray]], stage_summaries: Sequence[dict]
+) -> dict:
+    """Everything the report shows, as plain numbers.
+
+    Args:
+      pairs: :func:`pairwise_agreement` of ``data``.
+      stage_summaries: the ``summarize`` output of every stage that has one.
+    """
+    summary: dict = {
+        "setting": data.setting,
+        "n": int(len(data.labels)),
+        "scores": classification_scores(data.probs, data.labels, data.task == "binary"),
+        "max_attention": data.by_class(data.max_attention),
+        "kendall": {},
+        "agreement": {m: {} for m in VALUE_MEASURES},
+        "timings": {name: data.meta[name].get("seconds") for name in data.meta},
+    }
+    for key, values in pairs.items():
+        summary["kendall"][key] = data.by_class(values["kendall"], values["kendall_p"])
+        for measure in VALUE_MEASURES:
+            summary["agreement"][measure][key] = data.by_class(values[measure])
+    imps = data.importances()
+    if data.rationale is not None:
+        chance = data.mask.astype(np.float64)  # every token tied: precision = share of rationale
+        scored = {**imps, "uniform": chance}
+        summary["rationale"] = {
+            "auprc": {
+                name: data.by_class(agreement.average_precision(s, data.rationale, data.mask))
+                for name, s in scored.items()
+            },
+            "topk_f1": {
+                name: data.by_class(agreement.topk_f1(s, data.rationale, data.mask))
+                for name, s in imps.items()
+            },
+        }
+    for part in stage_summaries:
+        summary.update(part)
+    return strict_json_value(summary)
+
+
+def load_instances(out_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """The ``instances.npz`` arrays and ``instances.json`` of a report folder."""
+    from jaxattn.runs.files import read_json
+    from jaxattn.studies.runner import load_stage
+
+    loaded = load_stage(out_dir / "instances.npz")
+    if loaded is None:
+        from jaxattn.errors import RunError
+
+        raise RunError(f"{out_dir}: no analysed instances (instances.npz); run the analysis first")
+    return loaded[0], read_json(out_dir / "instances.json")

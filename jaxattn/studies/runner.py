@@ -1,0 +1,313 @@
+"""One runner for every per-instance stage: batching, sharding, writing rows back, the cache.
+
+A :class:`Stage` is a pure per-batch computation ``compute(model, params, batch, options) ->
+{name: <array>[B, ...]}`` plus what its report needs (its summary, table rows, figures and HTML
+pieces; see :mod:`jaxattn.studies.jain_wallace.stages`). :func:`run_stage` evaluates it over the
+analysed instances in bucketed batches, split over the devices, writes the rows back in the order
+of the instances and saves them as one ``.npz``.
+
+The cache keys every result on everything it depends on: the stage and its code version, the
+options it reads, a digest of the parameters, the split, the jaxattn version and, per row, a
+digest of the inputs of that row (token ids, query, candidates). A stage is reused from any stage
+file of the same key whose rows cover the requested rows with the same digests (a fuller earlier
+analysis serves a narrower one); anything else is recomputed, and the output says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from jaxattn.core.protocol import AttentionModel, Params
+from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
+from jaxattn.errors import RunError
+from jaxattn.runs.files import write_atomic
+
+CACHE_FORMAT = 2  # bump when the layout of stage files changes
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One analysis of a study: its computation, its options and its pieces of the report.
+
+    Attributes:
+      name: file stem and summary key.
+      compute: ``(model, params, batch, options) -> {key: <array>[B, ...]}``, one jitted program
+        per batch shape; None for a stage derived from other stages' results.
+      token_keys: keys whose last axis is the token axis (padded to the longest analysed row).
+      options: option fields the results depend on (part of the cache key).
+      batch_size: the option field that sets the stage's batch size.
+      version: bump when the computation changes, so cached results are recomputed.
+      importances: ``(key, label)`` of every token importance the stage yields.
+      summarize: ``(data) -> {summary key: value}`` merged into ``summary.json``.
+      tables: ``(summary) -> [(title, rows)]`` for ``tables.md`` and the page.
+      figures: ``(data, out_dir) -> [(file name, caption)]`` written into ``out_dir``.
+      facts: ``(data, row) -> [text]`` shown above an instance's heatmap.
+      heatmaps: ``(data, row) -> {label: <float>[T]}`` extra rows of an instance's heatmap.
+    """
+
+    name: str
+    compute: Callable[..., dict] | None = None
+    token_keys: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    batch_size: str = "batch_size"
+    version: int = 1
+    importances: tuple[tuple[str, str], ...] = ()
+    summarize: Callable[[Any], dict] | None = None
+    tables: Callable[[dict], list[tuple[str, list[dict]]]] | None = None
+    figures: Callable[[Any, Path], list[tuple[str, str]]] | None = None
+    facts: Callable[[Any, int], list[str]] | None = None
+    heatmaps: Callable[[Any, int], dict[str, np.ndarray]] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Keys
+
+
+def params_digest(params: Params) -> str:
+    """A digest of a params pytree's paths, dtypes, shapes and values (key order does not matter)."""
+    h = hashlib.sha256()
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    for path, leaf in sorted(leaves, key=lambda item: jax.tree_util.keystr(item[0])):
+        value = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{jax.tree_util.keystr(path)}|{value.dtype}|{value.shape}|".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()[:16]
+
+
+def row_digests(split: EncodedSplit, indices: Iterable[int]) -> np.ndarray:
+    """<U16>[N] a digest of each row's model inputs (token ids, query ids, candidates)."""
+    out = []
+    for i in indices:
+        h = hashlib.blake2b(np.asarray(split.tokens[i], np.int32).tobytes(), digest_size=8)
+        if split.queries is not None:
+            h.update(b"|q|" + np.asarray(split.queries[i], np.int32).tobytes())
+        if split.candidates is not None:
+            h.update(b"|c|" + np.asarray(split.candidates[i], bool).tobytes())
+        out.append(h.hexdigest())
+    return np.asarray(out, dtype="<U16")
+
+
+def stage_key(stage: Stage, options: Any, params: str, split: str) -> str:
+    """What a stage's results depend on besides the rows: code, options, parameters, split."""
+    from jaxattn import __version__
+
+    described = {
+        "stage": stage.name,
+        "version": stage.version,
+        "format": CACHE_FORMAT,
+        "jaxattn": __version__,
+        "options": {k: _plain(getattr(options, k)) for k in stage.options},
+        "params": params,
+        "split": split,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --------------------------------------------------------------------------------------------
+# Stage files
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.asarray(json.dumps(meta)), **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+def load_stage(path: str | Path) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The arrays and metadata of a stage file, None if absent; a damaged file is a RunError."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+            meta = json.loads(str(data["__meta__"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise RunError(
+            f"{path}: damaged result file ({type(err).__name__}); delete it to recompute"
+        ) from None
+    return arrays, meta
+
+
+def fit_tokens(value: np.ndarray, length: int) -> np.ndarray:
+    """Cuts or zero-pads the last (token) axis to ``length``."""
+    value = value[..., :length]
+    pad = length - value.shape[-1]
+    if pad:
+        value = np.pad(value, [(0, 0)] * (value.ndim - 1) + [(0, pad)])
+    return value
+
+
+def _take_rows(
+    stage: Stage, arrays: dict, meta: dict, index: np.ndarray, digests: np.ndarray, length: int
+) -> dict | None:
+    """The rows ``index`` (with ``digests``) of a stage file's arrays, None unless all are there."""
+    have = {(int(i), str(d)) for i, d in zip(arrays["index"], arrays["row_digest"])}
+    if not all((int(i), str(d)) in have for i, d in zip(index, digests)):
+        return None
+    where = {int(i): r for r, i in enumerate(arrays["index"])}
+    rows = np.asarray([where[int(i)] for i in index])
+    out = {}
+    for key, value in arrays.items():
+        value = value[rows]
+        out[key] = fit_tokens(value, length) if key in stage.token_keys else value
+    return out
+
+
+def find_cached(
+    stage: Stage,
+    key: str,
+    places: Iterable[Path],
+    index: np.ndarray,
+    digests: np.ndarray,
+    length: int,
+) -> tuple[dict, dict, Path] | None:
+    """The first stage file among ``places`` with ``key`` whose rows cover ``index``."""
+    for path in places:
+        loaded = load_stage(path)
+        if loaded is None or loaded[1].get("key") != key or "row_digest" not in loaded[0]:
+            continue
+        rows = _take_rows(stage, *loaded, index, digests, length)
+        if rows is not None:
+            return rows, loaded[1], path
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+def data_parallel() -> tuple[NamedSharding, NamedSharding] | None:
+    """(batch sharding, replicated sharding) over every local device; None with one device.
+
+    The stages are independent per instance, so splitting the batch axis over the devices
+    (GPUs, or CPU cores with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) runs them
+    in parallel with no communication.
+    """
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None
+    mesh = Mesh(np.asarray(devices), ("data",))
+    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+
+
+def stage_batches(
+    split: EncodedSplit, indices: np.ndarray, batch_size: int, buckets, params: Params
+):
+    """(params, batches): length-sorted bucketed batches of the instances, placed on the devices
+    (batch axis split, params replicated) when there are several; ``batch_size`` must then be a
+    multiple of the number of devices."""
+    batches = eval_batches(split, batch_size, buckets, indices)
+    shardings = data_parallel()
+    if shardings is None:
+        return params, batches
+    batch_sharding, replicated = shardings
+    return jax.device_put(params, replicated), (jax.device_put(b, batch_sharding) for b in batches)
+
+
+def compute_stage(
+    stage: Stage,
+    model: AttentionModel,
+    params: Params,
+    split: EncodedSplit,
+    indices: np.ndarray,
+    options: Any,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Evaluates ``stage`` on the rows ``indices`` of ``split``: (arrays in row order, timings)."""
+    t_max = int(split.lengths[indices].max()) + 2
+    row_of = np.full(len(split), -1)
+    row_of[indices] = np.arange(len(indices))
+    # Never pad a batch beyond the instances there are (a small --limit stays cheap), and split
+    # it evenly over the devices.
+    devices = len(jax.devices())
+    batch_size = min(getattr(options, stage.batch_size), len(indices))
+    batch_size = -(-batch_size // devices) * devices
+    arrays: dict[str, np.ndarray] = {}
+    start = time.perf_counter()
+    params, batches = stage_batches(split, indices, batch_size, options.buckets, params)
+    for batch in tqdm(
+        batches,
+        total=num_batches(len(indices), batch_size),
+        desc=stage.name,
+        disable=not progress,
+        leave=False,
+    ):
+        out = jax.device_get(stage.compute(model, params, batch, options))
+        index = np.asarray(batch.index)
+        real = index >= 0
+        rows = row_of[index[real]]
+        for key, value in out.items():
+            value = np.asarray(value)[real]
+            if key in stage.token_keys:
+                value = fit_tokens(value, t_max)
+            if key not in arrays:
+                arrays[key] = np.zeros((len(indices),) + value.shape[1:], value.dtype)
+            arrays[key][rows] = value
+    seconds = time.perf_counter() - start
+    timing = {
+        "seconds": seconds,
+        "instances_per_second": len(indices) / max(seconds, 1e-9),
+        "devices": devices,
+    }
+    return arrays, timing
+
+
+def run_stage(
+    stage: Stage,
+    model: AttentionModel,
+    params: Params,
+    split: EncodedSplit,
+    indices: np.ndarray,
+    options: Any,
+    path: Path,
+    meta: dict,
+    places: Iterable[Path] = (),
+    compute: bool = True,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The results of ``stage`` for ``indices``, saved at ``path`` (arrays, metadata).
+
+    ``meta`` holds ``key`` (:func:`stage_key`) and ``digests`` (:func:`row_digests` of the
+    rows). ``path`` itself is reused when it holds exactly these rows; otherwise rows are taken
+    from the first file in ``places`` that covers them (and saved at ``path``), else computed,
+    unless ``compute`` is False (then None).
+    """
+    digests = meta.pop("digests")
+    length = int(split.lengths[indices].max()) + 2
+    found = find_cached(stage, meta["key"], [path, *places], indices, digests, length)
+    if found is not None:
+        arrays, old, source = found
+        if source != path or not np.array_equal(load_stage(path)[0]["index"], indices):
+            save_npz(path, arrays, {**old, **meta})
+        if progress:
+            tqdm.write(f"{stage.name}: reusing {len(indices)} rows from {source}")
+        return arrays, {**old, **meta}
+    if not compute:
+        return None
+    arrays, timing = compute_stage(stage, model, params, split, indices, options, progress)
+    arrays["index"] = np.asarray(indices)
+    arrays["row_digest"] = digests
+    meta = {**meta, **timing, "stage": stage.name,
+            "options": {k: _plain(getattr(options, k)) for k in stage.options}}
+    save_npz(path, arrays, meta)
+    if progress:
+        tqdm.write(f"{stage.name}: {len(indices)} instances in {timing['seconds']:.1f}s -> {path}")
+    return arrays, meta

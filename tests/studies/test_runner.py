@@ -1,0 +1,95 @@
+"""The stage runner's guarantees: a cache that knows its data, narrowing that destroys nothing,
+one process per run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+import jaxattn
+from jaxattn.errors import RunError
+from jaxattn.runs.lock import run_lock
+from jaxattn.studies.jain_wallace import stages
+from tests.helpers import toy_model
+
+FAST = dict(num_permutations=4, num_adversaries=2, adv_steps=5, ig_steps=4, ig_chunk=2,
+            samples=2, buckets=(64,))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic", limit_train=100))
+    model, params, _ = toy_model("binary", "average", vocab_size=len(data.vocab))
+    return model, params, data
+
+
+def _files(folder):
+    return {
+        p.relative_to(folder): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".jaxattn.lock"
+    }
+
+
+def test_a_narrower_request_leaves_the_fuller_results_intact(setup, tmp_path):
+    model, params, data = setup
+    out = tmp_path / "analysis"
+    jaxattn.analyze(model, params, data, out=out, limit=10, progress=False, **FAST)
+    before = _files(out)
+    narrow = jaxattn.analyze(model, params, data, out=out, limit=5, only={"grad"},
+                             progress=False, **FAST)
+    after = _files(out)
+    assert {k: after[k] for k in before} == before  # nothing of the fuller analysis changed
+    assert narrow.parent != out and narrow.parent.parent.name == "views"
+    summary = json.loads((narrow.parent / "summary.json").read_text())
+    # Rows reused from the fuller results, every stage of them included.
+    assert summary["n"] == 5 and "adversarial" in summary
+
+
+def test_a_changed_data_row_is_recomputed(setup, tmp_path, monkeypatch):
+    model, params, data = setup
+    out = tmp_path / "analysis"
+    jaxattn.analyze(model, params, data, out=out, limit=6, only={"grad"}, progress=False, **FAST)
+    changed = dataclasses.replace(data, splits=dict(data.splits))
+    test = changed.splits["test"]
+    tokens = list(test.tokens)
+    tokens[2] = tokens[2].copy()
+    tokens[2][1] = tokens[2][1] + 1 if tokens[2][1] + 1 < len(data.vocab) else 4
+    changed.splits["test"] = dataclasses.replace(test, tokens=tokens)
+    calls = []
+    real = stages.STAGE_SPECS["grad"]
+
+    def counting(*args):
+        calls.append(1)
+        return real.compute(*args)
+
+    monkeypatch.setitem(stages.STAGE_SPECS, "grad", dataclasses.replace(real, compute=counting))
+    jaxattn.analyze(model, params, changed, out=out, limit=6, only={"grad"}, progress=False, **FAST)
+    assert calls  # the digest of row 2 changed: not served from the cache
+    calls.clear()
+    jaxattn.analyze(model, params, changed, out=out, limit=6, only={"grad"}, progress=False, **FAST)
+    assert not calls
+
+
+def test_one_process_per_run_directory(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from jaxattn.runs.lock import run_lock\n"
+         f"with run_lock({str(tmp_path)!r}, 'jaxattn train'):\n"
+         "    print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunError, match=f"in use by pid {holder.pid}.*jaxattn train"):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()  # like kill -9: the kernel drops the lock
+        holder.wait()
+    with run_lock(tmp_path):  # a stale lock is no obstacle
+        pass
