@@ -1,7 +1,9 @@
 """The ``jaxattn`` command: ``train``, ``data list``, ``analyze``, ``wp`` and ``reproduce``.
 
-Errors the user can fix (bad config, bad or missing data, unfinished runs) end in one line on
-stderr naming the file/line/key and exit status 2, never a traceback from inside JAX.
+Errors the user can fix (bad arguments, config, data or run directories, files that cannot be
+read or written) end in exactly one line on stderr, ``jaxattn <command>: error: <message>``,
+naming the file/line/key, and exit status 2, never a traceback from inside JAX. A run folder that
+the failed command created and left empty is removed again.
 """
 
 from __future__ import annotations
@@ -9,18 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from jaxattn.config import ConfigError, load_config
-from jaxattn.data.dataset import DataError
+from jaxattn.config import load_config
+from jaxattn.errors import JaxattnError
 
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+# Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
+# or read-only disk.
+USER_ERRORS = (JaxattnError, OSError, UnicodeDecodeError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.set or [])  # before JAX is imported: config errors are fast
     from jaxattn.run import train_run
 
-    cfg = load_config(args.config, args.set or [])
     metrics = train_run(cfg, args.out, progress=not args.quiet)
     test = metrics["test"]
     shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
@@ -89,8 +93,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxattn", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="jaxattn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one model from a config into a run directory")
@@ -158,6 +169,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost_path(err: BaseException) -> PurePath | None:
+    """The path a decoding error was reading: the innermost frame's path variable, if any."""
+    found, tb = None, err.__traceback__
+    while tb is not None:
+        paths = [v for v in tb.tb_frame.f_locals.values() if isinstance(v, PurePath)]
+        found = paths[-1] if paths else found
+        tb = tb.tb_next
+    return found
+
+
+def error_line(err: BaseException) -> str:
+    """One line for a user-fixable error, naming the path where the error knows it."""
+    if isinstance(err, UnicodeDecodeError):
+        where = _innermost_path(err) or "a file"
+        return f"{where}: not UTF-8 (byte 0x{err.object[err.start]:02x}); save the file as UTF-8"
+    if isinstance(err, OSError) and err.filename is not None:
+        what = (err.strerror or type(err).__name__).lower()
+        if err.filename2 is not None:
+            return f"{err.filename} -> {err.filename2}: {what}"
+        return f"{err.filename}: {what}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _command(args: argparse.Namespace) -> str:
+    sub = getattr(args, "data_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _remove_empty_folders(path: Path) -> None:
+    """Removes ``path`` and the folders in it, if they hold no file at all (never a file)."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    for child in path.iterdir():
+        _remove_empty_folders(child)
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty: a file is in it
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
@@ -165,10 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         from jaxattn.devices import split_cpu_into_devices
 
         split_cpu_into_devices(args.cpu_devices)
+    out = getattr(args, "out", None)
+    out_existed = out is not None and (out.exists() or out.is_symlink())
     try:
         return args.func(args)
     except USER_ERRORS as err:
-        print(f"jaxattn {args.command}: error: {err}", file=sys.stderr)
+        if out is not None and not out_existed:
+            _remove_empty_folders(out)
+        print(f"jaxattn {_command(args)}: error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; completed stages are kept and the next run resumes", file=sys.stderr)

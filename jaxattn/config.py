@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jaxattn.errors import JaxattnError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -24,7 +26,7 @@ EMBEDDINGS = ("random", "glove-6b-50d")
 SELECTION_SPLITS = ("dev", "test")
 
 
-class ConfigError(ValueError):
+class ConfigError(JaxattnError, ValueError):
     """A configuration that cannot be used; the message names the file and key."""
 
 
