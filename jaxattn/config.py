@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxattn.errors import JaxattnError
+from jaxattn.errors import JaxattnError, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -158,10 +158,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     source = "<defaults>"
     if path is not None:
         source = str(path)
+        # An empty file is a mistake unless --set gives the settings (it then means the defaults).
+        text = read_text(path, error=ConfigError, what="config file", allow_empty=bool(overrides))
         try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: config file not found") from None
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{source}: not valid TOML: {err}") from None
     return config_from_dict(apply_overrides(raw, list(overrides), source), source)

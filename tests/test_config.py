@@ -50,3 +50,22 @@ def test_bad_configs_name_file_and_key(tmp_path, text, overrides, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_unreadable_config_files_name_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"[train]\nepochs = 2 # \xe9poques\n")
+    with pytest.raises(ConfigError, match=r"c\.toml:2: not UTF-8 \(byte 0xe9"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder, not a config file"):
+        load_config(tmp_path)
+    path.write_bytes(b"\n\n")
+    with pytest.raises(ConfigError, match=r"c\.toml: is empty"):
+        load_config(path)
+    assert load_config(path, ["train.epochs=2"]).train.epochs == 2  # --set gives the settings
+
+
+def test_a_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xef\xbb\xbf[train]\nepochs = 2\n")
+    assert load_config(path).train.epochs == 2

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxattn.data.dataset import DataError
+from jaxattn.errors import read_text
+
 PAD, UNK, SOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<sos>", "<eos>")
 DIGIT_TOKEN = "qqq"
@@ -72,7 +75,19 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        itos = json.loads(Path(path).read_text(encoding="utf-8"))
-        if list(itos[: len(SPECIALS)]) != list(SPECIALS):
-            raise ValueError(f"{path}: not a jaxattn vocabulary (special tokens missing)")
+        """Reads a vocabulary written by :meth:`save`; :class:`DataError` naming the file if it is
+        unreadable or not one."""
+        text = read_text(path, error=DataError, what="vocabulary file")
+        try:
+            itos = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        if (
+            not isinstance(itos, list)
+            or not all(isinstance(w, str) for w in itos)
+            or itos[: len(SPECIALS)] != list(SPECIALS)
+        ):
+            raise DataError(
+                f"{path}: not a jaxattn vocabulary (a JSON list of words, the specials first)"
+            )
         return cls(itos[len(SPECIALS) :])
