@@ -49,15 +49,24 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Writes ``obj`` as strict JSON: NaN and infinities (which JSON lacks) become null."""
+    write_atomic(path, json.dumps(_strict_json(obj), indent=2, allow_nan=False) + "\n")
 
 
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj)}")
+def _strict_json(obj: Any) -> Any:
+    """``obj`` with numpy (and JAX) scalars and arrays as Python numbers and lists, recursively,
+    and every float that is not finite replaced by None."""
+    if isinstance(obj, dict):
+        return {k.item() if isinstance(k, np.generic) else k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray) or (hasattr(obj, "__array__") and not isinstance(obj, np.generic)):
+        return _strict_json(np.asarray(obj).tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def model_for(cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int) -> Model:
