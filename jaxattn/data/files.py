@@ -465,7 +465,10 @@ def _babi_file(data_dir: Path | None, task: int, split: str) -> tuple[Path, str 
                 )
                 return found[0], note
     looked = f"{data_dir}/babi/{{en-10k,en}}/{pattern}" if data_dir else f"babi/en-10k/{pattern}"
-    raise MissingDataError(f"babi{task}: {looked} not found; {HOW_TO_POINT}")
+    raise MissingDataError(
+        f"babi{task}: {looked} not found; {HOW_TO_POINT} (data.name = 'babi{task}_generated' "
+        "asks for the project's generated copy instead)"
+    )
 
 
 def load_babi(data_dir: Path | None, task: int) -> Dataset:

@@ -63,7 +63,7 @@ def prepare(
 ) -> Prepared:
     """Loads ``cfg.name``, applies the length filters, builds (or reuses) the vocabulary, encodes."""
     filters = resolved_filters(cfg)
-    dataset = dataset or load_dataset(cfg.name, cfg.data_dir or None)
+    dataset = dataset or load_dataset(cfg.name, cfg.data_dir or None, origin="data.data_dir")
     splits = {}
     for name in SPLITS:
         kept = filter_by_length(
