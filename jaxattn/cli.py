@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path, PurePath
 
 from jaxattn.config import load_config
@@ -21,8 +23,31 @@ from jaxattn.errors import JaxattnError
 USER_ERRORS = (JaxattnError, OSError, UnicodeDecodeError)
 
 
+def _data_dir_override(args: argparse.Namespace) -> list[str]:
+    """``--data-dir DIR`` as the ``--set`` it stands for (after the others, so it wins)."""
+    return [f"data.data_dir={json.dumps(str(args.data_dir))}"] if args.data_dir else []
+
+
+def _check_out(out: Path) -> None:
+    """A run folder that can be created or written to, checked before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: is a file, not a run folder; choose a folder")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"--out {out}: cannot write in {existing} (permission denied)")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set or [])  # before JAX is imported: config errors are fast
+    # Config, data folder and --out are checked before JAX is imported, so their errors are fast.
+    cfg = load_config(args.config, (args.set or []) + _data_dir_override(args))
+    _check_out(args.out)
+    from jaxattn.data.sources import resolve_data_dir
+
+    resolve_data_dir(cfg.data.data_dir or None, "--data-dir" if args.data_dir else "data.data_dir")
     from jaxattn.run import train_run
 
     metrics = train_run(cfg, args.out, progress=not args.quiet)
@@ -35,32 +60,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
+    """Exit status 0, or 1 when a data set named on the command line is not available."""
     from jaxattn.data.catalog import describe_datasets
+    from jaxattn.data.sources import resolve_data_dir
 
+    resolve_data_dir(args.data_dir, "--data-dir")  # a folder that is not there: one error line
     rows = describe_datasets(args.data_dir, names=args.names or None)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'name':16s} {'task':10s} {'train':>7s} {'dev':>6s} {'test':>6s}  source")
-    for row in rows:
-        sizes = row.get("sizes") or {}
-        cells = [f"{sizes.get(s, '-'):>{w}}" for s, w in (("train", 7), ("dev", 6), ("test", 6))]
-        status = row["source"] if row["available"] else f"NOT AVAILABLE: {row['error']}"
-        print(f"{row['name']:16s} {row.get('task', '?'):10s} {' '.join(cells)}  {status}")
-        for note in row.get("notes", []):
-            print(f"{'':16s} note: {note}")
+    else:
+        print(f"{'name':16s} {'task':10s} {'train':>7s} {'dev':>6s} {'test':>6s}  source")
+        for row in rows:
+            sizes = row.get("sizes") or {}
+            cells = [
+                f"{sizes.get(s, '-'):>{w}}" for s, w in (("train", 7), ("dev", 6), ("test", 6))
+            ]
+            status = row["source"] if row["available"] else f"NOT AVAILABLE: {row['error']}"
+            print(f"{row['name']:16s} {row.get('task', '?'):10s} {' '.join(cells)}  {status}")
+            for note in row.get("notes", []):
+                print(f"{'':16s} note: {note}")
+    missing = [row for row in rows if not row["available"]]
+    if args.names and missing:
+        name, why = missing[0]["name"], " ".join(str(missing[0]["error"]).split())
+        more = f" (and {len(missing) - 1} more: {', '.join(r['name'] for r in missing[1:])})"
+        print(
+            "jaxattn data list: error: not available: "
+            + (why if why.startswith(name) else f"{name}: {why}")
+            + (more if len(missing) > 1 else ""),
+            file=sys.stderr,
+        )
+        return 1
     return 0
-
-
-def _only(text: str | None) -> set[str] | None:
-    return {part.strip() for part in text.split(",") if part.strip()} if text else None
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from jaxattn.analysis.jain_wallace import analyze_run
 
     report = analyze_run(
-        args.run, split=args.split, only=_only(args.only), limit=args.limit, progress=not args.quiet
+        args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet
     )
     print(f"report: {report}")
     return 0
@@ -69,12 +106,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_wp(args: argparse.Namespace) -> int:
     from jaxattn.analysis.wiegreffe_pinter import wp_run
 
-    report = wp_run(args.run, only=_only(args.only), seeds=args.seeds, progress=not args.quiet)
+    report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
     print(f"report: {report}")
     return 0
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     from jaxattn.reproduce import reproduce
 
     suites = ("jain_wallace", "wiegreffe_pinter") if args.suite in ("demo", "all") else (args.suite,)
@@ -83,7 +121,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         encoder=args.encoder,
         attention=args.attention,
-        overrides=args.set or [],
+        overrides=(args.set or []) + _data_dir_override(args),
         suites=suites,
         limit=args.limit,
         seeds=args.seeds,
@@ -91,6 +129,39 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     )
     print(f"report: {index.resolve()}")
     return 0
+
+
+class CliError(JaxattnError):
+    """A command-line argument that cannot be used; the message names the option."""
+
+
+def _count(minimum: int, meaning: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (``meaning`` explains the smallest value)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            rule = f"0 ({meaning}) or a positive number" if meaning else f"a number >= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        return value
+
+    return parse
+
+
+def _stages(text: str) -> set[str]:
+    """An argparse type: comma-separated stage names, at least one."""
+    stages = {part.strip() for part in text.split(",") if part.strip()}
+    if not stages:
+        raise argparse.ArgumentTypeError(
+            f"expected one or more comma-separated stages, got {text!r}"
+        )
+    return stages
+
+
+DATA_DIR_HELP = "data folder (sets data.data_dir; default $JAXATTN_DATA, then ../shared/data)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
     )
+    p.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
@@ -120,11 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
-    p.add_argument("--only", help="comma-separated stages: grad,loo,ig,perm,adv (default all)")
-    p.add_argument("--limit", type=int, default=None, help="analyse only the first N instances")
+    p.add_argument(
+        "--only", type=_stages, help="comma-separated stages: grad,loo,ig,perm,adv (default all)"
+    )
+    p.add_argument(
+        "--limit", type=_count(1), default=None, help="analyse only the first N instances"
+    )
     p.add_argument(
         "--cpu-devices",
-        type=int,
+        type=_count(0, "one per core"),
         default=0,
         help="on a CPU, split each batch over this many single-threaded devices "
         "(default: one per core; 1 turns it off)",
@@ -137,9 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument(
-        "--only", help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)"
+        "--only",
+        type=_stages,
+        help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)",
     )
-    p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
+    p.add_argument(
+        "--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline"
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_wp)
 
@@ -149,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="bilstm", choices=("bilstm", "cnn", "average"))
     p.add_argument("--attention", default="additive", choices=("additive", "dot"))
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
-    p.add_argument("--limit", type=int, default=None, help="analyse only the first N test instances")
-    p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
+    p.add_argument("--limit", type=_count(1), default=None, help="analyse only the first N test instances")
+    p.add_argument("--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline")
+    p.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
@@ -162,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", help="only these data sets")
     p.add_argument(
-        "--data-dir", default=None, help="data directory (default $JAXATTN_DATA, ../shared/data)"
+        "--data-dir", default=None, help="data folder (default $JAXATTN_DATA, then ../shared/data)"
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_data_list)

@@ -1,11 +1,18 @@
 """The command line's error boundary: one line on stderr, exit status 2, nothing left behind."""
 
+from pathlib import Path
+
 import pytest
 
 from jaxattn.cli import error_line, main
 from jaxattn.config import ConfigError
 from jaxattn.data.dataset import DataError
 from jaxattn.errors import JaxattnError, RunError
+
+
+@pytest.fixture
+def fixtures_dir():
+    return Path(__file__).parent / "data" / "fixtures"
 
 
 def test_user_errors_share_one_base_and_stay_value_errors():
@@ -49,3 +56,59 @@ def test_a_failed_train_removes_the_empty_run_folder_it_made(tmp_path, capsys):
     (line,) = _err_lines(capsys)
     assert line.startswith("jaxattn train: error: ") and "sst2/train.tsv" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["analyze", "--run", "r", "--cpu-devices", "-2"],
+         "argument --cpu-devices: must be 0 (one per core) or a positive number, got -2"),
+        (["analyze", "--run", "r", "--cpu-devices", "two"], "expected a whole number, got 'two'"),
+        (["analyze", "--run", "r", "--only", ","], "argument --only: expected one or more"),
+        (["analyze", "--run", "r", "--only", ""], "argument --only: expected one or more"),
+        (["analyze", "--run", "r", "--limit", "0"], "argument --limit: must be a number >= 1"),
+        (["wp", "--run", "r", "--only", " , "], "argument --only: expected one or more"),
+        (["wp", "--run", "r", "--seeds", "0"], "argument --seeds: must be a number >= 1, got 0"),
+        (["reproduce", "--limit", "-3"], "argument --limit: must be a number >= 1, got -3"),
+    ],
+)
+def test_bad_arguments_are_one_usage_line(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    (line,) = _err_lines(capsys)
+    assert line.startswith(f"jaxattn {argv[0]}: error: ") and needle in line
+
+
+def test_out_must_be_a_folder_that_can_be_written(tmp_path, capsys):
+    afile = tmp_path / "f"
+    afile.write_text("keep")
+    assert main(["train", "--out", str(afile)]) == 2
+    (line,) = _err_lines(capsys)
+    assert line == f"jaxattn train: error: --out {afile}: is a file, not a run folder; choose a folder"
+    assert main(["train", "--out", str(afile / "run")]) == 2
+    assert f"{afile} is a file, not a folder" in _err_lines(capsys)[0]
+    assert afile.read_text() == "keep"
+
+
+def test_data_dir_is_checked_and_reaches_the_config(tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "nope"
+    assert main(["train", "--out", str(tmp_path / "r"), "--data-dir", str(missing)]) == 2
+    (line,) = _err_lines(capsys)
+    assert line == (
+        f"jaxattn train: error: --data-dir: data folder {missing} does not exist; "
+        "point it at the folder holding the data"
+    )
+    assert main(["data", "list", "--data-dir", str(missing)]) == 2
+    assert _err_lines(capsys)[0].startswith("jaxattn data list: error: --data-dir: data folder")
+    monkeypatch.setenv("JAXATTN_DATA", str(missing))
+    assert main(["train", "--out", str(tmp_path / "r")]) == 2
+    assert f"$JAXATTN_DATA: data folder {missing} does not exist" in _err_lines(capsys)[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_list_exit_status(fixtures_dir, capsys):
+    assert main(["data", "list", "sst2", "--data-dir", str(fixtures_dir)]) == 0
+    assert main(["data", "list", "sst2", "nope", "--data-dir", str(fixtures_dir)]) == 1
+    (line,) = _err_lines(capsys)
+    assert line.startswith("jaxattn data list: error: not available: nope: unknown data set 'nope'")

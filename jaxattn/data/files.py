@@ -39,7 +39,10 @@ from jaxattn.data.splits import SPLIT_SEED, carve, carve_groups
 from jaxattn.data.vocab import clean_tokens
 from jaxattn.errors import read_text, text_lines
 
-HOW_TO_POINT = "point --data-dir (or $JAXATTN_DATA) at the folder holding the data"
+HOW_TO_POINT = (
+    "set --data-dir (jaxattn train, reproduce, data list), data.data_dir or $JAXATTN_DATA "
+    "to the folder holding the data"
+)
 
 
 class MissingDataError(DataError):
