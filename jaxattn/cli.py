@@ -48,6 +48,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from jaxattn.data.sources import resolve_data_dir
 
     resolve_data_dir(cfg.data.data_dir or None, "--data-dir" if args.data_dir else "data.data_dir")
+    from jaxattn.data.embeddings import check_pretrained
+
+    check_pretrained(cfg.data.embeddings)
     from jaxattn.run import train_run
 
     metrics = train_run(cfg, args.out, progress=not args.quiet)

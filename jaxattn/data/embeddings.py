@@ -74,6 +74,15 @@ def load_glove_6b_50d() -> tuple[np.ndarray, list[str]]:
     return matrix, words
 
 
+def check_pretrained(name: str) -> None:
+    """Opens the vectors ``name`` (``random``: nothing to open) and checks their files, so that a
+    missing or damaged file stops a command before it has done or written anything."""
+    if name == "glove-6b-50d":
+        load_glove_6b_50d()  # the matrix is memory-mapped: only its header is read
+    elif name != "random":
+        raise DataError(f"unknown pretrained embeddings {name!r}")
+
+
 def pretrained_table(vocab: Vocab, name: str, seed: int = 0) -> tuple[np.ndarray, float]:
     """An embedding table for ``vocab`` from the vectors ``name``, and the fraction of words found.
 

@@ -57,3 +57,11 @@ def test_a_missing_file_or_wrong_shape_or_nan_is_named(glove):
     matrix.unlink()
     with pytest.raises(DataError, match=re.escape(f"{matrix}: GloVe matrix not found")):
         embeddings.load_glove_6b_50d()
+
+
+def test_check_pretrained_opens_the_files_without_reading_the_matrix(glove):
+    embeddings.check_pretrained("random")
+    embeddings.check_pretrained("glove-6b-50d")
+    _damage(glove[0], "truncated")
+    with pytest.raises(DataError, match=re.escape(f"{glove[0]}: not a readable GloVe matrix")):
+        embeddings.check_pretrained("glove-6b-50d")
