@@ -154,6 +154,13 @@ def _count(minimum: int, meaning: str = "") -> Callable[[str], int]:
     return parse
 
 
+def _path(text: str) -> Path:
+    """An argparse type: a path, not the empty string (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
 def _stages(text: str) -> set[str]:
     """An argparse type: comma-separated stage names, at least one."""
     stages = {part.strip() for part in text.split(",") if part.strip()}
@@ -180,19 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one model from a config into a run directory")
     p.add_argument(
-        "--config", type=Path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
+        "--config", type=_path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
     )
     p.add_argument(
         "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
     )
-    p.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
-    p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
+    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=_path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
     p.add_argument(
-        "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument(
@@ -213,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
     p.add_argument(
-        "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument(
         "--only",
@@ -234,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--limit", type=_count(1), default=None, help="analyse only the first N test instances")
     p.add_argument("--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline")
-    p.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=_path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
 
@@ -246,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", help="only these data sets")
     p.add_argument(
-        "--data-dir", default=None, help="data folder (default $JAXATTN_DATA, then ../shared/data)"
+        "--data-dir",
+        type=_path,
+        default=None,
+        help="data folder (default $JAXATTN_DATA, then ../shared/data)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_data_list)

@@ -285,6 +285,11 @@ def validate(cfg: Config, source: str = "<config>") -> None:
             "data.name",
             f": unknown data set {cfg.data.name!r}; known: {', '.join(sorted(REGISTRY))}",
         )
+    for section in _SECTIONS:
+        for field in dataclasses.fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), field.name)
+            if isinstance(value, str) and "\x00" in value:
+                raise _key_error(source, f"{section}.{field.name}", " holds a NUL character")
     _check_choice(cfg, "model.encoder", ENCODERS, source)
     _check_choice(cfg, "model.attention", ATTENTIONS, source)
     _check_choice(cfg, "data.embeddings", EMBEDDINGS, source)

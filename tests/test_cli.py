@@ -70,6 +70,8 @@ def test_a_failed_train_removes_the_empty_run_folder_it_made(tmp_path, capsys):
         (["wp", "--run", "r", "--only", " , "], "argument --only: expected one or more"),
         (["wp", "--run", "r", "--seeds", "0"], "argument --seeds: must be a number >= 1, got 0"),
         (["reproduce", "--limit", "-3"], "argument --limit: must be a number >= 1, got -3"),
+        (["train", "--out", ""], "argument --out: expected a path, got an empty string"),
+        (["data", "list", "--data-dir", " "], "argument --data-dir: expected a path"),
     ],
 )
 def test_bad_arguments_are_one_usage_line(argv, needle, capsys):
@@ -77,7 +79,8 @@ def test_bad_arguments_are_one_usage_line(argv, needle, capsys):
         main(argv)
     assert exit_.value.code == 2
     (line,) = _err_lines(capsys)
-    assert line.startswith(f"jaxattn {argv[0]}: error: ") and needle in line
+    command = "data list" if argv[0] == "data" else argv[0]
+    assert line.startswith(f"jaxattn {command}: error: ") and needle in line
 
 
 def test_out_must_be_a_folder_that_can_be_written(tmp_path, capsys):

@@ -148,3 +148,9 @@ def test_toml_errors_name_the_line(tmp_path):
     path = _write(tmp_path, "[train]\nepochs = = 2\n")
     with pytest.raises(ConfigError, match=re.escape(f"{path}:2: not valid TOML")):
         load_config(path)
+
+
+def test_a_nul_character_in_a_string_names_the_key(tmp_path):
+    path = _write(tmp_path, '[data]\ndata_dir = "a\\u0000b"\n')
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: data.data_dir holds a NUL character")):
+        load_config(path)

@@ -88,6 +88,10 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
+# A \uD800-\uDFFF escape without its partner decodes to a string that cannot be written as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     for n, line in _numbered_lines(path):
         try:
@@ -96,6 +100,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
             raise line_error(path, n, f"not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(record, dict):
             raise line_error(path, n, "expected a JSON object")
+        if "\\u" in line and _LONE_SURROGATE.search(json.dumps(record, ensure_ascii=False)):
+            raise line_error(path, n, "a \\u escape stands for half a character (lone surrogate)")
         yield n, record
 
 

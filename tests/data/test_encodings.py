@@ -87,3 +87,16 @@ def test_a_damaged_vocabulary_names_the_file(tmp_path):
         path.write_bytes(content)
         with pytest.raises(DataError, match=re.escape(what)):
             Vocab.load(path)
+
+
+def test_a_json_escape_for_half_a_character_names_the_line(data):
+    path = data / "snli" / "dev.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"premise": "', '"premise": "\\ud83d ', 1)
+    assert "\\ud83d" in lines[2]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:3: a \\u escape stands for half")):
+        files.load_snli(data)
+    lines[2] = lines[2].replace("\\ud83d ", "\\ud83d\\ude00 ")  # a whole character: fine
+    path.write_text("\n".join(lines) + "\n")
+    assert any("\U0001f600" in ex.tokens[0] for ex in files.parse_snli(path)[0])
