@@ -56,6 +56,8 @@ def data_file(data_dir: Path | None, relpath: str, dataset: str) -> Path:
             f"{dataset}: no data directory found (needs {relpath}); {HOW_TO_POINT}"
         )
     path = Path(data_dir) / relpath
+    if path.is_dir():  # there, but wrong: no reason to fall back to another source
+        raise DataError(f"{path}: is a folder, not a data file")
     if not path.is_file():
         raise MissingDataError(f"{dataset}: {path} not found; {HOW_TO_POINT}")
     return path

@@ -71,8 +71,9 @@ def test_utf16_and_unreadable_files(data):
         files.parse_sst2(path)
     path.unlink()
     path.mkdir()
-    with pytest.raises(DataError, match="sst2/train.tsv not found"):
-        files.load_sst2(data)  # a folder where the file should be is not the file
+    with pytest.raises(DataError, match=re.escape(f"{path}: is a folder, not a data file")) as err:
+        files.load_sst2(data)
+    assert not isinstance(err.value, files.MissingDataError)  # no other source stands in for it
 
 
 def test_a_damaged_vocabulary_names_the_file(tmp_path):
