@@ -213,6 +213,8 @@ def _check_choice(cfg: Config, key: str, choices: tuple[str, ...], source: str) 
 
 
 SEED_MAX = 2**31 - 1
+# Training runs in float32: a larger number becomes infinity there.
+FLOAT32_MAX = 3.4028234663852886e38
 
 # Integer fields: (smallest, largest or None, what the smallest means when it is special).
 _INT_RANGES: dict[str, tuple[int, int | None, str]] = {
@@ -258,12 +260,14 @@ def _check_ranges(cfg: Config, source: str) -> None:
         value = _get(cfg, key)
         above = value >= low if low_ok else value > low
         below = value <= high if high_ok else value < high
-        if math.isfinite(value) and above and below:
+        if abs(value) <= FLOAT32_MAX and above and below:  # nan fails every comparison
             continue
         rule = f"{'>=' if low_ok else '>'} {low:g}"
         if math.isfinite(high):
             rule += f" and {'<=' if high_ok else '<'} {high:g}"
-        raise _key_error(source, key, f" must be a finite number {rule}, got {value!r}")
+        raise _key_error(
+            source, key, f" must be a finite (float32) number {rule}, got {value!r}"
+        )
     buckets = cfg.train.buckets
     if not buckets or buckets[0] < 1 or any(a >= b for a, b in zip(buckets, buckets[1:])):
         raise _key_error(

@@ -281,27 +281,27 @@ CASES = [
     Case(
         "lr-nan-set",
         set_value("train.learning_rate=nan"),
-        ("{tmp}/c.toml: train.learning_rate must be a finite number > 0, got nan (from --set)",),
+        ("{tmp}/c.toml: train.learning_rate must be a finite (float32) number > 0, got nan (from --set)",),
     ),
     Case(
         "lr-inf-set",
         set_value("train.learning_rate=inf"),
-        ("train.learning_rate must be a finite number > 0, got inf (from --set)",),
+        ("train.learning_rate must be a finite (float32) number > 0, got inf (from --set)",),
     ),
     Case(
         "lr-inf-file",
         config_value("train.learning_rate", "inf"),
-        ("{tmp}/c.toml: train.learning_rate must be a finite number > 0, got inf",),
+        ("{tmp}/c.toml: train.learning_rate must be a finite (float32) number > 0, got inf",),
     ),
     Case(
         "weight-decay-nan-file",
         config_value("train.weight_decay", "nan"),
-        ("{tmp}/c.toml: train.weight_decay must be a finite number >= 0, got nan",),
+        ("{tmp}/c.toml: train.weight_decay must be a finite (float32) number >= 0, got nan",),
     ),
     Case(
         "sort-noise-one",
         config_value("train.sort_noise", "1.0"),
-        ("{tmp}/c.toml: train.sort_noise must be a finite number >= 0 and < 1",),
+        ("{tmp}/c.toml: train.sort_noise must be a finite (float32) number >= 0 and < 1",),
     ),
     Case(
         "seed-negative",
