@@ -3,7 +3,8 @@
 Errors the user can fix (bad arguments, config, data or run directories, files that cannot be
 read or written) end in exactly one line on stderr, ``jaxattn <command>: error: <message>``,
 naming the file/line/key, and exit status 2, never a traceback from inside JAX. A run folder that
-the failed command created and left empty is removed again.
+the failed command created and left empty is removed again. ``jaxattn data list NAME ...`` prints
+its table and exits with status 1 when a data set it names is not available.
 """
 
 from __future__ import annotations
