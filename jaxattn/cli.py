@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
-from jaxattn.config import load_config
+from jaxattn.config import file_data_overrides, load_config
 from jaxattn.errors import JaxattnError
 
 # Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
@@ -44,7 +44,10 @@ def _check_out(out: Path) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     # Config, data folder and --out are checked before JAX is imported, so their errors are fast.
-    cfg = load_config(args.config, (args.set or []) + _data_dir_override(args))
+    overrides = args.set or []
+    if args.data_file is not None:
+        overrides = [*file_data_overrides(args.data_file), *overrides]
+    cfg = load_config(args.config, overrides + _data_dir_override(args))
     _check_out(args.out)
     from jaxattn.data.sources import resolve_data_dir
 
@@ -194,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
     )
     p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
+    p.add_argument(
+        "--data-file",
+        type=_path,
+        metavar="PATH",
+        help="train on your own CSV/TSV/JSONL file (sets data.name=file, data.train_file=PATH)",
+    )
     p.add_argument("--out", type=_path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)

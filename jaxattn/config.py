@@ -8,7 +8,9 @@ file and the dotted key, before anything is trained or written.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -26,6 +28,12 @@ ATTENTIONS = ("additive", "dot")
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 EMBEDDINGS = ("random", "glove-6b-50d")
 SELECTION_SPLITS = ("dev", "test")
+#: ``data.name`` that reads your own table files (``data.train_file`` ...) instead of a built-in set.
+FILE_DATA = "file"
+FILE_FORMATS = ("", "csv", "tsv", "jsonl")  # "" -> from each file's extension
+FILE_TASKS = ("", "binary", "multiclass", "nli", "qa")  # "" -> from the labels and query column
+#: Data-file keys whose relative paths :func:`load_config` makes absolute (see there).
+PATH_KEYS = ("train_file", "dev_file", "test_file")
 
 
 class ConfigError(JaxattnError, ValueError):
@@ -54,6 +62,21 @@ class DataConfig:
     max_length: int = -1  # -1 -> protocol value; 0 -> no limit
     embeddings: str = "random"
     limit_train: int = 0  # 0 -> all; else keep the first N training examples (smoke runs)
+    # Your own data (name = "file"; jaxattn/data/tabular.py): CSV/TSV with a header row, or JSON lines.
+    train_file: str = ""  # required with name = "file"
+    dev_file: str = ""  # "" -> carve dev_fraction of train_file
+    test_file: str = ""  # "" -> carve test_fraction of train_file
+    format: str = ""  # "" -> by extension: .csv, .tsv, .jsonl / .json / .ndjson
+    text_column: str = "text"
+    label_column: str = "label"
+    query_column: str = ""  # second text (NLI hypothesis, QA question); "" -> none
+    rationale_column: str = ""  # per-token 0/1 mask; texts are then split on whitespace
+    pretokenized: bool = False  # split texts on whitespace only (implied by rationale_column)
+    label_names: tuple[str, ...] = ()  # () -> the training file's labels, sorted
+    task: str = ""  # "" -> nli with a query column, else binary for 2 labels, else multiclass
+    dev_fraction: float = 0.1  # of train_file, stratified by label
+    test_fraction: float = 0.2
+    split_seed: int = 0
 
 
 @dataclasses.dataclass
@@ -114,6 +137,9 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
         if isinstance(value, (list, tuple)) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
+            return tuple(value)
+    elif kind.startswith("tuple[str"):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
     else:  # pragma: no cover - a new field type must be handled above
         raise TypeError(f"unhandled config type {annotation}")
@@ -185,11 +211,34 @@ def _split_override(item: str) -> tuple[str, str, str]:
     return section, name, text
 
 
+def _absolute_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``raw`` with relative ``data.*_file`` paths made absolute against ``base``."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return raw
+    data = dict(data)
+    for key in PATH_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            data[key] = os.path.abspath(base / Path(value).expanduser())
+    return {**raw, "data": data}
+
+
+def file_data_overrides(train_file: str | Path) -> list[str]:
+    """The ``--set`` overrides that train on the user's file ``train_file`` (``--data-file``)."""
+    quoted = json.dumps(str(train_file), ensure_ascii=False)  # a JSON string is a TOML string
+    return [f'data.name="{FILE_DATA}"', f"data.train_file={quoted}"]
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Reads a TOML config (or the defaults when ``path`` is None) and applies overrides.
 
     Errors name the file (``--set`` when there is none) and the dotted key; a value given with
     ``--set`` says so. An empty config file is refused unless ``--set`` gives settings.
+
+    Relative data file paths (``data.train_file``, ``dev_file``, ``test_file``) are made absolute:
+    those written in the config file against the file's folder, those given as overrides against
+    the current directory. The run directory's ``config.toml`` thus names the files it used.
     """
     raw: dict[str, Any] = {}
     source = "--set" if overrides else "<defaults>"
@@ -202,8 +251,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             at = re.search(r"\(at line (\d+), column \d+\)", str(err))
             line = f":{at.group(1)}" if at else ""
             raise ConfigError(f"{source}{line}: not valid TOML: {err}") from None
+        raw = _absolute_paths(raw, Path(path).parent)
     overridden = frozenset(".".join(_split_override(item)[:2]).strip() for item in overrides)
-    return config_from_dict(apply_overrides(raw, list(overrides), source), source, overridden)
+    raw = _absolute_paths(apply_overrides(raw, list(overrides), source), Path.cwd())
+    return config_from_dict(raw, source, overridden)
 
 
 def _check_choice(cfg: Config, key: str, choices: tuple[str, ...], source: str) -> None:
@@ -283,7 +334,7 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     ``source: dotted.key``)."""
     from jaxattn.data.sources import REGISTRY  # here: the data package imports this module
 
-    if cfg.data.name not in REGISTRY:
+    if cfg.data.name not in REGISTRY and cfg.data.name != FILE_DATA:
         raise _key_error(
             source,
             "data.name",
@@ -308,6 +359,73 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise _key_error(
             source, "model.embed_dim", " must be 50 with data.embeddings='glove-6b-50d'"
         )
+    _validate_file_data(cfg.data, source)
+
+
+def _validate_file_data(data: DataConfig, source: str) -> None:
+    """The ``data.*`` keys of your own files (``name = "file"``)."""
+    if data.name != FILE_DATA:
+        for key in PATH_KEYS:
+            if getattr(data, key):
+                raise ConfigError(
+                    f"{source}: data.{key} is only read with data.name = '{FILE_DATA}' "
+                    f"(data.name is {data.name!r})"
+                )
+        return
+    if not data.train_file:
+        raise ConfigError(f"{source}: data.train_file must name a file when data.name = 'file'")
+    for key, choices in (("format", FILE_FORMATS), ("task", FILE_TASKS)):
+        if getattr(data, key) not in choices:
+            raise _key_error(
+                source, f"data.{key}", f": {getattr(data, key)!r} is not one of {choices}"
+            )
+    for key in ("text_column", "label_column"):
+        if not getattr(data, key):
+            raise ConfigError(f"{source}: data.{key} must name a column")
+    columns = [
+        c
+        for c in (data.text_column, data.label_column, data.query_column, data.rationale_column)
+        if c
+    ]
+    if len(set(columns)) < len(columns):
+        raise ConfigError(f"{source}: data.*_column must name different columns, got {columns}")
+    if data.task in ("nli", "qa") and not data.query_column:
+        raise ConfigError(f"{source}: data.task = {data.task!r} needs data.query_column")
+    if data.task in ("binary", "multiclass") and data.query_column:
+        raise ConfigError(
+            f"{source}: data.query_column is only read by the pair tasks (data.task = 'nli' "
+            f"or 'qa'), not {data.task!r}"
+        )
+    names = data.label_names
+    if names and (
+        len(names) < 2 or len(set(names)) < len(names) or not all(n.strip() for n in names)
+    ):
+        raise ConfigError(
+            f"{source}: data.label_names must list at least 2 different non-empty labels, got {list(names)}"
+        )
+    if data.task == "binary" and names and len(names) != 2:
+        raise ConfigError(f"{source}: data.task = 'binary' needs exactly 2 data.label_names")
+    for key in ("dev_fraction", "test_fraction"):
+        value = getattr(data, key)
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise ConfigError(f"{source}: data.{key} must be in [0, 1), got {value}")
+    carved = {
+        split: getattr(data, f"{split}_fraction")
+        for split in ("dev", "test")
+        if not getattr(data, f"{split}_file")
+    }
+    for split, fraction in carved.items():
+        if fraction == 0:
+            raise ConfigError(
+                f"{source}: no {split} split: set data.{split}_file or data.{split}_fraction > 0"
+            )
+    if sum(carved.values()) >= 1:
+        raise ConfigError(
+            f"{source}: data.dev_fraction + data.test_fraction must leave training examples "
+            f"(sum < 1), got {sum(carved.values())}"
+        )
+    if data.split_seed < 0:
+        raise ConfigError(f"{source}: data.split_seed must be >= 0, got {data.split_seed}")
 
 
 def dump_config(cfg: Config) -> str:

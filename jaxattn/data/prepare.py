@@ -7,7 +7,7 @@ import dataclasses
 from jaxattn.config import DataConfig
 from jaxattn.data.batching import EncodedSplit, encode_split
 from jaxattn.data.dataset import SPLITS, DataError, Dataset, Example
-from jaxattn.data.sources import REGISTRY, load_dataset
+from jaxattn.data.sources import filter_defaults, load_configured
 from jaxattn.data.vocab import Vocab
 
 
@@ -35,17 +35,12 @@ class Prepared:
 
 
 def resolved_filters(cfg: DataConfig) -> dict[str, int]:
-    """The config's filters with -1 replaced by the data set's protocol defaults."""
-    if cfg.name not in REGISTRY:
-        raise DataError(
-            f"data.name: unknown data set {cfg.name!r}; known: {', '.join(sorted(REGISTRY))}"
-        )
-    spec = REGISTRY[cfg.name]
-    return {
-        "min_df": spec.min_df if cfg.min_df < 0 else cfg.min_df,
-        "min_length": spec.min_length if cfg.min_length < 0 else cfg.min_length,
-        "max_length": spec.max_length if cfg.max_length < 0 else cfg.max_length,
-    }
+    """The config's filters with -1 replaced by the data set's protocol defaults.
+
+    Your own files (``data.name = "file"``) default to min_df 1, min_length 1, no max_length.
+    """
+    defaults = filter_defaults(cfg.name)
+    return {key: defaults[key] if getattr(cfg, key) < 0 else getattr(cfg, key) for key in defaults}
 
 
 def filter_by_length(examples: list[Example], min_length: int, max_length: int) -> list[Example]:
@@ -61,9 +56,10 @@ def filter_by_length(examples: list[Example], min_length: int, max_length: int) 
 def prepare(
     cfg: DataConfig, vocab: Vocab | None = None, dataset: Dataset | None = None
 ) -> Prepared:
-    """Loads ``cfg.name``, applies the length filters, builds (or reuses) the vocabulary, encodes."""
+    """Loads ``cfg.name`` (or your files), applies the length filters, builds (or reuses) the
+    vocabulary from the train split, encodes."""
     filters = resolved_filters(cfg)
-    dataset = dataset or load_dataset(cfg.name, cfg.data_dir or None, origin="data.data_dir")
+    dataset = dataset or load_configured(cfg)
     splits = {}
     for name in SPLITS:
         kept = filter_by_length(

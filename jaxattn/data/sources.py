@@ -14,6 +14,9 @@ their files (package) are missing and TFDS imports; the data set's source and no
 line on stderr announces it. Data is never replaced by generated data: ``babi1-3`` need the bAbI
 files, and ``babi{1,2,3}_generated`` (always generated, the same data everywhere) are the way to
 ask for the project's generated copy.
+
+Your own files are not registered: ``data.name = "file"`` reads ``data.train_file`` (and its
+siblings) with :mod:`jaxattn.data.tabular`; :func:`load_configured` picks one or the other.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxattn.data import files, packages, tfds
+from jaxattn.config import FILE_DATA, DataConfig
+from jaxattn.data import files, packages, tabular, tfds
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError
 from jaxattn.data.generators import make_babi, make_synthetic
@@ -106,6 +110,26 @@ def load_dataset(
     if name not in REGISTRY:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name].loader(resolve_data_dir(data_dir, origin))
+
+
+def load_configured(cfg: DataConfig) -> Dataset:
+    """The data set ``cfg`` names: your own files when ``cfg.name`` is "file", else a registered one."""
+    if cfg.name == FILE_DATA:
+        return tabular.load_table(cfg)
+    return load_dataset(cfg.name, cfg.data_dir or None, origin="data.data_dir")
+
+
+def filter_defaults(name: str) -> dict[str, int]:
+    """The vocabulary and length filters ``name`` uses unless configured (min_df, min/max_length)."""
+    if name == FILE_DATA:
+        return dict(tabular.FILTER_DEFAULTS)
+    if name not in REGISTRY:
+        raise DataError(
+            f"data.name: unknown data set {name!r}; known: {', '.join(sorted(REGISTRY))}, "
+            f"or '{FILE_DATA}' for your own files (data.train_file)"
+        )
+    spec = REGISTRY[name]
+    return {"min_df": spec.min_df, "min_length": spec.min_length, "max_length": spec.max_length}
 
 
 register(
