@@ -25,6 +25,7 @@ _EXPORTS = {
     "Encoded": ("jaxattn.core.protocol", "Encoded"),
     "check_model": ("jaxattn.core.protocol", "check_model"),
     "forward": ("jaxattn.core.protocol", "forward"),
+    "masked_softmax": ("jaxattn.models.attention", "masked_softmax"),
     "Config": ("jaxattn.config", "Config"),
     "DataConfig": ("jaxattn.config", "DataConfig"),
     "TrainConfig": ("jaxattn.config", "TrainConfig"),

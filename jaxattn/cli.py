@@ -1,30 +1,62 @@
 """The ``jaxattn`` command: ``train``, ``data list``, ``analyze``, ``wp`` and ``reproduce``.
 
-Errors the user can fix (bad config, bad or missing data, unfinished runs) end in one line on
-stderr naming the file/line/key and exit status 2, never a traceback from inside JAX.
+Errors the user can fix (bad arguments, config, data or run directories, files that cannot be
+read or written) end in exactly one line on stderr, ``jaxattn <command>: error: <message>``,
+naming the file/line/key, and exit status 2, never a traceback from inside JAX. A run folder that
+the failed command created and left empty is removed again. ``jaxattn data list NAME ...`` prints
+its table and exits with status 1 when a data set it names is not available.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePath
 
-from jaxattn.config import ConfigError, file_data_overrides, load_config
-from jaxattn.data.dataset import DataError
-from jaxattn.errors import RunError
+from jaxattn.config import file_data_overrides, load_config
+from jaxattn.errors import JaxattnError
 
-USER_ERRORS = (ConfigError, DataError, RunError, FileNotFoundError)
+# Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
+# or read-only disk.
+USER_ERRORS = (JaxattnError, OSError, UnicodeDecodeError)
+
+
+def _data_dir_override(args: argparse.Namespace) -> list[str]:
+    """``--data-dir DIR`` as the ``--set`` it stands for (after the others, so it wins)."""
+    return [f"data.data_dir={json.dumps(str(args.data_dir))}"] if args.data_dir else []
+
+
+def _check_out(out: Path) -> None:
+    """A run folder that can be created or written to, checked before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: is a file, not a run folder; choose a folder")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"--out {out}: cannot write in {existing} (permission denied)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from jaxattn.run import train_run
-
+    # Config, data folder and --out are checked before JAX is imported, so their errors are fast.
     overrides = args.set or []
     if args.data_file is not None:
         overrides = [*file_data_overrides(args.data_file), *overrides]
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides + _data_dir_override(args))
+    _check_out(args.out)
+    from jaxattn.data.sources import resolve_data_dir
+
+    resolve_data_dir(cfg.data.data_dir or None, "--data-dir" if args.data_dir else "data.data_dir")
+    from jaxattn.data.embeddings import check_pretrained
+
+    check_pretrained(cfg.data.embeddings)
+    from jaxattn.run import train_run
+
     metrics = train_run(cfg, args.out, progress=not args.quiet)
     test = metrics["test"]
     shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
@@ -35,32 +67,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
+    """Exit status 0, or 1 when a data set named on the command line is not available."""
     from jaxattn.data.catalog import describe_datasets
+    from jaxattn.data.sources import resolve_data_dir
 
+    resolve_data_dir(args.data_dir, "--data-dir")  # a folder that is not there: one error line
     rows = describe_datasets(args.data_dir, names=args.names or None)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'name':16s} {'task':10s} {'train':>7s} {'dev':>6s} {'test':>6s}  source")
-    for row in rows:
-        sizes = row.get("sizes") or {}
-        cells = [f"{sizes.get(s, '-'):>{w}}" for s, w in (("train", 7), ("dev", 6), ("test", 6))]
-        status = row["source"] if row["available"] else f"NOT AVAILABLE: {row['error']}"
-        print(f"{row['name']:16s} {row.get('task', '?'):10s} {' '.join(cells)}  {status}")
-        for note in row.get("notes", []):
-            print(f"{'':16s} note: {note}")
+    else:
+        print(f"{'name':16s} {'task':10s} {'train':>7s} {'dev':>6s} {'test':>6s}  source")
+        for row in rows:
+            sizes = row.get("sizes") or {}
+            cells = [
+                f"{sizes.get(s, '-'):>{w}}" for s, w in (("train", 7), ("dev", 6), ("test", 6))
+            ]
+            status = row["source"] if row["available"] else f"NOT AVAILABLE: {row['error']}"
+            print(f"{row['name']:16s} {row.get('task', '?'):10s} {' '.join(cells)}  {status}")
+            for note in row.get("notes", []):
+                print(f"{'':16s} note: {note}")
+    missing = [row for row in rows if not row["available"]]
+    if args.names and missing:
+        name, why = missing[0]["name"], " ".join(str(missing[0]["error"]).split())
+        more = f" (and {len(missing) - 1} more: {', '.join(r['name'] for r in missing[1:])})"
+        print(
+            "jaxattn data list: error: not available: "
+            + (why if why.startswith(name) else f"{name}: {why}")
+            + (more if len(missing) > 1 else ""),
+            file=sys.stderr,
+        )
+        return 1
     return 0
-
-
-def _only(text: str | None) -> set[str] | None:
-    return {part.strip() for part in text.split(",") if part.strip()} if text else None
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from jaxattn.studies.jain_wallace.analyze import analyze_run
 
     report = analyze_run(
-        args.run, split=args.split, only=_only(args.only), limit=args.limit, progress=not args.quiet
+        args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet
     )
     print(f"report: {report}")
     return 0
@@ -69,12 +113,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_wp(args: argparse.Namespace) -> int:
     from jaxattn.analysis.wiegreffe_pinter import wp_run
 
-    report = wp_run(args.run, only=_only(args.only), seeds=args.seeds, progress=not args.quiet)
+    report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
     print(f"report: {report}")
     return 0
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     from jaxattn.reproduce import reproduce
 
     suites = ("jain_wallace", "wiegreffe_pinter") if args.suite in ("demo", "all") else (args.suite,)
@@ -83,7 +128,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         encoder=args.encoder,
         attention=args.attention,
-        overrides=args.set or [],
+        overrides=(args.set or []) + _data_dir_override(args),
         suites=suites,
         limit=args.limit,
         seeds=args.seeds,
@@ -93,37 +138,89 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+class CliError(JaxattnError):
+    """A command-line argument that cannot be used; the message names the option."""
+
+
+def _count(minimum: int, meaning: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (``meaning`` explains the smallest value)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            rule = f"0 ({meaning}) or a positive number" if meaning else f"a number >= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        return value
+
+    return parse
+
+
+def _path(text: str) -> Path:
+    """An argparse type: a path, not the empty string (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
+def _stages(text: str) -> set[str]:
+    """An argparse type: comma-separated stage names, at least one."""
+    stages = {part.strip() for part in text.split(",") if part.strip()}
+    if not stages:
+        raise argparse.ArgumentTypeError(
+            f"expected one or more comma-separated stages, got {text!r}"
+        )
+    return stages
+
+
+DATA_DIR_HELP = "data folder (sets data.data_dir; default $JAXATTN_DATA, then ../shared/data)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxattn", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="jaxattn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one model from a config into a run directory")
     p.add_argument(
-        "--config", type=Path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
+        "--config", type=_path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
     )
     p.add_argument(
         "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
     )
+    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
     p.add_argument(
         "--data-file",
-        type=Path,
+        type=_path,
         metavar="PATH",
         help="train on your own CSV/TSV/JSONL file (sets data.name=file, data.train_file=PATH)",
     )
-    p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
+    p.add_argument("--out", type=_path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
     p.add_argument(
-        "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
-    p.add_argument("--only", help="comma-separated stages: grad,loo,ig,perm,adv (default all)")
-    p.add_argument("--limit", type=int, default=None, help="analyse only the first N instances")
+    p.add_argument(
+        "--only", type=_stages, help="comma-separated stages: grad,loo,ig,perm,adv (default all)"
+    )
+    p.add_argument(
+        "--limit", type=_count(1), default=None, help="analyse only the first N instances"
+    )
     p.add_argument(
         "--cpu-devices",
-        type=int,
+        type=_count(0, "one per core"),
         default=0,
         help="on a CPU, split each batch over this many single-threaded devices "
         "(default: one per core; 1 turns it off)",
@@ -133,12 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
     p.add_argument(
-        "--run", type=Path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument(
-        "--only", help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)"
+        "--only",
+        type=_stages,
+        help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)",
     )
-    p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
+    p.add_argument(
+        "--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline"
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_wp)
 
@@ -148,9 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="bilstm", choices=("bilstm", "cnn", "average"))
     p.add_argument("--attention", default="additive", choices=("additive", "dot"))
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
-    p.add_argument("--limit", type=int, default=None, help="analyse only the first N test instances")
-    p.add_argument("--seeds", type=int, default=8, help="extra seeds for the variance baseline")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--limit", type=_count(1), default=None, help="analyse only the first N test instances")
+    p.add_argument("--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline")
+    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=_path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
 
@@ -161,11 +263,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", help="only these data sets")
     p.add_argument(
-        "--data-dir", default=None, help="data directory (default $JAXATTN_DATA, ../shared/data)"
+        "--data-dir",
+        type=_path,
+        default=None,
+        help="data folder (default $JAXATTN_DATA, then ../shared/data)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_data_list)
     return parser
+
+
+def _innermost_path(err: BaseException) -> PurePath | None:
+    """The path a decoding error was reading: the innermost frame's path variable, if any."""
+    found, tb = None, err.__traceback__
+    while tb is not None:
+        paths = [v for v in tb.tb_frame.f_locals.values() if isinstance(v, PurePath)]
+        found = paths[-1] if paths else found
+        tb = tb.tb_next
+    return found
+
+
+def error_line(err: BaseException) -> str:
+    """One line for a user-fixable error, naming the path where the error knows it."""
+    if isinstance(err, UnicodeDecodeError):
+        where = _innermost_path(err) or "a file"
+        return f"{where}: not UTF-8 (byte 0x{err.object[err.start]:02x}); save the file as UTF-8"
+    if isinstance(err, OSError) and err.filename is not None:
+        what = (err.strerror or type(err).__name__).lower()
+        if err.filename2 is not None:
+            return f"{err.filename} -> {err.filename2}: {what}"
+        return f"{err.filename}: {what}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _command(args: argparse.Namespace) -> str:
+    sub = getattr(args, "data_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _remove_empty_folders(path: Path) -> None:
+    """Removes ``path`` and the folders in it, if they hold no file at all (never a file)."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    for child in path.iterdir():
+        _remove_empty_folders(child)
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty: a file is in it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,10 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         from jaxattn.devices import split_cpu_into_devices
 
         split_cpu_into_devices(args.cpu_devices)
+    out = getattr(args, "out", None)
+    out_existed = out is not None and (out.exists() or out.is_symlink())
     try:
         return args.func(args)
     except USER_ERRORS as err:
-        print(f"jaxattn {args.command}: error: {err}", file=sys.stderr)
+        if out is not None and not out_existed:
+            _remove_empty_folders(out)
+        print(f"jaxattn {_command(args)}: error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; completed stages are kept and the next run resumes", file=sys.stderr)

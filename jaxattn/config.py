@@ -11,9 +11,12 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from jaxattn.errors import JaxattnError, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,8 +36,21 @@ FILE_TASKS = ("", "binary", "multiclass", "nli", "qa")  # "" -> from the labels 
 PATH_KEYS = ("train_file", "dev_file", "test_file")
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the file and key."""
+class ConfigError(JaxattnError, ValueError):
+    """A configuration that cannot be used; the message names the file and key.
+
+    Attributes:
+      key: the dotted key at fault, where the check knows it (None otherwise).
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def _key_error(source: str, key: str, what: str) -> ConfigError:
+    """``source: key<what>`` about the dotted ``key``."""
+    return ConfigError(f"{source}: {key}{what}", key=key)
 
 
 @dataclasses.dataclass
@@ -138,8 +154,11 @@ def _parse_literal(text: str) -> Any:
         return text
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
-    """Builds a validated :class:`Config`; ``source`` names the file in error messages."""
+def config_from_dict(
+    raw: dict[str, Any], source: str = "<dict>", overridden: frozenset[str] = frozenset()
+) -> Config:
+    """Builds a validated :class:`Config`; ``source`` names the file in error messages and
+    ``overridden`` the dotted keys that came from ``--set`` (their messages say so)."""
     cfg = Config()
     for section, values in raw.items():
         if section not in _SECTIONS:
@@ -151,14 +170,23 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         target = getattr(cfg, section)
         fields = {f.name: f for f in dataclasses.fields(target)}
         for key, value in values.items():
+            dotted = f"{section}.{key}"
+            from_set = " (from --set)" if dotted in overridden else ""
             if key not in fields:
                 raise ConfigError(
-                    f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(fields))})"
+                    f"{source}: unknown key {dotted}{from_set} "
+                    f"(known: {', '.join(sorted(fields))})"
                 )
-            setattr(
-                target, key, _coerce(value, str(fields[key].type), f"{source}: {section}.{key}")
-            )
-    validate(cfg, source)
+            try:
+                setattr(target, key, _coerce(value, str(fields[key].type), f"{source}: {dotted}"))
+            except ConfigError as err:
+                raise ConfigError(f"{err}{from_set}", key=dotted) from None
+    try:
+        validate(cfg, source)
+    except ConfigError as err:
+        if err.key in overridden:
+            raise ConfigError(f"{err} (from --set)", key=err.key) from None
+        raise
     return cfg
 
 
@@ -166,15 +194,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
     """Returns ``raw`` with ``section.key=value`` overrides applied (values parsed as TOML)."""
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=2")
-        key, text = item.split("=", 1)
-        section, name = key.strip().split(".", 1)
+        section, name, text = _split_override(item)
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         raw[section][name] = _parse_literal(text.strip())
     return raw
+
+
+def _split_override(item: str) -> tuple[str, str, str]:
+    """``section.key=value`` -> (section, key, value text)."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=2")
+    key, text = item.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    return section, name, text
 
 
 def _absolute_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -199,62 +233,132 @@ def file_data_overrides(train_file: str | Path) -> list[str]:
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Reads a TOML config (or the defaults when ``path`` is None) and applies overrides.
 
+    Errors name the file (``--set`` when there is none) and the dotted key; a value given with
+    ``--set`` says so. An empty config file is refused unless ``--set`` gives settings.
+
     Relative data file paths (``data.train_file``, ``dev_file``, ``test_file``) are made absolute:
     those written in the config file against the file's folder, those given as overrides against
     the current directory. The run directory's ``config.toml`` thus names the files it used.
     """
     raw: dict[str, Any] = {}
-    source = "<defaults>"
+    source = "--set" if overrides else "<defaults>"
     if path is not None:
         source = str(path)
+        text = read_text(path, error=ConfigError, what="config file", allow_empty=bool(overrides))
         try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: config file not found") from None
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{source}: not valid TOML: {err}") from None
+            at = re.search(r"\(at line (\d+), column \d+\)", str(err))
+            line = f":{at.group(1)}" if at else ""
+            raise ConfigError(f"{source}{line}: not valid TOML: {err}") from None
         raw = _absolute_paths(raw, Path(path).parent)
+    overridden = frozenset(".".join(_split_override(item)[:2]).strip() for item in overrides)
     raw = _absolute_paths(apply_overrides(raw, list(overrides), source), Path.cwd())
-    return config_from_dict(raw, source)
+    return config_from_dict(raw, source, overridden)
 
 
-def _check_choice(value: str, choices: tuple[str, ...], where: str) -> None:
+def _check_choice(cfg: Config, key: str, choices: tuple[str, ...], source: str) -> None:
+    value = _get(cfg, key)
     if value not in choices:
-        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+        raise _key_error(source, key, f": {value!r} is not one of {', '.join(choices)}")
+
+
+SEED_MAX = 2**31 - 1
+# Training runs in float32: a larger number becomes infinity there.
+FLOAT32_MAX = 3.4028234663852886e38
+
+# Integer fields: (smallest, largest or None, what the smallest means when it is special).
+_INT_RANGES: dict[str, tuple[int, int | None, str]] = {
+    "data.min_df": (-1, None, "-1: the data set's default"),
+    "data.min_length": (-1, None, "-1: the data set's default"),
+    "data.max_length": (-1, None, "-1: the data set's default, 0: no limit"),
+    "data.limit_train": (0, None, "0: all"),
+    "model.embed_dim": (1, None, ""),
+    "model.hidden_size": (1, None, ""),
+    "model.cnn_filters": (1, None, ""),
+    "train.epochs": (1, None, ""),
+    "train.batch_size": (1, None, ""),
+    "train.eval_batch_size": (1, None, ""),
+    "train.seed": (0, SEED_MAX, ""),
+}
+
+# Float fields: (smallest, whether the smallest is allowed, largest, whether it is allowed).
+_FLOAT_RANGES: dict[str, tuple[float, bool, float, bool]] = {
+    "train.learning_rate": (0.0, False, math.inf, False),
+    "train.weight_decay": (0.0, True, math.inf, False),
+    "train.sort_noise": (0.0, True, 1.0, False),
+}
+
+
+def _get(cfg: Config, dotted: str) -> Any:
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
+
+
+def _check_ranges(cfg: Config, source: str) -> None:
+    for key, (low, high, meaning) in _INT_RANGES.items():
+        value = _get(cfg, key)
+        if low <= value and (high is None or value <= high):
+            continue
+        if high is not None:
+            rule = f"must be in [{low}, {high}]"
+        elif low == 1:
+            rule = "must be positive (>= 1)"
+        else:
+            rule = f"must be >= {low} ({meaning})" if meaning else f"must be >= {low}"
+        raise _key_error(source, key, f" {rule}, got {value}")
+    for key, (low, low_ok, high, high_ok) in _FLOAT_RANGES.items():
+        value = _get(cfg, key)
+        above = value >= low if low_ok else value > low
+        below = value <= high if high_ok else value < high
+        if abs(value) <= FLOAT32_MAX and above and below:  # nan fails every comparison
+            continue
+        rule = f"{'>=' if low_ok else '>'} {low:g}"
+        if math.isfinite(high):
+            rule += f" and {'<=' if high_ok else '<'} {high:g}"
+        raise _key_error(
+            source, key, f" must be a finite (float32) number {rule}, got {value!r}"
+        )
+    buckets = cfg.train.buckets
+    if not buckets or buckets[0] < 1 or any(a >= b for a, b in zip(buckets, buckets[1:])):
+        raise _key_error(
+            source,
+            "train.buckets",
+            f" must be a non-empty, strictly increasing list of positive lengths, got "
+            f"{list(buckets)}",
+        )
 
 
 def validate(cfg: Config, source: str = "<config>") -> None:
-    """Checks choices and ranges that the types alone cannot express."""
-    _check_choice(cfg.model.encoder, ENCODERS, f"{source}: model.encoder")
-    _check_choice(cfg.model.attention, ATTENTIONS, f"{source}: model.attention")
-    _check_choice(cfg.data.embeddings, EMBEDDINGS, f"{source}: data.embeddings")
-    _check_choice(cfg.train.selection, SELECTION_SPLITS, f"{source}: train.selection")
-    _check_choice(cfg.train.attention, ATTENTION_SOURCES, f"{source}: train.attention")
+    """Checks choices and ranges that the types alone cannot express (every message starts with
+    ``source: dotted.key``)."""
+    from jaxattn.data.sources import REGISTRY  # here: the data package imports this module
+
+    if cfg.data.name not in REGISTRY and cfg.data.name != FILE_DATA:
+        raise _key_error(
+            source,
+            "data.name",
+            f": unknown data set {cfg.data.name!r}; known: {', '.join(sorted(REGISTRY))}",
+        )
+    for section in _SECTIONS:
+        for field in dataclasses.fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), field.name)
+            if isinstance(value, str) and "\x00" in value:
+                raise _key_error(source, f"{section}.{field.name}", " holds a NUL character")
+    _check_choice(cfg, "model.encoder", ENCODERS, source)
+    _check_choice(cfg, "model.attention", ATTENTIONS, source)
+    _check_choice(cfg, "data.embeddings", EMBEDDINGS, source)
+    _check_choice(cfg, "train.selection", SELECTION_SPLITS, source)
+    _check_choice(cfg, "train.attention", ATTENTION_SOURCES, source)
+    _check_ranges(cfg, source)
     if cfg.train.attention == "imposed" and not cfg.train.imposed_run:
-        raise ConfigError(
-            f"{source}: train.imposed_run must name a run directory when attention=imposed"
+        raise _key_error(
+            source, "train.imposed_run", " must name a run directory when attention=imposed"
         )
     if cfg.data.embeddings == "glove-6b-50d" and cfg.model.embed_dim != 50:
-        raise ConfigError(
-            f"{source}: model.embed_dim must be 50 with data.embeddings='glove-6b-50d'"
+        raise _key_error(
+            source, "model.embed_dim", " must be 50 with data.embeddings='glove-6b-50d'"
         )
-    positive = {
-        "model.embed_dim": cfg.model.embed_dim,
-        "model.hidden_size": cfg.model.hidden_size,
-        "model.cnn_filters": cfg.model.cnn_filters,
-        "train.epochs": cfg.train.epochs,
-        "train.batch_size": cfg.train.batch_size,
-        "train.eval_batch_size": cfg.train.eval_batch_size,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{source}: {key} must be positive, got {value}")
-    if cfg.train.learning_rate <= 0:
-        raise ConfigError(f"{source}: train.learning_rate must be positive")
-    if cfg.train.weight_decay < 0 or cfg.train.sort_noise < 0:
-        raise ConfigError(f"{source}: train.weight_decay and train.sort_noise must be >= 0")
-    if not cfg.train.buckets or list(cfg.train.buckets) != sorted(set(cfg.train.buckets)):
-        raise ConfigError(f"{source}: train.buckets must be a non-empty increasing list")
     _validate_file_data(cfg.data, source)
 
 
@@ -270,8 +374,11 @@ def _validate_file_data(data: DataConfig, source: str) -> None:
         return
     if not data.train_file:
         raise ConfigError(f"{source}: data.train_file must name a file when data.name = 'file'")
-    _check_choice(data.format, FILE_FORMATS, f"{source}: data.format")
-    _check_choice(data.task, FILE_TASKS, f"{source}: data.task")
+    for key, choices in (("format", FILE_FORMATS), ("task", FILE_TASKS)):
+        if getattr(data, key) not in choices:
+            raise _key_error(
+                source, f"data.{key}", f": {getattr(data, key)!r} is not one of {choices}"
+            )
     for key in ("text_column", "label_column"):
         if not getattr(data, key):
             raise ConfigError(f"{source}: data.{key} must name a column")

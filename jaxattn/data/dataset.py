@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from jaxattn.errors import JaxattnError
+
 Task = Literal["binary", "multiclass", "nli", "qa"]
 SPLITS = ("train", "dev", "test")
 
 
-class DataError(ValueError):
+class DataError(JaxattnError, ValueError):
     """Bad or missing data; the message names the data set, file and line where known."""
 
 

@@ -12,7 +12,9 @@ Expected layout, relative to the data directory (``--data-dir``, ``$JAXATTN_DATA
 
 Every parser checks what it reads. A malformed line raises :class:`DataError` as
 ``path:line: what`` (wrong column count, bad JSON, unknown label, empty text, a bAbI line without
-its number); a missing file raises :class:`MissingDataError` naming the path looked for.
+its number, a byte that is not UTF-8); so does an empty file (``path: is empty``); a missing file
+raises :class:`MissingDataError` naming the path looked for. Files are read through
+:func:`read_data_text` (strict UTF-8; a UTF-8 byte-order mark is accepted and dropped).
 
 Empty texts: a text field that is empty in the file is a malformed line (error). Texts emptied by
 this module's own processing (20 Newsgroups posts that are all header, quote and signature) are
@@ -26,6 +28,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import html
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,8 +37,12 @@ from pathlib import Path
 from jaxattn.data.dataset import SPLITS, DataError, Dataset, Example
 from jaxattn.data.splits import SPLIT_SEED, carve, carve_groups
 from jaxattn.data.vocab import clean_tokens
+from jaxattn.errors import read_text, text_lines
 
-HOW_TO_POINT = "point --data-dir (or $JAXATTN_DATA) at the folder holding the data"
+HOW_TO_POINT = (
+    "set --data-dir (jaxattn train, reproduce, data list), data.data_dir or $JAXATTN_DATA "
+    "to the folder holding the data"
+)
 
 
 class MissingDataError(DataError):
@@ -49,9 +56,17 @@ def data_file(data_dir: Path | None, relpath: str, dataset: str) -> Path:
             f"{dataset}: no data directory found (needs {relpath}); {HOW_TO_POINT}"
         )
     path = Path(data_dir) / relpath
+    if path.is_dir():  # there, but wrong: no reason to fall back to another source
+        raise DataError(f"{path}: is a folder, not a data file")
     if not path.is_file():
         raise MissingDataError(f"{dataset}: {path} not found; {HOW_TO_POINT}")
     return path
+
+
+def read_data_text(path: str | Path) -> str:
+    """The text of a data file; :class:`DataError` naming the file (and line) when it is not UTF-8,
+    empty or unreadable."""
+    return read_text(path, error=DataError, what="data file")
 
 
 def line_error(where: str | Path, line: int, what: str) -> DataError:
@@ -69,11 +84,14 @@ def _source(paths: Iterable[Path]) -> str:
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its newline) for every non-blank line."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield n, line
+    for n, line in enumerate(text_lines(read_data_text(path)), 1):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield n, line
+
+
+# A \uD800-\uDFFF escape without its partner decodes to a string that cannot be written as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
@@ -84,6 +102,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
             raise line_error(path, n, f"not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(record, dict):
             raise line_error(path, n, "expected a JSON object")
+        if "\\u" in line and _LONE_SURROGATE.search(json.dumps(record, ensure_ascii=False)):
+            raise line_error(path, n, "a \\u escape stands for half a character (lone surrogate)")
         yield n, record
 
 
@@ -232,25 +252,24 @@ def _unescape_ag_news(text: str) -> str:
 def parse_ag_news(path: Path) -> list[Example]:
     """World and Business rows of an AG News CSV (description column only)."""
     out = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        start = 1
-        try:
-            for row in reader:
-                n, start = start, reader.line_num + 1  # a quoted field may span lines
-                if not row:
-                    continue
-                if len(row) != 3:
-                    raise line_error(
-                        path, n, f"expected 3 columns (class, title, description), got {len(row)}"
-                    )
-                label = _label(row[0].strip(), AG_NEWS_CLASSES, path, n)
-                if label < 0:
-                    continue
-                tokens = _tokens(_unescape_ag_news(row[2]), path, n)
-                out.append(Example(tokens, label, uid=_uid(path, n)))
-        except csv.Error as err:
-            raise line_error(path, reader.line_num, f"malformed CSV ({err})") from None
+    reader = csv.reader(io.StringIO(read_data_text(path), newline=""))
+    start = 1
+    try:
+        for row in reader:
+            n, start = start, reader.line_num + 1  # a quoted field may span lines
+            if not row:
+                continue
+            if len(row) != 3:
+                raise line_error(
+                    path, n, f"expected 3 columns (class, title, description), got {len(row)}"
+                )
+            label = _label(row[0].strip(), AG_NEWS_CLASSES, path, n)
+            if label < 0:
+                continue
+            tokens = _tokens(_unescape_ag_news(row[2]), path, n)
+            out.append(Example(tokens, label, uid=_uid(path, n)))
+    except csv.Error as err:
+        raise line_error(path, reader.line_num, f"malformed CSV ({err})") from None
     return out
 
 
@@ -457,7 +476,10 @@ def _babi_file(data_dir: Path | None, task: int, split: str) -> tuple[Path, str 
                 )
                 return found[0], note
     looked = f"{data_dir}/babi/{{en-10k,en}}/{pattern}" if data_dir else f"babi/en-10k/{pattern}"
-    raise MissingDataError(f"babi{task}: {looked} not found; {HOW_TO_POINT}")
+    raise MissingDataError(
+        f"babi{task}: {looked} not found; {HOW_TO_POINT} (data.name = 'babi{task}_generated' "
+        "asks for the project's generated copy instead)"
+    )
 
 
 def load_babi(data_dir: Path | None, task: int) -> Dataset:
@@ -465,8 +487,8 @@ def load_babi(data_dir: Path | None, task: int) -> Dataset:
     files = {split: _babi_file(data_dir, task, split) for split in ("train", "test")}
     stories = {}
     for split, (path, _) in files.items():
-        with open(path, encoding="utf-8") as f:
-            stories[split] = parse_babi_lines(f, f"babi/{path.parent.name}/{path.name}")
+        lines = text_lines(read_data_text(path))
+        stories[split] = parse_babi_lines(lines, f"babi/{path.parent.name}/{path.name}")
     notes = tuple(note for _, note in files.values() if note)
     return babi_dataset(
         f"babi{task}",
@@ -523,7 +545,7 @@ def parse_eraser(path: Path, docs_dir: Path) -> list[Example]:
         doc_path = docs_dir / docid
         if not doc_path.is_file():
             raise line_error(path, n, f"document {doc_path} not found")
-        text = doc_path.read_text(encoding="utf-8")
+        text = read_data_text(doc_path)
         raw = text.split()
         tokens = _tokens(text, doc_path, 1, pretokenized=True)
         if len(tokens) != len(raw):

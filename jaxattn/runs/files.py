@@ -39,8 +39,10 @@ def strict_json_value(obj: Any) -> Any:
         return {str(k): strict_json_value(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [strict_json_value(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return strict_json_value(obj.tolist())
+    if isinstance(obj, np.ndarray) or (
+        hasattr(obj, "__array__") and not isinstance(obj, np.generic)
+    ):  # numpy and JAX arrays
+        return strict_json_value(np.asarray(obj).tolist())
     if isinstance(obj, (np.bool_,)):
         return bool(obj)
     if isinstance(obj, np.integer):

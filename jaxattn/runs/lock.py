@@ -1,8 +1,10 @@
 """One process at a time per run directory: an advisory ``flock`` on ``DIR/.jaxattn.lock``.
 
 The kernel drops a ``flock`` when its holder dies (even by ``kill -9``), so a stale lock cannot
-outlive its process: the next command simply takes it. The file also names the holder (pid, host,
-command, start time), which a refused command prints.
+outlive its process: the next command simply takes it. While held, the file names the holder
+(pid, host, command, start time), which a refused command prints. It is removed on release (and
+a directory the lock itself created is removed again if nothing else was written there), so a
+command that fails before writing anything leaves no trace.
 """
 
 from __future__ import annotations
@@ -20,16 +22,36 @@ from pathlib import Path
 from jaxattn.errors import RunError
 
 LOCK_NAME = ".jaxattn.lock"
+_HELD: set[str] = set()
 
 
 def _holder(path: Path) -> str:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        return (
-            f"pid {info['pid']} on {info['host']} ({info['command']}, since {info['since']})"
-        )
+        return f"pid {info['pid']} on {info['host']} ({info['command']}, since {info['since']})"
     except (OSError, ValueError, KeyError):
         return "another process"
+
+
+def _acquire(path: Path) -> int:
+    """An fd holding ``path``'s lock; a RunError naming the holder when another process has it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunError(
+                f"{path.parent}: in use by {_holder(path)}; wait for it to finish or choose "
+                "another directory"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder released and removed the file meanwhile: lock the new one
 
 
 @contextlib.contextmanager
@@ -43,22 +65,16 @@ def run_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
     if key in _HELD:
         yield directory
         return
+    created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _acquire(path)
     except OSError as err:
         raise RunError(
             f"{directory}: cannot create the run directory or its lock ({err.strerror})"
         ) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunError(
-                f"{directory}: in use by {_holder(path)}; wait for it to finish or choose another "
-                "directory"
-            ) from None
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -72,9 +88,10 @@ def run_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
             yield directory
         finally:
             _HELD.discard(key)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            path.unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # only if nothing was written there
     finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-_HELD: set[str] = set()

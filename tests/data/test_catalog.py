@@ -35,8 +35,12 @@ def test_cli_prints_a_table_and_json(fixtures, tmp_path, capsys):
     sst2 = next(line for line in out if line.startswith("sst2"))
     assert sst2.split()[:5] == ["sst2", "binary", "3", "2", "2"]
     assert any(line.split()[:5] == ["snli", "nli", "15", "3", "3"] for line in out)
-    assert main(["data", "list", "sst2", "--data-dir", str(tmp_path)]) == 0
-    assert "NOT AVAILABLE" in capsys.readouterr().out
+    assert main(["data", "list", "sst2", "--data-dir", str(tmp_path)]) == 1  # asked for, missing
+    captured = capsys.readouterr()
+    assert "NOT AVAILABLE" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("jaxattn data list: error: not available: sst2: ")
+    assert str(tmp_path / "sst2" / "train.tsv") in line
     assert main(["data", "list", "ag_news", "--json", "--data-dir", str(fixtures)]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["name"] == "ag_news" and row["available"] is True

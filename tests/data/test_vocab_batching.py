@@ -10,7 +10,7 @@ from jaxattn.data.batching import (
     training_batches,
 )
 from jaxattn.data.dataset import Dataset, Example
-from jaxattn.data.vocab import EOS, PAD, SOS, UNK, Vocab, clean_tokens
+from jaxattn.data.vocab import EOS, PAD, SOS, UNK, Vocab, clean_tokens, real_token_mask
 
 
 def test_clean_tokens():
@@ -84,3 +84,34 @@ def test_mask_excludes_boundaries():
         assert mask[r].sum() == len(ds.splits["train"][r].tokens)
         assert not mask[r, 0]
     assert not mask[2].any()
+
+
+def test_text_spelled_like_a_special_token_is_an_ordinary_word(tmp_path):
+    texts = [["a", "<pad>", "b"], ["<sos>", "<eos>", "<pad>"], ["<unk>", "a"]]
+    vocab = Vocab.build(texts)
+    assert vocab.itos[:4] == ["<pad>", "<unk>", "<sos>", "<eos>"]
+    assert sorted(vocab.itos[4:]) == sorted(["a", "b", "<pad>", "<sos>", "<eos>", "<unk>"])
+    ids = vocab.encode(["<pad>", "<sos>", "x", "<eos>", "<unk>"])
+    assert ids[0] == SOS and ids[-1] == EOS
+    assert ids[3] == UNK  # "x" is not in the vocabulary
+    inner = ids[1:-1].tolist()
+    assert all(i >= 4 for k, i in enumerate(inner) if k != 2)  # never PAD, UNK, SOS or EOS
+    assert vocab.decode(inner) == ["<pad>", "<sos>", "<unk>", "<eos>", "<unk>"]
+    # Not in the vocabulary: UNK, like any unknown word, never the special of the same spelling.
+    small = Vocab.build([["a"]])
+    assert small.encode(["<pad>", "<eos>", "<sos>"], add_boundaries=False).tolist() == [UNK] * 3
+    vocab.save(tmp_path / "v.json")
+    again = Vocab.load(tmp_path / "v.json")
+    assert again.itos == vocab.itos and again.stoi == vocab.stoi
+    # A reserved word keeps its place as a real token in batches (not masked as padding).
+    ds = Dataset("toy", "binary", ("n", "p"), {"train": [Example(("a", "<pad>", "b"), 1)]})
+    batch = make_batch(encode_split(ds.splits["train"], vocab, ds), [0], batch_size=1)
+    assert int(np.asarray(real_token_mask(batch.tokens)).sum()) == 3
+
+
+def test_an_old_vocabulary_file_still_loads(tmp_path):
+    path = tmp_path / "vocab.json"
+    path.write_text('["<pad>", "<unk>", "<sos>", "<eos>", "the", "film"]')
+    vocab = Vocab.load(path)
+    assert vocab.itos == ["<pad>", "<unk>", "<sos>", "<eos>", "the", "film"]
+    assert vocab.encode(["film", "<pad>"]).tolist() == [SOS, 5, UNK, EOS]
