@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from jaxattn.config import ConfigError, file_data_overrides, load_config
+from jaxattn.config import ENCODERS, ConfigError, file_data_overrides, load_config
 from jaxattn.data.dataset import DataError
 
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
     p.add_argument("--suite", default="demo", choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"))
     p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--encoder", default="bilstm", choices=("bilstm", "cnn", "average"))
+    p.add_argument("--encoder", default="bilstm", choices=ENCODERS)
     p.add_argument("--attention", default="additive", choices=("additive", "dot"))
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--limit", type=int, default=None, help="analyse only the first N test instances")

@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENCODERS = ("bilstm", "cnn", "average")
+ENCODERS = ("bilstm", "cnn", "average", "transformer")
 ATTENTIONS = ("additive", "dot")
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 EMBEDDINGS = ("random", "glove-6b-50d")
@@ -70,6 +70,13 @@ class ModelConfig:
     embed_dim: int = 300
     hidden_size: int = 128  # per LSTM direction; the Average encoder's projection size
     cnn_filters: int = 64  # per kernel size (kernels 1, 3, 5, 7)
+    # The Transformer encoder's (jaxattn/models/transformer.py); the other encoders ignore them.
+    layers: int = 2
+    heads: int = 4  # must divide width
+    width: int = 128  # model width = H
+    ff_size: int = 256  # feed-forward inner size
+    dropout: float = 0.0  # only 0 for now: training passes no dropout rng
+    max_positions: int = 1024  # learned positions; the widest padded batch (bucket) allowed
 
 
 @dataclasses.dataclass
@@ -242,6 +249,11 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         "model.embed_dim": cfg.model.embed_dim,
         "model.hidden_size": cfg.model.hidden_size,
         "model.cnn_filters": cfg.model.cnn_filters,
+        "model.layers": cfg.model.layers,
+        "model.heads": cfg.model.heads,
+        "model.width": cfg.model.width,
+        "model.ff_size": cfg.model.ff_size,
+        "model.max_positions": cfg.model.max_positions,
         "train.epochs": cfg.train.epochs,
         "train.batch_size": cfg.train.batch_size,
         "train.eval_batch_size": cfg.train.eval_batch_size,
@@ -249,6 +261,7 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{source}: {key} must be positive, got {value}")
+    _validate_transformer(cfg.model, source)
     if cfg.train.learning_rate <= 0:
         raise ConfigError(f"{source}: train.learning_rate must be positive")
     if cfg.train.weight_decay < 0 or cfg.train.sort_noise < 0:
@@ -256,6 +269,21 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     if not cfg.train.buckets or list(cfg.train.buckets) != sorted(set(cfg.train.buckets)):
         raise ConfigError(f"{source}: train.buckets must be a non-empty increasing list")
     _validate_file_data(cfg.data, source)
+
+
+def _validate_transformer(model: ModelConfig, source: str) -> None:
+    """The Transformer's ``model.*`` keys (positivity is checked with the others)."""
+    if not (math.isfinite(model.dropout) and 0 <= model.dropout < 1):
+        raise ConfigError(f"{source}: model.dropout must be in [0, 1), got {model.dropout}")
+    if model.dropout > 0:
+        raise ConfigError(
+            f"{source}: model.dropout > 0 is not supported yet: training does not pass the "
+            "encoder a dropout rng, so it would be silently ignored (use 0)"
+        )
+    if model.encoder == "transformer" and model.width % model.heads:
+        raise ConfigError(
+            f"{source}: model.heads ({model.heads}) must divide model.width ({model.width})"
+        )
 
 
 def _validate_file_data(data: DataConfig, source: str) -> None:
