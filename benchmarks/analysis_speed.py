@@ -5,16 +5,18 @@
     python benchmarks/analysis_speed.py --stages grad,loo     # some stages only
     python benchmarks/analysis_speed.py --fake                # random ids, SST-2-like lengths
     python benchmarks/analysis_speed.py --set loo_chunk=8 --set adv_batch_size=256
+    python benchmarks/analysis_speed.py --encoder transformer  # the config defaults' Transformer
 
 Model: BiLSTM (embeddings 300-d, 128 per direction, H = 256) with additive attention and random
-parameters (the speed does not depend on training). Every stage runs the pipeline's own code
-(``jaxattn.analysis.jain_wallace.STAGE_SPECS``, or the J&W gradient alone for ``grad``) over the
+parameters (the speed does not depend on training); ``--encoder`` picks another encoder with the
+config defaults (``jaxattn.config.ModelConfig``: Transformer 2 layers, 4 heads, width 128, FF 256). Every stage runs the pipeline's own code
+(``jaxattn.studies.jain_wallace.stages.STAGE_SPECS``, or the J&W gradient alone for ``grad``) over the
 length-sorted, bucketed batches ``jaxattn analyze`` uses: a first pass compiles every bucket shape
 (its extra time over a compiled pass is reported as compile time), then compiled passes are timed
 until 10 s have run (at least two) and the fastest is reported. Each
 stage runs in its own process, so the peak resident memory reported is that stage's own.
 
-The PyTorch column is the original J&W code on the same 2-core machine; the targets are 3x for
+The PyTorch column is the original J&W code (BiLSTM) on the same 2-core machine; the targets are 3x for
 gradients and leave-one-out and 10x for permutations and the adversarial search.
 """
 
@@ -129,6 +131,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1725, help="instances (SST-2 test in J&W: 1,725)")
     parser.add_argument("--fake", action="store_true", help="random ids instead of real data")
     parser.add_argument(
+        "--encoder",
+        default="bilstm",
+        choices=("bilstm", "cnn", "average", "transformer"),
+        help="encoder, with additive attention (default bilstm)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -152,7 +160,7 @@ def main() -> None:
 
     import jax
 
-    from jaxattn.config import _parse_literal
+    from jaxattn.config import ModelConfig, _parse_literal
     from jaxattn.data.batching import make_batch
     from jaxattn.models.model import build_model
     from jaxattn.studies.jain_wallace.stages import AnalysisOptions
@@ -160,23 +168,30 @@ def main() -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     opts = AnalysisOptions(**{k: _parse_literal(v) for k, v in overrides.items()})
     split, vocab_size, source = test_split(args.data, args.n, args.fake)
+    defaults = ModelConfig()
     model = build_model(
         vocab_size=vocab_size,
         task="binary",
-        encoder="bilstm",
+        encoder=args.encoder,
         attention="additive",
         embed_dim=300,
         hidden_size=128,
+        cnn_filters=defaults.cnn_filters,
+        layers=defaults.layers,
+        heads=defaults.heads,
+        width=defaults.width,
+        ff_size=defaults.ff_size,
     )
     params = model.init(jax.random.key(0), make_batch(split, [0]))
     lengths = split.lengths
     row = measure(args.child, model, params, split, opts)
     row["setup"] = (
-        f"data: {source}, {len(split)} instances, mean length {lengths.mean():.1f} "
+        f"encoder: {args.encoder}; data: {source}, {len(split)} instances, mean length {lengths.mean():.1f} "
         f"(max {lengths.max()}); jax {jax.__version__} on {len(jax.devices())} "
         f"{jax.devices()[0].platform} device(s), {os.cpu_count()} cores"
     )
     row["instances"] = len(split)
+    row["encoder"] = args.encoder
     print(json.dumps(row))
 
 
@@ -186,7 +201,7 @@ def _parent(args: argparse.Namespace) -> None:
     rows = []
     for stage in args.stages.split(","):
         cmd = [sys.executable, __file__, "--child", stage, "--data", args.data, "--n", str(args.n),
-               "--devices", str(args.devices)]
+               "--devices", str(args.devices), "--encoder", args.encoder]
         cmd += ["--fake"] * args.fake + [x for item in args.set for x in ("--set", item)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -202,7 +217,7 @@ def _parent(args: argparse.Namespace) -> None:
     print("-" * len(header))
     for row in rows:
         what, torch_rate, target = STAGES[row["stage"]]
-        if args.data != "sst2" or args.fake:
+        if args.data != "sst2" or args.fake or args.encoder != "bilstm":
             torch_rate = target = None  # the PyTorch figures are for the SST-2 test set
         rate = row["instances_per_second"]
         ratio = f"{rate / torch_rate:7.2f}x" if torch_rate else f"{'-':>8s}"

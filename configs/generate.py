@@ -6,7 +6,9 @@
 The values follow the protocol (``PROTOCOL.md`` sections 1-2): binary tasks 8 epochs of batch 32,
 SNLI 25 epochs of batch 128, bAbI 100 epochs of batch 50 with random 50-d embeddings; real binary
 and NLI data start from GloVe 6B 50-d (the pretrained vectors a registry package ships; J&W used
-300-d fastText/GloVe). The synthetic task is small: random 64-d embeddings, hidden 64, 4 epochs.
+300-d fastText/GloVe). The synthetic task is small: random 64-d embeddings, hidden 64, 4 epochs. Transformer configs train
+the same way with a 2-layer, 4-head, width-128 encoder (feed-forward 256) in place of hidden_size,
+and learned positions enough for the data set's longest texts.
 Vocabulary and length filters are left to each data set's protocol defaults (the registry).
 """
 
@@ -43,6 +45,12 @@ QA = {
     "train": {"epochs": 100, "batch_size": 50},
 }
 
+# The Transformer encoder's settings replace hidden_size (which it does not read) in every config.
+TRANSFORMER = {"layers": 2, "heads": 4, "width": 128, "ff_size": 256}
+# Learned positions must cover the widest padded batch: lengths are padded to the buckets
+# (16 ... 1024, then multiples of 1024). ERASER reviews reach 2,811 tokens, bAbI 3 stories 1,350.
+MAX_POSITIONS = {"eraser_movies": 3072, "babi3": 2048}
+
 COMMENTS = {
     "qa": "# bAbI per protocol: 100 epochs, batch 50, random 50-d embeddings. CPU time: one BiLSTM\n"
     "# epoch took ~2.5 min for task 1 (8,500 questions) and ~3.7 min for task 3 from the 1k file\n"
@@ -66,9 +74,15 @@ def _value(value: object) -> str:
 def render(name: str, encoder: str, attention: str) -> str:
     """The TOML text of one config."""
     chosen = settings(name)
+    model = {"encoder": encoder, "attention": attention, **chosen["model"]}
+    if encoder == "transformer":
+        del model["hidden_size"]
+        model.update(TRANSFORMER)
+        if name in MAX_POSITIONS:
+            model["max_positions"] = MAX_POSITIONS[name]
     sections = {
         "data": {"name": name, **chosen["data"]},
-        "model": {"encoder": encoder, "attention": attention, **chosen["model"]},
+        "model": model,
         "train": chosen["train"],
     }
     lines = [

@@ -2,7 +2,7 @@
 
 For each data set and encoder: train ``configs/<data>_<encoder>_additive.toml`` (with ``--set``
 overrides; the defaults with ``data.name``/``model.encoder`` set where no config file exists) into
-``OUT/<data>_<encoder>``, run :func:`jaxattn.analysis.jain_wallace.analyze_run` on it, then gather
+``OUT/<data>_<encoder>``, run :func:`jaxattn.studies.jain_wallace.analyze.analyze_run` on it, then gather
 every run's Table 2 into ``OUT/table2.md``, ``OUT/table2.csv`` and ``OUT/index.html`` beside the
 published numbers. Everything resumes: finished runs and analysis stages are not recomputed.
 

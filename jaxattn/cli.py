@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
-from jaxattn.config import file_data_overrides, load_config
+from jaxattn.config import ENCODERS, file_data_overrides, load_config
 from jaxattn.errors import JaxattnError
 
 # Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
     p.add_argument("--suite", default="demo", choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"))
     p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--encoder", default="bilstm", choices=("bilstm", "cnn", "average"))
+    p.add_argument("--encoder", default="bilstm", choices=ENCODERS)
     p.add_argument("--attention", default="additive", choices=("additive", "dot"))
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--limit", type=_count(1), default=None, help="analyse only the first N test instances")

@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENCODERS = ("bilstm", "cnn", "average")
+ENCODERS = ("bilstm", "cnn", "average", "transformer")
 ATTENTIONS = ("additive", "dot")
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 EMBEDDINGS = ("random", "glove-6b-50d")
@@ -86,6 +86,13 @@ class ModelConfig:
     embed_dim: int = 300
     hidden_size: int = 128  # per LSTM direction; the Average encoder's projection size
     cnn_filters: int = 64  # per kernel size (kernels 1, 3, 5, 7)
+    # The Transformer encoder's (jaxattn/models/transformer.py); the other encoders ignore them.
+    layers: int = 2
+    heads: int = 4  # must divide width
+    width: int = 128  # model width = H
+    ff_size: int = 256  # feed-forward inner size
+    dropout: float = 0.0  # only 0 for now: training passes no dropout rng
+    max_positions: int = 1024  # learned positions; the widest padded batch (bucket) allowed
 
 
 @dataclasses.dataclass
@@ -276,6 +283,11 @@ _INT_RANGES: dict[str, tuple[int, int | None, str]] = {
     "model.embed_dim": (1, None, ""),
     "model.hidden_size": (1, None, ""),
     "model.cnn_filters": (1, None, ""),
+    "model.layers": (1, None, ""),
+    "model.heads": (1, None, ""),
+    "model.width": (1, None, ""),
+    "model.ff_size": (1, None, ""),
+    "model.max_positions": (1, None, ""),
     "train.epochs": (1, None, ""),
     "train.batch_size": (1, None, ""),
     "train.eval_batch_size": (1, None, ""),
@@ -359,7 +371,23 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise _key_error(
             source, "model.embed_dim", " must be 50 with data.embeddings='glove-6b-50d'"
         )
+    _validate_transformer(cfg.model, source)
     _validate_file_data(cfg.data, source)
+
+
+def _validate_transformer(model: ModelConfig, source: str) -> None:
+    """The Transformer's ``model.*`` keys (positivity is checked with the others)."""
+    if not (math.isfinite(model.dropout) and 0 <= model.dropout < 1):
+        raise ConfigError(f"{source}: model.dropout must be in [0, 1), got {model.dropout}")
+    if model.dropout > 0:
+        raise ConfigError(
+            f"{source}: model.dropout > 0 is not supported yet: training does not pass the "
+            "encoder a dropout rng, so it would be silently ignored (use 0)"
+        )
+    if model.encoder == "transformer" and model.width % model.heads:
+        raise ConfigError(
+            f"{source}: model.heads ({model.heads}) must divide model.width ({model.width})"
+        )
 
 
 def _validate_file_data(data: DataConfig, source: str) -> None:

@@ -1,7 +1,7 @@
 """How many devices JAX's CPU backend exposes, decided before JAX starts.
 
 The J&W analyses split every batch over the local devices with no communication
-(:func:`jaxattn.analysis.jain_wallace.data_parallel`). On a CPU host one device per core, each
+(:func:`jaxattn.studies.runner.data_parallel`). On a CPU host one device per core, each
 running its own single-threaded programs, uses the cores better than one multi-threaded device for
 these small per-step programs: on 2 cores leave-one-out and the adversarial search ran 1.6x and
 2.0x faster (``benchmarks/RESULTS.md``). Training is the other way round (one device was about 10%

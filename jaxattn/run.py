@@ -42,6 +42,12 @@ def model_for(cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int) -
         embed_dim=cfg.model.embed_dim,
         hidden_size=cfg.model.hidden_size,
         cnn_filters=cfg.model.cnn_filters,
+        layers=cfg.model.layers,
+        heads=cfg.model.heads,
+        width=cfg.model.width,
+        ff_size=cfg.model.ff_size,
+        dropout=cfg.model.dropout,
+        max_positions=cfg.model.max_positions,
     )
 
 

@@ -73,5 +73,9 @@ def toy_model(
         embed_dim=12,
         hidden_size=8,
         cnn_filters=4,
+        layers=2,
+        heads=2,
+        width=8,
+        ff_size=16,
     )
     return model, model.init(jax.random.key(seed), batch), batch

@@ -38,6 +38,11 @@ def test_overrides_and_round_trip(tmp_path):
         ("", ["train.nope=1"], "unknown key train.nope"),
         ('[data]\nembeddings = "glove-6b-50d"\n', [], "embed_dim must be 50"),
         ('[train]\nattention = "imposed"\n', [], "imposed_run"),
+        ('[model]\nencoder = "transformer"\nwidth = 10\nheads = 4\n', [], "must divide"),
+        ("[model]\nheads = 0\n", [], "model.heads must be positive"),
+        ("[model]\nmax_positions = 0\n", [], "model.max_positions must be positive"),
+        ("[model]\ndropout = 1.0\n", [], "model.dropout must be in [0, 1)"),
+        ("[model]\ndropout = 0.1\n", [], "not supported yet"),
     ],
 )
 def test_bad_configs_name_file_and_key(tmp_path, text, overrides, needle):

@@ -31,6 +31,9 @@ def _model(vocab, batch, task="binary", encoder="cnn", seed=0):
         embed_dim=16,
         hidden_size=8,
         cnn_filters=4,
+        width=8,
+        heads=2,
+        ff_size=16,
     )
     return model, jax.jit(model.init)(jax.random.key(seed), batch)  # one compile, not eager ops
 
@@ -61,7 +64,7 @@ def _probability_of(model, params, batch, embedded, target, attn=None):
     return probs[jnp.arange(len(target)), target]
 
 
-@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average"])
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average", "transformer"])
 def test_gradient_times_input_matches_finite_differences(data, encoder):
     """Scaling one token's embedding by (1 + s) moves the output by s * grad . embedding."""
     vocab, _, batch = data
@@ -107,7 +110,7 @@ def test_gradient_importances_on_the_bilstm(data):
     assert not np.allclose(below, through)  # the attention layer depends on the input
 
 
-@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average"])
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average", "transformer"])
 def test_leave_one_out_matches_a_per_token_loop(data, encoder):
     """Deleting a row of per-token features equals re-encoding the shorter text."""
     vocab, split, batch = data

@@ -17,6 +17,8 @@ SMALL = [
     "model.embed_dim=64",
     "model.hidden_size=32",
     "model.cnn_filters=16",
+    "model.width=32",
+    "model.ff_size=64",
     "train.epochs=3",
     "train.buckets=[32, 64]",
 ]
@@ -32,7 +34,7 @@ def test_positive_class_weight():
     assert positive_class_weight(np.array([1, 0, 0, 0])) == 3.0
 
 
-@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average"])
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average", "transformer"])
 def test_learns_the_planted_task(tmp_path, data, encoder):
     cfg = load_config(None, SMALL + [f"model.encoder={encoder}"])
     metrics = train_run(cfg, tmp_path / "run", progress=False, prepared=data)

@@ -16,6 +16,7 @@ from jaxattn.core.protocol import (
     forward,
     has_affine_decoder,
     has_features,
+    has_self_attention,
     is_binary,
     output_distribution,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "forward",
     "has_affine_decoder",
     "has_features",
+    "has_self_attention",
     "is_binary",
     "output_distribution",
 ]

@@ -39,7 +39,9 @@ Optional, for speed (the analyses fall back to the generic path when absent):
   for a fixed ``enc`` (a linear read-out of ``sum_t attn_t hidden_t``); interventions then decode
   many attentions as ``T x C`` weighted sums instead of full decodes.
 * ``self_attention(params, batch) -> <float32>[L, B, heads, T, T]``: a Transformer's per-layer
-  self-attention, shown in the report beside the pooling attention.
+  self-attention over the passage, each row a distribution over ``batch.valid`` keys (``L = 0``
+  for a model without self-attention). It is for inspection beside the pooling attention; no
+  analysis needs it (:func:`has_self_attention`).
 """
 
 from __future__ import annotations
@@ -178,6 +180,11 @@ def has_features(model: AttentionModel) -> bool:
 def has_affine_decoder(model: AttentionModel) -> bool:
     """Whether ``model`` declares ``decode`` affine in the attention (``affine_decoder``)."""
     return bool(getattr(model, "affine_decoder", False))
+
+
+def has_self_attention(model: AttentionModel) -> bool:
+    """Whether ``model`` offers ``self_attention`` (it may still give zero layers)."""
+    return callable(getattr(model, "self_attention", None))
 
 
 def is_binary(model: AttentionModel) -> bool:

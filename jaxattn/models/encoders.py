@@ -5,7 +5,8 @@ input, a prefix of each row; False is padding) to
 ``hidden <float32>[B, T, H]`` (zero at padding) and ``summary <float32>[B, H]`` (what a pair model
 uses as the question / hypothesis vector), in two stages: ``featurize`` is an affine map of each
 token's embedding alone (``<float32>[B, T, ...]``, the same whatever the token's neighbours), and
-``contextualize(features, valid)`` the rest. Two analyses rest on that contract:
+``contextualize(features, valid)`` the rest (a Transformer's positions belong there, see
+:mod:`jaxattn.models.transformer`). Two analyses rest on that contract:
 - deleting a token deletes its row of features, so leave-one-out computes them once;
 - for an affine ``f``, ``grad_e . e = grad_f . (f(e) - f(0))``, so gradient x input needs the
   gradient w.r.t. the features only, skipping the widest matmul of the backward pass.
@@ -18,6 +19,8 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxattn.models.transformer import TransformerEncoder
 
 
 def _torch_uniform(bound: float):
@@ -229,18 +232,45 @@ class AverageEncoder(nn.Module):
 
 
 def make_encoder(
-    kind: str, input_size: int, hidden_size: int, cnn_filters: int, name: str
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    cnn_filters: int,
+    name: str,
+    *,
+    layers: int = 2,
+    heads: int = 4,
+    width: int = 128,
+    ff_size: int = 256,
+    dropout: float = 0.0,
+    max_positions: int = 1024,
 ) -> nn.Module:
-    """The encoder registered under ``kind`` (``bilstm``, ``cnn``, ``average``) for E = input_size."""
+    """The encoder registered under ``kind`` (``bilstm``, ``cnn``, ``average``, ``transformer``)
+    for E = input_size; the keyword settings are the Transformer's, which the others ignore."""
     if kind == "bilstm":
         return BiLSTMEncoder(input_size, hidden_size, name=name)
     if kind == "cnn":
         return CNNEncoder(cnn_filters, name=name)
     if kind == "average":
         return AverageEncoder(hidden_size, name=name)
+    if kind == "transformer":
+        return TransformerEncoder(
+            width=width,
+            layers=layers,
+            heads=heads,
+            ff_size=ff_size,
+            dropout=dropout,
+            max_positions=max_positions,
+            name=name,
+        )
     raise ValueError(f"unknown encoder {kind!r}")
 
 
-def encoder_output_size(kind: str, hidden_size: int, cnn_filters: int) -> int:
-    """H for an encoder kind."""
-    return {"bilstm": 2 * hidden_size, "cnn": 4 * cnn_filters, "average": hidden_size}[kind]
+def encoder_output_size(kind: str, hidden_size: int, cnn_filters: int, width: int = 128) -> int:
+    """H for an encoder kind (``width`` is the Transformer's)."""
+    return {
+        "bilstm": 2 * hidden_size,
+        "cnn": 4 * cnn_filters,
+        "average": hidden_size,
+        "transformer": width,
+    }[kind]

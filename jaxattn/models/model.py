@@ -6,6 +6,7 @@
     attn = model.attend(params, enc)               # [B, T], the model's own attention
     logits = model.decode(params, enc, attn)       # [B, C]; pass any other [B, T] distribution
     logits, attn = model.forward(params, batch)    # == decode(encode(...), attend(...))
+    maps = model.self_attention(params, batch)     # [L, B, heads, T, T] (Transformer; else L = 0)
 
 Permuting, replacing or optimising attention is then a ``jax.vmap``/``jax.jit`` transform over the
 ``attn`` argument of :meth:`Model.decode` with ``enc`` held fixed, and gradients w.r.t. the input
@@ -117,6 +118,27 @@ class Model:
         """Logits <float32>[B, C] and the attention used (the model's own when ``attn`` is None)."""
         return forward(self, params, batch, attn)
 
+    def self_attention(self, params: Params, batch: Batch) -> jnp.ndarray:
+        """<float32>[L, B, heads, T, T] the passage encoder's self-attention, layer by layer.
+
+        Row ``[l, b, h, q]`` is where query position ``q`` of row ``b`` attends in layer ``l``,
+        head ``h``: it sums to 1 over ``batch.valid`` keys (all zero for a row with no valid
+        position). Encoders without self-attention (BiLSTM, CNN, Average) give ``L = 0`` layers:
+        an empty <float32>[0, B, 0, T, T].
+        """
+        _, state = self.network.apply(
+            {"params": params},
+            batch.tokens,
+            batch.valid,
+            method=AttentionNetwork.self_attention,
+            mutable=["intermediates"],
+        )
+        maps = state.get("intermediates", {}).get("text_encoder", {}).get("self_attention", ())
+        if not maps:
+            b, t = batch.tokens.shape
+            return jnp.zeros((0, b, 0, t, t), jnp.float32)
+        return jnp.stack(maps)
+
     def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
         """<float32>[B, K] output distribution; binary models give [1 - p, p] (K = 2)."""
         return output_distribution(logits)
@@ -132,8 +154,18 @@ def build_model(
     embed_dim: int = 300,
     hidden_size: int = 128,
     cnn_filters: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    width: int = 128,
+    ff_size: int = 256,
+    dropout: float = 0.0,
+    max_positions: int = 1024,
 ) -> Model:
-    """A :class:`Model` for ``task``: binary gives one sigmoid output, others ``num_classes``."""
+    """A :class:`Model` for ``task``: binary gives one sigmoid output, others ``num_classes``.
+
+    ``layers``, ``heads``, ``width``, ``ff_size``, ``dropout`` and ``max_positions`` configure
+    the Transformer encoder (:mod:`jaxattn.models.transformer`); the other encoders ignore them.
+    """
     network = AttentionNetwork(
         vocab_size=vocab_size,
         embed_dim=embed_dim,
@@ -143,5 +175,11 @@ def build_model(
         pair=task in ("nli", "qa"),
         hidden_size=hidden_size,
         cnn_filters=cnn_filters,
+        layers=layers,
+        heads=heads,
+        width=width,
+        ff_size=ff_size,
+        dropout=dropout,
+        max_positions=max_positions,
     )
     return Model(network=network, task=task)

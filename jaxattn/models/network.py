@@ -1,8 +1,9 @@
 """The Flax module behind every model: embedder, encoder(s), attention scorer and decoder.
 
 It exposes one method per stage (``embed``, ``featurize``, ``encode_features``, ``score``,
-``decode``, and ``encode_embedded`` = the middle two) so that
-:mod:`jaxattn.models.model` can offer them as separate pure functions of the parameters.
+``decode``, and ``encode_embedded`` = the middle two, plus ``self_attention`` for the
+Transformer's maps) so that :mod:`jaxattn.models.model` can offer them as separate pure functions
+of the parameters.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ class AttentionNetwork(nn.Module):
 
     Attributes:
       vocab_size, embed_dim: embedding table shape.
-      encoder, attention: registry names (``bilstm|cnn|average``, ``additive|dot``).
+      encoder, attention: registry names (``bilstm|cnn|average|transformer``, ``additive|dot``).
       num_outputs: 1 for binary (a sigmoid logit), else the number of classes / answers.
       pair: whether a second encoder of the same kind reads ``batch.query``.
+      hidden_size, cnn_filters: the BiLSTM's (per direction) / Average's size, the CNN's filters.
+      layers, heads, width, ff_size, dropout, max_positions: the Transformer's settings (see
+        :class:`~jaxattn.models.transformer.TransformerEncoder`); other encoders ignore them.
 
     Inputs arrive as masks (``mask``: real tokens; ``valid``: positions holding input), never as
     special token ids.
@@ -40,20 +44,37 @@ class AttentionNetwork(nn.Module):
     pair: bool = False
     hidden_size: int = 128
     cnn_filters: int = 64
+    layers: int = 2
+    heads: int = 4
+    width: int = 128
+    ff_size: int = 256
+    dropout: float = 0.0
+    max_positions: int = 1024
+
+    def _encoder(self, name: str) -> nn.Module:
+        return make_encoder(
+            self.encoder,
+            self.embed_dim,
+            self.hidden_size,
+            self.cnn_filters,
+            name,
+            layers=self.layers,
+            heads=self.heads,
+            width=self.width,
+            ff_size=self.ff_size,
+            dropout=self.dropout,
+            max_positions=self.max_positions,
+        )
 
     def setup(self):
         self.embedder = nn.Embed(
             self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0)
         )
-        self.text_encoder = make_encoder(
-            self.encoder, self.embed_dim, self.hidden_size, self.cnn_filters, "text_encoder"
-        )
+        self.text_encoder = self._encoder("text_encoder")
         self.scorer = make_attention(self.attention, "attention")
-        size = encoder_output_size(self.encoder, self.hidden_size, self.cnn_filters)
+        size = encoder_output_size(self.encoder, self.hidden_size, self.cnn_filters, self.width)
         if self.pair:
-            self.query_encoder = make_encoder(
-                self.encoder, self.embed_dim, self.hidden_size, self.cnn_filters, "query_encoder"
-            )
+            self.query_encoder = self._encoder("query_encoder")
             self.decoder_p = nn.Dense(size // 2, name="decoder_p")
             self.decoder_q = nn.Dense(size // 2, use_bias=False, name="decoder_q")
         self.decoder_out = nn.Dense(self.num_outputs, name="decoder_out")
@@ -81,6 +102,11 @@ class AttentionNetwork(nn.Module):
         return self.encode_features(
             self.featurize(embedded), mask, valid, query_embedded, query_valid, candidates
         )
+
+    def self_attention(self, tokens, valid) -> None:
+        """Runs the passage encoder so that a Transformer sows its per-layer attention maps
+        (``intermediates/text_encoder/self_attention``; apply with ``mutable=["intermediates"]``)."""
+        self.text_encoder(self.embed(tokens), valid)
 
     def score(self, enc: Encoded) -> jnp.ndarray:
         return self.scorer(enc.hidden, enc.mask, enc.query)

@@ -50,3 +50,12 @@ def test_protocol_values():
         64,
         4,
     )
+    transformer = load_config(CONFIGS / "sst2_transformer_additive.toml")
+    assert (transformer.model.encoder, transformer.model.width, transformer.model.heads) == (
+        "transformer",
+        128,
+        4,
+    )
+    assert (transformer.model.layers, transformer.model.ff_size) == (2, 256)
+    assert transformer.model.max_positions == 1024
+    assert load_config(CONFIGS / "eraser_movies_transformer_dot.toml").model.max_positions == 3072

@@ -1,4 +1,5 @@
-"""The BiLSTM recurrence's hand-written backward pass against autodiff and finite differences."""
+"""The BiLSTM recurrence's hand-written backward pass against autodiff and finite differences;
+every encoder's features affine per token."""
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +79,7 @@ def test_backward_under_vmap(seeds):
         np.testing.assert_allclose(batched[s], grad(stack[s]), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["bilstm", "cnn", "average"])
+@pytest.mark.parametrize("kind", ["bilstm", "cnn", "average", "transformer"])
 def test_features_are_affine_per_token_and_compose_to_the_encoder(kind):
     """The contract leave-one-out and gradient x input rely on."""
     from jaxattn.models.encoders import make_encoder
@@ -86,7 +87,7 @@ def test_features_are_affine_per_token_and_compose_to_the_encoder(kind):
     k1, k2, k3 = jax.random.split(jax.random.key(2), 3)
     x, y = jax.random.normal(k1, (2, 6, 5)), jax.random.normal(k2, (2, 6, 5))
     tokens = jnp.array([[2, 7, 8, 9, 10, 3], [2, 7, 8, 3, 0, 0]])
-    encoder = make_encoder(kind, 5, 4, 3, "enc")
+    encoder = make_encoder(kind, 5, 4, 3, "enc", width=8, heads=2, ff_size=16)
     params = encoder.init(k3, x, tokens)
 
     def featurize(e):

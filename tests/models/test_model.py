@@ -13,7 +13,7 @@ from tests.helpers import toy_batch, toy_model
 
 COMBOS = list(
     itertools.product(
-        ("bilstm", "cnn", "average"),
+        ("bilstm", "cnn", "average", "transformer"),
         ("additive", "dot"),
         (("binary", 2), ("multiclass", 4), ("nli", 3), ("qa", 5)),
     )
@@ -45,7 +45,7 @@ def test_shapes_masks_and_decode_equals_forward(encoder, attention, task):
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-6)
 
 
-@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average"])
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "average", "transformer"])
 def test_hidden_states_do_not_depend_on_padding(encoder):
     """Extra padding (a longer bucket) must not change a row's hidden states or output."""
     model, params, batch = toy_model("binary", encoder)
@@ -118,7 +118,8 @@ def test_qa_non_candidates_get_zero_probability():
 
 
 @pytest.mark.parametrize(
-    "encoder,attention", [("bilstm", "additive"), ("cnn", "dot"), ("average", "additive")]
+    "encoder,attention",
+    [("bilstm", "additive"), ("cnn", "dot"), ("average", "additive"), ("transformer", "dot")],
 )
 def test_gradients_match_finite_differences(encoder, attention):
     """d output / d embeddings from jax.grad vs central differences, in float64."""
