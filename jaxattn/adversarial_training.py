@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,27 +40,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxattn.comparison import Comparison, compare_members
 from jaxattn.config import Config, ConfigError
 from jaxattn.core.protocol import forward, is_binary
 from jaxattn.data.batching import Batch, num_batches, training_batches
 from jaxattn.data.prepare import Prepared
+from jaxattn.fit import run_metrics
 from jaxattn.metrics import classification_scores, kl, tvd
 from jaxattn.models.model import Model, Params
-from jaxattn.run import Run, initial_params, model_for
-from jaxattn.seeds import (
-    Comparison,
-    compare_members,
-    init_stack_state,
-    is_finished_run,
-    load_stack_state,
+from jaxattn.run import Run, initial_params, is_finished_run, model_for, write_run
+from jaxattn.trainer import (
+    init_state,
+    load_checkpoint,
+    make_optimizer,
     member,
-    member_metrics,
-    save_stack_state,
+    over_members,
+    save_checkpoint,
     stack_trees,
-    train_stack,
-    write_run,
+    train_members,
 )
-from jaxattn.trainer import make_optimizer
 
 DEFAULT_LAMBDAS = (0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -112,6 +109,21 @@ def adversarial_terms(
     return distance, kl(attn, base_attn, eps=options.kl_eps)
 
 
+def adversarial_objective(
+    model: Model,
+    params: Params,
+    base_params: Params,
+    batch: Batch,
+    lam: jnp.ndarray,
+    options: AdversaryOptions,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(:func:`adversarial_loss`, the per-instance terms summed over the batch for the log)."""
+    distance, divergence = adversarial_terms(model, params, base_params, batch, options)
+    per = (distance - lam * divergence) * batch.weights
+    objective = per.sum() if options.summed else per.sum() / jnp.maximum(batch.weights.sum(), 1.0)
+    return objective, per.sum()
+
+
 def adversarial_loss(
     model: Model,
     params: Params,
@@ -121,28 +133,26 @@ def adversarial_loss(
     options: AdversaryOptions,
 ) -> jnp.ndarray:
     """``reduce_i [TVD_i - lambda * KL_i]`` over the batch's real rows (mean, or sum if ``summed``)."""
-    distance, divergence = adversarial_terms(model, params, base_params, batch, options)
-    per = (distance - lam * divergence) * batch.weights
-    return per.sum() if options.summed else per.sum() / jnp.maximum(batch.weights.sum(), 1.0)
+    return adversarial_objective(model, params, base_params, batch, lam, options)[0]
 
 
 def make_adversary_step(
     model: Model, optimizer: optax.GradientTransformation, options: AdversaryOptions
 ):
-    """A jitted ``step(params, opt_state, batch, lam, base_params) -> (params, opt_state, loss)``.
+    """A jitted ``step(params, opt_state, batch, lam, base_params) -> (params, opt_state, loss)``;
+    ``loss`` sums the per-instance objective terms (for the log).
 
     ``jax.vmap`` it over ``(params, opt_state, lam)`` to train a lambda sweep at once.
     """
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, batch, lam, base_params):
-        loss, grads = jax.value_and_grad(
-            lambda p: adversarial_loss(model, p, base_params, batch, lam, options)
+        (_, logged), grads = jax.value_and_grad(
+            lambda p: adversarial_objective(model, p, base_params, batch, lam, options), has_aux=True
         )(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), opt_state, logged
 
-    return step
+    return jax.jit(step, donate_argnums=(0, 1))
 
 
 def adversary_dir(out_dir: str | Path, lam: float) -> Path:
@@ -225,14 +235,14 @@ def _train_adversary_stack(
     params, embeddings = initial_params(cfg, model, prepared)
     optimizer = make_optimizer(tc)
     lam = np.asarray(lambdas, np.float32)
-    state = init_stack_state(stack_trees([params] * len(lambdas)), optimizer)
+    state = init_state(stack_trees([params] * len(lambdas)), optimizer)
     ckpt = out_dir / "adversary_checkpoint.msgpack"
     meta = {"config": cfg.to_dict(), "lambdas": [float(x) for x in lambdas],
             "options": dataclasses.asdict(options), "base": str(base.path.resolve())}
-    state = load_stack_state(ckpt, state, meta) or state
+    state = load_checkpoint(ckpt, state, meta) or state
 
     one_step = make_adversary_step(model, optimizer, options)
-    stacked_step = jax.jit(jax.vmap(one_step, in_axes=(0, 0, None, 0, None)), donate_argnums=(0, 1))
+    stacked_step = over_members(one_step, len(lambdas), (True, False, True))
     lam_device = jnp.asarray(lam)
 
     def step(params, opt_state, batch):
@@ -256,15 +266,17 @@ def _train_adversary_stack(
         return np.asarray([-r[options.selection]["objective"] for r in records]), records
 
     start = time.perf_counter()
-    state = train_stack(
-        step, state, tc.epochs, epoch_batches, num_batches(len(train_split), tc.batch_size), evaluate,
-        on_epoch_end=lambda st: save_stack_state(ckpt, st, meta), progress=progress,
-        desc=f"adversary x{len(lambdas)}",
+    state = train_members(
+        step, state, tc.epochs, epoch_batches, num_batches(len(train_split), tc.batch_size),
+        len(train_split), evaluate, on_epoch_end=lambda st: save_checkpoint(ckpt, st, meta),
+        progress=progress, desc=f"adversary x{len(lambdas)}",
     )
     elapsed = time.perf_counter() - start
     gold = ("accuracy", "f1", "auc", "n")
     for m, value in enumerate(lambdas):
-        metrics = member_metrics(state, m, cfg, prepared, embeddings, elapsed)
+        metrics = run_metrics(state, m, tc, model, prepared, elapsed)
+        metrics.update(embeddings=embeddings,
+                       model={"encoder": cfg.model.encoder, "attention": cfg.model.attention})
         best = {name: metrics[name] for name in ("dev", "test")}  # with the adversarial measures
         metrics.update(
             {name: {k: v for k, v in best[name].items() if k in gold} for name in ("dev", "test")},

@@ -9,7 +9,7 @@ a rerun resumes from the checkpoint or returns the finished result.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
 from pathlib import Path
 
@@ -22,44 +22,79 @@ from jaxattn.data.prepare import Prepared
 from jaxattn.errors import RunError
 from jaxattn.runs.files import read_json, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
-from jaxattn.trainer import AttentionSource, TrainState, first_batch, make_optimizer, train
-
-LEARNED = AttentionSource()
-
-
-def state_dict(state: TrainState) -> dict:
-    """The checkpoint of a training state (one msgpack-able dict; history as JSON)."""
-    return {
-        "params": serialization.to_state_dict(state.params),
-        "opt_state": serialization.to_state_dict(state.opt_state),
-        "best_params": serialization.to_state_dict(state.best_params),
-        "epoch": state.epoch,
-        "best_score": state.best_score,
-        "best_epoch": state.best_epoch,
-        "history": json.dumps(state.history),
-    }
+from jaxattn.trainer import (
+    LEARNED,
+    AttentionSource,
+    TrainState,
+    first_batch,
+    init_state,
+    load_checkpoint,
+    make_optimizer,
+    member,
+    save_checkpoint,
+    stack_trees,
+    train,
+)
 
 
-def restore_state(template: TrainState, raw: bytes) -> TrainState:
-    data = serialization.msgpack_restore(raw)
-    return TrainState(
-        params=serialization.from_state_dict(template.params, data["params"]),
-        opt_state=serialization.from_state_dict(template.opt_state, data["opt_state"]),
-        best_params=serialization.from_state_dict(template.params, data["best_params"]),
-        epoch=int(data["epoch"]),
-        best_score=float(data["best_score"]),
-        best_epoch=int(data["best_epoch"]),
-        history=json.loads(data["history"]),
-    )
+def canonical_bytes(params: Params) -> bytes:
+    """msgpack of ``params`` with every dict's keys sorted: equal values give equal bytes,
+    however the tree was built (a resumed run's key order is not a fresh one's)."""
+
+    def sort(tree):
+        if isinstance(tree, dict):
+            return {k: sort(tree[k]) for k in sorted(tree)}
+        return tree
+
+    return serialization.msgpack_serialize(sort(serialization.to_state_dict(params)))
 
 
-def _restore(template: TrainState, raw: bytes, path) -> TrainState:
+def read_params(path: Path, template: Params) -> Params:
+    """Parameters saved at ``path`` shaped like ``template``; a damaged file or another shape
+    is a one-line RunError."""
     try:
-        return restore_state(template, raw)
-    except (ValueError, KeyError, TypeError) as err:
-        raise RunError(
-            f"{path}: damaged or of another model ({type(err).__name__}); delete it to restart"
-        ) from None
+        raw = path.read_bytes()
+        params = serialization.from_bytes(template, raw)
+    except OSError as err:
+        raise RunError(f"{path}: cannot be read ({err.strerror})") from None
+    except Exception as err:  # msgpack errors of a damaged file, structure mismatches
+        raise RunError(f"{path}: damaged or of another model ({type(err).__name__})") from None
+    for (kp, got), want in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                               jax.tree_util.tree_leaves(template)):
+        if getattr(got, "shape", None) != getattr(want, "shape", None):
+            raise RunError(
+                f"{path}: {jax.tree_util.keystr(kp)} has shape {getattr(got, 'shape', None)}, "
+                f"the config's model needs {want.shape}; the params belong to another config"
+            )
+    return params
+
+
+def write_result(out: Path, params: Params, metrics: dict) -> None:
+    """The selected parameters, then ``metrics.json`` (its presence marks a finished run)."""
+    write_atomic(out / "params.msgpack", canonical_bytes(params))
+    write_json(out / "metrics.json", metrics)
+
+
+def run_metrics(state: TrainState, m: int, cfg: TrainConfig, model, data: Prepared,
+                elapsed: float) -> dict:
+    """``metrics.json`` of member ``m``: its best epoch's dev/test scores, history, timings."""
+    history = state.member_history(m)
+    best_epoch = int(state.best_epoch[m])
+    best = history[best_epoch - 1]
+    train_seconds = sum(r["seconds"] for r in history)
+    n_train = len(data.splits["train"])
+    return {
+        "test": best["test"],
+        "dev": best["dev"],
+        "best_epoch": best_epoch,
+        "selection": cfg.selection,
+        "selection_metric": "auc" if is_binary(model) else "accuracy",
+        "epochs": history,
+        "train_seconds": train_seconds,
+        "train_examples_per_second": n_train * len(history) / max(train_seconds, 1e-9),
+        "wall_seconds_this_session": elapsed,
+        "data": data.info(),
+    }
 
 
 def train_model(
@@ -86,44 +121,24 @@ def train_model(
     cfg = config.train if isinstance(config, Config) else config
     out = Path(out)
     with run_lock(out, "jaxattn.train"):
+        init = params
+        if init is None:
+            init = model.init(jax.random.key(cfg.seed), first_batch(data.splits["train"]))
         finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
         if finished and len(read_json(out / "metrics.json").get("epochs", [])) >= cfg.epochs:
-            template = model.init(jax.random.key(cfg.seed), first_batch(data.splits["train"]))
-            raw = (out / "params.msgpack").read_bytes()
-            try:
-                done = serialization.from_bytes(template, raw)
-            except (ValueError, KeyError, TypeError) as err:
-                raise RunError(f"{out}/params.msgpack: damaged ({type(err).__name__})") from None
-            return done, read_json(out / "metrics.json")
-        if params is None:
-            params = model.init(jax.random.key(cfg.seed), first_batch(data.splits["train"]))
+            return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")
         ckpt = out / "checkpoint.msgpack"
-        template = TrainState(params, make_optimizer(cfg).init(params), params)
-        state = _restore(template, ckpt.read_bytes(), ckpt) if ckpt.exists() else None
-
-        def save(state: TrainState) -> None:
-            write_atomic(ckpt, serialization.msgpack_serialize(state_dict(state)))
+        meta = {"members": 1, "train": {k: v for k, v in dataclasses.asdict(cfg).items()
+                                        if k != "epochs"}}
+        template = init_state(stack_trees([init]), make_optimizer(cfg))
+        state = load_checkpoint(ckpt, template, meta, strict=True) or template
 
         start = time.perf_counter()
-        state = train(model, params, data.splits, cfg, source, source_params, state, save,
-                      progress)
-        elapsed = time.perf_counter() - start
-        best = state.history[state.best_epoch - 1]
-        train_seconds = sum(r["seconds"] for r in state.history)
-        n_train = len(data.splits["train"])
-        metrics = {
-            "test": best["test"],
-            "dev": best["dev"],
-            "best_epoch": state.best_epoch,
-            "selection": cfg.selection,
-            "selection_metric": "auc" if is_binary(model) else "accuracy",
-            "epochs": state.history,
-            "train_seconds": train_seconds,
-            "train_examples_per_second": n_train * len(state.history) / max(train_seconds, 1e-9),
-            "wall_seconds_this_session": elapsed,
-            **(extra or {}),
-            "data": data.info(),
-        }
-        write_atomic(out / "params.msgpack", serialization.to_bytes(state.best_params))
-        write_json(out / "metrics.json", metrics)
-        return state.best_params, metrics
+        state = train(model, template.params, data.splits, cfg, source, source_params, state,
+                      lambda st: save_checkpoint(ckpt, st, meta), progress)
+        metrics = {**run_metrics(state, 0, cfg, model, data, time.perf_counter() - start),
+                   **(extra or {})}
+        metrics["data"] = data.info()
+        best = member(state.best_params, 0)
+        write_result(out, best, metrics)
+        return best, metrics

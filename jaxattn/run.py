@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 
 import jax
-from flax import serialization
 
 from jaxattn.config import Config, ConfigError, dump_config, load_config
 from jaxattn.data.batching import placeholder_batch
 from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
+from jaxattn.errors import RunError
 from jaxattn.models.model import Model, Params, build_model
 from jaxattn.runs.files import read_json, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
@@ -73,16 +73,20 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     for name in ("config.toml", "vocab.json", "data.json", "params.msgpack", "metrics.json"):
         if not (path / name).exists():
-            raise FileNotFoundError(
+            raise RunError(
                 f"{path}: not a finished run ({name} missing); run `jaxattn train` first"
             )
+    from jaxattn.fit import read_params
+
     cfg = load_config(path / "config.toml")
     vocab = Vocab.load(path / "vocab.json")
-    info = json.loads((path / "data.json").read_text())
+    info = read_json(path / "data.json")
+    if not isinstance(info, dict) or not {"task", "label_names"} <= set(info):
+        raise RunError(f"{path}/data.json: not a jaxattn data description (task, label_names)")
     model = model_for(cfg, info, len(vocab))
     template = _init_params(model, cfg, vocab, info, prepared=None)
-    params = serialization.from_bytes(template, (path / "params.msgpack").read_bytes())
-    metrics = json.loads((path / "metrics.json").read_text())
+    params = read_params(path / "params.msgpack", template)
+    metrics = read_json(path / "metrics.json")
     return Run(path, cfg, vocab, info, model, params, metrics)
 
 
@@ -129,6 +133,26 @@ def _only_adds_epochs(old: Config, new: Config) -> bool:
     return old_d == new_d and new_epochs >= old_epochs
 
 
+def is_finished_run(path: Path) -> bool:
+    return (path / "metrics.json").exists() and (path / "params.msgpack").exists()
+
+
+def write_run_files(out: Path, cfg: Config, prepared: Prepared) -> None:
+    """What identifies a run: its vocabulary, data description and config."""
+    write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
+    write_json(out / "data.json", prepared.info())
+    write_atomic(out / "config.toml", dump_config(cfg))
+
+
+def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metrics: dict) -> None:
+    """A finished run directory that :func:`load_run` reads (metrics last)."""
+    from jaxattn.fit import write_result
+
+    with run_lock(out, "jaxattn train"):
+        write_run_files(out, cfg, prepared)
+        write_result(out, params, metrics)
+
+
 def train_run(
     cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None
 ) -> dict:
@@ -169,9 +193,9 @@ def train_run(
         params, embeddings = initial_params(cfg, model, prepared)
         source, source_params = _imposed_source(cfg, prepared)
         if fresh:
-            write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
-            write_json(out / "data.json", prepared.info())
-        write_atomic(out / "config.toml", dump_config(cfg))
+            write_run_files(out, cfg, prepared)
+        else:
+            write_atomic(out / "config.toml", dump_config(cfg))
         extra = {
             "embeddings": embeddings,
             "attention": cfg.train.attention,

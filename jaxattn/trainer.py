@@ -1,38 +1,49 @@
-"""Training per the protocol: optax AMSGrad, class-weighted losses, dev model selection, checkpoints.
+"""The one training loop: a stack of M members trained at once (a plain run is a stack of one).
 
-The attention the decoder sees during training is chosen by ``mode``:
-``learned`` (the model's own), ``uniform`` (frozen at 1/len over real tokens) or ``imposed``
-(another trained model's attention on the same batch, held fixed). All three go through the same
-jitted step; only the attention argument of :meth:`Model.decode` differs.
+Every parameter and optimizer leaf of a stack has a leading member axis ``[M, ...]``; one jitted
+step updates all members (``jax.vmap`` for M > 1; for M = 1 the member axis is dropped inside the
+jitted step, so a plain run compiles exactly the single-model program). Each member keeps its own
+model selection; the whole stack is checkpointed after every epoch (one format for every caller:
+``jaxattn train``, seeds, uniform / imposed attention, the diagnostic MLP and the
+model-consistent adversary), so an interrupted run resumes at its last finished epoch. A training
+loss that becomes non-finite stops the run with a clear error, keeping the last good checkpoint.
+
+The attention the decoder sees is chosen by an :class:`AttentionSource`: ``learned`` (the
+model's own), ``uniform`` (frozen at 1/len over real tokens) or ``imposed`` (another trained
+model's attention on the same batch, held fixed). All go through the same step; only the
+attention argument of ``decode`` differs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxattn.config import TrainConfig
-from jaxattn.core.protocol import AttentionModel, Encoded, encode, is_binary
+from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode, is_binary
 from jaxattn.data.batching import (
-    Batch,
     EncodedSplit,
     eval_batches,
     make_batch,
     num_batches,
     training_batches,
 )
+from jaxattn.errors import RunError
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
-from jaxattn.models.model import Params
+from jaxattn.runs.files import write_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,16 +81,21 @@ def positive_class_weight(labels: np.ndarray) -> float:
 
 def batch_loss(
     model: AttentionModel, logits: jnp.ndarray, batch: Batch, pos_weight: jnp.ndarray
-) -> jnp.ndarray:
-    """Binary: class-weighted BCE summed over the batch (J&W); else mean cross-entropy."""
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(objective, the per-instance losses summed over the batch's real rows).
+
+    The objective is J&W's: binary, class-weighted BCE summed over the batch; else the mean
+    cross-entropy. The sum is what the history logs (divided by the split's size: a mean per
+    instance for every task).
+    """
     w = batch.weights
     if is_binary(model):
         y = batch.labels.astype(jnp.float32)
         per = optax.sigmoid_binary_cross_entropy(logits[:, 0], y)
         per = per * jnp.where(batch.labels == 1, pos_weight, 1.0)
-        return (per * w).sum()
+        return (per * w).sum(), (per * w).sum()
     per = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels)
-    return (per * w).sum() / jnp.maximum(w.sum(), 1.0)
+    return (per * w).sum() / jnp.maximum(w.sum(), 1.0), (per * w).sum()
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -96,48 +112,247 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     )
 
 
-def make_train_step(model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource):
-    """A jitted ``step(params, opt_state, batch, pos_weight, source_params) -> (params, opt_state, loss)``."""
+def make_train_step(
+    model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource
+):
+    """A jitted ``step(params, opt_state, batch, pos_weight, source_params) -> (params,
+    opt_state, loss)`` for one model; ``loss`` is the batch's per-instance losses summed."""
 
     def loss_fn(params, batch, pos_weight, source_params):
         enc = encode(model, params, batch)
         attn = attention_for(model, params, enc, batch, source, source_params)
         return batch_loss(model, model.decode(params, enc, attn), batch, pos_weight)
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, batch, pos_weight, source_params):
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch, pos_weight, source_params)
+        (_, logged), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, batch, pos_weight, source_params
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), opt_state, logged
 
-    return step
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def over_members(step: Callable, members: int, shared: tuple[bool, ...]) -> Callable:
+    """``step(params, opt_state, *args)`` of one member as a jitted step of a stack of
+    ``members``: vmapped over the member axis (``shared[i]``: argument ``i`` of ``args`` is the
+    same for every member), or for a stack of one, the axis dropped inside the program."""
+    step = getattr(step, "__wrapped__", step)
+    if members > 1:
+        axes = (0, 0, *(None if s else 0 for s in shared))
+        return jax.jit(jax.vmap(step, in_axes=axes), donate_argnums=(0, 1))
+
+    def single(params, opt_state, *args):
+        def first(tree):
+            return jax.tree_util.tree_map(lambda x: x[0], tree)
+
+        args = [a if s else first(a) for a, s in zip(args, shared)]
+        out = step(first(params), first(opt_state), *args)
+        return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], out)
+
+    return jax.jit(single, donate_argnums=(0, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Stacks
+
+
+def stack_trees(trees: Sequence[Any]) -> Any:
+    """Stacks equally shaped pytrees on a new leading member axis."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def member(tree: Any, m: int) -> Any:
+    """Member ``m`` of a stacked pytree."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[m], tree)
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Training state of M members: stacked params / optimizer state and per-member selection."""
+
+    params: Params
+    opt_state: Any
+    best_params: Params
+    best_score: np.ndarray  # <float64>[M]
+    best_epoch: np.ndarray  # <int64>[M], 0 = none yet
+    epoch: int = 0
+    history: list = dataclasses.field(default_factory=list)  # per epoch, a record per member
+
+    def member_history(self, m: int) -> list[dict]:
+        return [records[m] for records in self.history]
+
+
+def init_state(params: Params, optimizer: optax.GradientTransformation) -> TrainState:
+    """A fresh state for stacked ``params`` ``[M, ...]``."""
+    m = jax.tree_util.tree_leaves(params)[0].shape[0]
+    return TrainState(
+        params=params,
+        opt_state=jax.vmap(optimizer.init)(params),
+        best_params=jax.tree_util.tree_map(jnp.copy, params),
+        best_score=np.full(m, -np.inf),
+        best_epoch=np.zeros(m, np.int64),
+    )
+
+
+def save_checkpoint(path: Path, state: TrainState, meta: dict) -> None:
+    """Writes ``state`` atomically; ``meta`` identifies what it trains (checked on restore)."""
+    data = {
+        "params": serialization.to_state_dict(state.params),
+        "opt_state": serialization.to_state_dict(state.opt_state),
+        "best_params": serialization.to_state_dict(state.best_params),
+        "best_score": np.asarray(state.best_score),
+        "best_epoch": np.asarray(state.best_epoch),
+        "epoch": state.epoch,
+        "history": json.dumps(state.history),
+        "meta": json.dumps(meta, sort_keys=True),
+    }
+    write_atomic(path, serialization.msgpack_serialize(data))
+
+
+def load_checkpoint(
+    path: Path, template: TrainState, meta: dict, strict: bool = False
+) -> TrainState | None:
+    """The state saved at ``path`` if it trains the same ``meta``, else None (``strict``: a
+    RunError). A damaged file is always a RunError: it is reported, never silently dropped."""
+    if not path.exists():
+        return None
+    try:
+        data = serialization.msgpack_restore(path.read_bytes())
+        if data.get("meta") != json.dumps(meta, sort_keys=True):
+            if strict:
+                raise RunError(
+                    f"{path}: a checkpoint of another config or format; delete it to start over"
+                )
+            return None
+        return TrainState(
+            params=serialization.from_state_dict(template.params, data["params"]),
+            opt_state=serialization.from_state_dict(template.opt_state, data["opt_state"]),
+            best_params=serialization.from_state_dict(template.params, data["best_params"]),
+            best_score=np.asarray(data["best_score"], np.float64),
+            best_epoch=np.asarray(data["best_epoch"], np.int64),
+            epoch=int(data["epoch"]),
+            history=json.loads(data["history"]),
+        )
+    except RunError:
+        raise
+    except Exception as err:  # msgpack, shape and structure errors of a damaged file
+        raise RunError(
+            f"{path}: damaged checkpoint ({type(err).__name__}); delete it to restart training"
+        ) from None
+
+
+def _select(best: Params, new: Params, improved: np.ndarray) -> Params:
+    """Per member: ``new`` where ``improved`` else ``best``."""
+
+    def pick(b, n):
+        keep = jnp.asarray(improved).reshape((-1,) + (1,) * (n.ndim - 1))
+        return jnp.where(keep, n, b)
+
+    return jax.tree_util.tree_map(pick, best, new)
+
+
+def train_members(
+    step: Callable[[Params, Any, Batch], tuple[Params, Any, jnp.ndarray]],
+    state: TrainState,
+    epochs: int,
+    epoch_batches: Callable[[int], Iterator[Batch]],
+    n_batches: int,
+    n_instances: int,
+    evaluate: Callable[[Params], tuple[np.ndarray, list[dict]]],
+    on_epoch_end: Callable[[TrainState], None] | None = None,
+    progress: bool = True,
+    desc: str = "",
+) -> TrainState:
+    """Runs epochs ``state.epoch .. epochs - 1`` and keeps each member's best epoch.
+
+    Args:
+      step: ``(params, opt_state, batch) -> (params, opt_state, loss <float32>[M])`` over the
+        stack (jitted, donating its first two arguments); ``loss`` sums per-instance losses.
+      epoch_batches: the batches of an epoch (shared ``[B, ...]`` or stacked ``[M, B, ...]``, as
+        ``step`` expects), a function of the epoch so that a resumed run sees the same batches.
+      n_instances: the size of the training split (the logged loss is a mean per instance).
+      evaluate: stacked params -> (selection score per member <float>[M], higher is better; a
+        record per member for the history).
+      on_epoch_end: where callers checkpoint; not called for an epoch whose loss is not finite.
+    """
+    for epoch in range(state.epoch, epochs):
+        start = time.perf_counter()
+        params, opt_state = state.params, state.opt_state
+        state.params = state.opt_state = None  # donated to the step
+        total = None
+        bar = tqdm(epoch_batches(epoch), total=n_batches, desc=f"{desc} epoch {epoch + 1}/{epochs}",
+                   disable=not progress, leave=False)
+        for batch in bar:
+            params, opt_state, loss = step(params, opt_state, batch)
+            total = loss if total is None else total + loss
+        losses = np.asarray(total, np.float64) / max(n_instances, 1)
+        if not np.all(np.isfinite(losses)):
+            raise RunError(
+                f"training loss became non-finite in epoch {epoch + 1}; the checkpoint of epoch "
+                f"{state.epoch} is kept; try a lower train.learning_rate"
+            )
+        seconds = time.perf_counter() - start
+        scores, records = evaluate(params)
+        scores = np.asarray(scores, np.float64)
+        improved = (scores > state.best_score) | (state.best_epoch == 0)
+        state.best_params = _select(state.best_params, params, improved)
+        state.best_score = np.where(improved, scores, state.best_score)
+        state.best_epoch = np.where(improved, epoch + 1, state.best_epoch)
+        for record, loss in zip(records, losses):
+            record.update(epoch=epoch + 1, loss=float(loss), seconds=seconds)
+        state.params, state.opt_state = params, opt_state
+        state.epoch = epoch + 1
+        state.history.append(records)
+        if progress:
+            shown = " ".join(f"{s:.4f}" for s in scores)
+            tqdm.write(f"{desc} epoch {epoch + 1}: selection scores {shown} ({seconds:.1f}s)")
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions and a plain run
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def _predict_batch(model: AttentionModel, params, batch: Batch, source: AttentionSource, source_params):
-    enc = encode(model, params, batch)
-    attn = attention_for(model, params, enc, batch, source, source_params)
-    return model.probs(model.decode(params, enc, attn))
+def _predict_members(model: AttentionModel, params, batch: Batch, source: AttentionSource,
+                     source_params):
+    def one(p):
+        enc = encode(model, p, batch)
+        attn = attention_for(model, p, enc, batch, source, source_params)
+        return model.probs(model.decode(p, enc, attn))
+
+    return jax.vmap(one)(params)
 
 
-def predict(
+LEARNED = AttentionSource()
+
+
+def predict_members(
     model: AttentionModel,
     params: Params,
     split: EncodedSplit,
     batch_size: int = 256,
-    buckets=(16, 32, 64, 128, 256, 512, 1024),
-    source: AttentionSource = AttentionSource(),
+    buckets: Sequence[int] = (16, 32, 64, 128, 256, 512, 1024),
+    source: AttentionSource = LEARNED,
     source_params: Params | None = None,
 ) -> np.ndarray:
-    """<float32>[N, K] output distributions for every example of ``split``, in split order."""
+    """<float32>[M, N, K] every member's output distribution on every example, in split order."""
     out = None
-    for batch in eval_batches(split, batch_size, buckets):
-        probs = np.asarray(_predict_batch(model, params, batch, source, source_params))
+    for batch in eval_batches(split, batch_size, tuple(buckets)):
+        probs = np.asarray(_predict_members(model, params, batch, source, source_params))
         if out is None:
-            out = np.zeros((len(split), probs.shape[-1]), np.float32)
+            out = np.zeros((probs.shape[0], len(split), probs.shape[-1]), np.float32)
         real = batch.index >= 0
-        out[batch.index[real]] = probs[real]
+        out[:, batch.index[real]] = probs[:, real]
     return out
+
+
+def predict(model: AttentionModel, params: Params, split: EncodedSplit, *args, **kwargs):
+    """<float32>[N, K] one model's output distributions (:func:`predict_members` of one)."""
+    return predict_members(model, stack_trees([params]), split, *args, **kwargs)[0]
 
 
 def selection_score(scores: dict[str, float], binary: bool) -> float:
@@ -145,84 +360,61 @@ def selection_score(scores: dict[str, float], binary: bool) -> float:
     return scores["auc"] if binary else scores["accuracy"]
 
 
-@dataclasses.dataclass
-class TrainState:
-    """Everything needed to resume training after an interruption."""
-
-    params: Params
-    opt_state: Any
-    best_params: Params | None
-    epoch: int = 0  # epochs completed
-    best_score: float = -np.inf
-    best_epoch: int = -1
-    history: list = dataclasses.field(default_factory=list)
-
-
 def train(
     model: AttentionModel,
     params: Params,
     splits: dict[str, EncodedSplit],
     cfg: TrainConfig,
-    source: AttentionSource = AttentionSource(),
+    source: AttentionSource = LEARNED,
     source_params: Params | None = None,
     state: TrainState | None = None,
     on_epoch_end: Callable[[TrainState], None] | None = None,
     progress: bool = True,
+    seeds: Sequence[int] | None = None,
 ) -> TrainState:
-    """Trains for ``cfg.epochs`` epochs (continuing ``state`` if given) and selects the best epoch.
+    """Trains ``params`` (stacked ``[M, ...]``, one member per seed of ``seeds``; default one
+    member with ``cfg.seed``) for ``cfg.epochs`` epochs and selects each member's best epoch.
 
-    Each epoch's batch order comes from ``seed + epoch``, so a resumed run repeats the batches an
-    uninterrupted one would have seen. ``on_epoch_end`` is where callers checkpoint.
+    Member ``m`` sees the batches of ``seeds[m] * 1000 + epoch``: exactly what a plain run with
+    that seed sees, so a resumed or stacked run repeats an uninterrupted single one.
     """
+    seeds = [cfg.seed] if seeds is None else list(seeds)
     optimizer = make_optimizer(cfg)
-    if state is None:
-        state = TrainState(params=params, opt_state=optimizer.init(params), best_params=None)
-    step = make_train_step(model, optimizer, source)
+    state = state or init_state(params, optimizer)
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
-    n_batches = num_batches(len(train_split), cfg.batch_size)
-    for epoch in range(state.epoch, cfg.epochs):
-        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
-        start = time.perf_counter()
-        total = jnp.zeros(())
-        batches = training_batches(train_split, cfg.batch_size, rng, cfg.sort_noise, cfg.buckets)
-        bar = tqdm(
-            batches,
-            total=n_batches,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        params, opt_state = state.params, state.opt_state
-        state.params = state.opt_state = None  # donated to the step
-        for batch in bar:
-            params, opt_state, loss = step(params, opt_state, batch, pos_weight, source_params)
-            total = total + loss
-        total = float(total)
-        seconds = time.perf_counter() - start
-        record = {"epoch": epoch + 1, "loss": total / len(train_split), "seconds": seconds}
+    one_step = make_train_step(model, optimizer, source)
+    stacked = over_members(one_step, len(seeds), (len(seeds) == 1, True, True))
+
+    def step(params, opt_state, batch):
+        return stacked(params, opt_state, batch, pos_weight, source_params)
+
+    def epoch_batches(epoch: int) -> Iterator[Batch]:
+        streams = [
+            training_batches(train_split, cfg.batch_size, np.random.default_rng(s * 1000 + epoch),
+                             cfg.sort_noise, cfg.buckets)
+            for s in seeds
+        ]
+        if len(seeds) == 1:
+            return streams[0]
+        from jaxattn.data.batching import stack_batches
+
+        return (stack_batches(group) for group in zip(*streams))
+
+    def evaluate(params):
+        records = [{} for _ in seeds]
         for name in ("dev", "test"):
-            probs = predict(
-                model, params, splits[name], cfg.eval_batch_size, cfg.buckets, source, source_params
-            )
-            record[name] = classification_scores(probs, splits[name].labels, is_binary(model))
-        state.params, state.opt_state = params, opt_state
-        score = selection_score(record[cfg.selection], is_binary(model))
-        if state.best_params is None or score > state.best_score:
-            state.best_score, state.best_epoch = score, epoch + 1
-            state.best_params = jax.tree_util.tree_map(jnp.copy, params)
-        state.epoch = epoch + 1
-        state.history.append(record)
-        if progress:
-            shown = " ".join(
-                f"{k}={record['dev'][k]:.4f}"
-                for k in ("accuracy", "f1", "auc")
-                if k in record["dev"]
-            )
-            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f} dev {shown} ({seconds:.1f}s)")
-        if on_epoch_end is not None:
-            on_epoch_end(state)
-    return state
+            split = splits[name]
+            probs = predict_members(model, params, split, cfg.eval_batch_size, cfg.buckets,
+                                    source, source_params)
+            for record, p in zip(records, probs):
+                record[name] = classification_scores(p, split.labels, is_binary(model))
+        return np.asarray([selection_score(r[cfg.selection], is_binary(model))
+                           for r in records]), records
+
+    return train_members(step, state, cfg.epochs, epoch_batches,
+                         num_batches(len(train_split), cfg.batch_size), len(train_split),
+                         evaluate, on_epoch_end, progress)
 
 
 def first_batch(split: EncodedSplit) -> Batch:

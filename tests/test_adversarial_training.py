@@ -14,11 +14,11 @@ from jaxattn.adversarial_training import (
     make_adversary_step,
     summarise_adversaries,
 )
+from jaxattn.comparison import Comparison
 from jaxattn.config import TrainConfig
 from jaxattn.metrics import jsd, kl, tvd
 from jaxattn.models.attention import masked_softmax
-from jaxattn.seeds import Comparison, stack_trees
-from jaxattn.trainer import make_optimizer
+from jaxattn.trainer import make_optimizer, stack_trees
 from tests.helpers import toy_batch, toy_model
 
 # Eager op-by-op execution compiles every primitive; one jit per function is much faster.

@@ -8,12 +8,14 @@ import pytest
 import scipy.spatial.distance
 
 import jaxattn.seeds as seeds_module
+from jaxattn.comparison import compare_members
 from jaxattn.config import load_config
-from jaxattn.data.batching import make_batch
+from jaxattn.data.batching import make_batch, stack_batches
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
 from jaxattn.run import load_run, model_for
-from jaxattn.seeds import compare_members, stack_batches, stack_trees, train_seeds
+from jaxattn.seeds import train_seeds
+from jaxattn.trainer import stack_trees
 from tests.helpers import toy_batch
 
 TINY = ["data.name=synthetic", "model.encoder=average", "model.embed_dim=16", "model.hidden_size=8",
@@ -40,7 +42,7 @@ def test_stack_batches_pads_to_the_longest_and_stacks():
 def test_stacked_seeds_equal_one_by_one_training_and_resume(tmp_path, data, monkeypatch):
     cfg, prepared = data
     # Interrupt the stack after its first epoch (checkpoint written), then resume it.
-    real_save = seeds_module.save_stack_state
+    real_save = seeds_module.save_checkpoint
     calls = []
 
     def save_then_stop(path, state, meta):
@@ -49,7 +51,7 @@ def test_stacked_seeds_equal_one_by_one_training_and_resume(tmp_path, data, monk
         if len(calls) == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(seeds_module, "save_stack_state", save_then_stop)
+    monkeypatch.setattr(seeds_module, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_seeds(cfg, [5, 6], prepared, tmp_path / "stack", mode="vmap", progress=False)
     assert (tmp_path / "stack" / "seeds_checkpoint.msgpack").exists()
@@ -72,7 +74,7 @@ def test_stacked_seeds_equal_one_by_one_training_and_resume(tmp_path, data, monk
     assert not np.allclose(np.asarray(other["decoder_out"]["kernel"]),
                            np.asarray(stacked_run.params["decoder_out"]["kernel"]))
     # Finished seeds are not retrained.
-    monkeypatch.setattr(seeds_module, "train_stack", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(seeds_module, "train", lambda *a, **k: pytest.fail("retrained"))
     assert train_seeds(cfg, [5, 6], prepared, tmp_path / "stack", progress=False) == dirs
 
 

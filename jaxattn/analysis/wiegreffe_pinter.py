@@ -48,20 +48,14 @@ from jaxattn.adversarial_training import (
     summarise_adversaries,
     train_adversaries,
 )
+from jaxattn.comparison import Comparison, compare_members, load_stacked_params
 from jaxattn.config import Config, ConfigError
 from jaxattn.data.dataset import Dataset
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.report import html, plots, tables, wp_figures
 from jaxattn.run import Run, load_run, train_run, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
-from jaxattn.seeds import (
-    SEED_MODES,
-    Comparison,
-    compare_members,
-    load_stacked_params,
-    resolve_seed_mode,
-    train_seeds,
-)
+from jaxattn.seeds import SEED_MODES, resolve_seed_mode, train_seeds
 
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
 RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
