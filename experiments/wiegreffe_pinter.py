@@ -1,7 +1,7 @@
 """The Wiegreffe & Pinter (2019) study over the binary text data sets, with one combined report.
 
 For each data set: train the BiLSTM + additive base (``configs/<data>_bilstm_additive.toml``, with
-``--set`` overrides), run the W&P suite on it (:func:`jaxattn.analysis.wiegreffe_pinter.wp_run`:
+``--set`` overrides), run the W&P suite on it (:func:`jaxattn.studies.wiegreffe_pinter.suite.wp_run`:
 uniform baseline, seed variance, model-consistent adversaries, diagnostic MLP), then gather every
 data set's summary into ``OUT/summary.json``, ``OUT/tables/*.md|csv`` and ``OUT/index.html``.
 Everything resumes: rerunning the command skips finished base runs and stages.
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from jaxattn.adversarial_training import DEFAULT_LAMBDAS
-from jaxattn.analysis.wiegreffe_pinter import wp_run
+from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables

@@ -111,7 +111,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_wp(args: argparse.Namespace) -> int:
-    from jaxattn.analysis.wiegreffe_pinter import wp_run
+    from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
     report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
     print(f"report: {report}")

@@ -38,8 +38,8 @@ def reproduce(
     progress: bool = True,
 ) -> Path:
     """Trains one model into ``out/run`` and runs ``suites`` on it; returns ``out/index.html``."""
-    from jaxattn.analysis.wiegreffe_pinter import wp_run
     from jaxattn.studies.jain_wallace.analyze import analyze_run
+    from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
     out = Path(out)
     path = config_path(dataset, encoder, attention)

@@ -22,7 +22,7 @@ Layout::
     RUN/wp/summary.json                 every finished stage's numbers
     RUN/wp/<stage>.json                 a finished stage (its presence with the same parameters
                                         means the stage is not recomputed)
-    RUN/wp/seeds.npz, adversary.npz     per-instance arrays (:class:`jaxattn.seeds.Comparison`)
+    RUN/wp/seeds.npz, adversary.npz     per-instance arrays (:class:`jaxattn.comparison.Comparison`)
     RUN/wp/runs/uniform | seeds/seed_<s> | adversary/lambda_<l> | diagnostic/<kind>
     RUN/wp/tables/*.md, *.csv   RUN/wp/figures/*.png   RUN/wp/index.html
 
@@ -48,18 +48,18 @@ from jaxattn.adversarial_training import (
     summarise_adversaries,
     train_adversaries,
 )
-from jaxattn.comparison import Comparison, compare_members, load_stacked_params
+from jaxattn.comparison import compare_members, load_stacked_params
 from jaxattn.config import Config, ConfigError
 from jaxattn.data.dataset import Dataset
 from jaxattn.data.prepare import Prepared, prepare
-from jaxattn.report import html, plots, tables, wp_figures
-from jaxattn.run import Run, load_run, train_run, write_atomic, write_json
+from jaxattn.run import Run, load_run, train_run
+from jaxattn.runs.files import read_json, write_json
 from jaxattn.runs.lock import run_lock
 from jaxattn.seeds import SEED_MODES, resolve_seed_mode, train_seeds
+from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, write_report
 
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
 RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
-DIAGNOSTIC_KINDS = ("learned", "uniform", "imposed", "adversary")
 FALLBACK_CONSISTENCY_TVD = 0.05
 
 
@@ -143,7 +143,7 @@ def _stage(suite: _Suite, name: str, params: dict, compute: Callable[[], dict]) 
     path = suite.out / f"{name}.json"
     params = _normalised(params)
     if path.exists():
-        done = json.loads(path.read_text())
+        done = read_json(path)
         if done.get("params") == params:
             suite.say(f"{name}: done already ({path})")
             return done
@@ -205,7 +205,7 @@ def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
         jsd_inst, tvd_inst = np.median(comp.jsd, axis=0), comp.tvd.mean(axis=0)
         per_seed = []
         for s, d, j, t in zip(seeds, dirs, comp.jsd, comp.tvd):
-            metrics = json.loads((d / "metrics.json").read_text())
+            metrics = read_json(d / "metrics.json")
             per_seed.append({"seed": s, **_scores(metrics), "jsd_mean": float(j.mean()),
                              "jsd_median": float(np.median(j)), "tvd_mean": float(t.mean()),
                              "run": _relative(d, suite.out)})
@@ -269,7 +269,7 @@ def _adversary_stage(suite: _Suite, lambdas: Sequence[float]) -> dict:
         rows = summarise_adversaries(suite.base.model, comp, test.labels, lambdas, adv)
         sweep = []
         for lam, d, row in zip(lambdas, dirs, rows):
-            metrics = json.loads((d / "metrics.json").read_text())
+            metrics = read_json(d / "metrics.json")
             dev = metrics["adversary"]["dev"]
             sweep.append({"lambda": lam, "tvd": row["tvd"], "jsd": row["jsd"], "kl": row["kl"],
                           "f1": row.get("f1"), "accuracy": row["accuracy"], "auc": row.get("auc"),
@@ -369,10 +369,10 @@ def _wp_locked(run_dir, stages, seeds, lambdas, progress, dataset, opts) -> Path
         else:
             seeds_done = suite.out / "seeds.json"
             seeds_result = results.get("seeds") or (
-                json.loads(seeds_done.read_text()) if seeds_done.exists() else None)
+                read_json(seeds_done) if seeds_done.exists() else None)
             results[stage] = _diagnostic_stage(suite, results["adversary"], seeds_result)
-    summary = write_summary(suite.out, base)
-    return write_report(suite.out, summary, base)
+    write_summary(suite.out, base)
+    return write_report(suite.out)
 
 
 def write_summary(out: Path, base: Run) -> dict:
@@ -381,109 +381,15 @@ def write_summary(out: Path, base: Run) -> dict:
         "run": str(base.path),
         "data": base.data_info.get("name"),
         "model": {"encoder": base.config.model.encoder, "attention": base.config.model.attention},
+        "label_names": list(base.data_info.get("label_names") or ["0", "1"]),
         "base": _scores(base.metrics),
         "timings": {},
     }
     for stage in STAGES:
         path = out / f"{stage}.json"
         if path.exists():
-            result = json.loads(path.read_text())
+            result = read_json(path)
             summary["timings"][stage] = result.get("seconds")
             summary[stage] = result
     write_json(out / "summary.json", summary)
     return summary
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-def _write_table(stem: Path, rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """Writes ``stem.md`` and ``stem.csv``; returns the HTML table."""
-    write_atomic(stem.with_suffix(".md"), tables.markdown_table(rows, columns, digits=4))
-    tables.write_csv(stem.with_suffix(".csv"), rows, columns)
-    return tables.html_table(rows, columns, digits=4)
-
-
-def write_report(out: Path, summary: dict, base: Run) -> Path:
-    """Tables, figures and ``out/index.html`` from ``summary`` and the per-instance arrays."""
-    tdir, fdir = out / "tables", out / "figures"
-    names = list(base.data_info.get("label_names") or ["0", "1"])
-    data = summary.get("data")
-    sections = []
-    jsd_range = (-0.01, float(np.log(2)) + 0.01)
-
-    model = f"{base.config.model.encoder} + {base.config.model.attention}"
-    rows = [{"model": model, "attention": "learned (base)", **summary["base"]}]
-    if "uniform" in summary:
-        rows.append({"model": model, "attention": "uniform (frozen 1/len)",
-                     **{k: summary["uniform"].get(k) for k in ("f1", "accuracy", "auc")}})
-    table = _write_table(tdir / "uniform", rows, ["model", "attention", "f1", "accuracy", "auc"])
-    sections.append(html.section("Uniform-attention baseline (test)", table, "uniform"))
-
-    seeds = Comparison.load(out / "seeds.npz") if (out / "seeds.npz").exists() else None
-    if "seeds" in summary and seeds is not None:
-        s = summary["seeds"]
-        cols = ["seed", "f1", "accuracy", "auc", "jsd_mean", "jsd_median", "tvd_mean"]
-        table = _write_table(tdir / "seeds", s["per_seed"], cols)
-        pred = seeds.base_probs.argmax(-1)
-        jsd_inst, tvd_inst = np.median(seeds.jsd, axis=0), seeds.tvd.mean(axis=0)
-        plots.violin_by_bin(jsd_inst, seeds.max_attn, pred, names, fdir / "seeds_violin.png",
-                            "JSD (seeds vs base), median over seeds", "max attention (base)",
-                            xlim=jsd_range, title=f"{data}: attention across seeds")
-        plots.scatter_by_class(jsd_inst, tvd_inst, pred, names, fdir / "seeds_scatter.png",
-                               "JSD (seeds vs base), median over seeds",
-                               "output TVD, mean over seeds", title=f"{data}: seeds")
-        text = (f"{s['n']} extra seeds, trained {s['mode']}. Per test instance the median JSD over "
-                f"seeds between its attention and the base's, and the mean TVD between outputs; "
-                f"over instances: median JSD {s['jsd_median']:.4f}, mean TVD {s['tvd_mean']:.4f}. "
-                "Violins by the base's max attention, split by the base's predicted class.")
-        sections.append(html.section("Expected variance across seeds", html.paragraph(text) + table
-                                     + html.figure_html("figures/seeds_violin.png", "JSD by max attention")
-                                     + html.figure_html("figures/seeds_scatter.png", "JSD vs TVD"),
-                                     "seeds"))
-
-    if "adversary" in summary:
-        a = summary["adversary"]
-        cols = ["lambda", "tvd", "jsd", "kl", "f1", "accuracy", "dev_tvd", "dev_jsd", "best_epoch"]
-        table = _write_table(tdir / "adversary", a["sweep"], cols)
-        cloud = (seeds.jsd.ravel(), seeds.tvd.ravel()) if seeds is not None else ([], [])
-        points = ([(float(j.mean()), float(t.mean())) for j, t in zip(seeds.jsd, seeds.tvd)]
-                  if seeds is not None else [])
-        wp_figures.tradeoff_plot(fdir / "adversary_tradeoff.png", *cloud, points, a["sweep"],
-                                 f"{data}: model-consistent adversaries vs seeds")
-        text = (f"Per lambda, the {a['aggregate']} over the test set of the TVD to the base's outputs "
-                f"and of the JSD / KL to its attention; F1 against gold. Options: "
-                f"{json.dumps(a['params']['options'])}.")
-        body = (html.paragraph(text) + table
-                + html.figure_html("figures/adversary_tradeoff.png", "adversaries over the seed cloud"))
-        lambdas = [r["lambda"] for r in a["sweep"]]
-        shown = summary.get("diagnostic", {}).get("adversary", {}).get("lambda", lambdas[-1])
-        if (out / "adversary.npz").exists() and shown in lambdas:
-            comp = Comparison.load(out / "adversary.npz")
-            plots.violin_by_bin(comp.jsd[lambdas.index(shown)], comp.max_attn,
-                                comp.base_probs.argmax(-1), names, fdir / "adversary_violin.png",
-                                f"JSD (adversary lambda {shown:g} vs base)", "max attention (base)",
-                                xlim=jsd_range, title=f"{data}: adversary")
-            body += html.figure_html("figures/adversary_violin.png", f"adversary, lambda {shown:g}")
-        sections.append(html.section("Model-consistent adversarial training", body, "adversary"))
-
-    if "diagnostic" in summary:
-        d = summary["diagnostic"]
-        rows = [{"attention": d[k]["attention"], **{c: d[k].get(c) for c in ("f1", "accuracy", "auc")}}
-                for k in DIAGNOSTIC_KINDS if k in d]
-        table = _write_table(tdir / "diagnostic", rows, ["attention", "f1", "accuracy", "auc"])
-        text = ("A per-token MLP without context and a linear decoder over the attention-weighted "
-                "sum, trained with the attention named.")
-        if "adversary" in d:
-            text += f" The adversary: {d['adversary'].get('chosen_by', '')}."
-        sections.append(html.section("Diagnostic MLP (average encoder, test)",
-                                     html.paragraph(text) + table, "diagnostic"))
-
-    timing_rows = [{"stage": k, "seconds": v} for k, v in summary["timings"].items()]
-    sections.append(html.section("Timings", tables.html_table(timing_rows, ["stage", "seconds"], 1)
-                                 + html.paragraph(f"Base run: {summary['run']}", "muted"), "timings"))
-    nav = [(title, f"#{anchor}") for title, anchor in (("uniform", "uniform"), ("seeds", "seeds"),
-           ("adversary", "adversary"), ("diagnostic", "diagnostic")) if anchor in summary]
-    return html.write_page(out / "index.html",
-                           html.page(f"Wiegreffe & Pinter suite: {data}", sections, nav))

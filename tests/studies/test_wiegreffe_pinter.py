@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jaxattn.analysis.wiegreffe_pinter as wp
+import jaxattn.studies.wiegreffe_pinter.suite as wp
 from jaxattn.cli import main
 from jaxattn.config import load_config
 from jaxattn.data.batching import eval_batches

@@ -1,1 +1,0 @@
-"""The studies: Jain & Wallace (``jain_wallace``) and Wiegreffe & Pinter (``wiegreffe_pinter``)."""
