@@ -10,27 +10,23 @@ import dataclasses
 import math
 from typing import Any
 
-from jaxattn.config.schema import (
-    ATTENTION_SOURCES,
-    ATTENTIONS,
-    EMBEDDINGS,
-    ENCODERS,
-    FILE_DATA,
-    FILE_FORMATS,
-    FILE_TASKS,
-    PATH_KEYS,
-    SECTIONS,
-    SELECTION_SPLITS,
-    Config,
-    ConfigError,
-    DataConfig,
-    ModelConfig,
-)
+from jaxattn.config import schema
+from jaxattn.config.schema import Config, ConfigError, DataConfig, ModelConfig
 
 
 def _key_error(source: str, key: str, what: str) -> ConfigError:
     """``source: key<what>`` about the dotted ``key``."""
     return ConfigError(f"{source}: {key}{what}", key=key)
+
+
+#: The keys whose value must be one of a list, with the list.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model.encoder": schema.ENCODERS,
+    "model.attention": schema.ATTENTIONS,
+    "data.embeddings": schema.EMBEDDINGS,
+    "train.selection": schema.SELECTION_SPLITS,
+    "train.attention": schema.ATTENTION_SOURCES,
+}
 
 
 def _check_choice(cfg: Config, key: str, choices: tuple[str, ...], source: str) -> None:
@@ -117,22 +113,19 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     ``source: dotted.key``)."""
     from jaxattn.data.sources import REGISTRY  # here: jaxattn.data imports jaxattn.config
 
-    if cfg.data.name not in REGISTRY and cfg.data.name != FILE_DATA:
+    if cfg.data.name not in REGISTRY and cfg.data.name != schema.FILE_DATA:
         raise _key_error(
             source,
             "data.name",
             f": unknown data set {cfg.data.name!r}; known: {', '.join(sorted(REGISTRY))}",
         )
-    for section in SECTIONS:
+    for section in schema.SECTIONS:
         for field in dataclasses.fields(getattr(cfg, section)):
             value = getattr(getattr(cfg, section), field.name)
             if isinstance(value, str) and "\x00" in value:
                 raise _key_error(source, f"{section}.{field.name}", " holds a NUL character")
-    _check_choice(cfg, "model.encoder", ENCODERS, source)
-    _check_choice(cfg, "model.attention", ATTENTIONS, source)
-    _check_choice(cfg, "data.embeddings", EMBEDDINGS, source)
-    _check_choice(cfg, "train.selection", SELECTION_SPLITS, source)
-    _check_choice(cfg, "train.attention", ATTENTION_SOURCES, source)
+    for key, choices in _CHOICES.items():
+        _check_choice(cfg, key, choices, source)
     _check_ranges(cfg, source)
     if cfg.train.attention == "imposed" and not cfg.train.imposed_run:
         raise _key_error(
@@ -163,17 +156,17 @@ def _validate_transformer(model: ModelConfig, source: str) -> None:
 
 def _validate_file_data(data: DataConfig, source: str) -> None:
     """The ``data.*`` keys of your own files (``name = "file"``)."""
-    if data.name != FILE_DATA:
-        for key in PATH_KEYS:
+    if data.name != schema.FILE_DATA:
+        for key in schema.PATH_KEYS:
             if getattr(data, key):
                 raise ConfigError(
-                    f"{source}: data.{key} is only read with data.name = '{FILE_DATA}' "
+                    f"{source}: data.{key} is only read with data.name = '{schema.FILE_DATA}' "
                     f"(data.name is {data.name!r})"
                 )
         return
     if not data.train_file:
         raise ConfigError(f"{source}: data.train_file must name a file when data.name = 'file'")
-    for key, choices in (("format", FILE_FORMATS), ("task", FILE_TASKS)):
+    for key, choices in (("format", schema.FILE_FORMATS), ("task", schema.FILE_TASKS)):
         if getattr(data, key) not in choices:
             raise _key_error(
                 source, f"data.{key}", f": {getattr(data, key)!r} is not one of {choices}"
