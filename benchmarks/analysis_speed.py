@@ -160,13 +160,13 @@ def main() -> None:
 
     import jax
 
-    from jaxattn.config import ModelConfig, _parse_literal
+    from jaxattn.config import ModelConfig, parse_literal
     from jaxattn.data.batching import make_batch
     from jaxattn.models.model import build_model
     from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 
     overrides = dict(item.split("=", 1) for item in args.set)
-    opts = AnalysisOptions(**{k: _parse_literal(v) for k, v in overrides.items()})
+    opts = AnalysisOptions(**{k: parse_literal(v) for k, v in overrides.items()})
     split, vocab_size, source = test_split(args.data, args.n, args.fake)
     defaults = ModelConfig()
     model = build_model(

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn.config import ConfigError, _parse_literal, load_config
+from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
@@ -49,7 +49,7 @@ def run_one(dataset: str, encoder: str, out: Path, args: argparse.Namespace) -> 
     run_dir = out / f"{dataset}_{encoder}"
     start = time.perf_counter()
     train_run(cfg, run_dir, progress=not args.quiet)
-    options = {k: _parse_literal(v) for k, v in (item.split("=", 1) for item in args.option)}
+    options = {k: parse_literal(v) for k, v in (item.split("=", 1) for item in args.option)}
     analyze_run(
         run_dir,
         split=args.split,

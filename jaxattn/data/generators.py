@@ -18,7 +18,8 @@ templates and verbs. Questions are asked only when the answer follows from the f
   latest arrival there when it has been there more than once.
 
 Stories are written as bAbI text lines and read back with the parser of the real files
-(:func:`jaxattn.data.files.parse_babi_lines`), so generated and real data share one layout.
+(:func:`jaxattn.data.corpora.babi.parse_babi_lines`), so generated and real data share one
+layout.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import dataclasses
 
 import numpy as np
 
+from jaxattn.data.corpora.babi import babi_dataset, parse_babi_lines
 from jaxattn.data.dataset import Dataset, Example
-from jaxattn.data.files import babi_dataset, parse_babi_lines
 
 POSITIVE_WORDS = (
     "excellent",

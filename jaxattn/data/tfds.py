@@ -9,9 +9,11 @@ missing one is carved like the file loaders do and the notes say so.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
 
+from jaxattn.data.corpora.snli import SNLI_LABELS
 from jaxattn.data.dataset import Dataset, Example
 from jaxattn.data.files import MissingDataError
 from jaxattn.data.splits import SPLIT_SEED, carve
@@ -48,54 +50,72 @@ def _single_text(name: str, split: str, field: str, labels: dict[int, int]) -> l
     return out
 
 
-def _imdb() -> Dataset:
-    carved = carve(
-        _single_text("imdb_reviews", "train", "text", {0: 0, 1: 1}), {"train": 0.9, "dev": 0.1}
-    )
-    test = _single_text("imdb_reviews", "test", "text", {0: 0, 1: 1})
-    return Dataset(
-        "imdb",
-        "binary",
-        ("negative", "positive"),
-        {**carved, "test": test},
-        "tfds:imdb_reviews",
-        (f"official train/test; dev = a stratified 10% of train (seed {SPLIT_SEED})",),
-    )
+@dataclasses.dataclass(frozen=True)
+class _SingleText:
+    """A binary data set of one text field: where TFDS keeps it and how it becomes ours.
+
+    Attributes:
+      tfds_name, field: the TFDS data set and its text feature.
+      test_split: the TFDS split tested on; dev is carved out of ``train`` (``dev_fraction``).
+      labels: TFDS label -> ours (others are left out); label_names: ours.
+    """
+
+    name: str
+    tfds_name: str
+    field: str
+    test_split: str
+    labels: dict[int, int]
+    label_names: tuple[str, str]
+    dev_fraction: float
+    notes: tuple[str, ...]
+
+    def load(self) -> Dataset:
+        train = _single_text(self.tfds_name, "train", self.field, self.labels)
+        carved = carve(train, {"train": 1 - self.dev_fraction, "dev": self.dev_fraction})
+        test = _single_text(self.tfds_name, self.test_split, self.field, self.labels)
+        return Dataset(
+            self.name,
+            "binary",
+            self.label_names,
+            {**carved, "test": test},
+            f"tfds:{self.tfds_name}",
+            self.notes,
+        )
 
 
-def _sst2() -> Dataset:
-    # glue/sst2's test labels are hidden (-1): its validation split is the test set here.
-    carved = carve(
-        _single_text("glue/sst2", "train", "sentence", {0: 0, 1: 1}), {"train": 0.9, "dev": 0.1}
-    )
-    test = _single_text("glue/sst2", "validation", "sentence", {0: 0, 1: 1})
-    return Dataset(
-        "sst2",
-        "binary",
-        ("negative", "positive"),
-        {**carved, "test": test},
-        "tfds:glue/sst2",
-        (
-            "GLUE SST-2 trains on phrases as well as sentences (67k), unlike the sentence files",
-            f"test = GLUE validation (its test labels are hidden); dev = 10% of train (seed {SPLIT_SEED})",
-        ),
-    )
-
-
-def _ag_news() -> Dataset:
-    keep = {0: 0, 2: 1}  # World -> 0, Business -> 1
-    carved = carve(
-        _single_text("ag_news_subset", "train", "description", keep), {"train": 0.85, "dev": 0.15}
-    )
-    test = _single_text("ag_news_subset", "test", "description", keep)
-    return Dataset(
-        "ag_news",
-        "binary",
-        ("world", "business"),
-        {**carved, "test": test},
-        "tfds:ag_news_subset",
-        (f"World vs Business, description only; dev = 15% of train as J&W (seed {SPLIT_SEED})",),
-    )
+_IMDB = _SingleText(
+    name="imdb",
+    tfds_name="imdb_reviews",
+    field="text",
+    test_split="test",
+    labels={0: 0, 1: 1},
+    label_names=("negative", "positive"),
+    dev_fraction=0.1,
+    notes=(f"official train/test; dev = a stratified 10% of train (seed {SPLIT_SEED})",),
+)
+_SST2 = _SingleText(
+    name="sst2",
+    tfds_name="glue/sst2",
+    field="sentence",
+    test_split="validation",  # glue/sst2's test labels are hidden (-1)
+    labels={0: 0, 1: 1},
+    label_names=("negative", "positive"),
+    dev_fraction=0.1,
+    notes=(
+        "GLUE SST-2 trains on phrases as well as sentences (67k), unlike the sentence files",
+        f"test = GLUE validation (its test labels are hidden); dev = 10% of train (seed {SPLIT_SEED})",
+    ),
+)
+_AG_NEWS = _SingleText(
+    name="ag_news",
+    tfds_name="ag_news_subset",
+    field="description",
+    test_split="test",
+    labels={0: 0, 2: 1},  # World -> 0, Business -> 1
+    label_names=("world", "business"),
+    dev_fraction=0.15,
+    notes=(f"World vs Business, description only; dev = 15% of train as J&W (seed {SPLIT_SEED})",),
+)
 
 
 def _snli_split(split: str) -> list[Example]:
@@ -123,7 +143,7 @@ def _snli() -> Dataset:
     return Dataset(
         "snli",
         "nli",
-        ("entailment", "neutral", "contradiction"),
+        SNLI_LABELS,
         splits,
         "tfds:snli",
         ("SNLI 1.0 train/validation/test; pairs without a gold label left out",),
@@ -131,9 +151,9 @@ def _snli() -> Dataset:
 
 
 TFDS_LOADERS: dict[str, Callable[[], Dataset]] = {
-    "imdb": _imdb,
-    "sst2": _sst2,
-    "ag_news": _ag_news,
+    "imdb": _IMDB.load,
+    "sst2": _SST2.load,
+    "ag_news": _AG_NEWS.load,
     "snli": _snli,
 }
 

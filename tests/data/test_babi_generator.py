@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from jaxattn.data.files import parse_babi_lines
+from jaxattn.data.corpora.babi import parse_babi_lines
 from jaxattn.data.generators import (
     BABI_DROPS,
     BABI_GETS,

