@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 from jaxattn.adversarial_training import DEFAULT_LAMBDAS
-from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.run import train_run, write_atomic, write_json
+from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
 DATASETS = ("sst2", "imdb", "20news_sports", "ag_news", "synthetic")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
