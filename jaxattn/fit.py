@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -107,6 +108,7 @@ def train_model(
     source: AttentionSource = LEARNED,
     source_params: Params | None = None,
     extra: dict | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> tuple[Params, dict]:
     """Trains ``model`` on ``data`` per ``config`` into the folder ``out``.
 
@@ -114,6 +116,8 @@ def train_model(
       params: initial parameters (default ``model.init`` with ``config.seed``).
       source, source_params: the attention the decoder sees (learned, uniform or imposed).
       extra: more fields for ``metrics.json``.
+      on_start: called once everything is checked (the checkpoint included), before training:
+        where a caller writes its own files, so that a failed start writes nothing.
     Returns:
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
@@ -132,6 +136,8 @@ def train_model(
                                         if k != "epochs"}}
         template = init_state(stack_trees([init]), make_optimizer(cfg))
         state = load_checkpoint(ckpt, template, meta, strict=True) or template
+        if on_start is not None:
+            on_start()
 
         start = time.perf_counter()
         state = train(model, template.params, data.splits, cfg, source, source_params, state,

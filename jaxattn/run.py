@@ -192,15 +192,19 @@ def train_run(
         model = model_for(cfg, prepared, len(prepared.vocab))
         params, embeddings = initial_params(cfg, model, prepared)
         source, source_params = _imposed_source(cfg, prepared)
-        if fresh:
-            write_run_files(out, cfg, prepared)
-        else:
-            write_atomic(out / "config.toml", dump_config(cfg))
+
+        def write_files() -> None:
+            if fresh:
+                write_run_files(out, cfg, prepared)
+            else:
+                write_atomic(out / "config.toml", dump_config(cfg))
+
         extra = {
             "embeddings": embeddings,
             "attention": cfg.train.attention,
             "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
         }
         return train_model(
-            model, prepared, cfg.train, out, params, progress, source, source_params, extra
+            model, prepared, cfg.train, out, params, progress, source, source_params, extra,
+            on_start=write_files,
         )[1]

@@ -84,3 +84,40 @@ def test_cli_train_and_errors(tmp_path, capsys):
     before = (out / "metrics.json").read_bytes()
     assert main(args + ["--set", "model.encoder=cnn"]) == 2
     assert (out / "metrics.json").read_bytes() == before
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint():
+    import jax.numpy as jnp
+
+    from jaxattn.errors import RunError
+    from jaxattn.trainer import TrainState, train_members
+
+    params = {"w": jnp.zeros((1, 2))}
+    state = TrainState(params, {"m": jnp.zeros((1, 2))}, params, np.full(1, -np.inf),
+                       np.zeros(1, np.int64))
+    losses = iter([1.0, float("nan")])
+
+    def step(p, o, batch):
+        return p, o, jnp.asarray([next(losses)])
+
+    saved = []
+    with pytest.raises(RunError, match="non-finite in epoch 2; the checkpoint of epoch 1 is kept"):
+        train_members(step, state, 3, lambda epoch: iter([None]), 1, 10,
+                      lambda p: (np.zeros(1), [{}]), lambda st: saved.append(st.epoch), False)
+    assert saved == [1] and state.epoch == 1
+    assert state.history[0][0]["loss"] == pytest.approx(0.1)  # a mean per training instance
+
+
+def test_the_logged_loss_is_a_mean_per_instance_for_every_task():
+    """NLI / QA losses are batch means in the objective but per-instance sums in the log."""
+    import jax.numpy as jnp
+
+    from jaxattn.trainer import batch_loss
+    from tests.helpers import toy_model
+
+    model, params, batch = toy_model("nli", "average")
+    logits = jnp.zeros((batch.tokens.shape[0], 2))
+    objective, logged = batch_loss(model, logits, batch, jnp.float32(1.0))
+    real = float(np.asarray(batch.weights).sum())
+    np.testing.assert_allclose(float(logged), float(objective) * real, rtol=1e-6)
+    np.testing.assert_allclose(float(objective), np.log(2.0), rtol=1e-6)

@@ -1,7 +1,8 @@
 """Atomic, strict files: every result is written to a temporary name and renamed into place.
 
-An interrupted write never leaves a half-written file, JSON is strict (no bare NaN: non-finite
-numbers become null) and files are created readable by their owner only, like the run.
+An interrupted write never leaves a half-written file (a temporary file left by a killed process,
+``.<name>.<random>.tmp``, is removed when the directory is next locked), JSON is strict (no bare
+NaN: non-finite numbers become null) and files get the usual permissions (``0666`` less the umask).
 """
 
 from __future__ import annotations
@@ -15,18 +16,33 @@ from typing import Any
 
 import numpy as np
 
+TEMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Deletes the temporary files of :func:`write_atomic` that a killed process left behind."""
+    for path in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+        path.unlink(missing_ok=True)
+
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jaxattn.errors import RunError
+from jaxattn.runs.files import remove_stale_temporaries
 
 LOCK_NAME = ".jaxattn.lock"
 _HELD: set[str] = set()
@@ -84,6 +85,7 @@ def run_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         _HELD.add(key)
+        remove_stale_temporaries(directory)  # ours to clean: we hold the directory
         try:
             yield directory
         finally:

@@ -31,3 +31,22 @@ def test_write_json_turns_non_finite_numbers_into_null(tmp_path):
         "np": {"scalar": None, "array": [[0.5, None]], "int": 3},
         "7": [2.0, True, "text", None],
     }
+
+
+def test_atomic_files_get_ordinary_permissions_and_stale_temporaries_are_removed(tmp_path):
+    import os
+
+    from jaxattn.runs.files import write_atomic
+    from jaxattn.runs.lock import run_lock
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    stale = tmp_path / ".params.msgpack.abc123.tmp"  # what a killed write leaves
+    stale.write_bytes(b"half")
+    with run_lock(tmp_path):
+        pass
+    assert not stale.exists() and (tmp_path / "a.json").exists()
