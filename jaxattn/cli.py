@@ -213,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument(
-        "--only", type=_stages, help="comma-separated stages: grad,loo,ig,perm,adv (default all)"
+        "--only",
+        type=_stages,
+        help="comma-separated stages: grad,loo,ig,perm,adv,self_attn (default all; self_attn "
+        "only for models with self-attention layers, skipped for others)",
     )
     p.add_argument(
         "--limit", type=_count(1), default=None, help="analyse only the first N instances"

@@ -55,7 +55,12 @@ class Stage:
       tables: ``(summary) -> [(title, rows)]`` for ``tables.md`` and the page.
       figures: ``(data, out_dir) -> [(file name, caption)]`` written into ``out_dir``.
       facts: ``(data, row) -> [text]`` shown above an instance's heatmap.
-      heatmaps: ``(data, row) -> {label: <float>[T]}`` extra rows of an instance's heatmap.
+      heatmaps: ``(data, row) -> {label: <float>[T]}`` extra rows of an instance's heatmap,
+        over all T positions of the row (the report keeps the real tokens).
+      heatmaps_after: the importance key whose heatmap row these rows follow; None: after every
+        importance row.
+      applies: ``(model, params, batch) -> bool``, whether the stage can run on ``model`` (asked
+        on one batch); a stage that does not apply is skipped. None: every model.
     """
 
     name: str
@@ -70,6 +75,8 @@ class Stage:
     figures: Callable[[Any, Path], list[tuple[str, str]]] | None = None
     facts: Callable[[Any, int], list[str]] | None = None
     heatmaps: Callable[[Any, int], dict[str, np.ndarray]] | None = None
+    heatmaps_after: str | None = None
+    applies: Callable[[AttentionModel, Params, Any], bool] | None = None
 
 
 # --------------------------------------------------------------------------------------------

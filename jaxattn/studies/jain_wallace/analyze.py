@@ -14,9 +14,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxattn.config import ConfigError
 from jaxattn.core.protocol import AttentionModel, Params, check_model
+from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
 from jaxattn.runs.files import read_json, write_json
@@ -57,7 +59,11 @@ def analysis_options(options: dict) -> AnalysisOptions:
 
 
 def chosen_stages(only) -> list[str]:
-    """The stages ``only`` names (default all), in run order; unknown names are refused."""
+    """The stages ``only`` names (default all), in run order; unknown names are refused.
+
+    Which stages a model can run is decided later (:func:`applicable_stages`): a chosen stage that
+    does not apply to the model (``self_attn`` without self-attention layers) is skipped.
+    """
     wanted = set(STAGES) if only is None else set(only)
     if not wanted or wanted - set(STAGES):
         raise ConfigError(
@@ -65,6 +71,14 @@ def chosen_stages(only) -> list[str]:
             f"choose from {', '.join(STAGES)}"
         )
     return [s for s in STAGES if s in wanted]
+
+
+def applicable_stages(model: AttentionModel, params: Params, split, indices) -> list[str]:
+    """The stages of :data:`STAGES` that can run on ``model`` (asked on the first instance, padded
+    to its own length)."""
+    one = make_batch(split, indices[:1], buckets=(len(split.tokens[indices[0]]),))
+    return [s for s in STAGES
+            if STAGE_SPECS[s].applies is None or STAGE_SPECS[s].applies(model, params, one)]
 
 
 def _request(split: str, indices: np.ndarray, digests: np.ndarray, stages, params: str) -> dict:
@@ -82,15 +96,16 @@ def _covers(new: dict, old: dict) -> bool:
             and set(old["stages"]) <= set(new["stages"]))
 
 
-def report_folder(root: Path, request: dict, n_split: int) -> Path:
-    """``root`` unless it holds a fuller valid analysis; then a named folder beside it."""
+def report_folder(root: Path, request: dict, n_split: int, every=STAGES) -> Path:
+    """``root`` unless it holds a fuller valid analysis; then a named folder beside it (named by
+    its stages unless they are ``every`` stage the model can run)."""
     path = root / "request.json"
     if not path.exists() or _covers(request, read_json(path)):
         return root
     n = len(request["index"])
     name = f"{request['split']}-{'all' if n == n_split else n}"
-    if set(request["stages"]) != set(STAGES):
-        name += "-" + "-".join(request["stages"])
+    if set(request["stages"]) != set(every):
+        name += "-" + ("-".join(request["stages"]) or "attention")
     return root / "views" / name
 
 
@@ -138,8 +153,10 @@ def analyze(
     Args:
       data: the prepared data set (:func:`jaxattn.prepare_data`), encoded with the vocabulary the
         model was trained with.
-      only: stages to compute (of ``grad, loo, ig, perm, adv``; default all). Results of other
-        stages already cached for the same instances, model and options are reported too.
+      only: stages to compute (of ``grad, loo, ig, perm, adv, self_attn``; default all). Results
+        of other stages already cached for the same instances, model and options are reported
+        too. ``self_attn`` (the per-layer self-attention each token receives) runs only for a
+        model whose ``self_attention`` gives layers, and is skipped for any other.
       limit: analyse only the first ``limit`` instances of the split.
       setting: what the report says about the model and data (dataset, encoder, ...).
       options: fields of :class:`AnalysisOptions` (batch sizes, P, K, steps, seed, ...).
@@ -169,16 +186,21 @@ def analyze(
             key = stage_key(STAGE_SPECS[name], opts, pdigest, split)
             return {"split": split, "params": pdigest, "digests": digests, "key": key}
 
+        runnable = applicable_stages(model, params, encoded, indices)
+        if progress:
+            for name in stages:
+                if name not in runnable:
+                    tqdm.write(f"{name}: skipped, it does not apply to this model")
         length = int(encoded.lengths[indices].max()) + 2
         cached = {
-            name for name in STAGES
+            name for name in runnable
             if find_cached(STAGE_SPECS[name], meta(name)["key"], places(name), indices, digests,
                            length) is not None
         }
         # The report covers the stages asked for plus any cached for the same rows and options.
-        present = [s for s in STAGES if s in stages or s in cached]
+        present = [s for s in runnable if s in stages or s in cached]
         request = _request(split, indices, digests, present, pdigest)
-        folder = report_folder(root, request, len(encoded))
+        folder = report_folder(root, request, len(encoded), runnable)
         for name in ("attention", *present):
             run_stage(STAGE_SPECS[name], model, params, encoded, indices, opts,
                       folder / f"{name}.npz", meta(name), places(name), progress=progress)

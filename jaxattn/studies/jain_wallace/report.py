@@ -77,7 +77,9 @@ def write_tau_figures(out_dir: Path, data: AnalysisData, pairs: dict) -> list[tu
 
 def instance_html(data: AnalysisData, row: int) -> str:
     """One instance: what the stages say of it and its tokens shaded by every importance."""
-    weights = {data.labels_of[k]: data.real(v, row) for k, v in data.importances().items()}
+    imps = data.importances()
+    after = {key: {} for key in imps}  # importance key -> the stage rows that follow it
+    last: dict[str, np.ndarray] = {}
     pred = int(data.predicted[row])
     facts = [
         f"gold: {data.class_names[int(data.labels[row])]}",
@@ -89,9 +91,14 @@ def instance_html(data: AnalysisData, row: int) -> str:
             if stage.facts is not None:
                 facts += stage.facts(data, row)
             if stage.heatmaps is not None:
-                weights.update(
-                    {k: data.real(v[None], 0) for k, v in stage.heatmaps(data, row).items()}
-                )
+                shown = stage.heatmaps(data, row).items()
+                rows = {k: np.asarray(v)[data.mask[row]] for k, v in shown}
+                after.get(stage.heatmaps_after, last).update(rows)
+    weights = {}
+    for key, values in imps.items():
+        weights[data.labels_of[key]] = data.real(values, row)
+        weights.update(after[key])
+    weights.update(last)
     marks = None if data.rationale is None else data.real(data.rationale, row)
     head = f"<h3>#{int(data.index[row])}</h3>" + report_html.paragraph("; ".join(facts), "muted")
     if data.queries[row]:

@@ -7,6 +7,8 @@ loo        leave-one-out: output TVD when each token is deleted
 ig         integrated gradients (zero baseline on the real tokens)
 perm       attention permuted over the real tokens P times; per instance the median output TVD
 adv        K adversarial attentions per instance; max JSD within epsilon
+self_attn  a Transformer's self-attention per layer: the attention each real token receives,
+           averaged over heads and real query positions (only models with self-attention layers)
 =========  ===================================================================================
 
 Adding an analysis is a compute function here and one entry in :data:`STAGE_SPECS` (its summary,
@@ -20,10 +22,11 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxattn import importance, interventions
-from jaxattn.core.protocol import AttentionModel, Batch, Params, forward
+from jaxattn import agreement, importance, interventions
+from jaxattn.core.protocol import AttentionModel, Batch, Params, forward, has_self_attention
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.jain_wallace import summary as summ
@@ -121,6 +124,47 @@ def adversaries(model, params, batch, opts):
     }
 
 
+def received_attention(maps: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """The attention each real token receives in one instance, layer by layer.
+
+    Args:
+      maps: <float32>[L, heads, T, T] self-attention, ``maps[l, h, q, k]`` the weight query ``q``
+        gives key ``k``.
+      mask: <bool>[T] real tokens.
+    Returns:
+      <float32>[L, T]: at a real key ``k``, the mean of ``maps[l, h, q, k]`` over heads ``h`` and
+      real queries ``q``; 0 at other positions (boundary markers, padding) and for an instance
+      without real tokens. Not renormalised: a layer's row sums to the share of attention the
+      real queries give to real keys (the rest goes to the boundary markers).
+    """
+    real = mask.astype(maps.dtype)
+    per_query = maps.mean(axis=1)  # [L, T, T]
+    received = jnp.einsum("q,lqk->lk", real, per_query) / jnp.maximum(real.sum(), 1.0)
+    return received * real[None]
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _received(model: AttentionModel, params: Params, batch: Batch) -> jnp.ndarray:
+    maps = model.self_attention(params, batch)  # [L, B, heads, T, T]
+    return jax.vmap(received_attention, in_axes=(1, 0))(maps, batch.mask)  # [B, L, T]
+
+
+def self_attention_received(model, params, batch, opts):
+    return {"self_attn": _received(model, params, batch)}
+
+
+def self_attention_layers(model: AttentionModel, params: Params, batch: Batch) -> int:
+    """The number of self-attention layers ``model`` gives for ``batch`` (0 without
+    ``self_attention``); only shapes are evaluated."""
+    if not has_self_attention(model):
+        return 0
+    return int(jax.eval_shape(model.self_attention, params, batch).shape[0])
+
+
+def _has_self_attention(model, params, batch) -> bool:
+    return self_attention_layers(model, params, batch) > 0
+
+
 # --------------------------------------------------------------------------------------------
 # Report pieces of the intervention stages
 
@@ -209,6 +253,53 @@ def _adv_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarray]:
     return {"adversarial attention": data.stages["adv"]["best_attn"][row]}
 
 
+# --------------------------------------------------------------------------------------------
+# Report pieces of the self-attention stage
+
+
+def _layer_name(layer: int) -> str:
+    return f"self-attention, layer {layer + 1} (received)"
+
+
+def _summarize_self_attn(data: summ.AnalysisData) -> dict:
+    received = data.stages["self_attn"]["self_attn"]  # [N, L, T]
+    layers = []
+    for layer in range(received.shape[1]):
+        tau, p = agreement.kendall_tau(received[:, layer], data.attn, data.mask)
+        layers.append({
+            "kendall_with_attention": data.by_class(tau, p),
+            "real_token_share": agreement.summarize(received[:, layer].sum(axis=-1)),
+        })
+    return {
+        "self_attention": {
+            "layers": layers,
+            "last_layer_kendall_mean": (
+                layers[-1]["kendall_with_attention"]["overall"]["mean"] if layers else None
+            ),
+        }
+    }
+
+
+def _self_attn_tables(summary: dict) -> list[tuple[str, list[dict]]]:
+    rows = []
+    for layer, stats in enumerate(summary["self_attention"]["layers"]):
+        tau = stats["kendall_with_attention"]["overall"]
+        share = stats["real_token_share"]
+        rows.append({
+            "layer": layer + 1,
+            "tau with pooling attention": mean_std(tau["mean"], tau["std"], 2),
+            "p <= .05": tau["frac_significant"],
+            "share received by real tokens": mean_std(share["mean"], share["std"], 2),
+            "n": tau["n"],
+        })
+    return [("Self-attention received per token, by layer, vs the pooling attention", rows)]
+
+
+def _self_attn_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarray]:
+    received = data.stages["self_attn"]["self_attn"][row]  # [L, T]
+    return {_layer_name(layer): values for layer, values in enumerate(received)}
+
+
 STAGE_SPECS: dict[str, Stage] = {
     "attention": Stage(
         "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),)
@@ -246,8 +337,20 @@ STAGE_SPECS: dict[str, Stage] = {
         facts=_adv_facts,
         heatmaps=_adv_heatmaps,
     ),
+    "self_attn": Stage(
+        "self_attn",
+        self_attention_received,
+        ("self_attn",),
+        applies=_has_self_attention,
+        summarize=_summarize_self_attn,
+        tables=_self_attn_tables,
+        heatmaps=_self_attn_heatmaps,
+        heatmaps_after="attn",
+    ),
 }
-STAGES = ("grad", "loo", "ig", "perm", "adv")  # what ``only`` chooses from; attention always runs
+# What ``only`` chooses from (attention always runs). A stage whose ``applies`` is False for the
+# model (self_attn without self-attention layers) is skipped, whether chosen or by default.
+STAGES = ("grad", "loo", "ig", "perm", "adv", "self_attn")
 
 
 def importance_labels() -> dict[str, str]:
