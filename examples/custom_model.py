@@ -106,7 +106,8 @@ def main(argv=None) -> None:
     )
     print(f"test: {metrics['test']}")
     report = jaxattn.analyze(model, params, data, out=f"{args.out}/analysis", limit=args.limit,
-                             setting={"encoder": "running mean (custom)", "attention": "additive"})
+                             setting={"encoder": "running mean (custom)", "attention": "additive",
+                                      "embeddings": "random", "selection": "dev"})
     print(f"report: {report}")
 
 

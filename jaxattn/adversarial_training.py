@@ -242,7 +242,7 @@ def _train_adversary_stack(
     state = load_checkpoint(ckpt, state, meta) or state
 
     one_step = make_adversary_step(model, optimizer, options)
-    stacked_step = over_members(one_step, len(lambdas), (True, False, True))
+    stacked_step = over_members(one_step, (True, False, True))
     lam_device = jnp.asarray(lam)
 
     def step(params, opt_state, batch):

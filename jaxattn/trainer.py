@@ -1,8 +1,7 @@
 """The one training loop: a stack of M members trained at once (a plain run is a stack of one).
 
-Every parameter and optimizer leaf of a stack has a leading member axis ``[M, ...]``; one jitted
-step updates all members (``jax.vmap`` for M > 1; for M = 1 the member axis is dropped inside the
-jitted step, so a plain run compiles exactly the single-model program). Each member keeps its own
+Every parameter and optimizer leaf of a stack has a leading member axis ``[M, ...]``; one jitted,
+``jax.vmap``-ped step updates all members (for M = 1 as fast as the unstacked step). Each member keeps its own
 model selection; the whole stack is checkpointed after every epoch (one format for every caller:
 ``jaxattn train``, seeds, uniform / imposed attention, the diagnostic MLP and the
 model-consistent adversary), so an interrupted run resumes at its last finished epoch. A training
@@ -133,24 +132,18 @@ def make_train_step(
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def over_members(step: Callable, members: int, shared: tuple[bool, ...]) -> Callable:
-    """``step(params, opt_state, *args)`` of one member as a jitted step of a stack of
-    ``members``: vmapped over the member axis (``shared[i]``: argument ``i`` of ``args`` is the
-    same for every member), or for a stack of one, the axis dropped inside the program."""
+def over_members(step: Callable, shared: tuple[bool, ...]) -> Callable:
+    """``step(params, opt_state, *args)`` of one member as one jitted step of a stack of
+    members, ``jax.vmap``-ped over the member axis (``shared[i]``: argument ``i`` of ``args``
+    is the same for every member).
+
+    A plain run is a stack of one, vmapped too: on the SST-2 BiLSTM an epoch took 5.1 s vmapped
+    over one member, 5.2-5.4 s for the unstacked step, and 5.6-6.0 s when the member axis was
+    sliced off inside the program (the slices copied the donated parameters and moments).
+    """
     step = getattr(step, "__wrapped__", step)
-    if members > 1:
-        axes = (0, 0, *(None if s else 0 for s in shared))
-        return jax.jit(jax.vmap(step, in_axes=axes), donate_argnums=(0, 1))
-
-    def single(params, opt_state, *args):
-        def first(tree):
-            return jax.tree_util.tree_map(lambda x: x[0], tree)
-
-        args = [a if s else first(a) for a, s in zip(args, shared)]
-        out = step(first(params), first(opt_state), *args)
-        return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], out)
-
-    return jax.jit(single, donate_argnums=(0, 1))
+    axes = (0, 0, *(None if s else 0 for s in shared))
+    return jax.jit(jax.vmap(step, in_axes=axes), donate_argnums=(0, 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,7 +377,7 @@ def train(
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
     one_step = make_train_step(model, optimizer, source)
-    stacked = over_members(one_step, len(seeds), (len(seeds) == 1, True, True))
+    stacked = over_members(one_step, (len(seeds) == 1, True, True))
 
     def step(params, opt_state, batch):
         return stacked(params, opt_state, batch, pos_weight, source_params)
