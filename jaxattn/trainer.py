@@ -384,8 +384,12 @@ def train(
 
     def epoch_batches(epoch: int) -> Iterator[Batch]:
         streams = [
-            training_batches(train_split, cfg.batch_size, np.random.default_rng(s * 1000 + epoch),
-                             cfg.sort_noise, cfg.buckets)
+            with_dropout_keys(
+                training_batches(train_split, cfg.batch_size,
+                                 np.random.default_rng(s * 1000 + epoch), cfg.sort_noise,
+                                 cfg.buckets),
+                s, epoch,
+            )
             for s in seeds
         ]
         if len(seeds) == 1:
@@ -408,6 +412,14 @@ def train(
     return train_members(step, state, cfg.epochs, epoch_batches,
                          num_batches(len(train_split), cfg.batch_size), len(train_split),
                          evaluate, on_epoch_end, progress)
+
+
+def with_dropout_keys(batches: Iterator[Batch], seed: int, epoch: int) -> Iterator[Batch]:
+    """``batches`` with a dropout key each, a function of (seed, epoch, batch number) alone, so
+    a resumed run draws the same dropout masks (models without dropout ignore it)."""
+    for i, batch in enumerate(batches):
+        key = np.asarray([seed, (epoch << 20) + i], np.uint32)  # a raw threefry key
+        yield batch.replace(dropout_key=key)
 
 
 def first_batch(split: EncodedSplit) -> Batch:

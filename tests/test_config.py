@@ -42,7 +42,7 @@ def test_overrides_and_round_trip(tmp_path):
         ("[model]\nheads = 0\n", [], "model.heads must be positive"),
         ("[model]\nmax_positions = 0\n", [], "model.max_positions must be positive"),
         ("[model]\ndropout = 1.0\n", [], "model.dropout must be in [0, 1)"),
-        ("[model]\ndropout = 0.1\n", [], "not supported yet"),
+        ("[model]\ndropout = 0.1\n", [], "only used by the transformer encoder"),
     ],
 )
 def test_bad_configs_name_file_and_key(tmp_path, text, overrides, needle):

@@ -7,6 +7,7 @@ import pytest
 
 from jaxattn.cli import main
 from jaxattn.config import load_config
+from jaxattn.data.batching import make_batch
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
 from jaxattn.run import load_run, train_run
@@ -121,3 +122,25 @@ def test_the_logged_loss_is_a_mean_per_instance_for_every_task():
     real = float(np.asarray(batch.weights).sum())
     np.testing.assert_allclose(float(logged), float(objective) * real, rtol=1e-6)
     np.testing.assert_allclose(float(objective), np.log(2.0), rtol=1e-6)
+
+
+def test_transformer_dropout_is_trained_with_per_batch_keys_and_deterministic(tmp_path):
+    """Dropout > 0 changes training (keys reach the encoder), reruns are identical, and the
+    evaluation is deterministic (no key outside training)."""
+    base = ["data.name=synthetic", "data.limit_train=120", "model.encoder=transformer",
+            "model.embed_dim=16", "model.width=16", "model.heads=2", "model.ff_size=16",
+            "model.layers=1", "train.epochs=1", "train.buckets=[64]"]
+    data = prepare(load_config(None, base).data)
+    runs = {}
+    for name, rate in (("a", 0.3), ("b", 0.3), ("off", 0.0)):
+        cfg = load_config(None, [*base, f"model.dropout={rate}"])
+        runs[name] = train_run(cfg, tmp_path / name, progress=False, prepared=data)
+    assert runs["a"]["epochs"][0]["loss"] == runs["b"]["epochs"][0]["loss"]
+    assert runs["a"]["epochs"][0]["loss"] != runs["off"]["epochs"][0]["loss"]
+    assert (tmp_path / "a" / "params.msgpack").read_bytes() == (
+        tmp_path / "b" / "params.msgpack"
+    ).read_bytes()
+    run = load_run(tmp_path / "a")
+    batch = make_batch(data.splits["test"], range(8), buckets=(64,))
+    first, second = run.model.forward(run.params, batch), run.model.forward(run.params, batch)
+    np.testing.assert_array_equal(np.asarray(first[0]), np.asarray(second[0]))

@@ -143,10 +143,10 @@ def _validate_transformer(model: ModelConfig, source: str) -> None:
     """The Transformer's ``model.*`` keys (positivity is checked with the others)."""
     if not (math.isfinite(model.dropout) and 0 <= model.dropout < 1):
         raise ConfigError(f"{source}: model.dropout must be in [0, 1), got {model.dropout}")
-    if model.dropout > 0:
+    if model.dropout > 0 and model.encoder != "transformer":
         raise ConfigError(
-            f"{source}: model.dropout > 0 is not supported yet: training does not pass the "
-            "encoder a dropout rng, so it would be silently ignored (use 0)"
+            f"{source}: model.dropout is only used by the transformer encoder "
+            f"(model.encoder is {model.encoder!r}); set it to 0"
         )
     if model.encoder == "transformer" and model.width % model.heads:
         raise ConfigError(

@@ -26,6 +26,8 @@ Rules the analyses rely on:
   those stay inside :mod:`jaxattn.data`. A pair model also reads ``batch.query`` /
   ``batch.query_valid`` itself.
 * ``Encoded.hidden`` at masked positions does not affect ``decode``.
+* Randomness at training time (dropout) comes from ``batch.dropout_key`` only; without it the
+  model is deterministic, as every analysis needs.
 
 Optional, for speed (the analyses fall back to the generic path when absent):
 
@@ -73,6 +75,8 @@ class Batch:
       query_valid: <bool>[B, Tq] positions of ``query`` that hold input, or None.
       candidates: <bool>[B, C] answers allowed for the row (QA) or None.
       rationale: <bool>[B, T] human / planted rationale on real tokens or None.
+      dropout_key: <uint32>[2] a PRNG key for training-time randomness (dropout), set by the
+        trainer per batch; None everywhere else (evaluation, every analysis): deterministic.
     """
 
     tokens: jnp.ndarray
@@ -85,6 +89,7 @@ class Batch:
     query_valid: jnp.ndarray | None = None
     candidates: jnp.ndarray | None = None
     rationale: jnp.ndarray | None = None
+    dropout_key: jnp.ndarray | None = None
 
 
 # The fields of a Batch with a token axis (axis 1), which a token deletion shortens.

@@ -74,6 +74,7 @@ class Model:
         """Encodes given :meth:`featurize` output for ``batch``'s passage (and its query)."""
         if self.network.pair and query_embedded is None:
             query_embedded = self.embed(params, batch.query)
+        rngs = None if batch.dropout_key is None else {"dropout": batch.dropout_key}
         return self.network.apply(
             {"params": params},
             features,
@@ -83,6 +84,7 @@ class Model:
             batch.query_valid,
             batch.candidates,
             method=AttentionNetwork.encode_features,
+            rngs=rngs,
         )
 
     def encode_embedded(
