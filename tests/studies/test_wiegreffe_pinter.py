@@ -181,3 +181,19 @@ def test_diagnostic_adversary_is_the_most_divergent_consistent_one():
     with pytest.raises(wp.ConfigError):
         wp.WPOptions.from_kwargs(bogus=1)
     assert wp.WPOptions.from_kwargs(test_selection=True).adversary.selection == "test"
+
+
+def test_a_retrained_base_is_refused_rather_than_reusing_stale_stages(tmp_path):
+    from jaxattn.errors import RunError
+
+    cfg = load_config(None, ["data.name=synthetic", "data.limit_train=100",
+                             "model.encoder=average", "model.embed_dim=8", "model.hidden_size=8",
+                             "train.epochs=1", "train.buckets=[64]"])
+    train_run(cfg, tmp_path / "run", progress=False)
+    wp.wp_run(tmp_path / "run", only={"uniform"}, progress=False)
+    assert (tmp_path / "run" / "wp" / "base.json").exists()
+    wp.wp_run(tmp_path / "run", only={"uniform"}, progress=False)  # the same base: reused
+    cfg.train.epochs = 2
+    train_run(cfg, tmp_path / "run", progress=False)  # continues: other parameters
+    with pytest.raises(RunError, match="another base model or data .the params changed"):
+        wp.wp_run(tmp_path / "run", only={"uniform"}, progress=False)

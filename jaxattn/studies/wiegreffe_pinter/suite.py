@@ -56,6 +56,7 @@ from jaxattn.run import Run, load_run, train_run
 from jaxattn.runs.files import read_json, write_json
 from jaxattn.runs.lock import run_lock
 from jaxattn.seeds import SEED_MODES, resolve_seed_mode, train_seeds
+from jaxattn.studies.wiegreffe_pinter.provenance import check_base, record_base
 from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, write_report
 
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
@@ -110,6 +111,7 @@ class _Suite:
     progress: bool
     dataset: Dataset | None
     _prepared: Prepared | None = None
+    base_key: dict | None = None  # what every result here depends on (see provenance)
 
     @property
     def prepared(self) -> Prepared:
@@ -147,6 +149,7 @@ def _stage(suite: _Suite, name: str, params: dict, compute: Callable[[], dict]) 
         if done.get("params") == params:
             suite.say(f"{name}: done already ({path})")
             return done
+    record_base(suite.out, suite.base_key)  # before the first result it vouches for
     suite.say(f"{name}: running")
     start = time.perf_counter()
     result = compute()
@@ -357,7 +360,7 @@ def _wp_locked(run_dir, stages, seeds, lambdas, progress, dataset, opts) -> Path
                           f"(train.attention = {base.config.train.attention!r})")
     suite = _Suite(base=base, out=Path(run_dir) / "wp", options=opts, progress=progress,
                    dataset=dataset)
-    suite.out.mkdir(parents=True, exist_ok=True)
+    suite.base_key = check_base(suite.out, suite.base.params, suite.prepared)
     results: dict[str, dict] = {}
     for stage in stages:
         if stage == "uniform":
