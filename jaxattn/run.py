@@ -25,6 +25,7 @@ from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
 from jaxattn.errors import RunError
+from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.model import Model, Params, build_model
 from jaxattn.runs.files import read_json, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
@@ -40,14 +41,7 @@ def model_for(cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int) -
         encoder=cfg.model.encoder,
         attention=cfg.model.attention,
         embed_dim=cfg.model.embed_dim,
-        hidden_size=cfg.model.hidden_size,
-        cnn_filters=cfg.model.cnn_filters,
-        layers=cfg.model.layers,
-        heads=cfg.model.heads,
-        width=cfg.model.width,
-        ff_size=cfg.model.ff_size,
-        dropout=cfg.model.dropout,
-        max_positions=cfg.model.max_positions,
+        **dataclasses.asdict(EncoderSettings.of(cfg.model)),
     )
 
 

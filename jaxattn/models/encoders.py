@@ -14,6 +14,7 @@ token's embedding alone (``<float32>[B, T, ...]``, the same whatever the token's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import flax.linen as nn
@@ -231,46 +232,61 @@ class AverageEncoder(nn.Module):
         return self.contextualize(self.featurize(embedded), valid)
 
 
+@dataclasses.dataclass(frozen=True)
+class EncoderSettings:
+    """The sizes every encoder kind reads its own from (hashable: part of a Flax module).
+
+    Attributes:
+      hidden_size: the BiLSTM's per direction, the Average encoder's projection.
+      cnn_filters: the CNN's filters per kernel size.
+      layers, heads, width, ff_size, dropout, max_positions: the Transformer's (see
+        :class:`~jaxattn.models.transformer.TransformerEncoder`).
+    """
+
+    hidden_size: int = 128
+    cnn_filters: int = 64
+    layers: int = 2
+    heads: int = 4
+    width: int = 128
+    ff_size: int = 256
+    dropout: float = 0.0
+    max_positions: int = 1024
+
+    @classmethod
+    def of(cls, source) -> EncoderSettings:
+        """The settings named like this class's fields on ``source`` (e.g. a ``ModelConfig``)."""
+        return cls(**{f.name: getattr(source, f.name) for f in dataclasses.fields(cls)})
+
+
 def make_encoder(
-    kind: str,
-    input_size: int,
-    hidden_size: int,
-    cnn_filters: int,
-    name: str,
-    *,
-    layers: int = 2,
-    heads: int = 4,
-    width: int = 128,
-    ff_size: int = 256,
-    dropout: float = 0.0,
-    max_positions: int = 1024,
+    kind: str, input_size: int, settings: EncoderSettings, name: str
 ) -> nn.Module:
     """The encoder registered under ``kind`` (``bilstm``, ``cnn``, ``average``, ``transformer``)
-    for E = input_size; the keyword settings are the Transformer's, which the others ignore."""
+    for E = input_size, sized by ``settings``."""
     if kind == "bilstm":
-        return BiLSTMEncoder(input_size, hidden_size, name=name)
+        return BiLSTMEncoder(input_size, settings.hidden_size, name=name)
     if kind == "cnn":
-        return CNNEncoder(cnn_filters, name=name)
+        return CNNEncoder(settings.cnn_filters, name=name)
     if kind == "average":
-        return AverageEncoder(hidden_size, name=name)
+        return AverageEncoder(settings.hidden_size, name=name)
     if kind == "transformer":
         return TransformerEncoder(
-            width=width,
-            layers=layers,
-            heads=heads,
-            ff_size=ff_size,
-            dropout=dropout,
-            max_positions=max_positions,
+            width=settings.width,
+            layers=settings.layers,
+            heads=settings.heads,
+            ff_size=settings.ff_size,
+            dropout=settings.dropout,
+            max_positions=settings.max_positions,
             name=name,
         )
     raise ValueError(f"unknown encoder {kind!r}")
 
 
-def encoder_output_size(kind: str, hidden_size: int, cnn_filters: int, width: int = 128) -> int:
-    """H for an encoder kind (``width`` is the Transformer's)."""
+def encoder_output_size(kind: str, settings: EncoderSettings) -> int:
+    """H for an encoder kind."""
     return {
-        "bilstm": 2 * hidden_size,
-        "cnn": 4 * cnn_filters,
-        "average": hidden_size,
-        "transformer": width,
+        "bilstm": 2 * settings.hidden_size,
+        "cnn": 4 * settings.cnn_filters,
+        "average": settings.hidden_size,
+        "transformer": settings.width,
     }[kind]

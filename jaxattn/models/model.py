@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from jaxattn.core.protocol import Batch, Encoded, Params, forward, output_distribution
 from jaxattn.models.attention import masked_softmax
+from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.network import AttentionNetwork
 
 
@@ -154,19 +155,13 @@ def build_model(
     encoder: str = "bilstm",
     attention: str = "additive",
     embed_dim: int = 300,
-    hidden_size: int = 128,
-    cnn_filters: int = 64,
-    layers: int = 2,
-    heads: int = 4,
-    width: int = 128,
-    ff_size: int = 256,
-    dropout: float = 0.0,
-    max_positions: int = 1024,
+    **settings,
 ) -> Model:
     """A :class:`Model` for ``task``: binary gives one sigmoid output, others ``num_classes``.
 
-    ``layers``, ``heads``, ``width``, ``ff_size``, ``dropout`` and ``max_positions`` configure
-    the Transformer encoder (:mod:`jaxattn.models.transformer`); the other encoders ignore them.
+    ``settings`` are :class:`~jaxattn.models.encoders.EncoderSettings` fields (``hidden_size``,
+    ``cnn_filters``, and the Transformer's ``layers``, ``heads``, ``width``, ``ff_size``,
+    ``dropout``, ``max_positions``); each encoder reads its own.
     """
     network = AttentionNetwork(
         vocab_size=vocab_size,
@@ -175,13 +170,6 @@ def build_model(
         attention=attention,
         num_outputs=1 if task == "binary" else num_classes,
         pair=task in ("nli", "qa"),
-        hidden_size=hidden_size,
-        cnn_filters=cnn_filters,
-        layers=layers,
-        heads=heads,
-        width=width,
-        ff_size=ff_size,
-        dropout=dropout,
-        max_positions=max_positions,
+        settings=EncoderSettings(**settings),
     )
     return Model(network=network, task=task)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from jaxattn.core.protocol import Encoded
 from jaxattn.models.attention import make_attention, masked_softmax
-from jaxattn.models.encoders import encoder_output_size, make_encoder
+from jaxattn.models.encoders import EncoderSettings, encoder_output_size, make_encoder
 
 # Logit given to answers that are not candidates: exp() underflows to exactly 0 in float32, while
 # staying finite so that log-probabilities and their gradients never become NaN.
@@ -28,9 +28,7 @@ class AttentionNetwork(nn.Module):
       encoder, attention: registry names (``bilstm|cnn|average|transformer``, ``additive|dot``).
       num_outputs: 1 for binary (a sigmoid logit), else the number of classes / answers.
       pair: whether a second encoder of the same kind reads ``batch.query``.
-      hidden_size, cnn_filters: the BiLSTM's (per direction) / Average's size, the CNN's filters.
-      layers, heads, width, ff_size, dropout, max_positions: the Transformer's settings (see
-        :class:`~jaxattn.models.transformer.TransformerEncoder`); other encoders ignore them.
+      settings: the encoders' sizes (:class:`~jaxattn.models.encoders.EncoderSettings`).
 
     Inputs arrive as masks (``mask``: real tokens; ``valid``: positions holding input), never as
     special token ids.
@@ -42,29 +40,10 @@ class AttentionNetwork(nn.Module):
     attention: str = "additive"
     num_outputs: int = 1
     pair: bool = False
-    hidden_size: int = 128
-    cnn_filters: int = 64
-    layers: int = 2
-    heads: int = 4
-    width: int = 128
-    ff_size: int = 256
-    dropout: float = 0.0
-    max_positions: int = 1024
+    settings: EncoderSettings = EncoderSettings()
 
     def _encoder(self, name: str) -> nn.Module:
-        return make_encoder(
-            self.encoder,
-            self.embed_dim,
-            self.hidden_size,
-            self.cnn_filters,
-            name,
-            layers=self.layers,
-            heads=self.heads,
-            width=self.width,
-            ff_size=self.ff_size,
-            dropout=self.dropout,
-            max_positions=self.max_positions,
-        )
+        return make_encoder(self.encoder, self.embed_dim, self.settings, name)
 
     def setup(self):
         self.embedder = nn.Embed(
@@ -72,7 +51,7 @@ class AttentionNetwork(nn.Module):
         )
         self.text_encoder = self._encoder("text_encoder")
         self.scorer = make_attention(self.attention, "attention")
-        size = encoder_output_size(self.encoder, self.hidden_size, self.cnn_filters, self.width)
+        size = encoder_output_size(self.encoder, self.settings)
         if self.pair:
             self.query_encoder = self._encoder("query_encoder")
             self.decoder_p = nn.Dense(size // 2, name="decoder_p")

@@ -82,12 +82,14 @@ def test_backward_under_vmap(seeds):
 @pytest.mark.parametrize("kind", ["bilstm", "cnn", "average", "transformer"])
 def test_features_are_affine_per_token_and_compose_to_the_encoder(kind):
     """The contract leave-one-out and gradient x input rely on."""
-    from jaxattn.models.encoders import make_encoder
+    from jaxattn.models.encoders import EncoderSettings, make_encoder
 
     k1, k2, k3 = jax.random.split(jax.random.key(2), 3)
     x, y = jax.random.normal(k1, (2, 6, 5)), jax.random.normal(k2, (2, 6, 5))
     tokens = jnp.array([[2, 7, 8, 9, 10, 3], [2, 7, 8, 3, 0, 0]])
-    encoder = make_encoder(kind, 5, 4, 3, "enc", width=8, heads=2, ff_size=16)
+    encoder = make_encoder(
+        kind, 5, EncoderSettings(hidden_size=4, cnn_filters=3, width=8, heads=2, ff_size=16), "enc"
+    )
     params = encoder.init(k3, x, tokens)
 
     def featurize(e):

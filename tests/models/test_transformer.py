@@ -104,7 +104,8 @@ def test_model_matches_pytorch_twin_hidden_logits_and_input_gradients(attention)
     nonpad = t(batch.valid)[keep]
     real = t(batch.mask)[keep]
     t_emb = t(emb)[keep].requires_grad_(True)
-    encode = _torch_encoder(torch, params["text_encoder"], net.width, net.heads, net.ff_size)
+    s = net.settings
+    encode = _torch_encoder(torch, params["text_encoder"], s.width, s.heads, s.ff_size)
     t_hidden = encode(t_emb, nonpad)
     att = params["attention"]
     if attention == "additive":
@@ -171,7 +172,7 @@ def test_self_attention_maps(task):
     model, params, batch = _transformer_model(task=task, num_classes=3 if task == "nli" else 2)
     maps = np.asarray(model.self_attention(params, batch))
     b, t = batch.tokens.shape
-    assert maps.shape == (model.network.layers, b, model.network.heads, t, t)
+    assert maps.shape == (model.network.settings.layers, b, model.network.settings.heads, t, t)
     valid = np.asarray(batch.valid)
     # Each query's weights sum to 1 over its row's valid keys and are exactly 0 on padding keys.
     sums = maps.sum(axis=-1)
