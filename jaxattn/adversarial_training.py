@@ -49,16 +49,8 @@ from jaxattn.fit import run_metrics
 from jaxattn.metrics import classification_scores, kl, tvd
 from jaxattn.models.model import Model, Params
 from jaxattn.run import Run, initial_params, is_finished_run, model_for, write_run
-from jaxattn.trainer import (
-    init_state,
-    load_checkpoint,
-    make_optimizer,
-    member,
-    over_members,
-    save_checkpoint,
-    stack_trees,
-    train_members,
-)
+from jaxattn.train_state import init_state, load_checkpoint, member, save_checkpoint, stack_trees
+from jaxattn.trainer import make_optimizer, over_members, train_members
 
 DEFAULT_LAMBDAS = (0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 

@@ -119,6 +119,6 @@ def compare_members(
 def load_stacked_params(dirs: Sequence[Path]) -> Params:
     """The selected parameters of several run directories, stacked."""
     from jaxattn.run import load_run
-    from jaxattn.trainer import stack_trees
+    from jaxattn.train_state import stack_trees
 
     return stack_trees([load_run(d).params for d in dirs])

@@ -23,19 +23,15 @@ from jaxattn.data.prepare import Prepared
 from jaxattn.errors import RunError
 from jaxattn.runs.files import read_json, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
-from jaxattn.trainer import (
-    LEARNED,
-    AttentionSource,
+from jaxattn.train_state import (
     TrainState,
-    first_batch,
     init_state,
     load_checkpoint,
-    make_optimizer,
     member,
     save_checkpoint,
     stack_trees,
-    train,
 )
+from jaxattn.trainer import LEARNED, AttentionSource, first_batch, make_optimizer, train
 
 
 def canonical_bytes(params: Params) -> bytes:

@@ -30,16 +30,8 @@ from jaxattn.config import Config, ConfigError
 from jaxattn.data.prepare import Prepared
 from jaxattn.fit import run_metrics
 from jaxattn.run import initial_params, is_finished_run, model_for, train_run, write_run
-from jaxattn.trainer import (
-    AttentionSource,
-    init_state,
-    load_checkpoint,
-    make_optimizer,
-    member,
-    save_checkpoint,
-    stack_trees,
-    train,
-)
+from jaxattn.train_state import init_state, load_checkpoint, member, save_checkpoint, stack_trees
+from jaxattn.trainer import AttentionSource, make_optimizer, train
 
 SEED_MODES = ("auto", "vmap", "sequential")
 

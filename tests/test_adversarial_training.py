@@ -18,7 +18,8 @@ from jaxattn.comparison import Comparison
 from jaxattn.config import TrainConfig
 from jaxattn.metrics import jsd, kl, tvd
 from jaxattn.models.attention import masked_softmax
-from jaxattn.trainer import make_optimizer, stack_trees
+from jaxattn.train_state import stack_trees
+from jaxattn.trainer import make_optimizer
 from tests.helpers import toy_batch, toy_model
 
 # Eager op-by-op execution compiles every primitive; one jit per function is much faster.

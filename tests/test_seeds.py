@@ -15,7 +15,7 @@ from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
 from jaxattn.run import load_run, model_for
 from jaxattn.seeds import train_seeds
-from jaxattn.trainer import stack_trees
+from jaxattn.train_state import stack_trees
 from tests.helpers import toy_batch
 
 TINY = ["data.name=synthetic", "model.encoder=average", "model.embed_dim=16", "model.hidden_size=8",

@@ -91,7 +91,8 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint():
     import jax.numpy as jnp
 
     from jaxattn.errors import RunError
-    from jaxattn.trainer import TrainState, train_members
+    from jaxattn.train_state import TrainState
+    from jaxattn.trainer import train_members
 
     params = {"w": jnp.zeros((1, 2))}
     state = TrainState(params, {"m": jnp.zeros((1, 2))}, params, np.full(1, -np.inf),

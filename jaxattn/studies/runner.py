@@ -36,6 +36,7 @@ from jaxattn.errors import RunError
 from jaxattn.runs.files import write_atomic
 
 CACHE_FORMAT = 2  # bump when the layout of stage files changes
+SEARCH = object()  # run_stage: look for cached rows itself
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,17 +290,20 @@ def run_stage(
     places: Iterable[Path] = (),
     compute: bool = True,
     progress: bool = True,
+    found: Any = SEARCH,
 ) -> tuple[dict[str, np.ndarray], dict] | None:
     """The results of ``stage`` for ``indices``, saved at ``path`` (arrays, metadata).
 
     ``meta`` holds ``key`` (:func:`stage_key`) and ``digests`` (:func:`row_digests` of the
     rows). ``path`` itself is reused when it holds exactly these rows; otherwise rows are taken
     from the first file in ``places`` that covers them (and saved at ``path``), else computed,
-    unless ``compute`` is False (then None).
+    unless ``compute`` is False (then None). ``found`` passes the result of a
+    :func:`find_cached` already made, so the files are not read twice.
     """
     digests = meta.pop("digests")
     length = int(split.lengths[indices].max()) + 2
-    found = find_cached(stage, meta["key"], [path, *places], indices, digests, length)
+    if found is SEARCH:
+        found = find_cached(stage, meta["key"], [path, *places], indices, digests, length)
     if found is not None:
         arrays, old, source = found
         if source != path or not np.array_equal(load_stage(path)[0]["index"], indices):

@@ -192,18 +192,19 @@ def analyze(
                 if name not in runnable:
                     tqdm.write(f"{name}: skipped, it does not apply to this model")
         length = int(encoded.lengths[indices].max()) + 2
-        cached = {
-            name for name in runnable
-            if find_cached(STAGE_SPECS[name], meta(name)["key"], places(name), indices, digests,
-                           length) is not None
+        found = {
+            name: find_cached(STAGE_SPECS[name], meta(name)["key"], places(name), indices,
+                              digests, length)
+            for name in runnable
         }
         # The report covers the stages asked for plus any cached for the same rows and options.
-        present = [s for s in runnable if s in stages or s in cached]
+        present = [s for s in runnable if s in stages or found[s] is not None]
         request = _request(split, indices, digests, present, pdigest)
         folder = report_folder(root, request, len(encoded), runnable)
         for name in ("attention", *present):
+            known = {} if name == "attention" else {"found": found[name]}
             run_stage(STAGE_SPECS[name], model, params, encoded, indices, opts,
-                      folder / f"{name}.npz", meta(name), places(name), progress=progress)
+                      folder / f"{name}.npz", meta(name), places(name), progress=progress, **known)
         arrays, info = _instances(data, split, indices, digests, setting, pdigest, opts)
         save_npz(folder / "instances.npz", arrays, {"split": split})
         write_json(folder / "instances.json", info)
