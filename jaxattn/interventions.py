@@ -82,6 +82,23 @@ def permutation_indices(key: jax.Array, mask: jnp.ndarray, num_permutations: int
     return jnp.take_along_axis(shuffled, argsort_rows(in_order.astype(jnp.float32)), axis=-1)
 
 
+def attention_slope(
+    model: AttentionModel, params: Params, enc: Encoded
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(bias <float32>[B, C], slope <float32>[B, T, C]) of a decoder affine in the attention.
+
+    For ``logits = W sum_t a_t h_t + b`` these are ``b`` (all attention zero) and ``W h_t`` (all
+    attention on token ``t``, minus ``b``), read off ``decode`` alone. Only meaningful when the
+    model declares ``affine_decoder``.
+    """
+    steps = enc.mask.shape[-1]
+    zero = jnp.zeros(enc.mask.shape, enc.hidden.dtype)
+    bias = model.decode(params, enc, zero)  # [B, C]
+    one_hot = jnp.eye(steps, dtype=zero.dtype)[:, None, :]  # [T, 1, T]
+    per_token = jax.vmap(lambda a: model.decode(params, enc, a + zero))(one_hot)  # [T, B, C]
+    return bias, jnp.swapaxes(per_token, 0, 1) - bias[:, None, :]
+
+
 def attention_decoder(
     model: AttentionModel, params: Params, enc: Encoded
 ) -> Callable[[jnp.ndarray], jnp.ndarray]:
@@ -104,12 +121,7 @@ def attention_decoder(
             )(attn)
 
         return decode_in_full
-    steps = enc.mask.shape[-1]
-    zero = jnp.zeros(enc.mask.shape, enc.hidden.dtype)
-    bias = model.decode(params, enc, zero)  # [B, C]
-    one_hot = jnp.eye(steps, dtype=zero.dtype)[:, None, :]  # [T, 1, T]
-    per_token = jax.vmap(lambda a: model.decode(params, enc, a + zero))(one_hot)  # [T, B, C]
-    slope = jnp.swapaxes(per_token, 0, 1) - bias[:, None, :]  # [B, T, C]
+    bias, slope = attention_slope(model, params, enc)
 
     def decode_affine(attn):
         return model.probs(bias[:, None, :] + jnp.einsum("bst,btc->bsc", attn, slope))
