@@ -118,6 +118,11 @@ def _top_k(scores: np.ndarray, mask: np.ndarray, k: np.ndarray) -> np.ndarray:
     return (rank < k[:, None]) & mask
 
 
+def top_k_mask(scores: np.ndarray, mask: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """<bool>[N, T]: each row's ``k[n]`` highest-scoring real tokens (ties: earlier first)."""
+    return _top_k(np.asarray(scores), np.asarray(mask, bool), np.asarray(k))
+
+
 def topk_overlap(a: np.ndarray, b: np.ndarray, mask: np.ndarray, k: int = 5) -> np.ndarray:
     """Fraction of the top-``k`` tokens of ``a`` that are also top-``k`` of ``b``.
 
