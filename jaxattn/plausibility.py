@@ -84,25 +84,32 @@ def iou_matches(
     return (best[:, 1:] >= threshold).sum(-1), pid.max(-1), gid.max(-1)
 
 
+def micro_f1(matched: int, predicted: int, gold: int) -> dict[str, float]:
+    """Precision matches / predicted, recall matches / gold and their F1 (0 when undefined)."""
+    precision = matched / predicted if predicted else 0.0
+    recall = matched / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
 def iou_f1(
     predicted: np.ndarray, rationale: np.ndarray, threshold: float = 0.5
 ) -> dict[str, float]:
     """ERASER's partial-match (IOU) precision, recall and F1 over the whole set (micro)."""
-    matched, n_pred, n_gold = (int(v.sum()) for v in iou_matches(predicted, rationale, threshold))
-    precision = matched / n_pred if n_pred else 0.0
-    recall = matched / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold}
+    counts = (int(v.sum()) for v in iou_matches(predicted, rationale, threshold))
+    return {**micro_f1(*counts), "threshold": threshold}
 
 
 def plausibility(scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray) -> dict:
-    """Every measure of one importance: per-instance arrays (``auprc``, ``p_k``, ``r_k``,
-    ``f1_k`` at k = the rationale's length, ``p_5``, ``r_5``, ``f1_5``) and the set's ``iou``
-    (:func:`iou_f1` of the top-k tokens at k = the rationale's length)."""
+    """Every measure of one importance, per instance (<[N]> each): ``auprc``; ``p_k``, ``r_k``,
+    ``f1_k`` at k = the rationale's length and ``p_5``, ``r_5``, ``f1_5``; and the counts of
+    :func:`iou_matches` for the top-k tokens at k = the rationale's length (``iou_matched``,
+    ``iou_predicted``, ``iou_gold``), which :func:`micro_f1` turns into the set's IOU F1."""
     positive, mask = _positives(rationale, mask)
     out = {"auprc": auprc(scores, positive, mask)}
     for name, k in (("k", None), ("5", 5)):
         out[f"p_{name}"], out[f"r_{name}"], out[f"f1_{name}"] = topk_prf(scores, positive, mask, k)
     k_eff = np.minimum(positive.sum(-1), mask.sum(-1))
-    out["iou"] = iou_f1(top_k_mask(np.asarray(scores), mask, k_eff), positive)
+    predicted = top_k_mask(np.asarray(scores), mask, k_eff)
+    out["iou_matched"], out["iou_predicted"], out["iou_gold"] = iou_matches(predicted, positive)
     return out

@@ -57,5 +57,6 @@ def test_plausibility_keys():
     rng = np.random.default_rng(1)
     scores, rationale = rng.random((4, 6)), rng.random((4, 6)) < 0.5
     out = pl.plausibility(scores, rationale, np.ones((4, 6), bool))
-    assert {"auprc", "p_k", "r_k", "f1_k", "p_5", "r_5", "f1_5", "iou"} <= set(out)
+    assert {"auprc", "p_k", "r_k", "f1_k", "p_5", "r_5", "f1_5", "iou_matched"} <= set(out)
+    assert all(len(v) == 4 for v in out.values())
     np.testing.assert_allclose(out["p_k"], out["r_k"])  # k = the rationale's length

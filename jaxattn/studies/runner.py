@@ -62,6 +62,9 @@ class Stage:
         importance row.
       applies: ``(model, params, batch) -> bool``, whether the stage can run on ``model`` (asked
         on one batch); a stage that does not apply is skipped. None: every model.
+      needs: token-importance keys of other stages the computation reads: it is then called
+        with ``given={key: <float32>[B, T]}`` (those of them that were computed), the rows of
+        each batch taken from the other stages' results.
     """
 
     name: str
@@ -78,6 +81,7 @@ class Stage:
     heatmaps: Callable[[Any, int], dict[str, np.ndarray]] | None = None
     heatmaps_after: str | None = None
     applies: Callable[[AttentionModel, Params, Any], bool] | None = None
+    needs: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,8 +112,11 @@ def row_digests(split: EncodedSplit, indices: Iterable[int]) -> np.ndarray:
     return np.asarray(out, dtype="<U16")
 
 
-def stage_key(stage: Stage, options: Any, params: str, split: str) -> str:
-    """What a stage's results depend on besides the rows: code, options, parameters, split."""
+def stage_key(
+    stage: Stage, options: Any, params: str, split: str, inputs: dict | None = None
+) -> str:
+    """What a stage's results depend on besides the rows: code, options, parameters, split, and
+    the keys of the stages whose results it reads (``inputs``, name -> key)."""
     from jaxattn import __version__
 
     described = {
@@ -120,6 +127,7 @@ def stage_key(stage: Stage, options: Any, params: str, split: str) -> str:
         "options": {k: _plain(getattr(options, k)) for k in stage.options},
         "params": params,
         "split": split,
+        **({"inputs": inputs} if inputs else {}),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -238,8 +246,12 @@ def compute_stage(
     indices: np.ndarray,
     options: Any,
     progress: bool = True,
+    given: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Evaluates ``stage`` on the rows ``indices`` of ``split``: (arrays in row order, timings)."""
+    """Evaluates ``stage`` on the rows ``indices`` of ``split``: (arrays in row order, timings).
+
+    ``given`` holds the results the stage ``needs``, <[len(indices), T']> in the order of
+    ``indices``."""
     t_max = int(split.lengths[indices].max()) + 2
     row_of = np.full(len(split), -1)
     row_of[indices] = np.arange(len(indices))
@@ -258,8 +270,10 @@ def compute_stage(
         disable=not progress,
         leave=False,
     ):
-        out = jax.device_get(stage.compute(model, params, batch, options))
         index = np.asarray(batch.index)
+        extra = {} if not stage.needs else {"given": _given_rows(given or {}, row_of, index,
+                                                                  batch.tokens.shape[1])}
+        out = jax.device_get(stage.compute(model, params, batch, options, **extra))
         real = index >= 0
         rows = row_of[index[real]]
         for key, value in out.items():
@@ -278,6 +292,13 @@ def compute_stage(
     return arrays, timing
 
 
+def _given_rows(given: dict, row_of: np.ndarray, index: np.ndarray, steps: int) -> dict:
+    """The rows of a batch (split rows ``index``, -1 for padding) of every ``given`` array,
+    fitted to the batch's ``steps`` tokens; padding rows get row 0 (their results are dropped)."""
+    rows = np.where(index >= 0, row_of[np.maximum(index, 0)], 0)
+    return {k: fit_tokens(np.asarray(v)[rows], steps).astype(np.float32) for k, v in given.items()}
+
+
 def run_stage(
     stage: Stage,
     model: AttentionModel,
@@ -291,6 +312,7 @@ def run_stage(
     compute: bool = True,
     progress: bool = True,
     found: Any = SEARCH,
+    given: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict] | None:
     """The results of ``stage`` for ``indices``, saved at ``path`` (arrays, metadata).
 
@@ -298,7 +320,8 @@ def run_stage(
     rows). ``path`` itself is reused when it holds exactly these rows; otherwise rows are taken
     from the first file in ``places`` that covers them (and saved at ``path``), else computed,
     unless ``compute`` is False (then None). ``found`` passes the result of a
-    :func:`find_cached` already made, so the files are not read twice.
+    :func:`find_cached` already made, so the files are not read twice. ``given``: the results
+    the stage ``needs`` (:func:`compute_stage`).
     """
     digests = meta.pop("digests")
     length = int(split.lengths[indices].max()) + 2
@@ -313,7 +336,7 @@ def run_stage(
         return arrays, {**old, **meta}
     if not compute:
         return None
-    arrays, timing = compute_stage(stage, model, params, split, indices, options, progress)
+    arrays, timing = compute_stage(stage, model, params, split, indices, options, progress, given)
     arrays["index"] = np.asarray(indices)
     arrays["row_digest"] = digests
     meta = {**meta, **timing, "stage": stage.name,

@@ -24,7 +24,7 @@ from jaxattn.data.vocab import real_token_mask
 from jaxattn.runs.files import read_json, write_json
 from jaxattn.runs.lock import run_lock
 from jaxattn.studies.jain_wallace.report import write_report
-from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions
+from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions, providers
 from jaxattn.studies.runner import (
     find_cached,
     params_digest,
@@ -62,7 +62,8 @@ def chosen_stages(only) -> list[str]:
     """The stages ``only`` names (default all), in run order; unknown names are refused.
 
     Which stages a model can run is decided later (:func:`applicable_stages`): a chosen stage that
-    does not apply to the model (``self_attn`` without self-attention layers) is skipped.
+    does not apply to the model (``self_attn`` without self-attention layers) is skipped. The
+    stages whose results a chosen stage reads (its ``needs``) are chosen with it.
     """
     wanted = set(STAGES) if only is None else set(only)
     if not wanted or wanted - set(STAGES):
@@ -70,7 +71,11 @@ def chosen_stages(only) -> list[str]:
             f"analyze --only: unknown or no stage(s) {', '.join(sorted(wanted - set(STAGES)))}; "
             f"choose from {', '.join(STAGES)}"
         )
-    return [s for s in STAGES if s in wanted]
+    while True:
+        inputs = {p for s in wanted for p in providers(s) if p in STAGES} - wanted
+        if not inputs:
+            return [s for s in STAGES if s in wanted]
+        wanted |= inputs
 
 
 def applicable_stages(model: AttentionModel, params: Params, split, indices) -> list[str]:
@@ -182,11 +187,15 @@ def analyze(
         def places(name: str) -> list[Path]:
             return [root / f"{name}.npz", *sorted(root.glob(f"views/*/{name}.npz"))]
 
+        runnable = applicable_stages(model, params, encoded, indices)
+
         def meta(name: str) -> dict:
-            key = stage_key(STAGE_SPECS[name], opts, pdigest, split)
+            # A stage reading other stages' results depends on their keys too.
+            inputs = {p: meta(p)["key"] for p in providers(name)
+                      if p == "attention" or p in runnable}
+            key = stage_key(STAGE_SPECS[name], opts, pdigest, split, inputs)
             return {"split": split, "params": pdigest, "digests": digests, "key": key}
 
-        runnable = applicable_stages(model, params, encoded, indices)
         if progress:
             for name in stages:
                 if name not in runnable:
@@ -201,10 +210,14 @@ def analyze(
         present = [s for s in runnable if s in stages or found[s] is not None]
         request = _request(split, indices, digests, present, pdigest)
         folder = report_folder(root, request, len(encoded), runnable)
+        results: dict[str, dict] = {}
         for name in ("attention", *present):
             known = {} if name == "attention" else {"found": found[name]}
-            run_stage(STAGE_SPECS[name], model, params, encoded, indices, opts,
-                      folder / f"{name}.npz", meta(name), places(name), progress=progress, **known)
+            given = {k: results[p][k] for p in providers(name) if p in results
+                     for k in STAGE_SPECS[name].needs if k in results[p]}
+            results[name] = run_stage(
+                STAGE_SPECS[name], model, params, encoded, indices, opts, folder / f"{name}.npz",
+                meta(name), places(name), progress=progress, given=given, **known)[0]
         arrays, info = _instances(data, split, indices, digests, setting, pdigest, opts)
         save_npz(folder / "instances.npz", arrays, {"split": split})
         write_json(folder / "instances.json", info)

@@ -11,6 +11,8 @@ self_attn  a Transformer's self-attention per layer: the attention each real tok
            averaged over heads and real query positions (only models with self-attention layers)
 =========  ===================================================================================
 
+plus the post-2019 stages of :mod:`.battery` (norm, erasure, eraser, plausibility).
+
 Adding an analysis is a compute function here and one entry in :data:`STAGE_SPECS` (its summary,
 table rows, figures and heatmap rows ride along on the :class:`Stage`).
 """
@@ -30,6 +32,7 @@ from jaxattn.core.protocol import AttentionModel, Batch, Params, forward, has_se
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.jain_wallace import summary as summ
+from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, BATTERY_STAGES
 from jaxattn.studies.runner import Stage
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
@@ -56,6 +59,8 @@ class AnalysisOptions:
     adv_steps: int = 500
     adv_learning_rate: float = 0.01
     epsilon: float = 0.05
+    erasure_batch_size: int = 32
+    eraser_batch_size: int = 16
     topk: int = 5
     seed: int = 0
     samples: int = 20
@@ -347,10 +352,18 @@ STAGE_SPECS: dict[str, Stage] = {
         heatmaps=_self_attn_heatmaps,
         heatmaps_after="attn",
     ),
+    **BATTERY_SPECS,
 }
 # What ``only`` chooses from (attention always runs). A stage whose ``applies`` is False for the
 # model (self_attn without self-attention layers) is skipped, whether chosen or by default.
-STAGES = ("grad", "loo", "ig", "perm", "adv", "self_attn")
+STAGES = ("grad", "loo", "ig", "perm", "adv", "self_attn", *BATTERY_STAGES)
+
+
+def providers(name: str) -> list[str]:
+    """The stages whose importances stage ``name`` ``needs``, in :data:`STAGE_SPECS` order."""
+    wanted = set(STAGE_SPECS[name].needs)
+    return [other for other, stage in STAGE_SPECS.items()
+            if wanted & {key for key, _ in stage.importances}]
 
 
 def importance_labels() -> dict[str, str]:

@@ -27,6 +27,8 @@ PAIRS = (
     ("grad", "ig"),
     ("loo", "ig"),
     ("grad", "grad_through"),
+    ("attn", "norm"),
+    ("norm", "loo"),
 )
 PAIR_NAMES = {f"{a}_{b}": (a, b) for a, b in PAIRS}
 VALUE_MEASURES = ("spearman", "pearson", "weighted_tau", "jsd", "topk_overlap")

@@ -1,0 +1,329 @@
+"""The post-2019 stages of the J&W battery: norm-based importance, erasure, ERASER faithfulness
+and plausibility (one compute function and one :class:`Stage` each, as in :mod:`.stages`).
+
+============  ================================================================================
+norm          norm-based importance ``||a_t W h_t||`` (models with an affine decoder only)
+erasure       Serrano & Smith: zero the top / a random attention weight; remove weights in a
+              ranking's order until the decision flips
+eraser        ERASER comprehensiveness / sufficiency at 1..50% and their AOPC, every importance
+              and a random floor; ferret's ``taucorr_loo``
+plausibility  AUPRC, top-k token P/R/F1 and IOU F1 against the data's rationale (data sets with
+              rationales only)
+============  ================================================================================
+
+Headline figures for a verdict (``summary.json``):
+
+* ``erasure.headline``: ``flip_top`` / ``flip_random`` (share of instances whose decision flips
+  when the top / a random weight is zeroed), ``jsd_diff_mean``, and per ranking the Serrano &
+  Smith fraction removed before a flip (``fraction_<ranking>``, mean over flipping instances;
+  lower = the ranking finds the decisive tokens sooner);
+* ``eraser.headline``: ``attention_rank_comprehensiveness`` / ``attention_rank_sufficiency``
+  (1 = best of ``n_methods``, random floor included), ``aopc_comprehensiveness`` and
+  ``aopc_sufficiency`` per method;
+* ``plausibility.headline``: ``auprc`` per method (``random`` the floor) and
+  ``attention_rank_auprc``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxattn import agreement, erasure, faithfulness, plausibility
+from jaxattn.core.protocol import has_affine_decoder
+from jaxattn.norm_importance import norm_importance
+from jaxattn.report.tables import mean_std
+from jaxattn.studies.runner import Stage
+
+# Streams of the seed for these stages' randomness (stages.RANDOM_STREAMS uses 1 and 2).
+STREAMS = {"erasure": 3, "eraser": 4, "plausibility": 5}
+# The importances every faithfulness / plausibility table compares (those computed), in order.
+METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm")
+RANDOM = "random"
+RANDOM_LABEL = "random (floor)"
+
+
+def _key(opts, name: str) -> jax.Array:
+    return jax.random.fold_in(jax.random.key(opts.seed), STREAMS[name])
+
+
+def _random_scores(opts, name: str, batch) -> jnp.ndarray:
+    return faithfulness.random_scores(_key(opts, name), batch.index, batch.tokens.shape[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Computations
+
+
+def norm_scores(model, params, batch, opts):
+    res = norm_importance(model, params, batch)
+    return {"norm": res.norm, "norm_signed": res.signed}
+
+
+def erasure_tests(model, params, batch, opts, given):
+    single, many, _ = erasure.erasure(model, params, batch, _key(opts, "erasure"), given)
+    out = {"jsd_top": single.jsd_top, "jsd_random": single.jsd_random,
+           "flip_top": single.flip_top, "flip_random": single.flip_random}
+    for r, name in enumerate(erasure.ranking_names(tuple(given))):
+        out[f"{name}.flipped"], out[f"{name}.count"] = many.flipped[r], many.count[r]
+        out[f"{name}.mass"] = many.mass[r]
+    return out
+
+
+def eraser_tests(model, params, batch, opts, given):
+    names = [*sorted(given), RANDOM]
+    scores = jnp.stack([*(given[n] for n in sorted(given)), _random_scores(opts, "eraser", batch)])
+    comp, suff, p_full = faithfulness.comprehensiveness_sufficiency(model, params, batch, scores)
+    out = {"p_full": p_full}
+    for m, name in enumerate(names):
+        out[f"{name}.comprehensiveness"], out[f"{name}.sufficiency"] = comp[m], suff[m]
+    return out
+
+
+def plausibility_tests(model, params, batch, opts, given):
+    """Per-instance plausibility (NumPy on the host: a few comparisons per token)."""
+    scored = {**given, RANDOM: _random_scores(opts, "plausibility", batch)}
+    rationale, mask = np.asarray(batch.rationale), np.asarray(batch.mask)
+    return {
+        f"{name}.{measure}": values
+        for name, scores in scored.items()
+        for measure, values in plausibility.plausibility(np.asarray(scores), rationale,
+                                                         mask).items()
+    }
+
+
+def _has_rationale(model, params, batch) -> bool:
+    return batch.rationale is not None
+
+
+def _affine(model, params, batch) -> bool:
+    return has_affine_decoder(model)
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+
+
+def _methods(data, arrays: dict, suffix: str) -> list[str]:
+    """The methods with results ``<method>.<suffix>`` in ``arrays``, in display order, random
+    last."""
+    present = [m for m in (*data.labels_of, RANDOM) if f"{m}.{suffix}" in arrays]
+    return present
+
+
+def _label(data, name: str) -> str:
+    return RANDOM_LABEL if name == RANDOM else data.labels_of.get(name, name)
+
+
+def _rank(values: dict[str, float], name: str, higher_better: bool) -> int | None:
+    """1-based place of ``name`` among ``values`` (ignoring NaN)."""
+    finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
+    if name not in finite:
+        return None
+    ordered = sorted(finite, key=lambda k: -finite[k] if higher_better else finite[k])
+    return ordered.index(name) + 1
+
+
+def _summarize_erasure(data) -> dict:
+    res = data.stages["erasure"]
+    length = data.mask.sum(-1)
+    several = length > 1
+    diff = res["jsd_top"] - res["jsd_random"]
+    single = {
+        "jsd_top": agreement.summarize(res["jsd_top"][several]),
+        "jsd_random": agreement.summarize(res["jsd_random"][several]),
+        "jsd_diff": agreement.summarize(diff[several]),
+        "flip_top": float(res["flip_top"][several].mean()) if several.any() else None,
+        "flip_random": float(res["flip_random"][several].mean()) if several.any() else None,
+        "n": int(several.sum()),
+    }
+    rankings = [k[: -len(".count")] for k in res if k.endswith(".count")]
+    pooled = {"random": [r for r in rankings if r.startswith("random")]}
+    groups = {**{r: [r] for r in rankings if not r.startswith("random")}, **pooled}
+    many = {}
+    for group, names in groups.items():
+        flipped = np.concatenate([res[f"{r}.flipped"] for r in names]).astype(bool)
+        count = np.concatenate([res[f"{r}.count"] for r in names]).astype(np.float64)
+        mass = np.concatenate([res[f"{r}.mass"] for r in names])
+        n = np.tile(length, len(names)).astype(np.float64)
+        keep = flipped & np.tile(several, len(names))  # Serrano & Smith
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fraction = count / n
+            # Mohankumar et al.: never-flipping instances count as 1.0; the length includes the
+            # two boundary markers (SOS / EOS) of every jaxattn sequence.
+            moh = np.where(flipped, count / (n + 2), 1.0)
+        many[group] = {
+            "serrano_smith": {
+                "fraction": agreement.summarize(fraction[keep]),
+                "count": agreement.summarize(count[keep]),
+                "mass": agreement.summarize(mass[keep]),
+                "share_flipped": float(flipped[np.tile(several, len(names))].mean())
+                if several.any() else None,
+            },
+            "mohankumar": {"fraction": agreement.summarize(moh[n > 0])},
+        }
+    headline = {
+        "flip_top": single["flip_top"],
+        "flip_random": single["flip_random"],
+        "jsd_diff_mean": single["jsd_diff"]["mean"],
+        **{f"fraction_{g}": s["serrano_smith"]["fraction"]["mean"] for g, s in many.items()},
+    }
+    return {"erasure": {"single": single, "many": many, "headline": headline}}
+
+
+def _summarize_eraser(data) -> dict:
+    res = data.stages["eraser"]
+    imps = data.importances()
+    loo = imps.get("loo")
+    methods = {}
+    for name in _methods(data, res, "comprehensiveness"):
+        comp, suff = res[f"{name}.comprehensiveness"], res[f"{name}.sufficiency"]
+        real = data.mask.any(-1)
+        entry = {
+            "label": _label(data, name),
+            "comprehensiveness": [agreement.summarize(c) for c in comp[real].T],
+            "sufficiency": [agreement.summarize(s) for s in suff[real].T],
+            "aopc_comprehensiveness": agreement.summarize(comp[real].mean(-1)),
+            "aopc_sufficiency": agreement.summarize(suff[real].mean(-1)),
+        }
+        if loo is not None and name in imps:  # ferret's taucorr_loo
+            entry["taucorr_loo"] = agreement.summarize(
+                agreement.kendall_tau(loo, imps[name], data.mask)[0])
+        methods[name] = entry
+    aopc_c = {m: e["aopc_comprehensiveness"]["mean"] for m, e in methods.items()}
+    aopc_s = {m: e["aopc_sufficiency"]["mean"] for m, e in methods.items()}
+    headline = {
+        "aopc_comprehensiveness": aopc_c,
+        "aopc_sufficiency": aopc_s,
+        "attention_rank_comprehensiveness": _rank(aopc_c, "attn", higher_better=True),
+        "attention_rank_sufficiency": _rank(aopc_s, "attn", higher_better=False),
+        "n_methods": len(methods),
+    }
+    return {"eraser": {"bins": list(faithfulness.BINS), "methods": methods, "headline": headline}}
+
+
+def _summarize_plausibility(data) -> dict:
+    res = data.stages["plausibility"]
+    methods = {}
+    for name in _methods(data, res, "auprc"):
+        entry = {"label": _label(data, name)}
+        for measure in ("auprc", "p_k", "r_k", "f1_k", "p_5", "r_5", "f1_5"):
+            entry[measure] = agreement.summarize(res[f"{name}.{measure}"])
+        counts = (int(res[f"{name}.iou_{k}"].sum()) for k in ("matched", "predicted", "gold"))
+        entry["iou_f1"] = plausibility.micro_f1(*counts)["f1"]
+        methods[name] = entry
+    auprc = {m: e["auprc"]["mean"] for m, e in methods.items()}
+    headline = {"auprc": auprc, "attention_rank_auprc": _rank(auprc, "attn", higher_better=True),
+                "iou_f1": {m: e["iou_f1"] for m, e in methods.items()}}
+    return {"plausibility": {"methods": methods, "headline": headline}}
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def _ms(stats: dict, digits: int = 3) -> str:
+    return mean_std(stats.get("mean"), stats.get("std"), digits)
+
+
+def _erasure_tables(summary: dict) -> list[tuple[str, list[dict]]]:
+    er = summary["erasure"]
+    single = er["single"]
+    rows = [{"zeroed weight": "top", "output JSD": _ms(single["jsd_top"], 4),
+             "decision flips": single["flip_top"], "n": single["n"]},
+            {"zeroed weight": "random non-top", "output JSD": _ms(single["jsd_random"], 4),
+             "decision flips": single["flip_random"], "n": single["n"]},
+            {"zeroed weight": "top minus random", "output JSD": _ms(single["jsd_diff"], 4),
+             "decision flips": None, "n": single["n"]}]
+    many = []
+    for name, stats in er["many"].items():
+        ss, moh = stats["serrano_smith"], stats["mohankumar"]
+        many.append({
+            "ranking": RANKING_LABELS.get(name, name),
+            "fraction removed (S&S)": _ms(ss["fraction"]),
+            "count (S&S)": _ms(ss["count"], 2),
+            "attention mass removed (S&S)": _ms(ss["mass"]),
+            "share that flips": ss["share_flipped"],
+            "n (S&S)": ss["fraction"]["n"],
+            "fraction removed (Mohankumar)": _ms(moh["fraction"]),
+        })
+    return [
+        ("Erasure (Serrano & Smith): one attention weight zeroed, hidden states fixed", rows),
+        ("Erasure: attention weights removed in ranking order until the decision flips. S&S: "
+         "instances longer than 1 that flip; Mohankumar et al.: never-flipping counted as 1.0, "
+         "length with SOS/EOS", many),
+    ]
+
+
+RANKING_LABELS = {
+    "attention": "attention (high first)",
+    "attention_low": "attention (low first)",
+    "grad_attention": "gradient w.r.t. attention",
+    "attention_x_grad": "attention x gradient",
+    "attention_x_sign_grad": "attention x sign(gradient)",
+    "random": "random (5 orders, pooled)",
+    "loo": "leave-one-out",
+    "ig": "integrated gradients",
+}
+
+
+def _eraser_tables(summary: dict) -> list[tuple[str, list[dict]]]:
+    er = summary["eraser"]
+    bins = [f"{round(100 * b)}%" for b in er["bins"]]
+    tables = []
+    for measure, title in (
+        ("comprehensiveness", "ERASER comprehensiveness p(y|x) - p(y|x without top k%) "
+                              "(higher = more faithful)"),
+        ("sufficiency", "ERASER sufficiency p(y|x) - p(y|top k% only) (lower = more faithful)"),
+    ):
+        rows = []
+        for stats in er["methods"].values():
+            row = {"importance": stats["label"]}
+            row.update({b: _ms(s) for b, s in zip(bins, stats[measure])})
+            row["AOPC"] = _ms(stats[f"aopc_{measure}"])
+            if measure == "comprehensiveness":
+                row["taucorr_loo"] = _ms(stats.get("taucorr_loo", {}))
+            row["n"] = stats[f"aopc_{measure}"]["n"]
+            rows.append(row)
+        tables.append((title, rows))
+    return tables
+
+
+def _plausibility_tables(summary: dict) -> list[tuple[str, list[dict]]]:
+    rows = [{
+        "importance": s["label"],
+        "AUPRC": _ms(s["auprc"]),
+        "P@k": _ms(s["p_k"]), "R@k": _ms(s["r_k"]), "F1@k": _ms(s["f1_k"]),
+        "F1@5": _ms(s["f1_5"]),
+        "IOU F1 (0.5)": s["iou_f1"],
+        "n (AUPRC)": s["auprc"]["n"],
+    } for s in summary["plausibility"]["methods"].values()]
+    return [("Plausibility against the rationale (k = the rationale's length; IOU F1: ERASER "
+             "partial match, micro over the set)", rows)]
+
+
+def _norm_heatmaps(data, row: int) -> dict[str, np.ndarray]:
+    return {"norm-based, signed (logit share)": data.stages["norm"]["norm_signed"][row]}
+
+
+BATTERY_SPECS: dict[str, Stage] = {
+    "norm": Stage(
+        "norm", norm_scores, ("norm", "norm_signed"), applies=_affine,
+        importances=(("norm", "norm-based (Kobayashi)"),),
+        heatmaps=_norm_heatmaps, heatmaps_after="norm",
+    ),
+    "erasure": Stage(
+        "erasure", erasure_tests, (), ("seed",), "erasure_batch_size", needs=("loo", "ig"),
+        summarize=_summarize_erasure, tables=_erasure_tables,
+    ),
+    "eraser": Stage(
+        "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS,
+        summarize=_summarize_eraser, tables=_eraser_tables,
+    ),
+    "plausibility": Stage(
+        "plausibility", plausibility_tests, (), ("seed",), needs=METHODS,
+        applies=_has_rationale, summarize=_summarize_plausibility, tables=_plausibility_tables,
+    ),
+}
+BATTERY_STAGES = tuple(BATTERY_SPECS)
