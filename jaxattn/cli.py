@@ -107,6 +107,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet
     )
     print(f"report: {report}")
+    if args.export_attributions is not None:
+        from jaxattn.studies.jain_wallace.attributions import export_attributions
+
+        n = export_attributions(report.parent, args.export_attributions)
+        print(f"attributions: {n} instances -> {args.export_attributions}")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from jaxattn.studies.jain_wallace.attributions import score_run
+
+    tables = score_run(args.run, args.attributions, args.out, progress=not args.quiet)
+    print(f"tables: {tables}")
     return 0
 
 
@@ -215,8 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         type=_stages,
-        help="comma-separated stages: grad,loo,ig,perm,adv,self_attn (default all; self_attn "
-        "only for models with self-attention layers, skipped for others)",
+        help="comma-separated stages: grad,loo,ig,perm,adv,self_attn,norm,erasure,eraser,"
+        "plausibility (default all; self_attn only for models with self-attention layers, norm "
+        "for affine decoders, plausibility for data with rationales; the stages a chosen one "
+        "reads run with it)",
+    )
+    p.add_argument(
+        "--export-attributions",
+        type=_path,
+        default=None,
+        metavar="FILE.jsonl",
+        help="also write every importance per instance as JSON lines (read by `jaxattn score`)",
     )
     p.add_argument(
         "--limit", type=_count(1), default=None, help="analyse only the first N instances"
@@ -230,6 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "score",
+        help="faithfulness and plausibility tables of token attributions computed elsewhere "
+        "(writes RUN/score/NAME/)",
+    )
+    p.add_argument(
+        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
+    )
+    p.add_argument(
+        "--attributions", type=_path, required=True, metavar="FILE.jsonl",
+        help='one JSON object a line: {"id": row, "split": "test", "tokens": [...], '
+        '"scores": {"method": [one number per token]}}',
+    )
+    p.add_argument("--out", type=_path, default=None, help="default RUN/score/<file name>")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
     p.add_argument(

@@ -1,0 +1,205 @@
+"""Token attributions in and out, as ERASER-style JSON lines, and scoring them on a trained run.
+
+One JSON object per line, one line per instance::
+
+    {"id": 17, "split": "test", "tokens": ["a", "fine", "film"],
+     "scores": {"attention": [0.2, 0.5, 0.3], "lime": [0.0, 0.9, -0.1]}}
+
+``id`` is the instance's row in the split of the run's data set (``split``, default ``test``),
+``tokens`` its words (checked against the run's data), ``scores`` one number per token for every
+method (the same methods on every line; high = important). :func:`export_attributions` writes an
+analysis folder's importances in this format; :func:`score_run` reads such a file for a trained
+run and writes the faithfulness (ERASER) and plausibility tables of its methods, with the random
+floor and ferret's ``taucorr_loo`` against this model's leave-one-out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxattn.errors import JaxattnError, read_text
+from jaxattn.report.tables import markdown_table
+from jaxattn.runs.files import strict_json_value, write_atomic, write_json
+
+PREFIX = "file:"  # keeps a file's method names apart from this model's own importances
+
+
+class AttributionsError(JaxattnError):
+    """A malformed attributions file (the message names file:line)."""
+
+
+def export_attributions(folder: str | Path, path: str | Path) -> int:
+    """Writes every importance of the analysis folder ``folder`` to ``path``; returns the count."""
+    from jaxattn.studies.jain_wallace.report import load_data
+
+    data = load_data(Path(folder))
+    imps = data.importances()
+    split = data.setting.get("split", "test")
+    lines = []
+    for row in range(len(data.labels)):
+        scores = {key: [float(v) for v in data.real(values, row)] for key, values in imps.items()}
+        record = {"id": int(data.index[row]), "split": split, "tokens": data.words[row],
+                  "scores": scores}
+        lines.append(json.dumps(record) + "\n")
+    write_atomic(path, "".join(lines))
+    return len(lines)
+
+
+def _fail(path: Path, line: int, why: str):
+    raise AttributionsError(f"{path}:{line}: {why}")
+
+
+@dataclasses.dataclass
+class Attributions:
+    """An attributions file as read: per instance its ``id``, ``tokens`` and file ``line``, and
+    ``scores`` {method: [<float64>[n_i]]} in the same order."""
+
+    split: str
+    ids: list[int]
+    tokens: list[list[str]]
+    lines: list[int]
+    scores: dict[str, list[np.ndarray]]
+
+
+def read_attributions(path: str | Path) -> Attributions:
+    """The attributions file ``path``.
+
+    Every problem is an :class:`AttributionsError` naming ``path:line``.
+    """
+    path = Path(path)
+    text = read_text(path, error=AttributionsError, what="attributions file")
+    split, ids, tokens, lines, scores, seen = None, [], [], [], {}, {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            _fail(path, number, f"not JSON ({err.msg})")
+        if not isinstance(record, dict) or not {"id", "tokens", "scores"} <= set(record):
+            _fail(path, number, 'expected an object with "id", "tokens" and "scores"')
+        ident, words, methods = record["id"], record["tokens"], record["scores"]
+        if not isinstance(ident, int) or isinstance(ident, bool) or ident < 0:
+            _fail(path, number, f'"id" must be a row number >= 0, got {ident!r}')
+        if ident in seen:
+            _fail(path, number, f"id {ident} already on line {seen[ident]}")
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
+            _fail(path, number, '"tokens" must be a non-empty list of strings')
+        line_split = record.get("split", "test")
+        if split is not None and line_split != split:
+            _fail(path, number, f'split {line_split!r} differs from the first line\'s {split!r}')
+        if not isinstance(methods, dict) or not methods:
+            _fail(path, number, '"scores" must map method names to lists of numbers')
+        if scores and set(methods) != set(scores):
+            _fail(path, number, f"methods {sorted(methods)} differ from the first line's "
+                                f"{sorted(scores)}")
+        for name, values in methods.items():
+            if not isinstance(values, list) or len(values) != len(words):
+                _fail(path, number, f"scores of {name!r}: expected {len(words)} numbers, one per "
+                                    "token")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and math.isfinite(v) for v in values):
+                _fail(path, number, f"scores of {name!r}: every score must be a finite number")
+            scores.setdefault(name, []).append(np.asarray(values, np.float64))
+        split, seen[ident] = line_split, number
+        ids.append(ident)
+        tokens.append(words)
+        lines.append(number)
+    if not ids:
+        raise AttributionsError(f"{path}: no attributions (an empty file)")
+    return Attributions(split, ids, tokens, lines, scores)
+
+
+def _check_tokens(path: Path, prepared, found: Attributions) -> None:
+    """Each line's id must be a row of the split holding the same words."""
+    split = found.split
+    if split not in prepared.splits:
+        raise AttributionsError(f"{path}: the run's data has no split {split!r}")
+    examples = prepared.dataset.splits[split]
+    for number, ident, words in zip(found.lines, found.ids, found.tokens):
+        if ident >= len(examples):
+            _fail(path, number, f"id {ident} is beyond the {len(examples)} rows of {split}")
+        if list(examples[ident].tokens) != words:
+            _fail(path, number, f"tokens differ from row {ident} of the run's {split} split")
+
+
+def score_attributions(model, params, prepared, path, out, setting=None, progress=True) -> Path:
+    """Faithfulness and plausibility of the attributions in ``path`` for ``model``; writes
+    ``summary.json`` and ``tables.md`` into ``out`` and returns the ``tables.md`` path."""
+    from jaxattn.studies.jain_wallace.analyze import _instances, analysis_options
+    from jaxattn.studies.jain_wallace.stages import STAGE_SPECS
+    from jaxattn.studies.jain_wallace.summary import AnalysisData
+    from jaxattn.studies.runner import compute_stage, params_digest, row_digests
+
+    path, out = Path(path), Path(out)
+    found = read_attributions(path)
+    _check_tokens(path, prepared, found)
+    split, ids, scores = found.split, found.ids, found.scores
+    encoded = prepared.splits[split]
+    indices = np.asarray(ids)
+    opts = analysis_options({})
+    digests = row_digests(encoded, indices)
+    arrays, info = _instances(prepared, split, indices, digests, setting or {}, "", opts)
+    mask = arrays["mask"]
+    given = {}
+    for name, rows in scores.items():
+        values = np.zeros(mask.shape, np.float32)
+        for r, v in enumerate(rows):
+            values[r, mask[r]] = v  # the words are the real tokens, in order
+        given[PREFIX + name] = values
+    stages, metas = {"attributions": given}, {}  # the file's scores as importances
+    wanted = ["attention", "loo", "eraser"] + (["plausibility"] if "rationale" in arrays else [])
+    for name in wanted:
+        spec = STAGE_SPECS[name]
+        spec = spec if name not in ("eraser", "plausibility") else _reading(spec, given)
+        stages[name], metas[name] = compute_stage(
+            spec, model, params, encoded, indices, opts, progress,
+            given if spec.needs else None)
+    data = AnalysisData(
+        mask=mask, labels=arrays["labels"], index=indices, class_names=tuple(info["class_names"]),
+        task=info["task"], rationale=arrays.get("rationale"), words=info["words"],
+        queries=info["queries"], setting={**info["setting"], "split": split},
+        labels_of={**{PREFIX + n: n for n in scores}, "loo": "leave-one-out (this model)"},
+        stages=stages, meta=metas,
+    )
+    summary = {"attributions": str(path), "split": split, "n": len(ids),
+               "params": params_digest(params), "setting": setting or {}}
+    tables = []
+    for name in wanted[2:]:
+        summary.update(STAGE_SPECS[name].summarize(data))
+        tables += STAGE_SPECS[name].tables(summary)
+    write_json(out / "summary.json", strict_json_value(summary))
+    text = [f"# Attributions of {path.name} scored on {split} ({len(ids)} instances)\n"]
+    for title, rows in tables:
+        text += [f"\n## {title}\n", markdown_table(rows)]
+    write_atomic(out / "tables.md", "".join(text))
+    if progress:
+        tqdm.write(f"tables: {out / 'tables.md'}")
+    return out / "tables.md"
+
+
+def _reading(spec, given: dict):
+    """``spec`` reading exactly the methods of ``given``."""
+    return dataclasses.replace(spec, needs=tuple(given))
+
+
+def score_run(run_dir, attributions, out=None, progress: bool = True) -> Path:
+    """:func:`score_attributions` for a run directory; writes into ``out`` (default
+    ``RUN/score/<file name without .jsonl>``) under the run's lock."""
+    from jaxattn.run import load_run
+    from jaxattn.runs.lock import run_lock
+    from jaxattn.studies.jain_wallace.analyze import run_setting
+
+    attributions = Path(attributions)
+    with run_lock(run_dir, "jaxattn score"):
+        run = load_run(run_dir)
+        target = Path(out) if out else run.path / "score" / attributions.name.removesuffix(".jsonl")
+        split = read_attributions(attributions).split
+        return score_attributions(run.model, run.params, run.prepare_data(), attributions, target,
+                                  run_setting(run, split), progress)

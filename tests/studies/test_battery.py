@@ -1,0 +1,94 @@
+"""The post-2019 stages in the J&W battery on a tiny synthetic run, and attributions in and out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxattn.cli import main as cli_main
+from jaxattn.config import load_config
+from jaxattn.run import train_run
+from jaxattn.studies.jain_wallace import attributions
+from jaxattn.studies.jain_wallace.analyze import analyze_run, chosen_stages
+
+FAST = dict(ig_steps=4, ig_chunk=2, samples=2, buckets=(64,))
+LIMIT = 16
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = load_config(None, ["data.name=synthetic", "data.limit_train=300", "model.encoder=average",
+                             "model.embed_dim=16", "model.hidden_size=8", "train.epochs=1",
+                             "train.buckets=[64]", "train.eval_batch_size=512"])
+    train_run(cfg, out, progress=False)
+    analyze_run(out, only={"eraser", "plausibility"}, limit=LIMIT, progress=False, **FAST)
+    return out
+
+
+def test_a_stage_brings_the_stages_it_reads():
+    assert chosen_stages({"erasure"}) == ["loo", "ig", "erasure"]
+    assert chosen_stages({"eraser"}) == ["grad", "loo", "ig", "norm", "eraser"]
+
+
+def test_battery_tables_and_headline_figures(run_dir):
+    out = run_dir / "analysis"
+    for name in ("grad", "loo", "ig", "norm", "eraser", "plausibility"):
+        assert (out / f"{name}.npz").exists()
+    assert not (out / "perm.npz").exists() and not (out / "erasure.npz").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    eraser = summary["eraser"]["headline"]
+    assert set(eraser["aopc_comprehensiveness"]) == {"attn", "grad", "grad_through", "loo", "ig",
+                                                     "norm", "random"}
+    assert 1 <= eraser["attention_rank_comprehensiveness"] <= eraser["n_methods"] == 7
+    plaus = summary["plausibility"]["headline"]
+    assert set(plaus["auprc"]) == set(eraser["aopc_comprehensiveness"])
+    tables = (out / "tables.md").read_text()
+    for title in ("ERASER comprehensiveness", "ERASER sufficiency", "Plausibility against"):
+        assert title in tables
+    assert "random (floor)" in tables and "norm-based (Kobayashi)" in tables
+
+
+def test_attributions_round_trip(run_dir, tmp_path, capsys):
+    exported = tmp_path / "attr.jsonl"
+    assert attributions.export_attributions(run_dir / "analysis", exported) == LIMIT
+    assert cli_main(["score", "--run", str(run_dir), "--attributions", str(exported),
+                     "--quiet"]) == 0
+    scored = json.loads((run_dir / "score" / "attr" / "summary.json").read_text())
+    ours = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    for test, measure in (("eraser", "aopc_comprehensiveness"), ("eraser", "aopc_sufficiency"),
+                          ("plausibility", "auprc")):
+        for method in ("attn", "grad", "loo", "norm", "random"):
+            key = method if method == "random" else attributions.PREFIX + method
+            np.testing.assert_allclose(scored[test]["methods"][key][measure]["mean"],
+                                       ours[test]["methods"][method][measure]["mean"], rtol=1e-6)
+    np.testing.assert_allclose(
+        scored["eraser"]["methods"]["file:attn"]["taucorr_loo"]["mean"],
+        ours["eraser"]["methods"]["attn"]["taucorr_loo"]["mean"], rtol=1e-6)
+    table = (run_dir / "score" / "attr" / "tables.md").read_text()
+    assert "| attn |" in table and "| loo |" in table  # the file's method names
+
+
+@pytest.mark.parametrize("line,why", [
+    ("{not json", "not JSON"),
+    ('{"id": 0, "tokens": ["a"]}', '"id", "tokens" and "scores"'),
+    ('{"id": 1, "tokens": ["a", "b"], "scores": {"m": [1.0]}}', "expected 2 numbers"),
+    ('{"id": 1, "tokens": ["a"], "scores": {"other": [1.0]}}', "differ from the first line"),
+    ('{"id": 0, "tokens": ["a"], "scores": {"m": [1.0]}}', "already on line 1"),
+    ('{"id": 1, "tokens": ["a"], "scores": {"m": [NaN]}}', "finite"),
+])
+def test_bad_attribution_lines_are_one_line_errors(run_dir, tmp_path, capsys, line, why):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 0, "tokens": ["a"], "scores": {"m": [0.5]}}\n' + line + "\n")
+    assert cli_main(["score", "--run", str(run_dir), "--attributions", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{bad}:2:" in err and why in err and "\n" not in err
+
+
+def test_tokens_that_differ_from_the_run_are_refused(run_dir, tmp_path, capsys):
+    bad = tmp_path / "other.jsonl"
+    bad.write_text('{"id": 0, "tokens": ["surely", "not", "this"], "scores": {"m": [1, 2, 3]}}\n')
+    assert cli_main(["score", "--run", str(run_dir), "--attributions", str(bad)]) == 2
+    assert f"{bad}:1: tokens differ from row 0" in capsys.readouterr().err
