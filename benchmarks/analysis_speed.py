@@ -6,6 +6,7 @@
     python benchmarks/analysis_speed.py --fake                # random ids, SST-2-like lengths
     python benchmarks/analysis_speed.py --set loo_chunk=8 --set adv_batch_size=256
     python benchmarks/analysis_speed.py --encoder transformer  # the config defaults' Transformer
+    python benchmarks/analysis_speed.py --stages attention,norm,erasure,eraser  # the later tests
 
 Model: BiLSTM (embeddings 300-d, 128 per direction, H = 256) with additive attention and random
 parameters (the speed does not depend on training); ``--encoder`` picks another encoder with the
@@ -42,6 +43,10 @@ STAGES = {
     "ig": ("integrated gradients, 50 path points", None, None),
     "perm": ("100 permutations, median TVD", 196.0, 10.0),
     "adv": ("5 adversaries x 500 AMSGrad steps", 19.1, 10.0),
+    "norm": ("norm-based importance ||a_t W h_t||", None, None),
+    "erasure": ("erasure: single weight + 11 rankings removed until the decision flips", None,
+                None),
+    "eraser": ("ERASER comp./suff., 7 rankings x 5 bins, tokens deleted", None, None),
 }
 
 
@@ -95,11 +100,18 @@ def measure(stage: str, model, params, split, opts) -> dict:
     indices = np.arange(len(split))
     params, batches = runner.stage_batches(split, indices, batch_size, opts.buckets, params)
     batches = list(batches)
+    # The importances a stage reads come from other stages; random ones cost the same to use.
+    rng = np.random.default_rng(0)
+    given = [
+        {"given": {k: rng.random(b.tokens.shape, np.float32) for k in spec.needs}}
+        if spec.needs else {}
+        for b in batches
+    ]
 
     def one_pass() -> tuple[float, float]:
         start, cpu = time.perf_counter(), _cpu_seconds()
-        for batch in batches:
-            jax.block_until_ready(spec.compute(model, params, batch, opts))
+        for batch, extra in zip(batches, given):
+            jax.block_until_ready(spec.compute(model, params, batch, opts, **extra))
         return time.perf_counter() - start, _cpu_seconds() - cpu
 
     cold, _ = one_pass()

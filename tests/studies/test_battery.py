@@ -33,6 +33,16 @@ def test_a_stage_brings_the_stages_it_reads():
     assert chosen_stages({"eraser"}) == ["grad", "loo", "ig", "norm", "eraser"]
 
 
+def test_a_stage_reading_others_is_keyed_on_their_keys():
+    from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, AnalysisOptions
+    from jaxattn.studies.runner import stage_key
+
+    spec, opts = STAGE_SPECS["erasure"], AnalysisOptions()
+    keys = {stage_key(spec, opts, "p", "test", inputs) for inputs in
+            (None, {"loo": "a", "ig": "b"}, {"loo": "a", "ig": "c"})}
+    assert len(keys) == 3
+
+
 def test_battery_tables_and_headline_figures(run_dir):
     out = run_dir / "analysis"
     for name in ("grad", "loo", "ig", "norm", "eraser", "plausibility"):

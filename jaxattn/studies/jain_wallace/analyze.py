@@ -158,7 +158,8 @@ def analyze(
     Args:
       data: the prepared data set (:func:`jaxattn.prepare_data`), encoded with the vocabulary the
         model was trained with.
-      only: stages to compute (of ``grad, loo, ig, perm, adv, self_attn``; default all). Results
+      only: stages to compute (of ``grad, loo, ig, perm, adv, self_attn, norm, erasure, eraser,
+        plausibility``; default all; the stages a chosen one reads run with it). Results
         of other stages already cached for the same instances, model and options are reported
         too. ``self_attn`` (the per-layer self-attention each token receives) runs only for a
         model whose ``self_attention`` gives layers, and is skipped for any other.
