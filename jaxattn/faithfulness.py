@@ -12,7 +12,9 @@ For each importance ranking and each bin ``k`` in :data:`BINS`, the rationale ``
 Tokens are *deleted*: the kept tokens (with the boundary markers) move left in their original
 order and the sequence gets shorter, as if the text had been written without them
 (:func:`keep_tokens`). Every method x bin x (without r, only r) input of a batch is one vmapped
-forward pass; methods are mapped one after another to bound memory.
+forward pass; methods are mapped one after another to bound memory. Per-token inputs (the
+embeddings, or the ``featurize`` features: the BiLSTM's input projections) are computed once and
+their rows gathered, which is what encoding the shorter text computes (as leave-one-out does).
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import TOKEN_FIELDS, AttentionModel, Batch, Params, forward
+from jaxattn.core.protocol import TOKEN_FIELDS, AttentionModel, Batch, Params
 from jaxattn.data.vocab import PAD
 from jaxattn.erasure import descending_ranks
+from jaxattn.importance import _per_token_inputs
 from jaxattn.interventions import instance_keys
 
 BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
 
 
+def kept_first(keep: jnp.ndarray) -> jnp.ndarray:
+    """<int32>[B, T] positions with the ``keep`` ones first, each group in its original order."""
+    return jnp.argsort(~keep, axis=-1, stable=True)
+
+
 def keep_tokens(batch: Batch, keep: jnp.ndarray) -> Batch:
     """``batch`` with only the positions ``keep`` <bool>[B, T] left, moved to the front in their
     original order (the rest becomes padding): the shorter text, padded to the same ``T``."""
-    order = jnp.argsort(~keep, axis=-1, stable=True)
+    order = kept_first(keep)
     kept = jnp.take_along_axis(keep, order, axis=-1)
 
     def gather(name: str) -> jnp.ndarray:
@@ -73,14 +81,21 @@ def comprehensiveness_sufficiency(
       0 for rows without real tokens.
     """
     query = batch.replace(rationale=None)
-    full = model.probs(forward(model, params, query)[0])
+    inputs, encoder, _ = _per_token_inputs(model, params, query)
+
+    def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
+        enc = encoder(b, x)
+        return model.probs(model.decode(params, enc, model.attend(params, enc)))
+
+    full = output(query, inputs)
     target = jnp.argmax(full, axis=-1)[:, None]
     p_full = jnp.take_along_axis(full, target, axis=-1)[:, 0]
     sizes = rationale_sizes(batch.mask, bins)  # [K, B]
     boundary = batch.valid & ~batch.mask
 
     def probability(keep):
-        probs = model.probs(forward(model, params, keep_tokens(query, keep))[0])
+        rows = jax.vmap(lambda x, order: x[order])(inputs, kept_first(keep))
+        probs = output(keep_tokens(query, keep), rows)
         return jnp.take_along_axis(probs, target, axis=-1)[:, 0]
 
     def one_ranking(s):
