@@ -102,3 +102,34 @@ def test_tokens_that_differ_from_the_run_are_refused(run_dir, tmp_path, capsys):
     bad.write_text('{"id": 0, "tokens": ["surely", "not", "this"], "scores": {"m": [1, 2, 3]}}\n')
     assert cli_main(["score", "--run", str(run_dir), "--attributions", str(bad)]) == 2
     assert f"{bad}:1: tokens differ from row 0" in capsys.readouterr().err
+
+
+def test_erasure_summary_names_both_conventions():
+    from types import SimpleNamespace
+
+    from jaxattn.studies.jain_wallace import battery
+
+    mask = np.zeros((3, 7), bool)
+    mask[0, 1:2], mask[1, 1:5], mask[2, 1:6] = True, True, True  # lengths 1, 4, 5
+    res = {"jsd_top": np.asarray([0.0, 0.3, 0.1]), "jsd_random": np.asarray([np.nan, 0.1, 0.1]),
+           "flip_top": np.asarray([False, True, False]),
+           "flip_random": np.asarray([False, False, False]),
+           "attention.flipped": np.asarray([False, True, False]),
+           "attention.count": np.asarray([0, 2, 0]),
+           "attention.mass": np.asarray([0.0, 0.7, 0.0])}
+    for i in range(5):  # random orders: instance 2 flips after 1 removal in the first only
+        res[f"random{i}.flipped"] = np.asarray([False, False, i == 0])
+        res[f"random{i}.count"] = np.asarray([0, 0, 1 if i == 0 else 0])
+        res[f"random{i}.mass"] = np.zeros(3)
+    summary = battery._summarize_erasure(SimpleNamespace(mask=mask, stages={"erasure": res}))
+    er = summary["erasure"]
+    assert er["single"]["n"] == 2 and er["single"]["flip_top"] == 0.5
+    np.testing.assert_allclose(er["single"]["jsd_diff"]["mean"], 0.1)  # (0.2 + 0.0) / 2
+    ss, moh = er["many"]["attention"]["serrano_smith"], er["many"]["attention"]["mohankumar"]
+    assert ss["fraction"]["n"] == 1 and ss["fraction"]["mean"] == 0.5  # 2 of 4 tokens
+    assert ss["mass"]["mean"] == 0.7 and ss["share_flipped"] == 0.5
+    # never-flipping = 1.0, the length counts SOS and EOS: (1 + 2/6 + 1) / 3
+    np.testing.assert_allclose(moh["fraction"]["mean"], (2 + 2 / 6) / 3)
+    rand = er["many"]["random"]["serrano_smith"]
+    assert rand["fraction"]["n"] == 1 and rand["fraction"]["mean"] == 1 / 5
+    assert er["headline"]["fraction_random"] == 1 / 5 and er["headline"]["flip_random"] == 0.0
