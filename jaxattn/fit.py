@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 from flax import serialization
 
+from jaxattn.compile_cache import enable_compilation_cache
 from jaxattn.config import Config, TrainConfig
 from jaxattn.core.protocol import AttentionModel, Params, check_model, is_binary
 from jaxattn.data.prepare import Prepared
@@ -117,6 +118,7 @@ def train_model(
     Returns:
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
+    enable_compilation_cache()
     model = check_model(model)
     cfg = config.train if isinstance(config, Config) else config
     out = Path(out)

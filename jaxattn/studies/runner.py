@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from jaxattn.compile_stats import CompileCounter
 from jaxattn.core.protocol import AttentionModel, Params
 from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
 from jaxattn.errors import RunError
@@ -249,31 +250,39 @@ def compute_stage(
     batch_size = min(getattr(options, stage.batch_size), len(indices))
     batch_size = -(-batch_size // devices) * devices
     arrays: dict[str, np.ndarray] = {}
+    per_bucket: dict[str, int] = {}  # padded length -> programs compiled for its batches
     start = time.perf_counter()
     params, batches = stage_batches(split, indices, batch_size, options.buckets, params)
-    for batch in tqdm(
-        batches,
-        total=num_batches(len(indices), batch_size),
-        desc=stage.name,
-        disable=not progress,
-        leave=False,
-    ):
-        out = jax.device_get(stage.compute(model, params, batch, options))
-        index = np.asarray(batch.index)
-        real = index >= 0
-        rows = row_of[index[real]]
-        for key, value in out.items():
-            value = np.asarray(value)[real]
-            if key in stage.token_keys:
-                value = fit_tokens(value, t_max)
-            if key not in arrays:
-                arrays[key] = np.zeros((len(indices),) + value.shape[1:], value.dtype)
-            arrays[key][rows] = value
+    with CompileCounter() as counted:
+        for batch in tqdm(
+            batches,
+            total=num_batches(len(indices), batch_size),
+            desc=stage.name,
+            disable=not progress,
+            leave=False,
+        ):
+            with CompileCounter() as in_batch:
+                out = jax.device_get(stage.compute(model, params, batch, options))
+            bucket = str(batch.tokens.shape[1])
+            per_bucket[bucket] = per_bucket.get(bucket, 0) + in_batch.stats.programs
+            index = np.asarray(batch.index)
+            real = index >= 0
+            rows = row_of[index[real]]
+            for key, value in out.items():
+                value = np.asarray(value)[real]
+                if key in stage.token_keys:
+                    value = fit_tokens(value, t_max)
+                if key not in arrays:
+                    arrays[key] = np.zeros((len(indices),) + value.shape[1:], value.dtype)
+                arrays[key][rows] = value
     seconds = time.perf_counter() - start
     timing = {
         "seconds": seconds,
         "instances_per_second": len(indices) / max(seconds, 1e-9),
         "devices": devices,
+        **counted.stats.as_dict(),
+        "compute_seconds": max(seconds - counted.stats.compile_seconds, 0.0),
+        "programs_per_bucket": per_bucket,
     }
     return arrays, timing
 
@@ -320,5 +329,7 @@ def run_stage(
             "options": {k: _plain(getattr(options, k)) for k in stage.options}}
     save_npz(path, arrays, meta)
     if progress:
-        tqdm.write(f"{stage.name}: {len(indices)} instances in {timing['seconds']:.1f}s -> {path}")
+        tqdm.write(f"{stage.name}: {len(indices)} instances in {timing['seconds']:.1f}s "
+                   f"(compiling {timing['compile_seconds']:.1f}s, {timing['compiled']} programs, "
+                   f"{timing['cache_hits']} from the cache) -> {path}")
     return arrays, meta

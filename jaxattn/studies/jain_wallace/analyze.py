@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxattn.compile_cache import enable_compilation_cache
 from jaxattn.config import ConfigError
 from jaxattn.core.protocol import AttentionModel, Params, check_model
 from jaxattn.data.batching import make_batch
@@ -161,6 +162,7 @@ def analyze(
       setting: what the report says about the model and data (dataset, encoder, ...).
       options: fields of :class:`AnalysisOptions` (batch sizes, P, K, steps, seed, ...).
     """
+    enable_compilation_cache()
     model = check_model(model)
     opts = analysis_options(options)
     stages = chosen_stages(only)

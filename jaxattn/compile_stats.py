@@ -1,0 +1,100 @@
+"""How many XLA programs a piece of work compiles, and how long compiling took, from JAX's own
+``jax.monitoring`` events (not guessed from wall times).
+
+    with CompileCounter() as counted:
+        run_something()
+    counted.stats.programs, counted.stats.compile_seconds, counted.stats.cache_hits
+
+A *program* is one backend compilation request (``/jax/core/compile/backend_compile_duration``);
+with the persistent compilation cache on (:mod:`jaxattn.compile_cache`) some of them are served
+from disk, counted in ``cache_hits``, and ``compiled`` is the rest. ``compile_seconds`` adds the
+tracing, lowering and backend time JAX reports, so ``seconds - compile_seconds`` is what the work
+itself took. Counters nest and count the events of every thread while they are open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+# Python-side work before the backend sees a program: tracing to a jaxpr, lowering to MLIR.
+FRONT_END = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+)
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+@dataclasses.dataclass
+class CompileStats:
+    """Totals over a counted span.
+
+    Attributes:
+      programs: backend compilation requests (one per jitted program and shape).
+      cache_hits: of those, the ones loaded from the persistent compilation cache.
+      compile_seconds: tracing + lowering + backend compilation (or cache loading) time.
+    """
+
+    programs: int = 0
+    cache_hits: int = 0
+    compile_seconds: float = 0.0
+
+    @property
+    def compiled(self) -> int:
+        """Programs actually compiled (not loaded from the persistent cache)."""
+        return self.programs - self.cache_hits
+
+    def as_dict(self) -> dict:
+        return {"programs": self.programs, "compiled": self.compiled,
+                "cache_hits": self.cache_hits, "compile_seconds": self.compile_seconds}
+
+
+_lock = threading.Lock()
+_open: list[CompileStats] = []  # every counter now open
+_registered = False
+
+
+def _on_duration(event: str, seconds: float, **_) -> None:
+    if event != BACKEND_COMPILE and event not in FRONT_END:
+        return
+    with _lock:
+        for stats in _open:
+            stats.compile_seconds += seconds
+            stats.programs += event == BACKEND_COMPILE
+
+
+def _on_event(event: str, **_) -> None:
+    if event == CACHE_HIT:
+        with _lock:
+            for stats in _open:
+                stats.cache_hits += 1
+
+
+def _register() -> None:
+    """Adds the two listeners once per process (JAX keeps them in plain lists)."""
+    global _registered
+    if _registered:
+        return
+    import jax.monitoring
+
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
+    jax.monitoring.register_event_listener(_on_event)
+    _registered = True
+
+
+class CompileCounter:
+    """A context manager whose ``stats`` total the compilations made while it is open."""
+
+    def __init__(self) -> None:
+        self.stats = CompileStats()
+
+    def __enter__(self) -> CompileCounter:
+        _register()
+        with _lock:
+            _open.append(self.stats)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _lock:
+            _open.remove(self.stats)
