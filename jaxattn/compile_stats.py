@@ -26,7 +26,7 @@ FRONT_END = (
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # counters are told apart by identity
 class CompileStats:
     """Totals over a counted span.
 
