@@ -131,7 +131,7 @@ def train_model(
             return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")
         ckpt = out / "checkpoint.msgpack"
         meta = {"members": 1, "train": {k: v for k, v in dataclasses.asdict(cfg).items()
-                                        if k != "epochs"}}
+                                        if k not in ("epochs", "patience")}}
         template = init_state(stack_trees([init]), make_optimizer(cfg))
         state = load_checkpoint(ckpt, template, meta, strict=True) or template
         if on_start is not None:
