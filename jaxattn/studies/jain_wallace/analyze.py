@@ -22,6 +22,7 @@ from jaxattn.core.protocol import AttentionModel, Params, check_model
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
+from jaxattn.models.vocab_features import with_vocabulary_features
 from jaxattn.runs.files import read_json, write_json
 from jaxattn.runs.lock import run_lock
 from jaxattn.studies.jain_wallace.report import write_report
@@ -203,9 +204,12 @@ def analyze(
         present = [s for s in runnable if s in stages or found[s] is not None]
         request = _request(split, indices, digests, present, pdigest)
         folder = report_folder(root, request, len(encoded), runnable)
+        # The stages compute with the input projection gathered from a per-word table (the
+        # results equal the model's own to float tolerance); the cache keys keep the model's.
+        fast_model, fast_params = with_vocabulary_features(model, params, len(data.vocab))
         for name in ("attention", *present):
             known = {} if name == "attention" else {"found": found[name]}
-            run_stage(STAGE_SPECS[name], model, params, encoded, indices, opts,
+            run_stage(STAGE_SPECS[name], fast_model, fast_params, encoded, indices, opts,
                       folder / f"{name}.npz", meta(name), places(name), progress=progress, **known)
         arrays, info = _instances(data, split, indices, digests, setting, pdigest, opts)
         save_npz(folder / "instances.npz", arrays, {"split": split})
