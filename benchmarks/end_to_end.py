@@ -10,7 +10,8 @@ Each pass runs the command in a fresh process on a copy of the run folder withou
 - warm: the same cache folder again, filled by the cold pass.
 It prints the wall time of each pass and, from the stage files' metadata, every stage's seconds
 split into compile and compute with the programs compiled (from the cache in the warm pass).
-``--jaxattn`` runs another checkout's code (``PYTHONPATH``) for a side-by-side comparison; a
+``--compile-threads 0`` turns off the overlapped compiling of the bucket programs
+(``jaxattn.studies.overlap``). ``--jaxattn`` runs another checkout's code (``PYTHONPATH``) for a side-by-side comparison; a
 checkout without the cache option gets ``JAX_COMPILATION_CACHE_DIR`` instead.
 """
 
@@ -44,7 +45,7 @@ def stage_metas(folder: Path) -> dict[str, dict]:
 
 
 def one_pass(run: Path, work: Path, cache: Path, checkout: Path, only: str, limit: int | None,
-             cpu_devices: int) -> tuple[float, dict]:
+             cpu_devices: int, compile_threads: int | None = None) -> tuple[float, dict]:
     """(wall seconds, stage metadata) of one ``jaxattn analyze`` in a fresh process."""
     copy = work / "run"
     if copy.exists():
@@ -56,6 +57,8 @@ def one_pass(run: Path, work: Path, cache: Path, checkout: Path, only: str, limi
         cmd += ["--limit", str(limit)]
     env = {**os.environ, "PYTHONPATH": str(checkout), "JAX_COMPILATION_CACHE_DIR": str(cache),
            "JAXATTN_COMPILATION_CACHE": str(cache)}
+    if compile_threads is not None:
+        env["JAXATTN_COMPILE_THREADS"] = str(compile_threads)
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start, stage_metas(copy / "analysis")
@@ -66,12 +69,11 @@ def show(label: str, wall: float, metas: dict, n: int | None) -> None:
     print("| stage | seconds | compile s | compute s | programs | from cache | instances/s |")
     print("|---|---|---|---|---|---|---|")
     for name, m in metas.items():
-        def cell(key, fmt):
-            return format(m[key], fmt) if key in m else "-"
-        rate = (n or 0) / m["seconds"] if n else float("nan")
-        print(f"| {name} | {m['seconds']:.1f} | {cell('compile_seconds', '.1f')} | "
-              f"{cell('compute_seconds', '.1f')} | {cell('programs', 'd')} | "
-              f"{cell('cache_hits', 'd')} | {rate:.0f} |")
+        cells = [format(m[k], f) if k in m else "-" for k, f in (
+            ("compile_seconds", ".1f"), ("compute_seconds", ".1f"), ("programs", "d"),
+            ("cache_hits", "d"))]
+        rate = n / m["seconds"] if n else float("nan")
+        print(f"| {name} | {m['seconds']:.1f} | {' | '.join(cells)} | {rate:.0f} |")
 
 
 def main(argv=None) -> None:
@@ -82,12 +84,14 @@ def main(argv=None) -> None:
     parser.add_argument("--cpu-devices", type=int, default=0)
     parser.add_argument("--jaxattn", type=Path, default=ROOT, help="checkout whose code runs")
     parser.add_argument("--warm", type=int, default=1, help="warm passes after the cold one")
+    parser.add_argument("--compile-threads", type=int, default=None,
+                        help="JAXATTN_COMPILE_THREADS for the runs (0: no overlapped compiling)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="jaxattn_e2e_") as tmp:
         work, cache = Path(tmp), Path(tmp) / "cache"
         for i in range(1 + args.warm):
             wall, metas = one_pass(args.run, work, cache, args.jaxattn, args.only, args.limit,
-                                   args.cpu_devices)
+                                   args.cpu_devices, args.compile_threads)
             n = args.limit
             if n is None and metas:
                 n = len(json.loads((work / "run" / "analysis" / "request.json").read_text())

@@ -9,7 +9,8 @@ A *program* is one backend compilation request (``/jax/core/compile/backend_comp
 with the persistent compilation cache on (:mod:`jaxattn.compile_cache`) some of them are served
 from disk, counted in ``cache_hits``, and ``compiled`` is the rest. ``compile_seconds`` adds the
 tracing, lowering and backend time JAX reports, so ``seconds - compile_seconds`` is what the work
-itself took. Counters nest and count the events of every thread while they are open.
+itself took. Counters nest; each counts the events of every thread while it is open, or of its
+own thread only (``this_thread=True``).
 """
 
 from __future__ import annotations
@@ -51,23 +52,29 @@ class CompileStats:
 
 
 _lock = threading.Lock()
-_open: list[CompileStats] = []  # every counter now open
+_open: list[tuple[CompileStats, int | None]] = []  # open counters and their thread (None: all)
 _registered = False
+
+
+def _counting(thread: int):
+    return [stats for stats, only in _open if only is None or only == thread]
 
 
 def _on_duration(event: str, seconds: float, **_) -> None:
     if event != BACKEND_COMPILE and event not in FRONT_END:
         return
+    thread = threading.get_ident()  # JAX reports on the thread that compiles
     with _lock:
-        for stats in _open:
+        for stats in _counting(thread):
             stats.compile_seconds += seconds
             stats.programs += event == BACKEND_COMPILE
 
 
 def _on_event(event: str, **_) -> None:
     if event == CACHE_HIT:
+        thread = threading.get_ident()
         with _lock:
-            for stats in _open:
+            for stats in _counting(thread):
                 stats.cache_hits += 1
 
 
@@ -84,17 +91,21 @@ def _register() -> None:
 
 
 class CompileCounter:
-    """A context manager whose ``stats`` total the compilations made while it is open."""
+    """A context manager whose ``stats`` total the compilations made while it is open: on every
+    thread, or with ``this_thread`` only on the thread that opened it."""
 
-    def __init__(self) -> None:
+    def __init__(self, this_thread: bool = False) -> None:
         self.stats = CompileStats()
+        self._entry: tuple[CompileStats, int | None] | None = None
+        self._this_thread = this_thread
 
     def __enter__(self) -> CompileCounter:
         _register()
+        self._entry = (self.stats, threading.get_ident() if self._this_thread else None)
         with _lock:
-            _open.append(self.stats)
+            _open.append(self._entry)
         return self
 
     def __exit__(self, *exc) -> None:
         with _lock:
-            _open.remove(self.stats)
+            _open.remove(self._entry)
