@@ -57,3 +57,16 @@ def test_counters_nest_and_count_only_while_open():
     assert inner.stats.programs == 1
     assert outer.stats.programs == 2
     assert outer.stats.compiled == 2 and outer.stats.cache_hits == 0
+
+
+def test_analyze_compiles_for_at_most_max_buckets(setup, tmp_path):
+    import json
+
+    model, params, split = setup
+    data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic", limit_train=60))
+    report = jaxattn.analyze(model, params, data, out=tmp_path / "a", limit=40, only={"grad"},
+                             progress=False, **{**FAST, "buckets": (12, 16, 20, 24, 28, 32, 64),
+                                                "max_buckets": 2})
+    summary = json.loads((report.parent / "summary.json").read_text())
+    for name in ("attention", "grad"):
+        assert 1 <= len(summary["compile"][name]["programs_per_bucket"]) <= 2

@@ -25,6 +25,7 @@ from jaxattn.data.vocab import real_token_mask
 from jaxattn.models.vocab_features import with_vocabulary_features
 from jaxattn.runs.files import read_json, write_json
 from jaxattn.runs.lock import run_lock
+from jaxattn.studies.buckets import choose_buckets
 from jaxattn.studies.jain_wallace.report import write_report
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions
 from jaxattn.studies.runner import (
@@ -174,6 +175,8 @@ def analyze(
         raise ConfigError(f"analyze --limit {limit}: nothing to analyse")
     n = len(encoded) if limit is None else min(limit, len(encoded))
     indices = np.arange(n)
+    widths = [len(encoded.tokens[i]) for i in indices]
+    opts = dataclasses.replace(opts, buckets=choose_buckets(widths, opts.buckets, opts.max_buckets))
     digests = row_digests(encoded, indices)
     root = Path(out)
     with run_lock(root, "jaxattn analyze"):

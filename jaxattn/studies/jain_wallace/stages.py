@@ -60,6 +60,9 @@ class AnalysisOptions:
     seed: int = 0
     samples: int = 20
     buckets: tuple[int, ...] = ANALYSIS_BUCKETS
+    # At most this many of ``buckets`` are compiled for, those that pad the analysed rows least
+    # (jaxattn.studies.buckets): each bucket is one more program per stage.
+    max_buckets: int = 3
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
