@@ -60,7 +60,8 @@ def one_pass(run: Path, work: Path, cache: Path, checkout: Path, only: str, limi
     if compile_threads is not None:
         env["JAXATTN_COMPILE_THREADS"] = str(compile_threads)
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    # In the checkout's folder: ``python -m`` puts the current folder first on the path.
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, cwd=checkout)
     return time.perf_counter() - start, stage_metas(copy / "analysis")
 
 

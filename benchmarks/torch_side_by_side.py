@@ -2,6 +2,7 @@
 
     python benchmarks/torch_side_by_side.py                 # SST-2 test set and 32 x 200
     python benchmarks/torch_side_by_side.py --passes 5      # more timed passes (best is kept)
+    python benchmarks/torch_side_by_side.py --what forward --workloads sst2
 
 Runs only where ``torch`` is importable (the optional extra). Both models are a BiLSTM encoder
 (E = 300, 128 per direction) with additive attention and one sigmoid output, over the same
@@ -167,6 +168,10 @@ def workloads(seed: int = 0):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--what", nargs="+", default=["forward", "train"],
+                        choices=["forward", "train"], help="which measurements to make")
+    parser.add_argument("--workloads", nargs="+", default=["sst2", "fixed200"],
+                        choices=["sst2", "fixed200"])
     args = parser.parse_args(argv)
     try:
         import torch
@@ -176,8 +181,11 @@ def main(argv=None) -> None:
     torch.set_num_threads(2)
     print("| workload | what | PyTorch /s | jaxattn /s | ratio | jaxattn + table /s | ratio |")
     print("|---|---|---|---|---|---|---|")
+    chosen = {"sst2": "SST-2 test", "fixed200": "32 x 200"}
     for name, (rows, labels, vocab) in workloads().items():
-        for train in (False, True):
+        if name not in [chosen[w] for w in args.workloads]:
+            continue
+        for train in [w == "train" for w in args.what]:
             what = "training step" if train else "forward"
             t = torch_rates(rows, labels, vocab, args.passes, train)
             j = jax_rates(rows, labels, vocab, args.passes, train)
