@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - a later scipy: one kendalltau call per
     _kendall_p_exact = None
 
 # Rows per block: bounds the [rows, T, T] comparison arrays to about this many elements.
-BLOCK_ELEMENTS = 1 << 22
+BLOCK_ELEMENTS = 1 << 18
 
 
 @functools.cache
@@ -46,13 +46,14 @@ def _tie_stats(x: np.ndarray, valid: np.ndarray):
 
 def _block(x: np.ndarray, y: np.ndarray, valid: np.ndarray):
     n = valid.sum(-1).astype(np.float64)
+    # Booleans over ordered pairs (each unordered pair counted twice, halved below): a byte per
+    # pair instead of a float keeps the [R, T, T] arrays small.
     pair = valid[:, :, None] & valid[:, None, :]
-    pair &= np.triu(np.ones(x.shape[-1:] * 2, bool), 1)[None]
-    sx = np.sign(x[:, :, None] - x[:, None, :])
-    sy = np.sign(y[:, :, None] - y[:, None, :])
-    prod = np.where(pair, sx * sy, 0.0)
-    con_minus_dis = prod.sum((1, 2))
-    dis = (prod < 0).sum((1, 2)).astype(np.float64)
+    gx, lx = x[:, :, None] > x[:, None, :], x[:, :, None] < x[:, None, :]
+    gy, ly = y[:, :, None] > y[:, None, :], y[:, :, None] < y[:, None, :]
+    con = np.count_nonzero(pair & ((gx & gy) | (lx & ly)), axis=(1, 2)) / 2
+    dis = np.count_nonzero(pair & ((gx & ly) | (lx & gy)), axis=(1, 2)) / 2
+    con_minus_dis = con - dis
     xtie, x0, x1 = _tie_stats(x, valid)
     ytie, y0, y1 = _tie_stats(y, valid)
     tot = n * (n - 1) / 2
