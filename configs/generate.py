@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 SYNTHETIC = {
     "data": {"embeddings": "random"},
     "model": {"embed_dim": 64, "hidden_size": 64},
-    "train": {"epochs": 4, "batch_size": 32},
+    "train": {"epochs": 4, "batch_size": 32, "patience": 2},  # quick: stops early
 }
 BINARY = {
     "data": {"embeddings": "glove-6b-50d"},

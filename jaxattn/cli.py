@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
+from jaxattn.compile_cache import add_cache_option, enable_compilation_cache
 from jaxattn.config import ENCODERS, file_data_overrides, load_config
 from jaxattn.errors import JaxattnError
 
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_data_list)
+    for name in ("train", "analyze", "wp", "reproduce"):
+        add_cache_option(sub.choices[name])
     return parser
 
 
@@ -362,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         from jaxattn.devices import split_cpu_into_devices
 
         split_cpu_into_devices(args.cpu_devices)
+    if hasattr(args, "compilation_cache"):
+        enable_compilation_cache(args.compilation_cache)
     out = getattr(args, "out", None)
     out_existed = out is not None and (out.exists() or out.is_symlink())
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 from flax import serialization
 
+from jaxattn.compile_cache import enable_compilation_cache
 from jaxattn.config import Config, TrainConfig
 from jaxattn.core.protocol import AttentionModel, Params, check_model, is_binary
 from jaxattn.data.prepare import Prepared
@@ -117,6 +118,7 @@ def train_model(
     Returns:
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
+    enable_compilation_cache()
     model = check_model(model)
     cfg = config.train if isinstance(config, Config) else config
     out = Path(out)
@@ -129,7 +131,7 @@ def train_model(
             return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")
         ckpt = out / "checkpoint.msgpack"
         meta = {"members": 1, "train": {k: v for k, v in dataclasses.asdict(cfg).items()
-                                        if k != "epochs"}}
+                                        if k not in ("epochs", "patience")}}
         template = init_state(stack_trees([init]), make_optimizer(cfg))
         state = load_checkpoint(ckpt, template, meta, strict=True) or template
         if on_start is not None:

@@ -78,7 +78,8 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(info, dict) or not {"task", "label_names"} <= set(info):
         raise RunError(f"{path}/data.json: not a jaxattn data description (task, label_names)")
     model = model_for(cfg, info, len(vocab))
-    template = _init_params(model, cfg, vocab, info, prepared=None)
+    # Shapes only: initialising for real ran ~65 small programs (12 s cold) just to be overwritten.
+    template = jax.eval_shape(lambda: _init_params(model, cfg, vocab, info, prepared=None))
     params = read_params(path / "params.msgpack", template)
     metrics = read_json(path / "metrics.json")
     return Run(path, cfg, vocab, info, model, params, metrics)

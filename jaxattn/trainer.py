@@ -36,6 +36,7 @@ from jaxattn.data.batching import (
     num_batches,
     training_batches,
 )
+from jaxattn.early_stopping import patience_ran_out
 from jaxattn.errors import RunError
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
@@ -154,6 +155,7 @@ def train_members(
     on_epoch_end: Callable[[TrainState], None] | None = None,
     progress: bool = True,
     desc: str = "",
+    patience: int = 0,
 ) -> TrainState:
     """Runs epochs ``state.epoch .. epochs - 1`` and keeps each member's best epoch.
 
@@ -166,8 +168,14 @@ def train_members(
       evaluate: stacked params -> (selection score per member <float>[M], higher is better; a
         record per member for the history).
       on_epoch_end: where callers checkpoint; not called for an epoch whose loss is not finite.
+      patience: stop once every member has gone this many epochs without a better selection
+        score (:func:`~jaxattn.early_stopping.patience_ran_out`); 0 runs every epoch.
     """
     for epoch in range(state.epoch, epochs):
+        if patience_ran_out(state.epoch, state.best_epoch, patience):
+            if progress:
+                tqdm.write(f"{desc} stopped early after epoch {state.epoch} (patience {patience})")
+            break
         start = time.perf_counter()
         params, opt_state = state.params, state.opt_state
         state.params = state.opt_state = None  # donated to the step
@@ -309,7 +317,7 @@ def train(
 
     return train_members(step, state, cfg.epochs, epoch_batches,
                          num_batches(len(train_split), cfg.batch_size), len(train_split),
-                         evaluate, on_epoch_end, progress)
+                         evaluate, on_epoch_end, progress, patience=cfg.patience)
 
 
 def with_dropout_keys(batches: Iterator[Batch], seed: int, epoch: int) -> Iterator[Batch]:

@@ -61,6 +61,7 @@ _INT_RANGES: dict[str, tuple[int, int | None, str]] = {
     "data.limit_train": (0, None, "0: all"),
     **{key: (1, None, "") for key in _POSITIVE},
     "train.seed": (0, SEED_MAX, ""),
+    "train.patience": (0, None, "0: off"),
 }
 
 # Float fields: (smallest, whether the smallest is allowed, largest, whether it is allowed).

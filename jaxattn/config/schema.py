@@ -90,6 +90,7 @@ class TrainConfig:
     imposed_run: str = ""
     sort_noise: float = 0.1  # relative length noise before sorting into batches
     buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
+    patience: int = 0  # stop after this many epochs without a better selection score; 0: off
 
 
 @dataclasses.dataclass

@@ -30,10 +30,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from jaxattn.compile_stats import CompileCounter
 from jaxattn.core.protocol import AttentionModel, Params
 from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
 from jaxattn.errors import RunError
 from jaxattn.runs.files import write_atomic
+from jaxattn.studies.overlap import run_batches
 
 CACHE_FORMAT = 2  # bump when the layout of stage files changes
 SEARCH = object()  # run_stage: look for cached rows itself
@@ -261,33 +263,48 @@ def compute_stage(
     batch_size = min(getattr(options, stage.batch_size), len(indices))
     batch_size = -(-batch_size // devices) * devices
     arrays: dict[str, np.ndarray] = {}
+    per_bucket: dict[str, int] = {}  # padded length -> programs compiled for its batches
+    compute_seconds = 0.0
     start = time.perf_counter()
     params, batches = stage_batches(split, indices, batch_size, options.buckets, params)
-    for batch in tqdm(
-        batches,
-        total=num_batches(len(indices), batch_size),
-        desc=stage.name,
-        disable=not progress,
-        leave=False,
-    ):
-        index = np.asarray(batch.index)
-        extra = {} if not stage.needs else {"given": _given_rows(given or {}, row_of, index,
-                                                                  batch.tokens.shape[1])}
-        out = jax.device_get(stage.compute(model, params, batch, options, **extra))
-        real = index >= 0
-        rows = row_of[index[real]]
-        for key, value in out.items():
-            value = np.asarray(value)[real]
-            if key in stage.token_keys:
-                value = fit_tokens(value, t_max)
-            if key not in arrays:
-                arrays[key] = np.zeros((len(indices),) + value.shape[1:], value.dtype)
-            arrays[key][rows] = value
+
+    def compute(batch):
+        if not stage.needs:
+            return stage.compute(model, params, batch, options)
+        given_rows = _given_rows(given or {}, row_of, np.asarray(batch.index), batch.tokens.shape[1])
+        return stage.compute(model, params, batch, options, given=given_rows)
+
+    with CompileCounter() as counted:
+        for batch, out, compiled, seconds in tqdm(
+            run_batches(compute, list(batches)),
+            total=num_batches(len(indices), batch_size),
+            desc=stage.name,
+            disable=not progress,
+            leave=False,
+        ):
+            bucket = str(batch.tokens.shape[1])
+            per_bucket[bucket] = per_bucket.get(bucket, 0) + compiled.programs
+            compute_seconds += max(seconds - compiled.compile_seconds, 0.0)
+            index = np.asarray(batch.index)
+            real = index >= 0
+            rows = row_of[index[real]]
+            for key, value in out.items():
+                value = np.asarray(value)[real]
+                if key in stage.token_keys:
+                    value = fit_tokens(value, t_max)
+                if key not in arrays:
+                    arrays[key] = np.zeros((len(indices),) + value.shape[1:], value.dtype)
+                arrays[key][rows] = value
     seconds = time.perf_counter() - start
+    # Compiling overlaps computing (jaxattn.studies.overlap): the two are sums over the batches
+    # and the compile threads, so together they can exceed the wall time ``seconds``.
     timing = {
         "seconds": seconds,
         "instances_per_second": len(indices) / max(seconds, 1e-9),
         "devices": devices,
+        **counted.stats.as_dict(),
+        "compute_seconds": compute_seconds,
+        "programs_per_bucket": per_bucket,
     }
     return arrays, timing
 
@@ -343,5 +360,7 @@ def run_stage(
             "options": {k: _plain(getattr(options, k)) for k in stage.options}}
     save_npz(path, arrays, meta)
     if progress:
-        tqdm.write(f"{stage.name}: {len(indices)} instances in {timing['seconds']:.1f}s -> {path}")
+        tqdm.write(f"{stage.name}: {len(indices)} instances in {timing['seconds']:.1f}s "
+                   f"(compiling {timing['compile_seconds']:.1f}s, {timing['compiled']} programs, "
+                   f"{timing['cache_hits']} from the cache) -> {path}")
     return arrays, meta

@@ -16,13 +16,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxattn.compile_cache import enable_compilation_cache
 from jaxattn.config import ConfigError
 from jaxattn.core.protocol import AttentionModel, Params, check_model
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
+from jaxattn.models.vocab_features import with_vocabulary_features
 from jaxattn.runs.files import read_json, write_json
 from jaxattn.runs.lock import run_lock
+from jaxattn.studies.buckets import choose_buckets
 from jaxattn.studies.jain_wallace.report import write_report
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions, providers
 from jaxattn.studies.runner import (
@@ -167,6 +170,7 @@ def analyze(
       setting: what the report says about the model and data (dataset, encoder, ...).
       options: fields of :class:`AnalysisOptions` (batch sizes, P, K, steps, seed, ...).
     """
+    enable_compilation_cache()
     model = check_model(model)
     opts = analysis_options(options)
     stages = chosen_stages(only)
@@ -177,6 +181,8 @@ def analyze(
         raise ConfigError(f"analyze --limit {limit}: nothing to analyse")
     n = len(encoded) if limit is None else min(limit, len(encoded))
     indices = np.arange(n)
+    widths = [len(encoded.tokens[i]) for i in indices]
+    opts = dataclasses.replace(opts, buckets=choose_buckets(widths, opts.buckets, opts.max_buckets))
     digests = row_digests(encoded, indices)
     root = Path(out)
     with run_lock(root, "jaxattn analyze"):
@@ -211,14 +217,18 @@ def analyze(
         present = [s for s in runnable if s in stages or found[s] is not None]
         request = _request(split, indices, digests, present, pdigest)
         folder = report_folder(root, request, len(encoded), runnable)
+        # The stages compute with the input projection gathered from a per-word table (the
+        # results equal the model's own to float tolerance); the cache keys keep the model's.
+        fast_model, fast_params = with_vocabulary_features(model, params, len(data.vocab))
         results: dict[str, dict] = {}
         for name in ("attention", *present):
             known = {} if name == "attention" else {"found": found[name]}
             given = {k: results[p][k] for p in providers(name) if p in results
                      for k in STAGE_SPECS[name].needs if k in results[p]}
             results[name] = run_stage(
-                STAGE_SPECS[name], model, params, encoded, indices, opts, folder / f"{name}.npz",
-                meta(name), places(name), progress=progress, given=given, **known)[0]
+                STAGE_SPECS[name], fast_model, fast_params, encoded, indices, opts,
+                folder / f"{name}.npz", meta(name), places(name), progress=progress, given=given,
+                **known)[0]
         arrays, info = _instances(data, split, indices, digests, setting, pdigest, opts)
         save_npz(folder / "instances.npz", arrays, {"split": split})
         write_json(folder / "instances.json", info)

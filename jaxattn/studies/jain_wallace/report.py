@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
+from jaxattn.report.timings import stage_time_rows
 from jaxattn.runs.files import write_json
 from jaxattn.studies.jain_wallace import tables
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, importance_labels
@@ -156,9 +157,8 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
         + "".join(instance_html(data, int(r)) for r in picked),
         "instances",
     ))
-    timings = [{"stage": k, "seconds": v, "instances/s": (summary["n"] / v if v else None)}
-               for k, v in summary["timings"].items()]
-    sections.append(report_html.section("Timings", html_table(timings, digits=2), "timings"))
+    timings = stage_time_rows(data.meta, summary["n"])
+    sections.append(report_html.section("Time per stage", html_table(timings, digits=2), "timings"))
     return report_html.write_page(out_dir / "index.html", report_html.page(title, sections, nav))
 
 

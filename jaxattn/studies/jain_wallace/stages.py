@@ -65,6 +65,9 @@ class AnalysisOptions:
     seed: int = 0
     samples: int = 20
     buckets: tuple[int, ...] = ANALYSIS_BUCKETS
+    # At most this many of ``buckets`` are compiled for, those that pad the analysed rows least
+    # (jaxattn.studies.buckets): each bucket is one more program per stage.
+    max_buckets: int = 3
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -87,9 +90,16 @@ def leave_one_out(model, params, batch, opts):
     return {"loo": importance.leave_one_out(model, params, batch, chunk=opts.loo_chunk)}
 
 
+@functools.partial(jax.jit, static_argnames=("model", "steps", "chunk"))
+def _integrated_gradients(model, params, batch, steps: int, chunk: int):
+    # One program per bucket: normalising outside the jit compiled several small ones more.
+    scores = importance.integrated_gradients(model, params, batch, steps, chunk)
+    return importance.normalize_magnitude(scores, batch.mask), scores
+
+
 def integrated_gradients(model, params, batch, opts):
-    scores = importance.integrated_gradients(model, params, batch, opts.ig_steps, opts.ig_chunk)
-    return {"ig": importance.normalize_magnitude(scores, batch.mask), "ig_signed": scores}
+    ig, signed = _integrated_gradients(model, params, batch, opts.ig_steps, opts.ig_chunk)
+    return {"ig": ig, "ig_signed": signed}
 
 
 # Each random stage draws from its own stream of the seed.

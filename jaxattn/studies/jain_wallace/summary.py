@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from jaxattn import agreement
 from jaxattn.metrics import classification_scores
 from jaxattn.report import plots
+from jaxattn.report.timings import compile_summary
 from jaxattn.runs.files import strict_json_value
 
 PAIRS = (
@@ -132,6 +133,7 @@ def build_summary(
         "kendall": {},
         "agreement": {m: {} for m in VALUE_MEASURES},
         "timings": {name: data.meta[name].get("seconds") for name in data.meta},
+        "compile": compile_summary(data.meta),
     }
     for key, values in pairs.items():
         summary["kendall"][key] = data.by_class(values["kendall"], values["kendall_p"])
