@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
+from jaxattn import distributed
 from jaxattn.config import ENCODERS, file_data_overrides, load_config
 from jaxattn.errors import JaxattnError
 
@@ -226,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=_path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
@@ -250,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: one per core; 1 turns it off)",
     )
     p.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
@@ -265,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline"
     )
     p.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_wp)
 
     p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
@@ -278,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=_path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("import-torch", help="a J&W PyTorch model folder (enc.th, dec.th) -> run")
@@ -364,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     out = getattr(args, "out", None)
     out_existed = out is not None and (out.exists() or out.is_symlink())
     try:
+        if hasattr(args, "coordinator"):
+            distributed.from_args(args)
         return args.func(args)
     except USER_ERRORS as err:
         if out is not None and not out_existed:

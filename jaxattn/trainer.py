@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from jaxattn import distributed
 from jaxattn.config import TrainConfig
 from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode, is_binary
 from jaxattn.data.batching import (
@@ -154,6 +155,7 @@ def train_members(
     on_epoch_end: Callable[[TrainState], None] | None = None,
     progress: bool = True,
     desc: str = "",
+    localize: Callable[[Any], Any] = lambda tree: tree,
 ) -> TrainState:
     """Runs epochs ``state.epoch .. epochs - 1`` and keeps each member's best epoch.
 
@@ -166,6 +168,8 @@ def train_members(
       evaluate: stacked params -> (selection score per member <float>[M], higher is better; a
         record per member for the history).
       on_epoch_end: where callers checkpoint; not called for an epoch whose loss is not finite.
+      localize: applied to (params, opt_state, summed loss) after each epoch's steps: brings
+        arrays that span processes back to host arrays (:func:`jaxattn.distributed.fetch`).
     """
     for epoch in range(state.epoch, epochs):
         start = time.perf_counter()
@@ -177,6 +181,7 @@ def train_members(
         for batch in bar:
             params, opt_state, loss = step(params, opt_state, batch)
             total = loss if total is None else total + loss
+        params, opt_state, total = localize((params, opt_state, total))
         losses = np.asarray(total, np.float64) / max(n_instances, 1)
         if not np.all(np.isfinite(losses)):
             raise RunError(
@@ -280,6 +285,10 @@ def train(
     def step(params, opt_state, batch):
         return stacked(params, opt_state, batch, pos_weight, source_params)
 
+    localize = lambda tree: tree  # noqa: E731
+    if distributed.process_count() > 1:
+        step, localize = data_parallel_step(step, len(seeds) > 1), distributed.fetch
+
     def epoch_batches(epoch: int) -> Iterator[Batch]:
         streams = [
             with_dropout_keys(
@@ -309,7 +318,23 @@ def train(
 
     return train_members(step, state, cfg.epochs, epoch_batches,
                          num_batches(len(train_split), cfg.batch_size), len(train_split),
-                         evaluate, on_epoch_end, progress)
+                         evaluate, on_epoch_end, progress, localize=localize)
+
+
+def data_parallel_step(step: Callable, stacked: bool) -> Callable:
+    """``step`` over the devices of every process (``jax.distributed``): each batch's rows are
+    split over the mesh and the parameters replicated, so the jitted step sums the gradients
+    over all devices (XLA inserts the reduction). Host parameters (a fresh, resumed or
+    localized state) are replicated first; the epoch's later steps keep them on the mesh."""
+    shardings = distributed.shardings()
+    replicated = shardings[1]
+
+    def parallel(params, opt_state, batch):
+        if getattr(jax.tree_util.tree_leaves(params)[0], "sharding", None) != replicated:
+            params, opt_state = distributed.place((params, opt_state), replicated)
+        return step(params, opt_state, distributed.place_batch(batch, shardings, stacked))
+
+    return parallel
 
 
 def with_dropout_keys(batches: Iterator[Batch], seed: int, epoch: int) -> Iterator[Batch]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxattn.distributed import is_writer
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -32,7 +34,12 @@ def remove_stale_temporaries(directory: Path) -> None:
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    Under ``jax.distributed`` only process 0 writes; the others hold the same results.
+    """
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data

@@ -27,9 +27,10 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 from tqdm.auto import tqdm
 
+from jaxattn import distributed
 from jaxattn.core.protocol import AttentionModel, Params
 from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
 from jaxattn.errors import RunError
@@ -203,17 +204,14 @@ def find_cached(
 
 
 def data_parallel() -> tuple[NamedSharding, NamedSharding] | None:
-    """(batch sharding, replicated sharding) over every local device; None with one device.
+    """(batch sharding, replicated sharding) over every device, of every process under
+    ``jax.distributed``; None with one device.
 
     The stages are independent per instance, so splitting the batch axis over the devices
-    (GPUs, or CPU cores with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) runs them
-    in parallel with no communication.
+    (GPUs, or CPU cores with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``, or the
+    devices of several processes) runs them in parallel with no communication.
     """
-    devices = jax.devices()
-    if len(devices) == 1:
-        return None
-    mesh = Mesh(np.asarray(devices), ("data",))
-    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    return distributed.shardings()
 
 
 def stage_batches(
@@ -227,6 +225,9 @@ def stage_batches(
     if shardings is None:
         return params, batches
     batch_sharding, replicated = shardings
+    if distributed.process_count() > 1:  # every process holds the batch; each places its part
+        return (distributed.place(params, replicated),
+                (distributed.place_batch(b, shardings) for b in batches))
     return jax.device_put(params, replicated), (jax.device_put(b, batch_sharding) for b in batches)
 
 
@@ -258,8 +259,8 @@ def compute_stage(
         disable=not progress,
         leave=False,
     ):
-        out = jax.device_get(stage.compute(model, params, batch, options))
-        index = np.asarray(batch.index)
+        out = distributed.fetch(stage.compute(model, params, batch, options))
+        index = np.asarray(distributed.fetch(batch.index))
         real = index >= 0
         rows = row_of[index[real]]
         for key, value in out.items():
