@@ -155,7 +155,6 @@ def train_members(
     on_epoch_end: Callable[[TrainState], None] | None = None,
     progress: bool = True,
     desc: str = "",
-    localize: Callable[[Any], Any] = lambda tree: tree,
 ) -> TrainState:
     """Runs epochs ``state.epoch .. epochs - 1`` and keeps each member's best epoch.
 
@@ -168,8 +167,10 @@ def train_members(
       evaluate: stacked params -> (selection score per member <float>[M], higher is better; a
         record per member for the history).
       on_epoch_end: where callers checkpoint; not called for an epoch whose loss is not finite.
-      localize: applied to (params, opt_state, summed loss) after each epoch's steps: brings
-        arrays that span processes back to host arrays (:func:`jaxattn.distributed.fetch`).
+
+    Under ``jax.distributed`` (:func:`over_processes`) the state spans processes during an epoch;
+    it is brought back to host arrays, the same in every process, before selection and the
+    checkpoint.
     """
     for epoch in range(state.epoch, epochs):
         start = time.perf_counter()
@@ -181,7 +182,8 @@ def train_members(
         for batch in bar:
             params, opt_state, loss = step(params, opt_state, batch)
             total = loss if total is None else total + loss
-        params, opt_state, total = localize((params, opt_state, total))
+        if distributed.process_count() > 1:
+            params, opt_state, total = distributed.fetch((params, opt_state, total))
         losses = np.asarray(total, np.float64) / max(n_instances, 1)
         if not np.all(np.isfinite(losses)):
             raise RunError(
@@ -280,14 +282,13 @@ def train(
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
     one_step = make_train_step(model, optimizer, source)
-    stacked = over_members(one_step, (len(seeds) == 1, True, True))
+    shared = (len(seeds) == 1, True, True)
+    stacked = over_members(one_step, shared)
+    if distributed.process_count() > 1:
+        stacked = over_processes(stacked, len(seeds), shared)
 
     def step(params, opt_state, batch):
         return stacked(params, opt_state, batch, pos_weight, source_params)
-
-    localize = lambda tree: tree  # noqa: E731
-    if distributed.process_count() > 1:
-        step, localize = data_parallel_step(step, len(seeds) > 1), distributed.fetch
 
     def epoch_batches(epoch: int) -> Iterator[Batch]:
         streams = [
@@ -318,21 +319,38 @@ def train(
 
     return train_members(step, state, cfg.epochs, epoch_batches,
                          num_batches(len(train_split), cfg.batch_size), len(train_split),
-                         evaluate, on_epoch_end, progress, localize=localize)
+                         evaluate, on_epoch_end, progress)
 
 
-def data_parallel_step(step: Callable, stacked: bool) -> Callable:
-    """``step`` over the devices of every process (``jax.distributed``): each batch's rows are
-    split over the mesh and the parameters replicated, so the jitted step sums the gradients
-    over all devices (XLA inserts the reduction). Host parameters (a fresh, resumed or
-    localized state) are replicated first; the epoch's later steps keep them on the mesh."""
+def over_processes(stacked: Callable, members: int, shared: tuple[bool, ...]) -> Callable:
+    """A stacked step (:func:`over_members`, same ``shared``; argument 0 after the state is the
+    batch) run over the devices of every process (``jax.distributed``).
+
+    A stack of several members that divide evenly over the devices is spread over them: each
+    device trains its own members (member axis split, no communication). Otherwise the step is
+    data-parallel: each batch's rows are split over the devices and the parameters replicated,
+    so the jitted step sums the gradients over all of them (XLA inserts the reduction). Host
+    parameters (a fresh, resumed or localized state) are placed first; the epoch's later steps
+    keep them where they are. The other arguments are the same objects every step: placed once.
+    """
     shardings = distributed.shardings()
-    replicated = shardings[1]
+    split, replicated = shardings
+    spread = members > 1 and members % len(split.mesh.devices.flat) == 0
+    where = split if spread else replicated
+    placed: dict[int, Any] = {}
 
-    def parallel(params, opt_state, batch):
-        if getattr(jax.tree_util.tree_leaves(params)[0], "sharding", None) != replicated:
-            params, opt_state = distributed.place((params, opt_state), replicated)
-        return step(params, opt_state, distributed.place_batch(batch, shardings, stacked))
+    def parallel(params, opt_state, batch, *args):
+        if getattr(jax.tree_util.tree_leaves(params)[0], "sharding", None) != where:
+            params, opt_state = distributed.place((params, opt_state), where)
+        if spread:
+            batch = distributed.place(batch, replicated if shared[0] else split)
+        else:
+            batch = distributed.place_batch(batch, shardings, member_axis=not shared[0])
+        for arg, is_shared in zip(args, shared[1:]):
+            if id(arg) not in placed:
+                placed[id(arg)] = (arg, distributed.place(arg, split if spread and not is_shared
+                                                          else replicated))
+        return stacked(params, opt_state, batch, *(placed[id(a)][1] for a in args))
 
     return parallel
 

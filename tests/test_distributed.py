@@ -4,7 +4,6 @@ one process; the flags and variables that ask for it are checked."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from jaxattn.cli import main
 from jaxattn.distributed import DistributedError, settings
+from jaxattn.launch import launch
 from jaxattn.run import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,31 +24,19 @@ SETTINGS = ["--set", "data.name=file", "--set",
             "--set", "model.hidden_size=8", "--set", "train.batch_size=16", "--quiet"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def _env(devices: int) -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT),
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-
-
 def _jaxattn(args, processes: int = 1, devices: int = 1) -> None:
     """``jaxattn ARGS`` as ``processes`` processes of ``devices`` CPU devices each, joined by
-    jax.distributed when more than one."""
-    port = _free_port()
-    procs = []
-    for i in range(processes):
-        flags = [] if processes == 1 else ["--coordinator", f"localhost:{port}",
-                                           "--num-processes", str(processes), "--process-id", str(i)]
-        procs.append(subprocess.Popen([sys.executable, "-m", "jaxattn.cli", *args, *flags],
-                                      env=_env(devices), stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    for p, out in zip(procs, outs):
-        assert p.returncode == 0, out[-3000:]
+    jax.distributed when more than one (a single one runs without the flags)."""
+    if processes == 1:
+        env = {**os.environ, "PYTHONPATH": str(ROOT),
+               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        done = subprocess.run([sys.executable, "-m", "jaxattn.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return
+    for code, out in launch(args, processes, devices_per_process=devices, timeout=300,
+                            capture=True):
+        assert code == 0, out[-3000:]
 
 
 @pytest.fixture(scope="module")

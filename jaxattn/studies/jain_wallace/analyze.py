@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxattn import distributed
 from jaxattn.config import ConfigError
 from jaxattn.core.protocol import AttentionModel, Params, check_model
 from jaxattn.data.batching import make_batch
@@ -210,10 +209,7 @@ def analyze(
         save_npz(folder / "instances.npz", arrays, {"split": split})
         write_json(folder / "instances.json", info)
         write_json(folder / "request.json", request)
-        # Under jax.distributed every process holds the results; process 0 writes the report.
-        report = write_report(folder, progress) if distributed.is_writer() else folder / "index.html"
-        distributed.barrier("jaxattn analyze")
-        return report
+        return write_report(folder, progress)
 
 
 def run_setting(run, split: str) -> dict:
