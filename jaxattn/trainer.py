@@ -40,6 +40,7 @@ from jaxattn.data.batching import (
 from jaxattn.errors import RunError
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
+from jaxattn.precision import compute_params, float32_logits
 from jaxattn.train_state import TrainState, init_state, select_members, stack_trees
 
 
@@ -110,15 +111,20 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 
 def make_train_step(
-    model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource
+    model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource,
+    precision: str = "float32",
 ):
     """A jitted ``step(params, opt_state, batch, pos_weight, source_params) -> (params,
-    opt_state, loss)`` for one model; ``loss`` is the batch's per-instance losses summed."""
+    opt_state, loss)`` for one model; ``loss`` is the batch's per-instance losses summed.
+    ``precision`` ``bfloat16`` computes the forward and backward passes in bfloat16
+    (:mod:`jaxattn.precision`); parameters, gradients and optimizer state stay float32."""
 
     def loss_fn(params, batch, pos_weight, source_params):
+        params = compute_params(params, precision)
         enc = encode(model, params, batch)
         attn = attention_for(model, params, enc, batch, source, source_params)
-        return batch_loss(model, model.decode(params, enc, attn), batch, pos_weight)
+        logits = float32_logits(model.decode(params, enc, attn))
+        return batch_loss(model, logits, batch, pos_weight)
 
     def step(params, opt_state, batch, pos_weight, source_params):
         (_, logged), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -281,7 +287,7 @@ def train(
     state = state or init_state(params, optimizer)
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
-    one_step = make_train_step(model, optimizer, source)
+    one_step = make_train_step(model, optimizer, source, cfg.precision)
     shared = (len(seeds) == 1, True, True)
     stacked = over_members(one_step, shared)
     if distributed.process_count() > 1:
