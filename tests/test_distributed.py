@@ -59,6 +59,24 @@ def test_data_parallel_epoch_gives_the_same_parameters(runs):
     assert sorted(p.name for p in runs[1].iterdir()) == sorted(p.name for p in runs[0].iterdir())
 
 
+def test_two_processes_resume_a_run_as_one_process_does(runs, tmp_path):
+    """One more epoch from the 2-process checkpoint, on 2 processes, as on one from its own."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    shutil.copytree(runs[0], one)
+    shutil.copytree(runs[1], two)
+    more = [a if a != "train.epochs=1" else "train.epochs=2" for a in SETTINGS]
+    assert main(["train", *more, "--out", str(one)]) == 0
+    _jaxattn(["train", *more, "--out", str(two)], processes=2)
+    a, b = load_run(one), load_run(two)
+    assert len(a.metrics["epochs"]) == len(b.metrics["epochs"]) == 2
+    # The resumed epoch's training loss and dev scores (the selected params may be epoch 1's).
+    second_a, second_b = a.metrics["epochs"][1], b.metrics["epochs"][1]
+    assert second_a["loss"] == pytest.approx(second_b["loss"], rel=1e-5)
+    assert second_a["dev"]["auc"] == pytest.approx(second_b["dev"]["auc"], abs=1e-6)
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
 def test_analyze_on_two_processes_writes_the_same_arrays(runs, tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     for dst in (single, multi):
