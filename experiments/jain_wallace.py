@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from jaxattn import distributed
 from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
@@ -198,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
     parser.add_argument("--limit", type=int, default=None, help="analyse the first N instances")
     parser.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(parser)
     args = parser.parse_args(argv)
+    distributed.from_args(args)  # several processes: every one runs this same script
 
     args.out.mkdir(parents=True, exist_ok=True)
     summaries, skipped = [], {}

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from jaxattn import distributed
 from jaxattn.adversarial_training import DEFAULT_LAMBDAS
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.dataset import DataError
@@ -115,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--published-quirks", action="store_true",
                         help="adversary: test-set selection, half binary TVD, summed metrics (W&P)")
     parser.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(parser)
     args = parser.parse_args(argv)
+    distributed.from_args(args)  # several processes: every one runs this same script
     summaries, skipped = {}, {}
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         try:

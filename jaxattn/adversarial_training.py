@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxattn import distributed
 from jaxattn.comparison import Comparison, compare_members
 from jaxattn.config import Config, ConfigError
 from jaxattn.core.protocol import forward, is_binary
@@ -50,7 +51,7 @@ from jaxattn.metrics import classification_scores, kl, tvd
 from jaxattn.models.model import Model, Params
 from jaxattn.run import Run, initial_params, is_finished_run, model_for, write_run
 from jaxattn.train_state import init_state, load_checkpoint, member, save_checkpoint, stack_trees
-from jaxattn.trainer import make_optimizer, over_members, train_members
+from jaxattn.trainer import make_optimizer, over_members, over_processes, train_members
 
 DEFAULT_LAMBDAS = (0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -235,6 +236,8 @@ def _train_adversary_stack(
 
     one_step = make_adversary_step(model, optimizer, options)
     stacked_step = over_members(one_step, (True, False, True))
+    if distributed.process_count() > 1:  # the lambdas spread over the processes' devices
+        stacked_step = over_processes(stacked_step, len(lambdas), (True, False, True))
     lam_device = jnp.asarray(lam)
 
     def step(params, opt_state, batch):

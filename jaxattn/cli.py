@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
+from jaxattn import distributed
 from jaxattn.compile_cache import add_cache_option, enable_compilation_cache
 from jaxattn.config import ENCODERS, file_data_overrides, load_config
 from jaxattn.errors import JaxattnError
@@ -152,6 +153,27 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_torch(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, (args.set or []) + _data_dir_override(args))
+    _check_out(args.out)
+    from jaxattn.interop.torch_runs import import_torch
+
+    metrics = import_torch(args.checkpoint, args.vocab, cfg, args.out)
+    test = metrics["test"]
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
+    print(f"{args.out}: imported {metrics['model']['encoder']} + {metrics['model']['attention']}; "
+          f"test {shown}")
+    return 0
+
+
+def _cmd_export_torch(args: argparse.Namespace) -> int:
+    _check_out(args.out)
+    from jaxattn.interop.torch_runs import export_torch
+
+    print(f"{export_torch(args.run, args.out)}: enc.th, dec.th, config.json, vocab.json")
+    return 0
+
+
 class CliError(JaxattnError):
     """A command-line argument that cannot be used; the message names the option."""
 
@@ -219,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=_path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
@@ -252,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: one per core; 1 turns it off)",
     )
     p.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser(
@@ -284,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline"
     )
     p.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_wp)
 
     p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
@@ -297,7 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=_path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("import-torch", help="a J&W PyTorch model folder (enc.th, dec.th) -> run")
+    p.add_argument("--checkpoint", type=_path, required=True,
+                   help="folder with the J&W enc.th and dec.th state dicts")
+    p.add_argument("--vocab", type=_path, required=True,
+                   help="its vocabulary: J&W's pickled vec.p, a JSON list / object, or a text file")
+    p.add_argument("--config", type=_path, help="TOML config naming the data set (model keys are "
+                   "taken from the checkpoint)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=_path, required=True, help="new run directory")
+    p.set_defaults(func=_cmd_import_torch)
+
+    p = sub.add_parser("export-torch", help="a run -> a J&W PyTorch model folder")
+    p.add_argument("--run", type=_path, required=True, help="a run directory")
+    p.add_argument("--out", type=_path, required=True, help="folder for enc.th, dec.th, config.json")
+    p.set_defaults(func=_cmd_export_torch)
 
     p = sub.add_parser("data", help="data sets")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -370,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     out = getattr(args, "out", None)
     out_existed = out is not None and (out.exists() or out.is_symlink())
     try:
+        if hasattr(args, "coordinator"):
+            distributed.from_args(args)
         return args.func(args)
     except USER_ERRORS as err:
         if out is not None and not out_existed:

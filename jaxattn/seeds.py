@@ -26,6 +26,7 @@ from pathlib import Path
 import jax
 from tqdm.auto import tqdm
 
+from jaxattn import distributed
 from jaxattn.config import Config, ConfigError
 from jaxattn.data.prepare import Prepared
 from jaxattn.fit import run_metrics
@@ -45,6 +46,8 @@ def resolve_seed_mode(mode: str) -> str:
     if mode not in SEED_MODES:
         raise ConfigError(f"seed mode {mode!r} is not one of {', '.join(SEED_MODES)}")
     if mode == "auto":
+        if distributed.process_count() > 1:
+            return "vmap"  # one stack, its members spread over the processes' devices
         return "sequential" if jax.default_backend() == "cpu" else "vmap"
     return mode
 

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from jaxattn import distributed
 from jaxattn.config import TrainConfig
 from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode, is_binary
 from jaxattn.data.batching import (
@@ -40,6 +41,7 @@ from jaxattn.early_stopping import patience_ran_out
 from jaxattn.errors import RunError
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
+from jaxattn.precision import compute_params, float32_logits
 from jaxattn.train_state import TrainState, init_state, select_members, stack_trees
 
 
@@ -110,15 +112,20 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 
 def make_train_step(
-    model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource
+    model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource,
+    precision: str = "float32",
 ):
     """A jitted ``step(params, opt_state, batch, pos_weight, source_params) -> (params,
-    opt_state, loss)`` for one model; ``loss`` is the batch's per-instance losses summed."""
+    opt_state, loss)`` for one model; ``loss`` is the batch's per-instance losses summed.
+    ``precision`` ``bfloat16`` computes the forward and backward passes in bfloat16
+    (:mod:`jaxattn.precision`); parameters, gradients and optimizer state stay float32."""
 
     def loss_fn(params, batch, pos_weight, source_params):
+        params = compute_params(params, precision)
         enc = encode(model, params, batch)
         attn = attention_for(model, params, enc, batch, source, source_params)
-        return batch_loss(model, model.decode(params, enc, attn), batch, pos_weight)
+        logits = float32_logits(model.decode(params, enc, attn))
+        return batch_loss(model, logits, batch, pos_weight)
 
     def step(params, opt_state, batch, pos_weight, source_params):
         (_, logged), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -170,6 +177,10 @@ def train_members(
       on_epoch_end: where callers checkpoint; not called for an epoch whose loss is not finite.
       patience: stop once every member has gone this many epochs without a better selection
         score (:func:`~jaxattn.early_stopping.patience_ran_out`); 0 runs every epoch.
+
+    Under ``jax.distributed`` (:func:`over_processes`) the state spans processes during an epoch;
+    it is brought back to host arrays, the same in every process, before selection and the
+    checkpoint.
     """
     for epoch in range(state.epoch, epochs):
         if patience_ran_out(state.epoch, state.best_epoch, patience):
@@ -185,6 +196,8 @@ def train_members(
         for batch in bar:
             params, opt_state, loss = step(params, opt_state, batch)
             total = loss if total is None else total + loss
+        if distributed.process_count() > 1:
+            params, opt_state, total = distributed.fetch((params, opt_state, total))
         losses = np.asarray(total, np.float64) / max(n_instances, 1)
         if not np.all(np.isfinite(losses)):
             raise RunError(
@@ -282,8 +295,11 @@ def train(
     state = state or init_state(params, optimizer)
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
-    one_step = make_train_step(model, optimizer, source)
-    stacked = over_members(one_step, (len(seeds) == 1, True, True))
+    one_step = make_train_step(model, optimizer, source, cfg.precision)
+    shared = (len(seeds) == 1, True, True)
+    stacked = over_members(one_step, shared)
+    if distributed.process_count() > 1:
+        stacked = over_processes(stacked, len(seeds), shared)
 
     def step(params, opt_state, batch):
         return stacked(params, opt_state, batch, pos_weight, source_params)
@@ -318,6 +334,39 @@ def train(
     return train_members(step, state, cfg.epochs, epoch_batches,
                          num_batches(len(train_split), cfg.batch_size), len(train_split),
                          evaluate, on_epoch_end, progress, patience=cfg.patience)
+
+
+def over_processes(stacked: Callable, members: int, shared: tuple[bool, ...]) -> Callable:
+    """A stacked step (:func:`over_members`, same ``shared``; argument 0 after the state is the
+    batch) run over the devices of every process (``jax.distributed``).
+
+    A stack of several members that divide evenly over the devices is spread over them: each
+    device trains its own members (member axis split, no communication). Otherwise the step is
+    data-parallel: each batch's rows are split over the devices and the parameters replicated,
+    so the jitted step sums the gradients over all of them (XLA inserts the reduction). Host
+    parameters (a fresh, resumed or localized state) are placed first; the epoch's later steps
+    keep them where they are. The other arguments are the same objects every step: placed once.
+    """
+    shardings = distributed.shardings()
+    split, replicated = shardings
+    spread = members > 1 and members % len(split.mesh.devices.flat) == 0
+    where = split if spread else replicated
+    placed: dict[int, Any] = {}
+
+    def parallel(params, opt_state, batch, *args):
+        if getattr(jax.tree_util.tree_leaves(params)[0], "sharding", None) != where:
+            params, opt_state = distributed.place((params, opt_state), where)
+        if spread:
+            batch = distributed.place(batch, replicated if shared[0] else split)
+        else:
+            batch = distributed.place_batch(batch, shardings, member_axis=not shared[0])
+        for arg, is_shared in zip(args, shared[1:]):
+            if id(arg) not in placed:
+                placed[id(arg)] = (arg, distributed.place(arg, split if spread and not is_shared
+                                                          else replicated))
+        return stacked(params, opt_state, batch, *(placed[id(a)][1] for a in args))
+
+    return parallel
 
 
 def with_dropout_keys(batches: Iterator[Batch], seed: int, epoch: int) -> Iterator[Batch]:

@@ -26,6 +26,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.embeddings": schema.EMBEDDINGS,
     "train.selection": schema.SELECTION_SPLITS,
     "train.attention": schema.ATTENTION_SOURCES,
+    "train.precision": schema.PRECISIONS,
 }
 
 

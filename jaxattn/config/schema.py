@@ -13,6 +13,7 @@ ATTENTIONS = ("additive", "dot")
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 EMBEDDINGS = ("random", "glove-6b-50d")
 SELECTION_SPLITS = ("dev", "test")
+PRECISIONS = ("float32", "bfloat16")  # training compute; parameters stay float32
 #: ``data.name`` that reads your own table files (``data.train_file`` ...) instead of a built-in set.
 FILE_DATA = "file"
 FILE_FORMATS = ("", "csv", "tsv", "jsonl")  # "" -> from each file's extension
@@ -91,6 +92,7 @@ class TrainConfig:
     sort_noise: float = 0.1  # relative length noise before sorting into batches
     buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
     patience: int = 0  # stop after this many epochs without a better selection score; 0: off
+    precision: str = "float32"  # "bfloat16": bfloat16 compute, float32 parameters (precision.py)
 
 
 @dataclasses.dataclass

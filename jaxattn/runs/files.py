@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxattn.distributed import barrier, is_writer
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -32,8 +34,20 @@ def remove_stale_temporaries(directory: Path) -> None:
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    Under ``jax.distributed`` every process runs the same program: process 0 writes once all
+    processes are at this write (none is still deciding from the folder as it was) and they all
+    wait until it has, so the file is there for every one of them to read back.
+    """
     path = Path(path)
+    barrier(f"before writing {path.name}")
+    if is_writer():
+        _write_file(path, data)
+    barrier(f"wrote {path.name}")
+
+
+def _write_file(path: Path, data: bytes | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)

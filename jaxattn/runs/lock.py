@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from jaxattn.distributed import is_writer
 from jaxattn.errors import RunError
 from jaxattn.runs.files import remove_stale_temporaries
 
@@ -63,7 +64,7 @@ def run_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
     """
     directory = Path(directory)
     key = str(directory.resolve())
-    if key in _HELD:
+    if key in _HELD or not is_writer():  # under jax.distributed, process 0 holds the lock
         yield directory
         return
     created = not directory.exists()

@@ -27,9 +27,10 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 from tqdm.auto import tqdm
 
+from jaxattn import distributed
 from jaxattn.compile_stats import CompileCounter
 from jaxattn.core.protocol import AttentionModel, Params
 from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
@@ -213,17 +214,14 @@ def find_cached(
 
 
 def data_parallel() -> tuple[NamedSharding, NamedSharding] | None:
-    """(batch sharding, replicated sharding) over every local device; None with one device.
+    """(batch sharding, replicated sharding) over every device, of every process under
+    ``jax.distributed``; None with one device.
 
     The stages are independent per instance, so splitting the batch axis over the devices
-    (GPUs, or CPU cores with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) runs them
-    in parallel with no communication.
+    (GPUs, or CPU cores with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``, or the
+    devices of several processes) runs them in parallel with no communication.
     """
-    devices = jax.devices()
-    if len(devices) == 1:
-        return None
-    mesh = Mesh(np.asarray(devices), ("data",))
-    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    return distributed.shardings()
 
 
 def stage_batches(
@@ -237,6 +235,9 @@ def stage_batches(
     if shardings is None:
         return params, batches
     batch_sharding, replicated = shardings
+    if distributed.process_count() > 1:  # every process holds the batch; each places its part
+        return (distributed.place(params, replicated),
+                (distributed.place_batch(b, shardings) for b in batches))
     return jax.device_put(params, replicated), (jax.device_put(b, batch_sharding) for b in batches)
 
 
@@ -268,15 +269,20 @@ def compute_stage(
     start = time.perf_counter()
     params, batches = stage_batches(split, indices, batch_size, options.buckets, params)
 
+    # Under several processes the outputs span them (gathered by distributed.fetch), and the
+    # collectives must run in the same order everywhere: no compiling ahead on other threads.
     def compute(batch):
         if not stage.needs:
-            return stage.compute(model, params, batch, options)
-        given_rows = _given_rows(given or {}, row_of, np.asarray(batch.index), batch.tokens.shape[1])
-        return stage.compute(model, params, batch, options, given=given_rows)
+            return distributed.fetch(stage.compute(model, params, batch, options))
+        index = np.asarray(distributed.fetch(batch.index))
+        given_rows = _given_rows(given or {}, row_of, index, batch.tokens.shape[1])
+        return distributed.fetch(stage.compute(model, params, batch, options, given=given_rows))
+
+    workers = 0 if distributed.process_count() > 1 else None
 
     with CompileCounter() as counted:
         for batch, out, compiled, seconds in tqdm(
-            run_batches(compute, list(batches)),
+            run_batches(compute, list(batches), workers),
             total=num_batches(len(indices), batch_size),
             desc=stage.name,
             disable=not progress,
@@ -285,7 +291,7 @@ def compute_stage(
             bucket = str(batch.tokens.shape[1])
             per_bucket[bucket] = per_bucket.get(bucket, 0) + compiled.programs
             compute_seconds += max(seconds - compiled.compile_seconds, 0.0)
-            index = np.asarray(batch.index)
+            index = np.asarray(distributed.fetch(batch.index))
             real = index >= 0
             rows = row_of[index[real]]
             for key, value in out.items():

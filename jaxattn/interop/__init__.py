@@ -1,0 +1,1 @@
+"""Models from other code: Jain & Wallace's PyTorch checkpoints in and out."""
