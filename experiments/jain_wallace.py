@@ -33,6 +33,7 @@ from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
+from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
 from jaxattn.run import train_run, write_atomic, write_json
 from jaxattn.studies.jain_wallace.seed_runs import train_seed_runs
 from jaxattn.studies.jain_wallace.seed_tables import (
@@ -180,7 +181,13 @@ def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped:
     run_links = "".join(
         f"<li>{html.link(r['report'], r['data set'] + ' / ' + r['encoder'])}</li>" for r in runs
     )
+    verdicts = {
+        f"{DATASET_TITLES.get(s['setting']['dataset'], s['setting']['dataset'])} / "
+        f"{s['setting']['encoder']}": run_evidence(Path(s["setting"]["run"]), out, jw=s)
+        for s in summaries
+    }
     sections = [
+        verdict_matrix_html(verdicts),
         html.section(
             "Table 2",
             tables.html_table(table2)
