@@ -141,7 +141,7 @@ def seed_yardstick(wp: Mapping | None) -> float | None:
 
 
 def tau_agreement(ev: Evidence) -> Row:
-    test, source = "attention agrees with gradient and leave-one-out importance", JW
+    test, source = "agreement with gradient and leave-one-out (Kendall tau)", JW
     compared = "gradient ~ leave-one-out tau (two other methods' agreement)"
     tau = {p: _get(ev.jw, f"kendall.{p}.overall.mean") for p in ("attn_grad", "attn_loo", "grad_loo")}
     if tau["grad_loo"] is None:
@@ -167,7 +167,7 @@ def _epsilon(ev: Evidence) -> float:
 
 
 def permutation(ev: Evidence) -> Row:
-    test, source = "output changes when attention is permuted", JW
+    test, source = "permuted attention", JW
     eps = _epsilon(ev)
     compared = f"the output tolerance epsilon = {eps:g} (TVD)"
     tvd = _get(ev.jw, "permutation.median_tvd.overall.mean")
@@ -185,7 +185,7 @@ def permutation(ev: Evidence) -> Row:
 
 
 def adversaries(ev: Evidence) -> Row:
-    test, source = "no very different attention gives the same output", JW
+    test, source = "adversarial attention within epsilon", JW
     eps = _epsilon(ev)
     compared = f"half the largest JSD, ln(2)/2 = {JSD_HALF:.3f}"
     jsd, found = _get(ev.jw, "adversarial.max_jsd_mean"), _get(ev.jw, "adversarial.frac_found")
@@ -204,7 +204,7 @@ def adversaries(ev: Evidence) -> Row:
 
 
 def uniform_gap(ev: Evidence) -> Row:
-    test, source = "learned attention beats uniform attention", WP
+    test, source = "uniform-attention gap", WP
     compared = f"the seed spread ({SEED_SPREAD:g} sd of the test score over seeds)"
     name, base = score_of(_get(ev.wp, "base"))
     _, uniform = score_of(_get(ev.wp, "uniform"))
@@ -235,7 +235,7 @@ def _consistent_adversary(sweep: Sequence[Mapping], tvd_limit: float) -> Mapping
 
 
 def seed_comparison(ev: Evidence) -> Row:
-    test, source = "attention differs from the base's no more than retraining makes it", WP
+    test, source = "seed yardstick (model-consistent adversary)", WP
     compared = "the seeds' median attention JSD and mean output TVD to the base"
     seeds, sweep = _get(ev.wp, "seeds"), _get(ev.wp, "adversary.sweep")
     if not seeds:
@@ -266,7 +266,7 @@ def seed_comparison(ev: Evidence) -> Row:
 
 
 def diagnostic(ev: Evidence) -> Row:
-    test, source = "the base's attention helps a context-free MLP", WP
+    test, source = "diagnostic MLP", WP
     compared = f"the MLP with uniform attention, beyond the seed spread ({SEED_SPREAD:g} sd)"
     d = _get(ev.wp, "diagnostic")
     if not d or "imposed" not in d or "uniform" not in d:
@@ -294,7 +294,7 @@ def diagnostic(ev: Evidence) -> Row:
 
 
 def plausibility(ev: Evidence) -> Row:
-    test, source = "attention matches the rationale (plausibility)", "DeYoung et al. 2020"
+    test, source = "plausibility: agreement with the rationale", "DeYoung et al. 2020"
     compared = "the other importance methods' AUPRC, and chance"
     auprc = _get(ev.jw, "rationale.auprc")
     if ev.jw is None:
@@ -343,9 +343,9 @@ VERDICT_ROWS: dict[str, Callable[[Evidence], Row]] = {
     "uniform": uniform_gap,
     "seeds": seed_comparison,
     "diagnostic": diagnostic,
-    "erasure": pending("zeroing the top attention weight flips the decision first", "Serrano & Smith 2019",
+    "erasure": pending("erasure: decision flips", "Serrano & Smith 2019",
                        "erasure", "zeroing a random weight; other rankings"),
-    "faithfulness": pending("attention's rank on comprehensiveness / sufficiency", "DeYoung et al. 2020",
+    "faithfulness": pending("ERASER: attention's rank on comprehensiveness / sufficiency", "DeYoung et al. 2020",
                             "faithfulness", "gradient, LOO, IG and a random ranking"),
     "plausibility": plausibility,
 }
