@@ -371,9 +371,10 @@ def verdict_sentence(rows: Sequence[Row]) -> str:
         lead = "The tests lean towards reading this model's attention as an explanation"
     else:
         lead = "The tests are split on reading this model's attention as an explanation"
-    parts = [f"{len(against)} of {len(ran)} that ran count against it"
-             + (f" ({'; '.join(against)})" if against else ""),
-             f"{len(support)} are consistent with it" + (f" ({'; '.join(support)})" if support else "")]
+    parts = [f"{len(against)} of {len(ran)} that ran {'counts' if len(against) == 1 else 'count'} "
+             "against it" + (f" ({'; '.join(against)})" if against else ""),
+             f"{len(support)} {'is' if len(support) == 1 else 'are'} consistent with it"
+             + (f" ({'; '.join(support)})" if support else "")]
     mixed = sum(r.status == MIXED for r in rows)
     if mixed:
         parts.append(f"{mixed} mixed")

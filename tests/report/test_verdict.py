@@ -155,7 +155,9 @@ def test_the_sentence_counts_the_tests_that_ran():
     rows = [mk(v.AGAINST, "a"), mk(v.AGAINST, "b"), mk(v.SUPPORTS, "c"), mk(v.NOT_RUN)]
     text = v.verdict_sentence(rows)
     assert text.startswith("The tests lean against reading this model's attention as an explanation")
-    assert "2 of 3 that ran count against it (a; b), 1 are consistent with it (c)." in text
+    assert "2 of 3 that ran count against it (a; b), 1 is consistent with it (c)." in text
+    assert "1 of 1 that ran counts against it (a), 0 are consistent with it." in v.verdict_sentence(
+        [mk(v.AGAINST, "a")])
     assert text.endswith("1 test not run or incomplete.")
     assert v.verdict_sentence([mk(v.SUPPORTS), mk(v.AGAINST)]).startswith("The tests are split")
     assert v.verdict_sentence([mk(v.SUPPORTS), mk(v.NOT_NEEDED)]).startswith("The tests lean towards")

@@ -133,4 +133,5 @@ def test_jain_wallace_experiment_with_seeds_on_generated_data(tmp_path):
     assert got[0] != got[1]  # the seeds are different models
     page = (out / "index.html").read_text()
     assert 'id="table2-seeds"' in page
+    assert page.index("<table") == page.index('<table class="verdict">')  # the verdict first
     assert "attn~grad Avg" in (out / "table2_seeds.md").read_text()
