@@ -32,7 +32,9 @@ def write_report(out: Path) -> Path:
     tdir, fdir = out / "tables", out / "figures"
     names = list(summary.get("label_names") or ["0", "1"])
     data = summary.get("data")
-    evidence = dataclasses.replace(run_evidence(summary["run"], out, wp=summary), wp_page="")
+    # ``out`` is always RUN/wp: its parent holds the J&W analysis, whatever the current folder.
+    evidence = dataclasses.replace(
+        run_evidence(out.parent, out, wp=summary, run_name=summary["run"]), wp_page="")
     sections = [verdict_section(evidence)]
     jsd_range = (-0.01, float(np.log(2)) + 0.01)
 
