@@ -10,6 +10,12 @@ published numbers. Everything resumes: finished runs and analysis stages are not
     python experiments/jain_wallace.py --out runs/jw_syn --datasets synthetic --encoders bilstm
     python experiments/jain_wallace.py --out runs/jw_q --datasets sst2 --limit 200 \\
         --set train.epochs=2 --option adv_steps=100
+    python experiments/jain_wallace.py --out runs/jw5 --datasets sst2 --seeds 5 --only grad,loo
+
+With ``--seeds N`` every model is trained with N seeds (the base run's ``train.seed`` and the N - 1
+after it, under ``OUT/<data>_<encoder>/seeds/``), each seed analysed, and ``OUT/table2_seeds.md``
+/ ``.csv`` give each Table 2 cell as mean +- sd over the seeds, marking whether the published
+figure lies within mean +- 2 sd.
 
 The full study takes many hours on a CPU (leave-one-out and the adversarial search on IMDB and
 SNLI dominate); a data set whose files are missing is reported and skipped.
@@ -28,7 +34,14 @@ from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
+from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
 from jaxattn.run import train_run, write_atomic, write_json
+from jaxattn.studies.jain_wallace.seed_runs import train_seed_runs
+from jaxattn.studies.jain_wallace.seed_tables import (
+    seed_spread_note,
+    seed_table2_display,
+    seed_table2_rows,
+)
 from jaxattn.studies.jain_wallace.stages import STAGES
 from jaxattn.studies.jain_wallace.tables import published_gap_note, setting_rows, table2_rows
 
@@ -49,17 +62,26 @@ def run_one(dataset: str, encoder: str, out: Path, args: argparse.Namespace) -> 
     cfg = load_config(path, overrides)
     run_dir = out / f"{dataset}_{encoder}"
     start = time.perf_counter()
-    train_run(cfg, run_dir, progress=not args.quiet)
+    if args.seeds > 1:
+        dirs = train_seed_runs(cfg, run_dir, args.seeds, args.seed_mode, not args.quiet)
+    else:
+        train_run(cfg, run_dir, progress=not args.quiet)
+        dirs = [run_dir]
     options = {k: parse_literal(v) for k, v in (item.split("=", 1) for item in args.option)}
-    analyze_run(
-        run_dir,
-        split=args.split,
-        only=args.only,
-        limit=args.limit,
-        progress=not args.quiet,
-        **options,
-    )
-    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    per_seed = []
+    for seed_run in dirs:
+        analyze_run(
+            seed_run,
+            split=args.split,
+            only=args.only,
+            limit=args.limit,
+            progress=not args.quiet,
+            **options,
+        )
+        per_seed.append(json.loads((seed_run / "analysis" / "summary.json").read_text()))
+    summary = per_seed[0]
+    if len(per_seed) > 1:
+        summary["seed_table2"] = seed_table2_rows(per_seed)
     summary["report"] = f"{run_dir.name}/analysis/index.html"
     summary["config"] = str(path) if path else "defaults"
     summary["wall_seconds_this_call"] = time.perf_counter() - start
@@ -121,6 +143,12 @@ def run_rows(summaries: list[dict]) -> list[dict]:
     return rows
 
 
+SEED_NOTE = (
+    "Each cell: mean ± sd (sample sd) over the seeds of the per-seed mean Kendall tau / the "
+    "published mean; ✓ when the published mean lies within mean ± 2 sd, ✗ when not."
+)
+
+
 def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped: dict) -> Path:
     table2, numeric = combined_table2(summaries, encoders)
     runs = run_rows(summaries)
@@ -138,13 +166,29 @@ def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped:
     ]
     if skipped:
         md.append("\n## Skipped\n\n" + "".join(f"- {k}: {v}\n" for k, v in skipped.items()))
+    seed_rows = [row for s in summaries for row in s.get("seed_table2", [])]
+    if seed_rows:
+        seed_display = seed_table2_display(seed_rows, encoders, ENCODER_TITLES)
+        seed_note = seed_spread_note(seed_rows)
+        write_atomic(out / "table2_seeds.md", "".join([
+            "# Table 2 over seeds: mean ± sd over seeds / J&W; ✓ J&W within mean ± 2 sd\n\n",
+            tables.markdown_table(seed_display), f"\n{seed_note}"]))
+        tables.write_csv(out / "table2_seeds.csv", [
+            {k: v for k, v in r.items() if not k.endswith("_seed_means")} for r in seed_rows])
+        md.append("\n## Table 2 over seeds\n\nSee table2_seeds.md.\n")
     write_atomic(out / "table2.md", "".join(md))
     tables.write_csv(out / "table2.csv", numeric)
     write_json(out / "summary.json", {"runs": summaries, "skipped": skipped})
     run_links = "".join(
         f"<li>{html.link(r['report'], r['data set'] + ' / ' + r['encoder'])}</li>" for r in runs
     )
+    verdicts = {
+        f"{DATASET_TITLES.get(s['setting']['dataset'], s['setting']['dataset'])} / "
+        f"{s['setting']['encoder']}": run_evidence(Path(s["setting"]["run"]), out, jw=s)
+        for s in summaries
+    }
     sections = [
+        verdict_matrix_html(verdicts),
         html.section(
             "Table 2",
             tables.html_table(table2)
@@ -157,6 +201,14 @@ def write_report(out: Path, summaries: list[dict], encoders: list[str], skipped:
             + f"<ul>{run_links}</ul>",
         ),
     ]
+    if seed_rows:
+        sections.insert(1, html.section(
+            "Table 2 over seeds",
+            tables.html_table(seed_display)
+            + html.paragraph(SEED_NOTE, "muted")
+            + f"<pre>{html.escape(seed_note)}</pre>",
+            "table2-seeds",
+        ))
     if skipped:
         sections.append(
             html.section(
@@ -198,9 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
     parser.add_argument("--limit", type=int, default=None, help="analyse the first N instances")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds per model (Table 2 as mean ± sd over them)")
+    parser.add_argument("--seed-mode", default="auto", choices=("auto", "vmap", "sequential"),
+                        help="train the extra seeds as one vmapped stack or one by one "
+                             "(auto: by device)")
     parser.add_argument("--quiet", action="store_true")
     distributed.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: needs at least 1")
     distributed.from_args(args)  # several processes: every one runs this same script
 
     args.out.mkdir(parents=True, exist_ok=True)

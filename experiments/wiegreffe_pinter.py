@@ -27,6 +27,7 @@ from jaxattn.adversarial_training import DEFAULT_LAMBDAS
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
+from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
 from jaxattn.run import train_run, write_atomic, write_json
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
@@ -82,7 +83,8 @@ def combined_rows(summaries: dict[str, dict]) -> dict[str, list[dict]]:
 
 def write_combined(out: Path, summaries: dict[str, dict], skipped: dict[str, str]) -> Path:
     write_json(out / "summary.json", {"datasets": summaries, "skipped": skipped})
-    sections = []
+    sections = [verdict_matrix_html({name: run_evidence(out / name, out, wp=s)
+                                     for name, s in summaries.items()})]
     captions = {"f1": "Test F1: base, uniform attention, and the diagnostic MLP",
                 "seeds": "Seed variance (per instance: median JSD, mean TVD over seeds)",
                 "adversary": "Model-consistent adversaries (test means)"}

@@ -8,11 +8,11 @@ reports. Every stage resumes: running the command again skips what is already do
 
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 
 from jaxattn.config import load_config
+from jaxattn.report import html as report_html
+from jaxattn.report.verdict_page import dataset_table_html, run_evidence, verdict_section
 from jaxattn.run import train_run
 from jaxattn.runs.files import write_atomic
 from jaxattn.runs.lock import run_lock
@@ -39,6 +39,7 @@ def reproduce(
 ) -> Path:
     """Trains one model into ``out/run`` and runs ``suites`` on it; returns ``out/index.html``."""
     from jaxattn.studies.jain_wallace.analyze import analyze_run
+    from jaxattn.studies.jain_wallace.report import write_report
     from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
     out = Path(out)
@@ -53,30 +54,26 @@ def reproduce(
             reports["Jain & Wallace analyses"] = analyze_run(run_dir, limit=limit, progress=progress)
         if "wiegreffe_pinter" in suites:
             reports["Wiegreffe & Pinter suite"] = wp_run(run_dir, seeds=seeds, progress=progress)
+            if "jain_wallace" in suites:  # its verdict now has the W&P rows too
+                write_report(reports["Jain & Wallace analyses"].parent)
         index = out / "index.html"
         write_atomic(index, _index_page(cfg.data.name, metrics, reports, out))
     return index
 
 
 def _index_page(dataset: str, metrics: dict, reports: dict[str, Path], out: Path) -> str:
+    """The demo's page: the verdict, the model and data set as tables, links to both reports."""
     test = metrics["test"]
     scores = ", ".join(f"{k} {test[k]:.3f}" for k in ("accuracy", "f1", "auc") if k in test)
-    links = "\n".join(
-        f'<li><a href="{html.escape(str(p.relative_to(out)))}">{html.escape(name)}</a></li>'
-        for name, p in reports.items()
-    )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>jaxattn: {html.escape(dataset)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}pre{{background:#f4f4f4;padding:1em}}</style>
-</head><body>
-<h1>jaxattn reproduction: {html.escape(dataset)}</h1>
-<p>Model: {html.escape(metrics["model"]["encoder"])} encoder, {html.escape(metrics["model"]["attention"])}
-attention, embeddings {html.escape(str(metrics["embeddings"]["name"]))}; test {scores}
-(epoch {metrics["best_epoch"]}, selected on {html.escape(metrics["selection"])}).</p>
-<ul>
-{links}
-</ul>
-<h2>Data</h2>
-<pre>{html.escape(json.dumps(metrics["data"], indent=2))}</pre>
-</body></html>
-"""
+    links = "".join(f"<li>{report_html.link(str(p.relative_to(out)), name)}</li>"
+                    for name, p in reports.items())
+    model = (f"Model: {metrics['model']['encoder']} encoder, {metrics['model']['attention']} "
+             f"attention, embeddings {metrics['embeddings']['name']}; test {scores} (epoch "
+             f"{metrics['best_epoch']}, selected on {metrics['selection']}).")
+    sections = [
+        verdict_section(run_evidence(out / "run", out, run_name=str(out / "run"))),
+        report_html.section("Model and data", report_html.paragraph(model)
+                            + dataset_table_html(metrics["data"]), "data"),
+        report_html.section("Reports", f"<ul>{links}</ul>", "reports"),
+    ]
+    return report_html.page(f"jaxattn reproduction: {dataset}", sections)

@@ -79,3 +79,32 @@ def toy_model(
         ff_size=16,
     )
     return model, model.init(jax.random.key(seed), batch), batch
+
+
+def chromium_dom(page, timeout: float = 120.0) -> str:
+    """The DOM of the HTML file ``page`` as headless Chromium renders it (skips the calling test
+    when no Chromium is installed)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless Chromium installed")
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         f"file://{page.resolve()}"],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def first_table_class(dom: str) -> str | None:
+    """The ``class`` of the first ``<table>`` of a rendered DOM (None if it has none)."""
+    import re
+
+    match = re.search(r"<table(?:\s+class=\"([^\"]*)\")?", dom)
+    return None if match is None else (match.group(1) or "")

@@ -3,6 +3,7 @@
 import json
 
 from jaxattn.cli import main
+from tests.helpers import chromium_dom, first_table_class
 
 TINY = ["data.limit_train=200", "train.epochs=1", "model.embed_dim=16", "model.hidden_size=8",
         "train.buckets=[40]"]
@@ -23,7 +24,14 @@ def test_reproduce_trains_analyses_links_and_resumes(tmp_path, capsys):
     assert summary["n"] == 24
     assert 0.0 <= summary["adversarial"]["frac_found"] <= 1.0
     page = index.read_text()
-    assert 'href="run/analysis/index.html"' in page and "Wiegreffe" not in page
+    assert 'href="run/analysis/index.html"' in page and 'href="run/wp/index.html"' not in page
+    # The page opens with the verdict; the data set is a table, not JSON.
+    dom = chromium_dom(index)
+    assert first_table_class(dom) == "verdict"
+    assert 'href="run/analysis/index.html#table2"' in dom  # the evidence of the tau row
+    assert "jaxattn wp --run" in dom  # W&P rows say how to run them
+    assert "<th>instances</th><td>train 200," in dom and '"sizes"' not in dom
+    assert first_table_class(chromium_dom(out / "run" / "analysis" / "index.html")) == "verdict"
     assert (out / "run" / "analysis" / "index.html").exists()
 
     # A second call finds the training and every analysis stage done: none is recomputed (the

@@ -47,6 +47,13 @@ table.heat td { border: none; padding: .15em .3em; }
 table.heat td.name { white-space: nowrap; color: #444; font-size: .85em; width: 9em; }
 .tok { display: inline-block; padding: 0 .12em; margin: 1px 0; border-radius: 2px; }
 .tok.mark { text-decoration: underline; text-decoration-thickness: 2px; }
+.verdict-sentence { font-size: 1.05em; font-weight: 600; }
+table.verdict td.v-against { background: #fde0dc; }
+table.verdict td.v-consistent { background: #dff3e0; }
+table.verdict td.v-mixed, table.verdict td.v-not-needed { background: #fff3cd; }
+table.verdict td.v-not-run, table.verdict td.v-incomplete, table.verdict td.v-n-a,
+table.verdict td.v-no-reading { color: #666; background: #f6f6f6; }
+table.dataset th { text-align: right; font-weight: normal; color: #555; }
 """
 
 

@@ -93,6 +93,23 @@ def test_summary_has_the_required_keys(run_dir):
     assert summary["setting"]["dataset"] == "synthetic" and summary["setting"]["selection"] == "dev"
 
 
+def test_the_page_opens_with_the_verdict_linked_to_its_evidence(run_dir):
+    from jaxattn.report.verdict import VERDICT_ROWS, verdict_rows
+    from jaxattn.studies.jain_wallace.report import evidence
+
+    out = run_dir / "analysis"
+    page = (out / "index.html").read_text()
+    assert page.index("<table") == page.index('<table class="verdict">')  # the first table
+    for anchor in ("table2", "stage-perm", "stage-adv", "rationale"):
+        assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page
+    summary = json.loads((out / "summary.json").read_text())
+    rows = verdict_rows(evidence(out, summary))
+    assert len(rows) == len(VERDICT_ROWS)
+    assert [r.status for r in rows[:3]] != ["not run"] * 3  # grad, loo, perm and adv ran
+    assert "jaxattn wp --run" in rows[3].reading  # no W&P suite yet: says how to run it
+    assert "## Verdict" in (out / "tables.md").read_text()
+
+
 def test_stage_rows_follow_the_split_order(run_dir):
     run = load_run(run_dir)
     split = run.prepare_data().splits["test"]

@@ -70,6 +70,24 @@ def test_writes_summary_tables_figures_and_report(suite):
     assert json.loads((adversary.path / "metrics.json").read_text())["adversary"]["lambda"] == 10.0
 
 
+def test_the_report_opens_with_the_verdict_of_every_wp_test(suite):
+    from jaxattn.report.verdict import NOT_RUN, VERDICT_ROWS, verdict_rows
+    from jaxattn.report.verdict_page import run_evidence
+
+    base_dir, report, _, _ = suite
+    page = report.read_text()
+    assert page.index("<table") == page.index('<table class="verdict">')  # the first table
+    summary = json.loads((base_dir / "wp" / "summary.json").read_text())
+    rows = dict(zip(VERDICT_ROWS, verdict_rows(run_evidence(base_dir, base_dir / "wp"))))
+    for key, anchor in (("uniform", "uniform"), ("seeds", "adversary"),
+                        ("diagnostic", "diagnostic")):
+        assert rows[key].status != NOT_RUN and rows[key].evidence == f"index.html#{anchor}"
+        assert f'id="{anchor}"' in page
+    assert f"learned {summary['base']['f1']:.3f}" in rows["uniform"].figure
+    assert rows["tau"].status == NOT_RUN  # no J&W analysis of this base: says how to run it
+    assert f"jaxattn analyze --run {base_dir}" in page
+
+
 def _real_rows(prepared):
     split = prepared.splits["test"]
     return split, list(eval_batches(split, 16, (40,)))

@@ -7,6 +7,7 @@ Reads ``instances.npz`` / ``instances.json`` and the stage files beside them, an
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
 from jaxattn.report.timings import stage_time_rows
+from jaxattn.report.verdict_page import run_evidence, verdict_markdown, verdict_section
 from jaxattn.runs.files import write_json
 from jaxattn.studies.jain_wallace import tables
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, importance_labels
@@ -107,9 +109,21 @@ def instance_html(data: AnalysisData, row: int) -> str:
     return head + report_html.token_heatmap_html(data.words[row], weights, marks)
 
 
+def evidence(out_dir: Path, summary: dict):
+    """The verdict's evidence: this page's summary, and the run's W&P suite when it has one."""
+    run = summary["setting"].get("run")
+    if not run:
+        from jaxattn.report.verdict import Evidence
+
+        return Evidence(jw=summary, jw_page="")
+    found = run_evidence(run, out_dir, jw=summary)
+    return dataclasses.replace(found, jw_page="")
+
+
 def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage_tables,
                 samples: int, seed: int) -> Path:
-    """``index.html``: setting, tables, figures and token heatmaps of sampled instances."""
+    """``index.html``: the verdict, setting, tables, figures and token heatmaps of sampled
+    instances. ``stage_tables``: (stage name, (title, rows)) of every stage table."""
     setting = summary["setting"]
     t2 = tables.table2_rows(summary)
     title = (f"Jain & Wallace analyses: {setting.get('dataset')} / {setting.get('encoder')} + "
@@ -122,6 +136,7 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
     perf = ", ".join(f"{k} {scores[k]:.3f}" for k in ("accuracy", "f1", "auc")
                      if scores.get(k) is not None)
     sections = [
+        verdict_section(evidence(out_dir, summary)),
         report_html.section(
             "Setting",
             html_table(tables.setting_rows(setting))
@@ -138,8 +153,11 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
         report_html.section("Rank and value agreement", html_table(tables.agreement_rows(summary)),
                             "agreement"),
     ]
-    for title_, rows in stage_tables:
-        sections.append(report_html.section(title_, html_table(rows)))
+    anchored = set()
+    for name, (title_, rows) in stage_tables:
+        anchor = None if name in anchored else f"stage-{name}"  # the stage's first table
+        anchored.add(name)
+        sections.append(report_html.section(title_, html_table(rows), anchor))
     if tables.rationale_rows(summary):
         sections.append(report_html.section(
             "Agreement with the rationale", html_table(tables.rationale_rows(summary)), "rationale"))
@@ -177,11 +195,12 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
     present = [stage for name, stage in STAGE_SPECS.items() if name in data.stages]
     summary = build_summary(data, pairs, [s.summarize(data) for s in present if s.summarize])
     write_json(out_dir / "summary.json", summary)
-    stage_tables = [t for s in present if s.tables for t in s.tables(summary)]
-    tables.write_tables(out_dir, summary, stage_tables)
+    named_tables = [(s.name, t) for s in present if s.tables for t in s.tables(summary)]
+    tables.write_tables(out_dir, summary, [t for _, t in named_tables],
+                        verdict_markdown(evidence(out_dir, summary)))
     figures = [f for s in present if s.figures for f in s.figures(data, out_dir)]
     figures += write_tau_figures(out_dir, data, pairs)
-    path = write_index(out_dir, data, summary, figures, stage_tables,
+    path = write_index(out_dir, data, summary, figures, named_tables,
                        shown.get("samples", 20), shown.get("seed", 0))
     if progress:
         tqdm.write(f"report: {path}")

@@ -202,13 +202,16 @@ def setting_note(summary: dict) -> str:
 
 
 def write_tables(
-    out_dir: Path, summary: dict, stage_tables: list[tuple[str, list[dict]]]
+    out_dir: Path, summary: dict, stage_tables: list[tuple[str, list[dict]]], verdict: str = ""
 ) -> None:
-    """``tables.md`` (every table) and ``tables.csv`` (Table 2 with the published numbers)."""
+    """``tables.md`` (the verdict's Markdown first, then every table) and ``tables.csv`` (Table 2
+    with the published numbers)."""
     t2 = table2_rows(summary)
     setting = summary["setting"]
     parts = [
         f"# J&W analyses: {setting.get('dataset')} / {setting.get('encoder')}\n",
+        *([f"\n## Verdict: is attention an explanation for this model?\n\n{verdict}\n"]
+          if verdict else []),
         "## Setting\n",
         markdown_table(setting_rows(summary["setting"])),
         f"\n{setting_note(summary)}\n",

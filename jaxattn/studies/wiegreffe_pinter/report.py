@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 
 from jaxattn.comparison import Comparison
 from jaxattn.report import html, plots, tables, wp_figures
+from jaxattn.report.verdict_page import run_evidence, verdict_section
 from jaxattn.runs.files import read_json, write_atomic
 
 DIAGNOSTIC_KINDS = ("learned", "uniform", "imposed", "adversary")
@@ -30,7 +32,10 @@ def write_report(out: Path) -> Path:
     tdir, fdir = out / "tables", out / "figures"
     names = list(summary.get("label_names") or ["0", "1"])
     data = summary.get("data")
-    sections = []
+    # ``out`` is always RUN/wp: its parent holds the J&W analysis, whatever the current folder.
+    evidence = dataclasses.replace(
+        run_evidence(out.parent, out, wp=summary, run_name=summary["run"]), wp_page="")
+    sections = [verdict_section(evidence)]
     jsd_range = (-0.01, float(np.log(2)) + 0.01)
 
     model = f"{summary['model']['encoder']} + {summary['model']['attention']}"
@@ -103,7 +108,7 @@ def write_report(out: Path) -> Path:
     timing_rows = [{"stage": k, "seconds": v} for k, v in summary["timings"].items()]
     sections.append(html.section("Timings", tables.html_table(timing_rows, ["stage", "seconds"], 1)
                                  + html.paragraph(f"Base run: {summary['run']}", "muted"), "timings"))
-    nav = [(title, f"#{anchor}") for title, anchor in (("uniform", "uniform"), ("seeds", "seeds"),
+    nav = [("verdict", "#verdict")] + [(title, f"#{anchor}") for title, anchor in (("uniform", "uniform"), ("seeds", "seeds"),
            ("adversary", "adversary"), ("diagnostic", "diagnostic")) if anchor in summary]
     return html.write_page(out / "index.html",
                            html.page(f"Wiegreffe & Pinter suite: {data}", sections, nav))
