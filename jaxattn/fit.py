@@ -19,8 +19,8 @@ from flax import serialization
 
 from jaxattn.config import Config, TrainConfig
 from jaxattn.core.protocol import AttentionModel, Params, check_model, is_binary
-from jaxattn.data.prepare import Prepared
 from jaxattn.data.batching import eval_batches
+from jaxattn.data.prepare import Prepared
 from jaxattn.errors import RunError
 from jaxattn.penalties import Penalty, split_conicity
 from jaxattn.runs.files import read_json, write_atomic, write_json
