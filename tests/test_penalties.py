@@ -121,3 +121,26 @@ def test_a_deception_run_needs_impermissible_tokens(synthetic):
                                {**synthetic.splits, "train": no_rationale}, synthetic.filters)
     with pytest.raises(ConfigError, match="no rationale"):
         penalty_for(load_config(None, SMALL + ["train.deception_weight=1.0"]), prepared)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.directions=3", "model.directions"),
+    ("model.diversity_weight=-0.5", "model.diversity_weight"),
+    ("train.deception_weight=nan", "train.deception_weight"),
+])
+def test_bad_remedy_settings_are_one_line_config_errors(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(None, [override])
+
+
+def test_the_published_encoder_shape_is_a_setting():
+    cfg = load_config(None, ["model.encoder=ortho_lstm", "model.directions=1",
+                             "model.hidden_size=256"])
+    from jaxattn.run import model_for
+
+    model = model_for(cfg, {"task": "binary", "label_names": ["n", "p"]}, 50)
+    from tests.helpers import toy_batch
+
+    params = model.init(jax.random.key(0), toy_batch())
+    assert params["text_encoder"]["w_hh"].shape == (1, 256, 1024)
+    assert model.encode(params, toy_batch()).hidden.shape[-1] == 256

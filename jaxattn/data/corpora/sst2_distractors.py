@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxattn.data.corpora.ag_news import _unescape_ag_news
+from jaxattn.data.corpora.ag_news import ag_news_rows
 from jaxattn.data.corpora.sst2 import load_sst2
 from jaxattn.data.dataset import SPLITS, Dataset, Example
-from jaxattn.data.files import csv_rows, data_file, line_error, line_tokens
+from jaxattn.data.files import data_file, line_error
 
 DISTRACTORS = 2  # distractor sentences per example
 SEED = 13
@@ -30,16 +30,7 @@ DISTRACTOR_CLASSES = ("2", "4")  # AG News Sports, Sci/Tech
 
 def distractor_sentences(path: Path) -> list[tuple[str, ...]]:
     """The tokens of the Sports and Sci/Tech descriptions of an AG News CSV."""
-    out = []
-    for n, row in csv_rows(path):
-        if not row:
-            continue
-        if len(row) != 3:
-            raise line_error(
-                path, n, f"expected 3 columns (class, title, description), got {len(row)}"
-            )
-        if row[0].strip() in DISTRACTOR_CLASSES:
-            out.append(line_tokens(_unescape_ag_news(row[2]), path, n))
+    out = [tokens for _, cls, tokens in ag_news_rows(path) if cls in DISTRACTOR_CLASSES]
     if not out:
         raise line_error(path, 1, "no Sports or Sci/Tech rows to draw distractors from")
     return out
