@@ -144,3 +144,21 @@ def test_the_published_encoder_shape_is_a_setting():
     params = model.init(jax.random.key(0), toy_batch())
     assert params["text_encoder"]["w_hh"].shape == (1, 256, 1024)
     assert model.encode(params, toy_batch()).hidden.shape[-1] == 256
+
+
+def test_impermissible_tokens_come_from_a_word_list_or_the_rationale():
+    from jaxattn.penalties import impermissible_tokens
+    from tests.helpers import toy_batch
+
+    batch = toy_batch(lengths=(5, 3))
+    word = int(batch.tokens[0, 2])
+    got = np.asarray(impermissible_tokens(batch, jnp.asarray([word])))
+    assert got.sum() >= 1 and np.all(np.asarray(batch.tokens)[got] == word)
+    assert not got[:, 0].any()  # SOS is never impermissible, even if listed
+    sos = np.asarray(impermissible_tokens(batch, jnp.asarray([2])))
+    assert not sos.any()
+    assert not np.asarray(impermissible_tokens(batch, None)).any()  # no rationale: none
+    rationale = np.asarray(batch.mask).copy()
+    rationale[:, 1] = False
+    marked = np.asarray(impermissible_tokens(batch.replace(rationale=rationale), None))
+    np.testing.assert_array_equal(marked, rationale & np.asarray(batch.mask))
