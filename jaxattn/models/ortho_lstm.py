@@ -7,7 +7,9 @@ the direction's previous (already orthogonalised) states over positions that hol
 
 and ``h_t`` is what the recurrence carries forward (reference code ``akashkm99/
 Interpretable-Attention``, ``model/modules/ortholstm.py``). Padding never enters ``m``. Before the
-first step ``m = 0`` and the projection vanishes, so there is nothing to guard against.
+first step ``m = 0`` and the projection vanishes, so there is nothing to guard against. (The
+reference divides the running sum by ``t + 1`` rather than by the ``t`` states in it: the same
+direction, so the same projection up to the 1e-6.)
 
 :class:`RecurrentEncoder` runs one or two directions (``directions = 1`` with 256 units is the
 published shape; 2 mirrors :class:`~jaxattn.models.encoders.BiLSTMEncoder`: the backward
