@@ -53,7 +53,7 @@ def _measure(data: str, encoder: str, epochs: int) -> dict:
     from jaxattn.penalties import conicity_penalty
 
     penalty = conicity_penalty(cfg.model.diversity_weight) if encoder == "diversity_lstm" else None
-    step = make_train_step(model, optimizer, AttentionSource(), penalty)
+    step = make_train_step(model, optimizer, AttentionSource(), penalty=penalty)
     pos_weight = np.float32(1.0)
 
     def epoch(seed: int) -> float:

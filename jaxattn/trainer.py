@@ -284,7 +284,7 @@ def train(
     state = state or init_state(params, optimizer)
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
-    one_step = make_train_step(model, optimizer, source, penalty)
+    one_step = make_train_step(model, optimizer, source, penalty=penalty)
     stacked = over_members(one_step, (len(seeds) == 1, True, True))
 
     def step(params, opt_state, batch):
