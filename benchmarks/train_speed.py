@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py                       # SST-2 and IMDB, every encoder
     python benchmarks/train_speed.py --data sst2 --encoders bilstm
     python benchmarks/train_speed.py --data fixed200       # batch 32 x length 200, random ids
+    python benchmarks/train_speed.py --data sst2 --encoders bilstm ortho_lstm diversity_lstm
 
 Each (data, encoder) runs in a fresh process so its peak resident memory is its own. The first pass
 over the epoch's batches compiles every bucket shape; the timed epoch that follows compiles nothing.
@@ -48,7 +49,11 @@ def _measure(data: str, encoder: str, epochs: int) -> dict:
     params = model.init(jax.random.key(0), first)
     optimizer = make_optimizer(cfg.train)
     opt_state = optimizer.init(params)
-    step = make_train_step(model, optimizer, AttentionSource())
+    # The Diversity LSTM trains with its conicity loss (the other encoders with none).
+    from jaxattn.penalties import conicity_penalty
+
+    penalty = conicity_penalty(cfg.model.diversity_weight) if encoder == "diversity_lstm" else None
+    step = make_train_step(model, optimizer, AttentionSource(), penalty=penalty)
     pos_weight = np.float32(1.0)
 
     def epoch(seed: int) -> float:

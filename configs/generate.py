@@ -8,7 +8,10 @@ SNLI 25 epochs of batch 128, bAbI 100 epochs of batch 50 with random 50-d embedd
 and NLI data start from GloVe 6B 50-d (the pretrained vectors a registry package ships; J&W used
 300-d fastText/GloVe). The synthetic task is small: random 64-d embeddings, hidden 64, 4 epochs. Transformer configs train
 the same way with a 2-layer, 4-head, width-128 encoder (feed-forward 256) in place of hidden_size,
-and learned positions enough for the data set's longest texts.
+and learned positions enough for the data set's longest texts. The Orthogonal and Diversity LSTMs
+(``ortho_lstm``, ``diversity_lstm``) are bidirectional with the BiLSTM's sizes; the Diversity LSTM's
+conicity weight is 0.5 (0.1 for SNLI). ``--set model.directions=1 --set model.hidden_size=256``
+gives the published unidirectional shape.
 Vocabulary and length filters are left to each data set's protocol defaults (the registry).
 """
 
@@ -50,6 +53,8 @@ TRANSFORMER = {"layers": 2, "heads": 4, "width": 128, "ff_size": 256}
 # Learned positions must cover the widest padded batch: lengths are padded to the buckets
 # (16 ... 1024, then multiples of 1024). ERASER reviews reach 2,811 tokens, bAbI 3 stories 1,350.
 MAX_POSITIONS = {"eraser_movies": 3072, "babi3": 2048}
+# The Diversity LSTM's conicity weight (Mohankumar et al. 2020): 0.5, and 0.1 for SNLI.
+DIVERSITY_WEIGHT = {"nli": 0.1}
 
 COMMENTS = {
     "qa": "# bAbI per protocol: 100 epochs, batch 50, random 50-d embeddings. CPU time: one BiLSTM\n"
@@ -80,6 +85,8 @@ def render(name: str, encoder: str, attention: str) -> str:
         model.update(TRANSFORMER)
         if name in MAX_POSITIONS:
             model["max_positions"] = MAX_POSITIONS[name]
+    if encoder == "diversity_lstm":
+        model["diversity_weight"] = DIVERSITY_WEIGHT.get(REGISTRY[name].task, 0.5)
     sections = {
         "data": {"name": name, **chosen["data"]},
         "model": model,

@@ -20,8 +20,10 @@ from flax import serialization
 from jaxattn.compile_cache import enable_compilation_cache
 from jaxattn.config import Config, TrainConfig
 from jaxattn.core.protocol import AttentionModel, Params, check_model, is_binary
+from jaxattn.data.batching import eval_batches
 from jaxattn.data.prepare import Prepared
 from jaxattn.errors import RunError
+from jaxattn.penalties import Penalty, split_conicity
 from jaxattn.runs.files import read_json, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
 from jaxattn.train_state import (
@@ -106,6 +108,7 @@ def train_model(
     source_params: Params | None = None,
     extra: dict | None = None,
     on_start: Callable[[], None] | None = None,
+    penalty: Penalty | None = None,
 ) -> tuple[Params, dict]:
     """Trains ``model`` on ``data`` per ``config`` into the folder ``out``.
 
@@ -115,6 +118,7 @@ def train_model(
       extra: more fields for ``metrics.json``.
       on_start: called once everything is checked (the checkpoint included), before training:
         where a caller writes its own files, so that a failed start writes nothing.
+      penalty: added to the training loss (:mod:`jaxattn.penalties`: conicity, deception).
     Returns:
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
@@ -139,10 +143,12 @@ def train_model(
 
         start = time.perf_counter()
         state = train(model, template.params, data.splits, cfg, source, source_params, state,
-                      lambda st: save_checkpoint(ckpt, st, meta), progress)
+                      lambda st: save_checkpoint(ckpt, st, meta), progress, penalty=penalty)
         metrics = {**run_metrics(state, 0, cfg, model, data, time.perf_counter() - start),
                    **(extra or {})}
         metrics["data"] = data.info()
         best = member(state.best_params, 0)
+        metrics["test_conicity"] = split_conicity(
+            model, best, eval_batches(data.splits["test"], cfg.eval_batch_size, cfg.buckets))
         write_result(out, best, metrics)
         return best, metrics

@@ -27,6 +27,7 @@ from jaxattn.data.vocab import Vocab
 from jaxattn.errors import RunError
 from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.model import Model, Params, build_model
+from jaxattn.penalties import penalty_for
 from jaxattn.runs.files import read_json, write_atomic, write_json
 from jaxattn.runs.lock import run_lock
 from jaxattn.trainer import AttentionSource, first_batch
@@ -201,5 +202,5 @@ def train_run(
         }
         return train_model(
             model, prepared, cfg.train, out, params, progress, source, source_params, extra,
-            on_start=write_files,
+            on_start=write_files, penalty=penalty_for(cfg, prepared),
         )[1]

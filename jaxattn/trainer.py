@@ -41,6 +41,7 @@ from jaxattn.early_stopping import patience_ran_out
 from jaxattn.errors import RunError
 from jaxattn.metrics import classification_scores
 from jaxattn.models.attention import uniform_attention
+from jaxattn.penalties import Penalty, penalty_objective
 from jaxattn.precision import compute_params, float32_logits
 from jaxattn.train_state import TrainState, init_state, select_members, stack_trees
 
@@ -112,20 +113,27 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 
 def make_train_step(
-    model: AttentionModel, optimizer: optax.GradientTransformation, source: AttentionSource,
+    model: AttentionModel,
+    optimizer: optax.GradientTransformation,
+    source: AttentionSource,
     precision: str = "float32",
+    penalty: Penalty | None = None,
 ):
     """A jitted ``step(params, opt_state, batch, pos_weight, source_params) -> (params,
     opt_state, loss)`` for one model; ``loss`` is the batch's per-instance losses summed.
     ``precision`` ``bfloat16`` computes the forward and backward passes in bfloat16
-    (:mod:`jaxattn.precision`); parameters, gradients and optimizer state stay float32."""
+    (:mod:`jaxattn.precision`); parameters, gradients and optimizer state stay float32.
+    ``penalty`` (:mod:`jaxattn.penalties`) is added to the objective, not to the logged loss."""
 
     def loss_fn(params, batch, pos_weight, source_params):
         params = compute_params(params, precision)
         enc = encode(model, params, batch)
         attn = attention_for(model, params, enc, batch, source, source_params)
         logits = float32_logits(model.decode(params, enc, attn))
-        return batch_loss(model, logits, batch, pos_weight)
+        objective, logged = batch_loss(model, logits, batch, pos_weight)
+        if penalty is not None:
+            objective = objective + penalty_objective(model, penalty(batch, enc, attn), batch)
+        return objective, logged
 
     def step(params, opt_state, batch, pos_weight, source_params):
         (_, logged), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -283,19 +291,21 @@ def train(
     on_epoch_end: Callable[[TrainState], None] | None = None,
     progress: bool = True,
     seeds: Sequence[int] | None = None,
+    penalty: Penalty | None = None,
 ) -> TrainState:
     """Trains ``params`` (stacked ``[M, ...]``, one member per seed of ``seeds``; default one
     member with ``cfg.seed``) for ``cfg.epochs`` epochs and selects each member's best epoch.
 
     Member ``m`` sees the batches of ``seeds[m] * 1000 + epoch``: exactly what a plain run with
     that seed sees, so a resumed or stacked run repeats an uninterrupted single one.
+    ``penalty`` is added to the training objective (:mod:`jaxattn.penalties`).
     """
     seeds = [cfg.seed] if seeds is None else list(seeds)
     optimizer = make_optimizer(cfg)
     state = state or init_state(params, optimizer)
     train_split = splits["train"]
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
-    one_step = make_train_step(model, optimizer, source, cfg.precision)
+    one_step = make_train_step(model, optimizer, source, cfg.precision, penalty=penalty)
     shared = (len(seeds) == 1, True, True)
     stacked = over_members(one_step, shared)
     if distributed.process_count() > 1:

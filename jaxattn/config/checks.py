@@ -63,6 +63,7 @@ _INT_RANGES: dict[str, tuple[int, int | None, str]] = {
     **{key: (1, None, "") for key in _POSITIVE},
     "train.seed": (0, SEED_MAX, ""),
     "train.patience": (0, None, "0: off"),
+    "model.directions": (1, 2, ""),
 }
 
 # Float fields: (smallest, whether the smallest is allowed, largest, whether it is allowed).
@@ -70,6 +71,8 @@ _FLOAT_RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "train.learning_rate": (0.0, False, math.inf, False),
     "train.weight_decay": (0.0, True, math.inf, False),
     "train.sort_noise": (0.0, True, 1.0, False),
+    "model.diversity_weight": (0.0, True, math.inf, False),
+    "train.deception_weight": (0.0, True, math.inf, False),
 }
 
 

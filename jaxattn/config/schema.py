@@ -8,7 +8,7 @@ from typing import Any
 
 from jaxattn.errors import JaxattnError
 
-ENCODERS = ("bilstm", "cnn", "average", "transformer")
+ENCODERS = ("bilstm", "cnn", "average", "transformer", "ortho_lstm", "diversity_lstm")
 ATTENTIONS = ("additive", "dot")
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 EMBEDDINGS = ("random", "glove-6b-50d")
@@ -66,6 +66,9 @@ class ModelConfig:
     attention: str = "additive"
     embed_dim: int = 300
     hidden_size: int = 128  # per LSTM direction; the Average encoder's projection size
+    # Orthogonal / Diversity LSTM (jaxattn/models/ortho_lstm.py); the other encoders ignore them.
+    directions: int = 2  # 1 with hidden_size = 256: the published unidirectional encoder
+    diversity_weight: float = 0.5  # lambda of the conicity loss (diversity_lstm only)
     cnn_filters: int = 64  # per kernel size (kernels 1, 3, 5, 7)
     # The Transformer encoder's (jaxattn/models/transformer.py); the other encoders ignore them.
     layers: int = 2
@@ -93,6 +96,10 @@ class TrainConfig:
     buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
     patience: int = 0  # stop after this many epochs without a better selection score; 0: off
     precision: str = "float32"  # "bfloat16": bfloat16 compute, float32 parameters (precision.py)
+    # Deceptive attention (jaxattn/penalties.py): loss + weight * -log(1 - attention mass on the
+    # impermissible tokens): those spelled as in impermissible_words, or () -> the data's rationale.
+    deception_weight: float = 0.0
+    impermissible_words: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass

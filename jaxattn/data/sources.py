@@ -29,7 +29,7 @@ from pathlib import Path
 
 from jaxattn.config import FILE_DATA, DataConfig
 from jaxattn.data import packages, tabular, tfds
-from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2
+from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2, sst2_distractors
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError
 from jaxattn.data.generators import make_babi, make_synthetic
@@ -176,6 +176,15 @@ register(
         min_df=1,
         min_length=5,
         description="SST-2 sentences, negative vs positive (sst2/*.tsv)",
+    ),
+)
+register(
+    "sst2_distractors",
+    SourceSpec(
+        loader=sst2_distractors.load_sst2_distractors,
+        min_df=1,
+        min_length=5,
+        description="SST-2 sentences among AG News distractors, SST tokens as rationale (deception)",
     ),
 )
 register(

@@ -238,12 +238,14 @@ class EncoderSettings:
 
     Attributes:
       hidden_size: the BiLSTM's per direction, the Average encoder's projection.
+      directions: the Orthogonal / Diversity LSTM's (2, or 1 for the published shape).
       cnn_filters: the CNN's filters per kernel size.
       layers, heads, width, ff_size, dropout, max_positions: the Transformer's (see
         :class:`~jaxattn.models.transformer.TransformerEncoder`).
     """
 
     hidden_size: int = 128
+    directions: int = 2
     cnn_filters: int = 64
     layers: int = 2
     heads: int = 4
@@ -261,10 +263,17 @@ class EncoderSettings:
 def make_encoder(
     kind: str, input_size: int, settings: EncoderSettings, name: str
 ) -> nn.Module:
-    """The encoder registered under ``kind`` (``bilstm``, ``cnn``, ``average``, ``transformer``)
-    for E = input_size, sized by ``settings``."""
+    """The encoder registered under ``kind`` (``bilstm``, ``cnn``, ``average``, ``transformer``,
+    ``ortho_lstm``, ``diversity_lstm``) for E = input_size, sized by ``settings``."""
     if kind == "bilstm":
         return BiLSTMEncoder(input_size, settings.hidden_size, name=name)
+    if kind in ("ortho_lstm", "diversity_lstm"):
+        from jaxattn.models.ortho_lstm import RecurrentEncoder  # it builds on this module
+
+        if kind == "diversity_lstm" and settings.directions == 2:
+            return BiLSTMEncoder(input_size, settings.hidden_size, name=name)
+        return RecurrentEncoder(input_size, settings.hidden_size, settings.directions,
+                                ortho=kind == "ortho_lstm", name=name)
     if kind == "cnn":
         return CNNEncoder(settings.cnn_filters, name=name)
     if kind == "average":
@@ -286,6 +295,8 @@ def encoder_output_size(kind: str, settings: EncoderSettings) -> int:
     """H for an encoder kind."""
     return {
         "bilstm": 2 * settings.hidden_size,
+        "ortho_lstm": settings.directions * settings.hidden_size,
+        "diversity_lstm": settings.directions * settings.hidden_size,
         "cnn": 4 * settings.cnn_filters,
         "average": settings.hidden_size,
         "transformer": settings.width,

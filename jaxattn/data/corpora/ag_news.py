@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from jaxattn.data.dataset import Dataset, Example
@@ -21,9 +22,8 @@ def _unescape_ag_news(text: str) -> str:
     return html.unescape(text)
 
 
-def parse_ag_news(path: Path) -> list[Example]:
-    """World and Business rows of an AG News CSV (description column only)."""
-    out = []
+def ag_news_rows(path: Path) -> Iterator[tuple[int, str, tuple[str, ...]]]:
+    """(line, class id as written, description tokens) for every row of an AG News CSV."""
     for n, row in csv_rows(path):
         if not row:
             continue
@@ -31,11 +31,16 @@ def parse_ag_news(path: Path) -> list[Example]:
             raise line_error(
                 path, n, f"expected 3 columns (class, title, description), got {len(row)}"
             )
-        label = known_label(row[0].strip(), AG_NEWS_CLASSES, path, n)
-        if label < 0:
-            continue
-        tokens = line_tokens(_unescape_ag_news(row[2]), path, n)
-        out.append(Example(tokens, label, uid=line_uid(path, n)))
+        yield n, row[0].strip(), line_tokens(_unescape_ag_news(row[2]), path, n)
+
+
+def parse_ag_news(path: Path) -> list[Example]:
+    """World and Business rows of an AG News CSV (description column only)."""
+    out = []
+    for n, cls, tokens in ag_news_rows(path):
+        label = known_label(cls, AG_NEWS_CLASSES, path, n)
+        if label >= 0:
+            out.append(Example(tokens, label, uid=line_uid(path, n)))
     return out
 
 
