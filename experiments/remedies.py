@@ -32,6 +32,7 @@ from pathlib import Path
 from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import plots, tables
+from jaxattn.report.evidence import get_path
 from jaxattn.run import load_run, train_run, write_atomic, write_json
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -68,15 +69,6 @@ PUBLISHED_DECEPTION = {0.0: (76.9, 77.7), 0.1: (60.6, 0.04), 1.0: (61.0, 0.07)}
 PUBLISHED_WITHOUT = 49.1
 
 
-def dig(tree: dict, dotted: str):
-    """``tree[a][b]...`` for ``dotted = "a.b..."``, None where a key is missing."""
-    for key in dotted.split("."):
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
-
-
 def train_and_analyze(data: str, encoder: str, overrides: list[str], run_dir: Path,
                       stages: set[str], args) -> tuple[dict, dict]:
     """(metrics.json, analysis/summary.json) of one trained and analysed run."""
@@ -108,14 +100,14 @@ def comparison_row(data: str, variant: str, trained_on: str, metrics: dict, summ
         "examples/s (train)": metrics.get("train_examples_per_second"),
     }
     for pair in ("attn_grad", "attn_loo", "attn_ig"):
-        row[f"tau {pair}"] = dig(summary, f"kendall.{pair}.overall.mean")
+        row[f"tau {pair}"] = get_path(summary, f"kendall.{pair}.overall.mean")
     for measure in ("pearson", "jsd"):
         for pair in ("attn_grad", "attn_ig"):
-            row[f"{measure} {pair}"] = dig(summary, f"agreement.{measure}.{pair}.overall.mean")
-    row["perm median TVD"] = dig(summary, "permutation.median_tvd.overall.mean")
-    row["adv max JSD"] = dig(summary, "adversarial.max_jsd_mean")
+            row[f"{measure} {pair}"] = get_path(summary, f"agreement.{measure}.{pair}.overall.mean")
+    row["perm median TVD"] = get_path(summary, "permutation.median_tvd.overall.mean")
+    row["adv max JSD"] = get_path(summary, "adversarial.max_jsd_mean")
     for column, dotted in BATTERY_COLUMNS.items():
-        row[column] = dig(summary, dotted)
+        row[column] = get_path(summary, dotted)
     row["analysed"] = summary.get("n")
     return row
 
@@ -133,7 +125,7 @@ def deception_row(data: str, lam: float, metrics: dict, scores: dict, summary: d
         "published mass": None if published is None else published[1] / 100,
     }
     for name in ("attn", "grad", "loo", "ig", "uniform"):
-        row[f"AUPRC {name}"] = dig(summary, f"rationale.auprc.{name}.overall.mean")
+        row[f"AUPRC {name}"] = get_path(summary, f"rationale.auprc.{name}.overall.mean")
     row["analysed"] = summary.get("n")
     row["conicity"] = metrics.get("test_conicity")
     return row

@@ -27,6 +27,7 @@ from jaxattn.adversarial_training import DEFAULT_LAMBDAS
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
+from jaxattn.report.evidence import get_path
 from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
 from jaxattn.run import train_run, write_atomic, write_json
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run
@@ -57,14 +58,6 @@ def run_dataset(name: str, out: Path, args: argparse.Namespace) -> dict:
     return summary
 
 
-def _get(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
 def combined_rows(summaries: dict[str, dict]) -> dict[str, list[dict]]:
     """The combined tables: F1 of every model, seed variance, and the adversary sweeps."""
     f1_cols = {"base": "base.f1", "uniform": "uniform.f1",
@@ -72,11 +65,11 @@ def combined_rows(summaries: dict[str, dict]) -> dict[str, list[dict]]:
                                                              "adversary")}}
     f1, seeds, sweep = [], [], []
     for name, s in summaries.items():
-        f1.append({"data": name, **{col: _get(s, key) for col, key in f1_cols.items()},
-                   "mlp_adversary_lambda": _get(s, "diagnostic.adversary.lambda")})
-        seeds.append({"data": name, "seeds": _get(s, "seeds.n"), "jsd_median": _get(s, "seeds.jsd_median"),
-                      "jsd_mean": _get(s, "seeds.jsd_mean"), "tvd_mean": _get(s, "seeds.tvd_mean")})
-        for row in _get(s, "adversary.sweep") or []:
+        f1.append({"data": name, **{col: get_path(s, key) for col, key in f1_cols.items()},
+                   "mlp_adversary_lambda": get_path(s, "diagnostic.adversary.lambda")})
+        seeds.append({"data": name, "seeds": get_path(s, "seeds.n"), "jsd_median": get_path(s, "seeds.jsd_median"),
+                      "jsd_mean": get_path(s, "seeds.jsd_mean"), "tvd_mean": get_path(s, "seeds.tvd_mean")})
+        for row in get_path(s, "adversary.sweep") or []:
             sweep.append({"data": name, **{k: row.get(k) for k in ("lambda", "tvd", "jsd", "f1")}})
     return {"f1": f1, "seeds": seeds, "adversary": sweep}
 

@@ -25,30 +25,30 @@ Thresholds (each stated in the row's reading, none tuned on results):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-AGAINST = "against"  # the test counts against reading attention as an explanation
-SUPPORTS = "consistent"  # the test is consistent with reading attention as an explanation
-MIXED = "mixed"
-NOT_NEEDED = "not needed"  # attention is not needed for the task: the other tests say little
-INCOMPLETE = "incomplete"  # ran, but its yardstick needs another stage
-NOT_RUN = "not run"
-NOT_APPLICABLE = "n/a"
-RAN = (AGAINST, SUPPORTS, MIXED, NOT_NEEDED)
-
-STATUS_LABELS = {
-    AGAINST: "against",
-    SUPPORTS: "consistent with",
-    MIXED: "mixed",
-    NOT_NEEDED: "attention not needed",
-    INCOMPLETE: "incomplete",
-    NOT_RUN: "not run",
-    NOT_APPLICABLE: "not applicable",
-}
+from jaxattn.report.evidence import (  # noqa: F401  (the statuses are part of this module's API)
+    AGAINST,
+    INCOMPLETE,
+    MIXED,
+    NOT_APPLICABLE,
+    NOT_NEEDED,
+    NOT_RUN,
+    RAN,
+    STATUS_LABELS,
+    SUPPORTS,
+    Evidence,
+    Row,
+    analyze_command,
+    get_path,
+    href,
+    not_run,
+    wp_command,
+)
+from jaxattn.report.verdict_later import erasure, faithfulness, plausibility
 
 TAU_MARGIN = 0.10
 DEFAULT_EPSILON = 0.05  # J&W's output tolerance (AnalysisOptions.epsilon's default)
@@ -57,60 +57,6 @@ SEED_SPREAD = 2.0
 
 JW = "Jain & Wallace 2019"
 WP = "Wiegreffe & Pinter 2019"
-
-
-@dataclasses.dataclass(frozen=True)
-class Evidence:
-    """What a verdict reads.
-
-    Attributes:
-      jw: the J&W analysis ``summary.json`` (None: not analysed).
-      wp: the W&P suite's ``summary.json`` (None: not run).
-      jw_page: href of the J&W report from the verdict's page ("" for the same page).
-      wp_page: href of the W&P report from the verdict's page.
-      run: the run directory as commands should name it.
-    """
-
-    jw: Mapping | None = None
-    wp: Mapping | None = None
-    jw_page: str | None = None
-    wp_page: str | None = None
-    run: str = "RUN"
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    test: str
-    figure: str
-    compared_with: str
-    reading: str
-    status: str
-    source: str
-    evidence: str | None = None  # href (with anchor) of the section holding the evidence
-
-
-def _get(tree: Mapping | None, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(tree, Mapping) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
-def _href(page: str | None, anchor: str) -> str | None:
-    return None if page is None else f"{page}#{anchor}"
-
-
-def _not_run(test: str, compared_with: str, source: str, command: str) -> Row:
-    return Row(test, "–", compared_with, f"not run — run `{command}`", NOT_RUN, source)
-
-
-def _analyze(ev: Evidence, only: str) -> str:
-    return f"jaxattn analyze --run {ev.run} --only {only}"
-
-
-def _wp(ev: Evidence, only: str) -> str:
-    return f"jaxattn wp --run {ev.run} --only {only}"
 
 
 def score_of(scores: Mapping | None) -> tuple[str, float | None]:
@@ -125,10 +71,10 @@ def score_of(scores: Mapping | None) -> tuple[str, float | None]:
 def seed_yardstick(wp: Mapping | None) -> float | None:
     """Twice the sample sd of the test score over the seeds (the base included); None without
     at least one extra seed."""
-    per_seed = _get(wp, "seeds.per_seed")
+    per_seed = get_path(wp, "seeds.per_seed")
     if not per_seed:
         return None
-    name, base = score_of(_get(wp, "base"))
+    name, base = score_of(get_path(wp, "base"))
     values = [score_of(s)[1] for s in per_seed] + [base]
     values = [v for v in values if v is not None]
     return SEED_SPREAD * float(np.std(values, ddof=1)) if len(values) > 1 else None
@@ -141,9 +87,9 @@ def seed_yardstick(wp: Mapping | None) -> float | None:
 def tau_agreement(ev: Evidence) -> Row:
     test, source = "agreement with gradient and leave-one-out (Kendall tau)", JW
     compared = "gradient ~ leave-one-out tau (two other methods' agreement)"
-    tau = {p: _get(ev.jw, f"kendall.{p}.overall.mean") for p in ("attn_grad", "attn_loo", "grad_loo")}
+    tau = {p: get_path(ev.jw, f"kendall.{p}.overall.mean") for p in ("attn_grad", "attn_loo", "grad_loo")}
     if tau["grad_loo"] is None:
-        return _not_run(test, compared, source, _analyze(ev, "grad,loo"))
+        return not_run(test, compared, source, analyze_command(ev, "grad,loo"))
     base = tau["grad_loo"]
     figure = (f"tau attn~grad {tau['attn_grad']:.2f}, attn~LOO {tau['attn_loo']:.2f}; "
               f"grad~LOO {base:.2f}")
@@ -156,11 +102,11 @@ def tau_agreement(ev: Evidence) -> Row:
         status, words = SUPPORTS, "attention ranks tokens as much like gradient and LOO"
     reading = (f"{words}, measured against how much those two agree with each other "
                f"(lower = more than {TAU_MARGIN:.2f} below grad~LOO)")
-    return Row(test, figure, compared, reading, status, source, _href(ev.jw_page, "table2"))
+    return Row(test, figure, compared, reading, status, source, href(ev.jw_page, "table2"))
 
 
 def _epsilon(ev: Evidence) -> float:
-    eps = _get(ev.jw, "adversarial.epsilon")
+    eps = get_path(ev.jw, "adversarial.epsilon")
     return DEFAULT_EPSILON if eps is None else float(eps)
 
 
@@ -168,9 +114,9 @@ def permutation(ev: Evidence) -> Row:
     test, source = "permuted attention", JW
     eps = _epsilon(ev)
     compared = f"the output tolerance epsilon = {eps:g} (TVD)"
-    tvd = _get(ev.jw, "permutation.median_tvd.overall.mean")
+    tvd = get_path(ev.jw, "permutation.median_tvd.overall.mean")
     if tvd is None:
-        return _not_run(test, compared, source, _analyze(ev, "perm"))
+        return not_run(test, compared, source, analyze_command(ev, "perm"))
     figure = f"median output TVD over permutations, mean {tvd:.3f}"
     if tvd < eps:
         status = AGAINST
@@ -179,16 +125,16 @@ def permutation(ev: Evidence) -> Row:
     else:
         status = SUPPORTS
         reading = f"shuffling the weights changes the output by {eps:g} or more: where attention goes matters"
-    return Row(test, figure, compared, reading, status, source, _href(ev.jw_page, "stage-perm"))
+    return Row(test, figure, compared, reading, status, source, href(ev.jw_page, "stage-perm"))
 
 
 def adversaries(ev: Evidence) -> Row:
     test, source = "adversarial attention within epsilon", JW
     eps = _epsilon(ev)
     compared = f"half the largest JSD, ln(2)/2 = {JSD_HALF:.3f}"
-    jsd, found = _get(ev.jw, "adversarial.max_jsd_mean"), _get(ev.jw, "adversarial.frac_found")
+    jsd, found = get_path(ev.jw, "adversarial.max_jsd_mean"), get_path(ev.jw, "adversarial.frac_found")
     if jsd is None:
-        return _not_run(test, compared, source, _analyze(ev, "adv"))
+        return not_run(test, compared, source, analyze_command(ev, "adv"))
     figure = (f"mean max JSD {jsd:.3f} within output TVD {eps:g}; "
               f"found for {100 * (found or 0):.0f}% of instances")
     if jsd >= JSD_HALF:
@@ -198,22 +144,22 @@ def adversaries(ev: Evidence) -> Row:
     else:
         status = SUPPORTS
         reading = "attention that keeps the output stays close to the model's own"
-    return Row(test, figure, compared, reading, status, source, _href(ev.jw_page, "stage-adv"))
+    return Row(test, figure, compared, reading, status, source, href(ev.jw_page, "stage-adv"))
 
 
 def uniform_gap(ev: Evidence) -> Row:
     test, source = "uniform-attention gap", WP
     compared = f"the seed spread ({SEED_SPREAD:g} sd of the test score over seeds)"
-    name, base = score_of(_get(ev.wp, "base"))
-    _, uniform = score_of(_get(ev.wp, "uniform"))
+    name, base = score_of(get_path(ev.wp, "base"))
+    _, uniform = score_of(get_path(ev.wp, "uniform"))
     if uniform is None or base is None:
-        return _not_run(test, compared, source, _wp(ev, "uniform"))
+        return not_run(test, compared, source, wp_command(ev, "uniform"))
     gap = base - uniform
     figure = f"{name} learned {base:.3f}, uniform {uniform:.3f} (gap {gap:+.3f})"
     spread = seed_yardstick(ev.wp)
-    link = _href(ev.wp_page, "uniform")
+    link = href(ev.wp_page, "uniform")
     if spread is None:
-        return Row(test, figure, compared, f"no seed yardstick yet — run `{_wp(ev, 'seeds')}`",
+        return Row(test, figure, compared, f"no seed yardstick yet — run `{wp_command(ev, 'seeds')}`",
                    INCOMPLETE, source, link)
     figure += f"; seed spread {spread:.3f}"
     if gap > spread:
@@ -235,13 +181,13 @@ def _consistent_adversary(sweep: Sequence[Mapping], tvd_limit: float) -> Mapping
 def seed_comparison(ev: Evidence) -> Row:
     test, source = "seed yardstick (model-consistent adversary)", WP
     compared = "the seeds' median attention JSD and mean output TVD to the base"
-    seeds, sweep = _get(ev.wp, "seeds"), _get(ev.wp, "adversary.sweep")
+    seeds, sweep = get_path(ev.wp, "seeds"), get_path(ev.wp, "adversary.sweep")
     if not seeds:
-        return _not_run(test, compared, source, _wp(ev, "seeds,adversary"))
+        return not_run(test, compared, source, wp_command(ev, "seeds,adversary"))
     figure = f"seeds: JSD {seeds['jsd_median']:.3f}, TVD {seeds['tvd_mean']:.3f}"
-    link = _href(ev.wp_page, "adversary" if sweep else "seeds")
+    link = href(ev.wp_page, "adversary" if sweep else "seeds")
     if not sweep:
-        return Row(test, figure, compared, f"no adversary to compare — run `{_wp(ev, 'adversary')}`",
+        return Row(test, figure, compared, f"no adversary to compare — run `{wp_command(ev, 'adversary')}`",
                    INCOMPLETE, source, link)
     chosen = _consistent_adversary(sweep, seeds["tvd_mean"])
     if chosen is None:
@@ -266,9 +212,9 @@ def seed_comparison(ev: Evidence) -> Row:
 def diagnostic(ev: Evidence) -> Row:
     test, source = "diagnostic MLP", WP
     compared = f"the MLP with uniform attention, beyond the seed spread ({SEED_SPREAD:g} sd)"
-    d = _get(ev.wp, "diagnostic")
+    d = get_path(ev.wp, "diagnostic")
     if not d or "imposed" not in d or "uniform" not in d:
-        return _not_run(test, compared, source, _wp(ev, "diagnostic"))
+        return not_run(test, compared, source, wp_command(ev, "diagnostic"))
     name, imposed = score_of(d["imposed"])
     _, uniform = score_of(d["uniform"])
     figure = f"MLP {name}: imposed {imposed:.3f}, uniform {uniform:.3f}"
@@ -277,9 +223,9 @@ def diagnostic(ev: Evidence) -> Row:
     if "adversary" in d:
         figure += f", adversary's {score_of(d['adversary'])[1]:.3f}"
     spread = seed_yardstick(ev.wp)
-    link = _href(ev.wp_page, "diagnostic")
+    link = href(ev.wp_page, "diagnostic")
     if spread is None:
-        return Row(test, figure, compared, f"no seed yardstick yet — run `{_wp(ev, 'seeds')}`",
+        return Row(test, figure, compared, f"no seed yardstick yet — run `{wp_command(ev, 'seeds')}`",
                    INCOMPLETE, source, link)
     if imposed - uniform > spread:
         status = SUPPORTS
@@ -289,104 +235,6 @@ def diagnostic(ev: Evidence) -> Row:
         status = AGAINST
         reading = "imposing the base's weights does not lift the MLP beyond the seed spread"
     return Row(test, figure, compared + f" = {spread:.3f}", reading, status, source, link)
-
-
-def plausibility(ev: Evidence) -> Row:
-    test, source = "plausibility: agreement with the rationale", "DeYoung et al. 2020"
-    compared = "the other importance methods' AUPRC, and chance"
-    if ev.jw is None:
-        return _not_run(test, compared, source, f"jaxattn analyze --run {ev.run}")
-    # The plausibility stage's per-method means; else the rationale table's (older analyses).
-    means = _get(ev.jw, "plausibility.headline.auprc")
-    link = _href(ev.jw_page, "stage-plausibility" if means else "rationale")
-    if not means:
-        auprc = _get(ev.jw, "rationale.auprc") or {}
-        means = {k: _get(v, "overall.mean") for k, v in auprc.items()}
-    if "attn" not in means or means["attn"] is None:
-        return Row(test, "–", compared, "the data set has no rationales", NOT_APPLICABLE, source)
-    means = dict(means)
-    chance = means.pop("uniform", None)
-    chance = means.pop("random", chance)
-    others = {k: v for k, v in means.items() if k != "attn" and v is not None}
-    attn = means["attn"]
-    rank = 1 + sum(v > attn for v in others.values())
-    figure = f"AUPRC attention {attn:.2f}, rank {rank} of {len(others) + 1}"
-    figure += (f"; others {min(others.values()):.2f}-{max(others.values()):.2f}" if others else "")
-    figure += f"; chance {chance:.2f}" if chance is not None else ""
-    if not others:
-        return Row(test, figure, compared, "no other method to compare with", INCOMPLETE, source, link)
-    middle = float(np.median(list(others.values())))
-    if attn >= middle:
-        status, reading = SUPPORTS, "attention finds the rationale at least as well as the typical other method"
-    else:
-        status, reading = AGAINST, "attention finds the rationale less well than the typical other method"
-    reading += f" (their median AUPRC {middle:.2f}); plausible is not the same as faithful"
-    return Row(test, figure, compared, reading, status, source, link)
-
-
-# Rankings the erasure row compares attention with: the informed ones (not attention low-first,
-# which is attention's own order reversed, nor the random floor).
-_ERASURE_OTHERS = ("grad_attention", "attention_x_grad", "attention_x_sign_grad", "loo", "ig")
-
-
-def erasure(ev: Evidence) -> Row:
-    """Serrano & Smith's test: attention's order explains the decision if removing weights in
-    that order flips it at least as soon (smaller fraction of tokens removed) as the typical
-    other informed ranking does; the median of the others is the yardstick, as for plausibility."""
-    test, source = "erasure: decision flips", "Serrano & Smith 2019"
-    compared = "removal in the order of gradient, LOO and IG rankings; zeroing a random weight"
-    head = _get(ev.jw, "erasure.headline")
-    if not head:
-        return _not_run(test, compared, source, _analyze(ev, "erasure"))
-    figure = (f"zeroing the top weight flips {100 * head['flip_top']:.1f}% of decisions, "
-              f"a random one {100 * head['flip_random']:.1f}%")
-    attn = head.get("fraction_attention")
-    others = {k: head.get(f"fraction_{k}") for k in _ERASURE_OTHERS}
-    others = {k: v for k, v in others.items() if v is not None and np.isfinite(v)}
-    link = _href(ev.jw_page, "stage-erasure")
-    if attn is None or not np.isfinite(attn) or not others:
-        return Row(test, figure, compared, "no instance flipped in attention's order, or no "
-                   "other ranking to compare with", INCOMPLETE, source, link)
-    middle = float(np.median(list(others.values())))
-    figure += (f"; fraction removed before a flip: attention {attn:.2f}, "
-               f"other rankings' median {middle:.2f}")
-    if attn <= middle:
-        status = SUPPORTS
-        reading = "removing weights in attention's order flips the decision as soon as the typical other ranking"
-    else:
-        status = AGAINST
-        reading = ("other rankings flip the decision after removing fewer tokens: attention's "
-                   "order is not the one the decision rests on")
-    return Row(test, figure, compared, reading, status, source, link)
-
-
-def faithfulness(ev: Evidence) -> Row:
-    """ERASER: attention's place among the importance methods (random floor included) on
-    comprehensiveness (higher better) and sufficiency (lower better) AOPC. In the better half on
-    both: consistent; in the worse half on both: against; otherwise mixed."""
-    test, source = "ERASER: attention's rank on comprehensiveness / sufficiency", "DeYoung et al. 2020"
-    compared = "gradient, LOO, IG, norm and a random ranking"
-    head = _get(ev.jw, "eraser.headline")
-    if not head:
-        return _not_run(test, compared, source, _analyze(ev, "eraser"))
-    n = head["n_methods"]
-    comp, suff = head.get("attention_rank_comprehensiveness"), head.get("attention_rank_sufficiency")
-    link = _href(ev.jw_page, "stage-eraser")
-    if comp is None or suff is None:
-        return Row(test, "–", compared, "attention has no finite AOPC", INCOMPLETE, source, link)
-    aopc_c = head["aopc_comprehensiveness"]["attn"]
-    aopc_s = head["aopc_sufficiency"]["attn"]
-    figure = (f"rank {comp} of {n} on comprehensiveness (AOPC {aopc_c:.3f}), "
-              f"{suff} of {n} on sufficiency (AOPC {aopc_s:.3f})")
-    middle = (n + 1) / 2
-    if comp <= middle and suff <= middle:
-        status, reading = SUPPORTS, "attention's top tokens are among the most decisive ones by deletion"
-    elif comp > middle and suff > middle:
-        status, reading = AGAINST, ("deleting attention's top tokens moves the prediction less, and "
-                                    "keeping only them keeps it less, than most other methods")
-    else:
-        status, reading = MIXED, "attention ranks in the better half on one measure, the worse half on the other"
-    return Row(test, figure, compared, reading, status, source, link)
 
 
 VERDICT_ROWS: dict[str, Callable[[Evidence], Row]] = {

@@ -100,7 +100,8 @@ def test_the_page_opens_with_the_verdict_linked_to_its_evidence(run_dir):
     out = run_dir / "analysis"
     page = (out / "index.html").read_text()
     assert page.index("<table") == page.index('<table class="verdict">')  # the first table
-    for anchor in ("table2", "stage-perm", "stage-adv", "rationale"):
+    for anchor in ("table2", "stage-perm", "stage-adv", "stage-erasure", "stage-eraser",
+                   "stage-plausibility"):
         assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page
     summary = json.loads((out / "summary.json").read_text())
     rows = verdict_rows(evidence(out, summary))

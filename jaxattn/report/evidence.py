@@ -1,0 +1,80 @@
+"""What a verdict row reads and returns: :class:`Evidence` (the run's summaries and where their
+report pages are), :class:`Row`, the statuses, and the small helpers every row uses."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+AGAINST = "against"  # the test counts against reading attention as an explanation
+SUPPORTS = "consistent"  # the test is consistent with reading attention as an explanation
+MIXED = "mixed"
+NOT_NEEDED = "not needed"  # attention is not needed for the task: the other tests say little
+INCOMPLETE = "incomplete"  # ran, but its yardstick needs another stage
+NOT_RUN = "not run"
+NOT_APPLICABLE = "n/a"
+RAN = (AGAINST, SUPPORTS, MIXED, NOT_NEEDED)
+
+STATUS_LABELS = {
+    AGAINST: "against",
+    SUPPORTS: "consistent with",
+    MIXED: "mixed",
+    NOT_NEEDED: "attention not needed",
+    INCOMPLETE: "incomplete",
+    NOT_RUN: "not run",
+    NOT_APPLICABLE: "not applicable",
+}
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What a verdict reads.
+
+    Attributes:
+      jw: the J&W analysis ``summary.json`` (None: not analysed).
+      wp: the W&P suite's ``summary.json`` (None: not run).
+      jw_page: href of the J&W report from the verdict's page ("" for the same page).
+      wp_page: href of the W&P report from the verdict's page.
+      run: the run directory as commands should name it.
+    """
+
+    jw: Mapping | None = None
+    wp: Mapping | None = None
+    jw_page: str | None = None
+    wp_page: str | None = None
+    run: str = "RUN"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    test: str
+    figure: str
+    compared_with: str
+    reading: str
+    status: str
+    source: str
+    evidence: str | None = None  # href (with anchor) of the section holding the evidence
+
+
+def get_path(tree: Mapping | None, dotted: str):
+    """``tree["a"]["b"]`` for ``dotted`` "a.b"; None where a part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(tree, Mapping) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def href(page: str | None, anchor: str) -> str | None:
+    return None if page is None else f"{page}#{anchor}"
+
+
+def not_run(test: str, compared_with: str, source: str, command: str) -> Row:
+    return Row(test, "–", compared_with, f"not run — run `{command}`", NOT_RUN, source)
+
+
+def analyze_command(ev: Evidence, only: str) -> str:
+    return f"jaxattn analyze --run {ev.run} --only {only}"
+
+
+def wp_command(ev: Evidence, only: str) -> str:
+    return f"jaxattn wp --run {ev.run} --only {only}"
