@@ -13,10 +13,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path, PurePath
 
 from jaxattn import distributed
+from jaxattn.cli_types import DATA_DIR_HELP, Parser, count, path, stages
 from jaxattn.compile_cache import add_cache_option, enable_compilation_cache
 from jaxattn.config import ENCODERS, file_data_overrides, load_config
 from jaxattn.errors import JaxattnError
@@ -178,80 +178,37 @@ class CliError(JaxattnError):
     """A command-line argument that cannot be used; the message names the option."""
 
 
-def _count(minimum: int, meaning: str = "") -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum`` (``meaning`` explains the smallest value)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            rule = f"0 ({meaning}) or a positive number" if meaning else f"a number >= {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
-        return value
-
-    return parse
-
-
-def _path(text: str) -> Path:
-    """An argparse type: a path, not the empty string (which would mean the current folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a path, got an empty string")
-    return Path(text)
-
-
-def _stages(text: str) -> set[str]:
-    """An argparse type: comma-separated stage names, at least one."""
-    stages = {part.strip() for part in text.split(",") if part.strip()}
-    if not stages:
-        raise argparse.ArgumentTypeError(
-            f"expected one or more comma-separated stages, got {text!r}"
-        )
-    return stages
-
-
-DATA_DIR_HELP = "data folder (sets data.data_dir; default $JAXATTN_DATA, then ../shared/data)"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its usage errors as one line like every other error."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="jaxattn", description=__doc__.splitlines()[0])
+    parser = Parser(prog="jaxattn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one model from a config into a run directory")
     p.add_argument(
-        "--config", type=_path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
+        "--config", type=path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
     )
     p.add_argument(
         "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
     )
-    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
     p.add_argument(
         "--data-file",
-        type=_path,
+        type=path,
         metavar="PATH",
         help="train on your own CSV/TSV/JSONL file (sets data.name=file, data.train_file=PATH)",
     )
-    p.add_argument("--out", type=_path, required=True, help="run directory (resumed if it exists)")
+    p.add_argument("--out", type=path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
     p.add_argument(
-        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument(
         "--only",
-        type=_stages,
+        type=stages,
         help="comma-separated stages: grad,loo,ig,perm,adv,self_attn,norm,erasure,eraser,"
         "plausibility (default all; self_attn only for models with self-attention layers, norm "
         "for affine decoders, plausibility for data with rationales; the stages a chosen one "
@@ -259,17 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--export-attributions",
-        type=_path,
+        type=path,
         default=None,
         metavar="FILE.jsonl",
         help="also write every importance per instance as JSON lines (read by `jaxattn score`)",
     )
     p.add_argument(
-        "--limit", type=_count(1), default=None, help="analyse only the first N instances"
+        "--limit", type=count(1), default=None, help="analyse only the first N instances"
     )
     p.add_argument(
         "--cpu-devices",
-        type=_count(0, "one per core"),
+        type=count(0, "one per core"),
         default=0,
         help="on a CPU, split each batch over this many single-threaded devices "
         "(default: one per core; 1 turns it off)",
@@ -284,28 +241,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(writes RUN/score/NAME/)",
     )
     p.add_argument(
-        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument(
-        "--attributions", type=_path, required=True, metavar="FILE.jsonl",
+        "--attributions", type=path, required=True, metavar="FILE.jsonl",
         help='one JSON object a line: {"id": row, "split": "test", "tokens": [...], '
         '"scores": {"method": [one number per token]}}',
     )
-    p.add_argument("--out", type=_path, default=None, help="default RUN/score/<file name>")
+    p.add_argument("--out", type=path, default=None, help="default RUN/score/<file name>")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
     p.add_argument(
-        "--run", type=_path, required=True, help="a run directory written by `jaxattn train`"
+        "--run", type=path, required=True, help="a run directory written by `jaxattn train`"
     )
     p.add_argument(
         "--only",
-        type=_stages,
+        type=stages,
         help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)",
     )
     p.add_argument(
-        "--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline"
+        "--seeds", type=count(1), default=8, help="extra seeds for the variance baseline"
     )
     p.add_argument("--quiet", action="store_true")
     distributed.add_arguments(p)
@@ -317,29 +274,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="bilstm", choices=ENCODERS)
     p.add_argument("--attention", default="additive", choices=("additive", "dot"))
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
-    p.add_argument("--limit", type=_count(1), default=None, help="analyse only the first N test instances")
-    p.add_argument("--seeds", type=_count(1), default=8, help="extra seeds for the variance baseline")
-    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
-    p.add_argument("--out", type=_path, default=Path("runs/demo"))
+    p.add_argument("--limit", type=count(1), default=None, help="analyse only the first N test instances")
+    p.add_argument("--seeds", type=count(1), default=8, help="extra seeds for the variance baseline")
+    p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("import-torch", help="a J&W PyTorch model folder (enc.th, dec.th) -> run")
-    p.add_argument("--checkpoint", type=_path, required=True,
+    p.add_argument("--checkpoint", type=path, required=True,
                    help="folder with the J&W enc.th and dec.th state dicts")
-    p.add_argument("--vocab", type=_path, required=True,
+    p.add_argument("--vocab", type=path, required=True,
                    help="its vocabulary: J&W's pickled vec.p, a JSON list / object, or a text file")
-    p.add_argument("--config", type=_path, help="TOML config naming the data set (model keys are "
+    p.add_argument("--config", type=path, help="TOML config naming the data set (model keys are "
                    "taken from the checkpoint)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
-    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
-    p.add_argument("--out", type=_path, required=True, help="new run directory")
+    p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=path, required=True, help="new run directory")
     p.set_defaults(func=_cmd_import_torch)
 
     p = sub.add_parser("export-torch", help="a run -> a J&W PyTorch model folder")
-    p.add_argument("--run", type=_path, required=True, help="a run directory")
-    p.add_argument("--out", type=_path, required=True, help="folder for enc.th, dec.th, config.json")
+    p.add_argument("--run", type=path, required=True, help="a run directory")
+    p.add_argument("--out", type=path, required=True, help="folder for enc.th, dec.th, config.json")
     p.set_defaults(func=_cmd_export_torch)
 
     p = sub.add_parser("data", help="data sets")
@@ -350,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="only these data sets")
     p.add_argument(
         "--data-dir",
-        type=_path,
+        type=path,
         default=None,
         help="data folder (default $JAXATTN_DATA, then ../shared/data)",
     )

@@ -1,0 +1,50 @@
+"""The command line's argument types: each refuses a bad value with a one-line usage error."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+
+def count(minimum: int, meaning: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (``meaning`` explains the smallest value)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            rule = f"0 ({meaning}) or a positive number" if meaning else f"a number >= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        return value
+
+    return parse
+
+
+def path(text: str) -> Path:
+    """An argparse type: a path, not the empty string (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
+def stages(text: str) -> set[str]:
+    """An argparse type: comma-separated stage names, at least one."""
+    stages = {part.strip() for part in text.split(",") if part.strip()}
+    if not stages:
+        raise argparse.ArgumentTypeError(
+            f"expected one or more comma-separated stages, got {text!r}"
+        )
+    return stages
+
+
+DATA_DIR_HELP = "data folder (sets data.data_dir; default $JAXATTN_DATA, then ../shared/data)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
