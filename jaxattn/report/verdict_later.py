@@ -61,8 +61,10 @@ _ERASURE_OTHERS = ("grad_attention", "attention_x_grad", "attention_x_sign_grad"
 
 def erasure(ev: Evidence) -> Row:
     """Serrano & Smith's test: attention's order explains the decision if removing weights in
-    that order flips it at least as soon (smaller fraction of tokens removed) as the typical
-    other informed ranking does; the median of the others is the yardstick, as for plausibility."""
+    that order flips it at least as soon as the typical other informed ranking does (the median
+    of the others is the yardstick, as for plausibility). The fraction compared is Mohankumar et
+    al.'s (a never-flipping instance counts as 1.0), so that a ranking is not credited for the
+    instances it never flips; Serrano & Smith's (flipping instances only) is shown beside it."""
     test, source = "erasure: decision flips", "Serrano & Smith 2019"
     compared = "removal in the order of gradient, LOO and IG rankings; zeroing a random weight"
     head = get_path(ev.jw, "erasure.headline")
@@ -70,16 +72,19 @@ def erasure(ev: Evidence) -> Row:
         return not_run(test, compared, source, analyze_command(ev, "erasure"))
     figure = (f"zeroing the top weight flips {100 * head['flip_top']:.1f}% of decisions, "
               f"a random one {100 * head['flip_random']:.1f}%")
-    attn = head.get("fraction_attention")
-    others = {k: head.get(f"fraction_{k}") for k in _ERASURE_OTHERS}
+    attn = head.get("mohankumar_attention")
+    others = {k: head.get(f"mohankumar_{k}") for k in _ERASURE_OTHERS}
     others = {k: v for k, v in others.items() if v is not None and np.isfinite(v)}
     link = href(ev.jw_page, "stage-erasure")
     if attn is None or not np.isfinite(attn) or not others:
-        return Row(test, figure, compared, "no instance flipped in attention's order, or no "
-                   "other ranking to compare with", INCOMPLETE, source, link)
+        return Row(test, figure, compared, "no other ranking to compare with", INCOMPLETE,
+                   source, link)
     middle = float(np.median(list(others.values())))
-    figure += (f"; fraction removed before a flip: attention {attn:.2f}, "
+    figure += (f"; fraction removed before a flip (never = 1): attention {attn:.2f}, "
                f"other rankings' median {middle:.2f}")
+    serrano = head.get("fraction_attention")
+    if serrano is not None and np.isfinite(serrano):
+        figure += f" (flipping instances only: attention {serrano:.2f})"
     if attn <= middle:
         status = SUPPORTS
         reading = "removing weights in attention's order flips the decision as soon as the typical other ranking"

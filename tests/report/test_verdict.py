@@ -145,22 +145,23 @@ def test_plausibility_ranks_attention_among_the_methods():
 
 def erasure_headline(attention: float, **others: float) -> dict:
     return {"erasure": {"headline": {"flip_top": 0.06, "flip_random": 0.01, "jsd_diff_mean": 0.02,
-                                     "fraction_attention": attention, "fraction_random": 0.9,
-                                     "fraction_attention_low": 0.95,
-                                     **{f"fraction_{k}": x for k, x in others.items()}}}}
+                                     "fraction_attention": 0.39, "mohankumar_attention": attention,
+                                     "mohankumar_random": 0.9, "mohankumar_attention_low": 0.95,
+                                     **{f"mohankumar_{k}": x for k, x in others.items()}}}}
 
 
 def test_erasure_compares_attentions_order_with_the_other_rankings_median():
-    # Others' median 0.30 (0.2, 0.3, 0.5); the random floor and attention low-first are ignored.
-    late = row(v.Evidence(jw=jw(**erasure_headline(0.45, loo=0.2, ig=0.3, grad_attention=0.5)),
+    # Others' median 0.70 (0.6, 0.7, 0.9); the random floor and attention low-first are ignored.
+    late = row(v.Evidence(jw=jw(**erasure_headline(0.83, loo=0.6, ig=0.7, grad_attention=0.9)),
                           jw_page=""), "erasure")
     assert late.status == v.AGAINST and late.evidence == "#stage-erasure"
     assert late.figure == ("zeroing the top weight flips 6.0% of decisions, a random one 1.0%; "
-                           "fraction removed before a flip: attention 0.45, other rankings' median 0.30")
-    soon = row(v.Evidence(jw=jw(**erasure_headline(0.30, loo=0.2, ig=0.3, grad_attention=0.5))),
+                           "fraction removed before a flip (never = 1): attention 0.83, other "
+                           "rankings' median 0.70 (flipping instances only: attention 0.39)")
+    soon = row(v.Evidence(jw=jw(**erasure_headline(0.70, loo=0.6, ig=0.7, grad_attention=0.9))),
                "erasure")
     assert soon.status == v.SUPPORTS
-    alone = row(v.Evidence(jw=jw(**erasure_headline(0.30))), "erasure")
+    alone = row(v.Evidence(jw=jw(**erasure_headline(0.70))), "erasure")
     assert alone.status == v.INCOMPLETE
 
 

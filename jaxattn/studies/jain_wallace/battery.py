@@ -16,7 +16,8 @@ Headline figures for a verdict (``summary.json``):
 * ``erasure.headline``: ``flip_top`` / ``flip_random`` (share of instances whose decision flips
   when the top / a random weight is zeroed), ``jsd_diff_mean``, and per ranking the Serrano &
   Smith fraction removed before a flip (``fraction_<ranking>``, mean over flipping instances;
-  lower = the ranking finds the decisive tokens sooner);
+  lower = the ranking finds the decisive tokens sooner) and Mohankumar et al.'s
+  (``mohankumar_<ranking>``, never-flipping instances counted as 1.0);
 * ``eraser.headline``: ``attention_rank_comprehensiveness`` / ``attention_rank_sufficiency``
   (1 = best of ``n_methods``, random floor included), ``aopc_comprehensiveness`` and
   ``aopc_sufficiency`` per method;
@@ -168,6 +169,7 @@ def _summarize_erasure(data) -> dict:
         "flip_random": single["flip_random"],
         "jsd_diff_mean": single["jsd_diff"]["mean"],
         **{f"fraction_{g}": s["serrano_smith"]["fraction"]["mean"] for g, s in many.items()},
+        **{f"mohankumar_{g}": s["mohankumar"]["fraction"]["mean"] for g, s in many.items()},
     }
     return {"erasure": {"single": single, "many": many, "headline": headline}}
 
