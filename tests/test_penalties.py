@@ -1,6 +1,5 @@
 """Conicity and the deception penalty: definitions, gradients, and a short deceptive training run."""
 
-import time
 
 import jax
 import jax.numpy as jnp
@@ -97,17 +96,14 @@ def synthetic():
 
 
 def test_deceptive_training_moves_attention_off_the_planted_words(tmp_path, synthetic):
-    start = time.perf_counter()
     cfg = load_config(None, SMALL + ["train.deception_weight=1.0"])
     metrics = train_run(cfg, tmp_path / "deceive", progress=False, prepared=synthetic)
     run = load_run(tmp_path / "deceive")
     scores = deception_scores(run.model, run.params, synthetic.splits["test"])
-    seconds = time.perf_counter() - start
     assert metrics["test"]["accuracy"] > 0.9, metrics["test"]
     assert scores["attention_mass"] < 0.01, scores
     assert scores["accuracy_without"] < 0.75, scores  # the prediction still uses those words
     assert 0.0 <= metrics["test_conicity"] <= 1.0
-    print(f"deceptive synthetic run: {seconds:.1f}s {scores}")
 
 
 def test_a_deception_run_needs_impermissible_tokens(synthetic):
