@@ -33,6 +33,7 @@ from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import plots, tables
 from jaxattn.report.evidence import get_path
+from jaxattn.report.verdict_remedies import remedies_verdict
 from jaxattn.run import load_run, train_run, write_atomic, write_json
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -159,7 +160,7 @@ def run_deception(args, skipped: dict) -> list[dict]:
 
     rows = []
     for data in args.deception_data:
-        for lam in LAMBDAS:
+        for lam in args.lambdas:
             run_name, overrides = deceptive_run(data, lam)
             try:
                 metrics, summary = train_and_analyze(data, "bilstm", overrides,
@@ -222,7 +223,7 @@ def deception_figure(rows: list[dict], path: Path) -> Path | None:
 
 
 def write_report(out: Path, comparison: list[dict], deception: list[dict], skipped: dict) -> Path:
-    md = ["# Making and breaking attention\n\n"]
+    md = ["# Making and breaking attention\n\n", remedies_verdict(comparison, deception)]
     if comparison:
         md += ["## Vanilla vs Orthogonal vs Diversity LSTM vs deceptive (lambda 1)\n\n",
                tables.markdown_table(comparison),
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--deception-data", nargs="+", default=list(DECEPTION_DATA))
+    parser.add_argument("--lambdas", nargs="+", type=float, default=list(LAMBDAS),
+                        help="deception weights of the deception table (0 is its baseline)")
     parser.add_argument("--skip-comparison", action="store_true")
     parser.add_argument("--skip-deception", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

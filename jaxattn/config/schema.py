@@ -42,7 +42,8 @@ class DataConfig:
     min_length: int = -1  # -1 -> protocol value; lengths count real tokens
     max_length: int = -1  # -1 -> protocol value; 0 -> no limit
     embeddings: str = "random"
-    limit_train: int = 0  # 0 -> all; else keep the first N training examples (smoke runs)
+    # 0 -> all; else N training examples, stratified by label and seeded with split_seed
+    limit_train: int = 0
     # Your own data (name = "file"; jaxattn/data/tabular.py): CSV/TSV with a header row, or JSON lines.
     train_file: str = ""  # required with name = "file"
     dev_file: str = ""  # "" -> carve dev_fraction of train_file

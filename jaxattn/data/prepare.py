@@ -8,6 +8,7 @@ from jaxattn.config import DataConfig
 from jaxattn.data.batching import EncodedSplit, encode_split
 from jaxattn.data.dataset import SPLITS, DataError, Dataset, Example
 from jaxattn.data.sources import filter_defaults, load_configured
+from jaxattn.data.splits import stratified_subset
 from jaxattn.data.vocab import Vocab
 
 
@@ -65,8 +66,9 @@ def prepare(
         kept = filter_by_length(
             dataset.splits.get(name, []), filters["min_length"], filters["max_length"]
         )
-        if name == "train" and cfg.limit_train > 0:
-            kept = kept[: cfg.limit_train]
+        if name == "train" and 0 < cfg.limit_train < len(kept):
+            chosen = stratified_subset([ex.label for ex in kept], cfg.limit_train, cfg.split_seed)
+            kept = [kept[i] for i in chosen]
         if not kept:
             raise DataError(
                 f"{dataset.name}: the {name} split is empty after length filtering "

@@ -46,6 +46,25 @@ def stratified_partition(
     return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
 
 
+def stratified_subset(labels: Sequence[int], n: int, seed: int = SPLIT_SEED) -> np.ndarray:
+    """``n`` of ``range(len(labels))`` holding every class in its share (up to one example).
+
+    Each class is shuffled with ``seed`` and its members spread evenly over [0, 1); the ``n``
+    smallest positions are kept, so any prefix of that order is stratified. A split stored
+    class by class (IMDB's) thus gives a mixed subset, where its first ``n`` would be one class.
+
+    Returns:
+      sorted <int64>[min(n, len(labels))] indices.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    position = np.zeros(len(labels))
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        position[members] = (np.arange(len(members)) + 0.5) / len(members)
+    return np.sort(np.argsort(position, kind="stable")[:n])
+
+
 def carve(
     examples: Sequence[Example], fractions: dict[str, float], seed: int = SPLIT_SEED
 ) -> dict[str, list[Example]]:

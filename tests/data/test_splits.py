@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxattn.data.dataset import Example
-from jaxattn.data.splits import carve, carve_groups, stratified_partition
+from jaxattn.data.splits import carve, carve_groups, stratified_partition, stratified_subset
 
 
 def test_partition_covers_every_index_once_and_keeps_class_shares():
@@ -46,3 +46,29 @@ def test_carve_groups_moves_whole_groups():
     moved_stories = {item.split("q")[0] for item in moved}
     assert len(moved_stories) == 3
     assert not moved_stories & {item.split("q")[0] for item in rest}
+
+
+def test_subset_of_a_split_stored_class_by_class_is_mixed_and_nested():
+    labels = np.array([0] * 300 + [1] * 100)  # sorted by label, as IMDB's train split is
+    sub = stratified_subset(labels, 40, seed=0)
+    assert len(sub) == 40 and np.all(np.diff(sub) > 0)
+    assert int(labels[sub].sum()) == 10  # the 25% share of positives
+    # any n: within one example of every class's share; larger n contain smaller ones
+    for n in (1, 7, 33, 399):
+        picked = stratified_subset(labels, n, seed=0)
+        assert abs(labels[picked].sum() - n / 4) <= 1
+        assert set(picked) <= set(stratified_subset(labels, n + 1, seed=0))
+    assert np.array_equal(stratified_subset(labels, 500), np.arange(400))
+    assert not np.array_equal(sub, stratified_subset(labels, 40, seed=1))
+
+
+def test_limit_train_keeps_both_classes(tmp_path):
+    from jaxattn.config import DataConfig
+    from jaxattn.data.prepare import prepare
+
+    rows = [f"{'good fine' if i < 30 else 'bad awful'} film {i},{int(i < 30)}" for i in range(40)]
+    path = tmp_path / "sorted.csv"
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    prepared = prepare(DataConfig(name="file", train_file=str(path), limit_train=8))
+    labels = np.asarray(prepared.splits["train"].labels)
+    assert len(labels) == 8 and 0 < labels.sum() < 8
