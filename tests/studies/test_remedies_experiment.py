@@ -67,6 +67,15 @@ def test_remedies_end_to_end(tmp_path):
     assert again["comparison"] == comparison and again["deception"] == deception
     assert {p: p.stat().st_mtime_ns for p in kept} == before
 
+    # --collect trains nothing: the same rows whatever --set says; a run not made is skipped
+    assert remedies.main(["--out", str(out), *ARGS, "--collect", "--set", "train.epochs=9",
+                          "--variants", "vanilla", "orthogonal", "deceptive", "diversity"]) == 0
+    collected = json.loads((out / "summary.json").read_text())
+    assert collected["comparison"] == comparison and collected["deception"] == deception
+    assert list(collected["skipped"]) == ["synthetic_diversity"]
+    assert not (out / "synthetic_diversity_lstm").exists()
+    assert {p: p.stat().st_mtime_ns for p in kept} == before
+
 
 def test_remedies_skips_what_cannot_run(tmp_path, capsys):
     remedies = _script()
