@@ -188,29 +188,34 @@ def run_deception(args, skipped: dict) -> list[dict]:
 
 
 FIGURE_COLUMNS = ("accuracy", "conicity", "tau attn_grad", "tau attn_loo", "perm median TVD",
-                  "adv max JSD")
+                  "adv max JSD", "erasure frac-to-flip", "comprehensiveness AOPC")
 
 
 def comparison_figure(rows: list[dict], path: Path) -> Path | None:
-    """One panel per measure, bars per data set and variant, side by side."""
+    """One panel per measure (two rows of four), bars per data set and variant, side by side."""
     if not rows:
         return None
     import numpy as np
 
     datasets = list(dict.fromkeys(r["data set"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    fig = plots.new_figure(3.2 * len(FIGURE_COLUMNS), 3.2)
-    axes = fig.subplots(1, len(FIGURE_COLUMNS))
+    cols = 4
+    fig = plots.new_figure(3.4 * cols, 3.0 * -(-len(FIGURE_COLUMNS) // cols))
+    axes = np.atleast_1d(fig.subplots(-(-len(FIGURE_COLUMNS) // cols), cols)).ravel()
     width = 0.8 / len(variants)
-    for ax, column in zip(np.atleast_1d(axes), FIGURE_COLUMNS):
+    for ax, column in zip(axes, FIGURE_COLUMNS):
         for v, variant in enumerate(variants):
-            values = [next((r[column] for r in rows if r["data set"] == d
+            values = [next((r.get(column) for r in rows if r["data set"] == d
                             and r["variant"] == variant), None) for d in datasets]
             heights = [np.nan if x is None else x for x in values]
             ax.bar(np.arange(len(datasets)) + v * width, heights, width, label=variant)
-        ax.set_xticks(np.arange(len(datasets)) + width * (len(variants) - 1) / 2, datasets)
+        ax.set_xticks(np.arange(len(datasets)) + width * (len(variants) - 1) / 2, datasets,
+                      fontsize=7)
         ax.set_title(column, fontsize=9)
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    for ax in axes[len(FIGURE_COLUMNS):]:
+        ax.set_visible(False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(variants),
+               fontsize=8, frameon=False)
     return plots.save_figure(fig, path)
 
 
