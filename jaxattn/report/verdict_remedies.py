@@ -84,7 +84,21 @@ def remedy_sentences(comparison: Sequence[dict]) -> list[str]:
                 text += "".join(f"; {label}: {', '.join(items)}" for label, items in
                                 (("more", better), ("less", worse)) if items) + "."
             out.append(text)
+        out += _deceptive_sentence(data, vanilla, rows)
     return out
+
+
+def _deceptive_sentence(data: str, vanilla: dict, rows: Sequence[dict]) -> list[str]:
+    """The deceptive BiLSTM against the vanilla one, when both trained on the same data and
+    attention's plausibility (agreement with the impermissible rationale) was measured."""
+    row = next((r for r in rows if r["variant"] == "deceptive"
+                and r.get("trained on", data) == data), None)
+    column = "plausibility AUPRC"
+    if row is None or not (_present(vanilla.get(column)) and _present(row.get(column))):
+        return []
+    return [f"On {data}, deceptive training (lambda 1, the rationale impermissible) moves "
+            f"attention's plausibility AUPRC from {vanilla[column]:.2f} to {row[column]:.2f} at "
+            f"accuracy {row['accuracy']:.3f} (BiLSTM {vanilla['accuracy']:.3f})."]
 
 
 def deception_sentences(deception: Sequence[dict]) -> list[str]:

@@ -68,3 +68,13 @@ def test_deception_needs_lambda_zero_and_verdict_opens_report():
     assert remedies_verdict([], []) == ""
     text = remedies_verdict([_row("vanilla"), _row("orthogonal", conicity=0.2)], [])
     assert text.startswith("**Verdict.**") and text.count("\n- ") == 1
+
+
+def test_deceptive_row_against_vanilla_only_on_the_same_data():
+    vanilla = _row("vanilla", **{"plausibility AUPRC": 0.9})
+    same = _row("deceptive", accuracy=0.99, **{"plausibility AUPRC": 0.1, "trained on": "sst2"})
+    (sentence,) = remedy_sentences([vanilla, same])
+    assert "plausibility AUPRC from 0.90 to 0.10 at accuracy 0.990" in sentence
+    other = same | {"trained on": "sst2_distractors"}
+    assert remedy_sentences([vanilla, other]) == []
+    assert remedy_sentences([_row("vanilla"), same]) == []  # no plausibility for vanilla
