@@ -122,11 +122,22 @@ def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, P
     return AttentionSource("imposed", src.model), src.params
 
 
-def _only_adds_epochs(old: Config, new: Config) -> bool:
-    """Whether ``new`` is ``old`` with more epochs: training then continues from the checkpoint."""
+def _patience_rank(patience: int) -> float:
+    return float("inf") if patience <= 0 else patience  # 0 turns early stopping off
+
+
+def _only_extends_training(old: Config, new: Config) -> bool:
+    """Whether ``new`` is ``old`` with more epochs and/or more patience (0: off).
+
+    Training then continues from the checkpoint, and ends where an uninterrupted run with the new
+    settings would: batch order depends only on seed and epoch, and a run that more patience would
+    not have stopped has not stopped yet under less.
+    """
     old_d, new_d = old.to_dict(), new.to_dict()
     old_epochs, new_epochs = old_d["train"].pop("epochs"), new_d["train"].pop("epochs")
-    return old_d == new_d and new_epochs >= old_epochs
+    old_patience, new_patience = old_d["train"].pop("patience"), new_d["train"].pop("patience")
+    return (old_d == new_d and new_epochs >= old_epochs
+            and _patience_rank(new_patience) >= _patience_rank(old_patience))
 
 
 def is_finished_run(path: Path) -> bool:
@@ -170,11 +181,11 @@ def train_run(
         fresh = not (out / "config.toml").exists()
         if not fresh:
             old = load_config(out / "config.toml")
-            if old.to_dict() != cfg.to_dict() and not _only_adds_epochs(old, cfg):
+            if old.to_dict() != cfg.to_dict() and not _only_extends_training(old, cfg):
                 state = "a finished" if finished else "an unfinished"
                 raise ConfigError(
                     f"{out}: holds {state} run with a different config; choose another --out "
-                    "(only train.epochs may grow, to continue training)"
+                    "(only train.epochs and train.patience may grow, to continue training)"
                 )
             if old.to_dict() == cfg.to_dict() and finished:
                 return read_json(out / "metrics.json")

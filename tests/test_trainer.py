@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxattn.cli import main
-from jaxattn.config import load_config
+from jaxattn.config import ConfigError, load_config
 from jaxattn.data.batching import make_batch
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
@@ -62,6 +62,24 @@ def test_deterministic_and_resumable(tmp_path, data):
         train_run(cfg, tmp_path / "a", progress=False, prepared=data)["train_seconds"]
         == full["train_seconds"]
     )
+
+
+def test_more_patience_continues_like_an_uninterrupted_run(tmp_path, data):
+    from jaxattn.run import _only_extends_training
+
+    base = SMALL + ["model.encoder=average", "train.epochs=3"]
+    stopped, off = (load_config(None, base + [f"train.patience={p}"]) for p in (1, 0))
+    assert _only_extends_training(stopped, off)  # 0 is off: the most patience
+    assert _only_extends_training(stopped, load_config(None, base + ["train.patience=2"]))
+    assert not _only_extends_training(off, stopped)  # less patience would rewrite history
+    assert not _only_extends_training(stopped, load_config(None, base + ["train.learning_rate=0.5"]))
+    full = train_run(off, tmp_path / "a", progress=False, prepared=data)
+    train_run(stopped, tmp_path / "b", progress=False, prepared=data)
+    continued = train_run(off, tmp_path / "b", progress=False, prepared=data)
+    assert [e["epoch"] for e in continued["epochs"]] == [1, 2, 3]
+    assert continued["test"] == full["test"]
+    with pytest.raises(ConfigError, match="train.patience may grow"):
+        train_run(stopped, tmp_path / "a", progress=False, prepared=data)
 
 
 def test_uniform_attention_training_reaches_metrics(tmp_path, data):
