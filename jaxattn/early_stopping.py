@@ -9,6 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def patience_limit(patience: int) -> float:
+    """``train.patience`` as a number of epochs: 0 (off) is no limit, so more patience ranks higher."""
+    return float("inf") if patience <= 0 else float(patience)
+
+
 def patience_ran_out(epochs_run: int, best_epoch, patience: int) -> bool:
     """Whether training stops before the next epoch.
 
@@ -19,6 +24,6 @@ def patience_ran_out(epochs_run: int, best_epoch, patience: int) -> bool:
     Returns:
       True when every member of the stack has gone ``patience`` epochs without improving.
     """
-    if patience <= 0 or epochs_run == 0:
+    if epochs_run == 0:
         return False
-    return bool(np.all(epochs_run - np.asarray(best_epoch) >= patience))
+    return bool(np.all(epochs_run - np.asarray(best_epoch) >= patience_limit(patience)))

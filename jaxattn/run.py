@@ -24,6 +24,7 @@ from jaxattn.data.batching import placeholder_batch
 from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
+from jaxattn.early_stopping import patience_limit
 from jaxattn.errors import RunError
 from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.model import Model, Params, build_model
@@ -122,10 +123,6 @@ def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, P
     return AttentionSource("imposed", src.model), src.params
 
 
-def _patience_rank(patience: int) -> float:
-    return float("inf") if patience <= 0 else patience  # 0 turns early stopping off
-
-
 def _only_extends_training(old: Config, new: Config) -> bool:
     """Whether ``new`` is ``old`` with more epochs and/or more patience (0: off).
 
@@ -137,7 +134,7 @@ def _only_extends_training(old: Config, new: Config) -> bool:
     old_epochs, new_epochs = old_d["train"].pop("epochs"), new_d["train"].pop("epochs")
     old_patience, new_patience = old_d["train"].pop("patience"), new_d["train"].pop("patience")
     return (old_d == new_d and new_epochs >= old_epochs
-            and _patience_rank(new_patience) >= _patience_rank(old_patience))
+            and patience_limit(new_patience) >= patience_limit(old_patience))
 
 
 def is_finished_run(path: Path) -> bool:

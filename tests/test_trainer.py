@@ -67,14 +67,16 @@ def test_deterministic_and_resumable(tmp_path, data):
 def test_more_patience_continues_like_an_uninterrupted_run(tmp_path, data):
     from jaxattn.run import _only_extends_training
 
-    base = SMALL + ["model.encoder=average", "train.epochs=3"]
+    # At this rate dev AUC is 1.0 after epoch 1, so patience 1 stops after epoch 2 of 3.
+    base = SMALL + ["model.encoder=average", "train.epochs=3", "train.learning_rate=0.1"]
     stopped, off = (load_config(None, base + [f"train.patience={p}"]) for p in (1, 0))
     assert _only_extends_training(stopped, off)  # 0 is off: the most patience
     assert _only_extends_training(stopped, load_config(None, base + ["train.patience=2"]))
     assert not _only_extends_training(off, stopped)  # less patience would rewrite history
     assert not _only_extends_training(stopped, load_config(None, base + ["train.learning_rate=0.5"]))
     full = train_run(off, tmp_path / "a", progress=False, prepared=data)
-    train_run(stopped, tmp_path / "b", progress=False, prepared=data)
+    early = train_run(stopped, tmp_path / "b", progress=False, prepared=data)
+    assert [e["epoch"] for e in early["epochs"]] == [1, 2]
     continued = train_run(off, tmp_path / "b", progress=False, prepared=data)
     assert [e["epoch"] for e in continued["epochs"]] == [1, 2, 3]
     assert continued["test"] == full["test"]
