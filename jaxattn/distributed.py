@@ -17,6 +17,7 @@ CPU backend needs for any computation that spans processes.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 
 from jaxattn.errors import JaxattnError
@@ -66,9 +67,36 @@ def settings(coordinator: str | None = None, num_processes: int | None = None,
                                "this process's id) or none")
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise DistributedError(f"{source}: process id {process_id} is not in 0..{num_processes - 1}")
-    if ":" not in coordinator:
-        raise DistributedError(f"{source}: coordinator {coordinator!r} is not HOST:PORT")
+    split_address(coordinator, source)
     return coordinator, num_processes, process_id
+
+
+def split_address(address: str, source: str) -> tuple[str, int]:
+    """(host, port) of ``HOST:PORT`` (``[::1]:PORT`` for an IPv6 host); one line naming
+    ``source`` otherwise."""
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DistributedError(f"{source}: coordinator {address!r} is not HOST:PORT "
+                               "(a port 1-65535)")
+    return host, int(port)
+
+
+def check_port_free(address: str, source: str) -> None:
+    """Process 0 serves the coordinator at ``address``: refuse before JAX starts when that port
+    is taken (JAX itself would crash the process)."""
+    host, port = split_address(address, source)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise DistributedError(f"{source}: coordinator host {host!r} is unknown ({err})") from None
+    family, kind, proto, _, where = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        try:
+            s.bind(where)
+        except OSError as err:
+            raise DistributedError(f"{source}: cannot serve the coordinator at {address} "
+                                   f"({err.strerror}); is another run using port {port}?") from None
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -88,7 +116,12 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     if found is None:
         jax.distributed.initialize()  # JAX's own cluster detection
     else:
-        jax.distributed.initialize(*found)
+        coordinator, count, index = found
+        if index == 0:
+            check_port_free(coordinator, "--coordinator")
+        # The coordinator listens only at the address it was given (localhost for
+        # ``python -m jaxattn.launch``), never on every interface, which is JAX's default.
+        jax.distributed.initialize(coordinator, count, index, coordinator_bind_address=coordinator)
     _PROCESS = (jax.process_index(), jax.process_count())
     return True
 

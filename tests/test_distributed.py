@@ -2,8 +2,10 @@
 localhost train the same parameters (to float tolerance) and write the same analysis arrays as
 one process; the flags and variables that ask for it are checked."""
 
+import ast
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxattn.cli import main
-from jaxattn.distributed import DistributedError, settings
+from jaxattn.distributed import DistributedError, check_port_free, settings
 from jaxattn.launch import launch
 from jaxattn.run import load_run
 
@@ -121,3 +123,52 @@ def test_bad_flags_are_one_line(tmp_path, capsys):
     assert main(["analyze", "--run", str(tmp_path), "--num-processes", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "give all three" in err
+
+
+_LISTENERS = '''
+import argparse, sys
+from jaxattn import distributed
+parser = argparse.ArgumentParser()
+distributed.add_arguments(parser)
+args = parser.parse_args()
+distributed.from_args(args)
+port = int(args.coordinator.rsplit(":", 1)[1])
+found = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hexport = local.split(":")
+        if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+            found.add(address)
+print("LISTEN", sorted(found))
+distributed.barrier("listeners")
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket tables")
+def test_the_launched_coordinator_listens_on_loopback_only(tmp_path):
+    script = tmp_path / "listeners.py"
+    script.write_text(_LISTENERS)
+    (code, out), (code1, out1) = launch([], 2, script=str(script), timeout=300, capture=True)
+    assert code == 0 and code1 == 0, out[-3000:] + out1[-3000:]
+    line = next(x for x in out.splitlines() if x.startswith("LISTEN"))
+    addresses = ast.literal_eval(line.split(" ", 1)[1])  # hex addresses, as /proc shows them
+    # 127.0.0.1, ::1 and ::ffff:127.0.0.1 (JAX's default, every interface, is all zeros)
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    assert addresses and set(addresses) <= loopback, line
+
+
+def test_coordinator_address_and_port_are_checked_before_jax_starts(capsys):
+    for bad in ("localhost:http", "localhost:0", "localhost:70000", ":1234", "localhost:"):
+        with pytest.raises(DistributedError, match="HOST:PORT"):
+            settings(bad, 2, 0, environ={})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DistributedError, match=f"is another run using port {port}"):
+            check_port_free(f"127.0.0.1:{port}", "--coordinator")
+    assert main(["analyze", "--run", "x", "--coordinator", "localhost:http",
+                 "--num-processes", "2", "--process-id", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "HOST:PORT" in err

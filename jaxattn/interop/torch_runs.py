@@ -14,6 +14,7 @@ Import writes an ordinary finished run directory (``config.toml``, ``vocab.json`
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import json
@@ -60,8 +61,8 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 
 class _Stub:
-    """Stands in for any class of a pickled vocabulary that is not plain data (their Vectorizer,
-    sklearn's CountVectorizer): it keeps the attributes and runs no code."""
+    """Stands in for the one class a J&W vocabulary pickle holds (their ``Vectorizer``, and the
+    sklearn ``CountVectorizer`` it may keep): it keeps the attributes and runs no code."""
 
     def __init__(self, *args, **kwargs):
         pass
@@ -71,23 +72,99 @@ class _Stub:
             self.__dict__.update(state)
 
 
-_SAFE = {
-    ("builtins", n) for n in ("dict", "list", "set", "frozenset", "tuple", "int", "float", "str",
-                               "bytes", "bool", "complex", "slice", "range")
-} | {("collections", "OrderedDict"), ("collections", "defaultdict")}
-_NUMPY = {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"}
+class _NdarrayName:
+    """What a pickle's ``numpy.ndarray`` becomes: only :func:`_empty_array` accepts it, so a
+    file cannot call ``ndarray(shape)`` to reserve memory of a size it names."""
+
+
+def _empty_array(cls, shape, dtype):
+    """numpy's ``_reconstruct`` as pickles use it: the empty array that ``__setstate__`` then
+    fills (and checks against the data it is given)."""
+    if cls is not _NdarrayName or tuple(shape) != (0,):
+        raise _Refused("numpy's _reconstruct other than for an array's pickle")
+    return np.ndarray.__reduce__(np.zeros(1))[0](np.ndarray, (0,), dtype)
+
+
+def _numpy_rebuilders() -> dict[str, object]:
+    """The functions a pickled ndarray / dtype / scalar names, taken from the numpy already
+    imported (so no module named in a file is ever imported to find them)."""
+    return {
+        "_reconstruct": _empty_array,
+        "scalar": np.float64(0).__reduce__()[0],
+        "_frombuffer": np.zeros(1).__reduce_ex__(5)[0],
+        "ndarray": _NdarrayName,
+        "dtype": np.dtype,
+    }
+
+
+_NUMPY_HOMES = {  # where numpy 1.x and 2.x pickles say each one lives
+    "_reconstruct": ("numpy.core.multiarray", "numpy._core.multiarray"),
+    "scalar": ("numpy.core.multiarray", "numpy._core.multiarray"),
+    "_frombuffer": ("numpy.core.numeric", "numpy._core.numeric"),
+    "ndarray": ("numpy",),
+    "dtype": ("numpy",),
+}
+# Containers only: no builtin whose call could allocate without bound (bytes(10**12), range).
+_CONTAINERS = {("builtins", t.__name__): t for t in (dict, list, set, frozenset, tuple)}
+_CONTAINERS |= {("__builtin__", t.__name__): t for t in (set, frozenset)}  # protocol 0-2
+_CONTAINERS |= {("collections", "OrderedDict"): collections.OrderedDict,
+                ("collections", "defaultdict"): collections.defaultdict}
+_STUBS = {("Vectorizer", "vectorizer"), ("CountVectorizer", "sklearn.feature_extraction.text"),
+          ("CountVectorizer", "sklearn.feature_extraction._text")}
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What protocols 0-2 name as ``_codecs.encode`` to rebuild bytes, for latin-1 alone."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise _Refused(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _plain_instance(cls, base=object, state=None):
+    """``copyreg._reconstructor`` as protocols 0-1 use it for a plain class: here only for the
+    stub classes, so it never calls a constructor a file names."""
+    if not (isinstance(cls, type) and issubclass(cls, _Stub)) or base is not object or state:
+        raise _Refused("copyreg._reconstructor other than for a Vectorizer")
+    return cls()
+
+
+def _admitted(module: str, name: str):
+    """What a vocabulary pickle may name as ``module.name``, or None: containers, latin-1 bytes,
+    numpy's array, dtype and scalar rebuilders, and J&W's ``Vectorizer`` (a data-only stub)."""
+    if (module, name) in _CONTAINERS:
+        return _CONTAINERS[module, name]
+    if name == "_reconstructor" and module in ("copy_reg", "copyreg"):
+        return _plain_instance
+    if name == "object" and module in ("builtins", "__builtin__"):
+        return object
+    if (module, name) == ("_codecs", "encode"):
+        return _latin1_bytes
+    if module in _NUMPY_HOMES.get(name, ()):
+        return _numpy_rebuilders()[name]
+    # Their Vectorizer lives in preprocess/vectorizer.py, imported under one of several paths.
+    if name == "Vectorizer" and module.rsplit(".", 1)[-1] == "vectorizer":
+        return type(name, (_Stub,), {})
+    if (name, module) in _STUBS:
+        return type(name, (_Stub,), {})
+    return None
 
 
 class _VocabUnpickler(pickle.Unpickler):
-    """Unpickles plain data and numpy arrays; every other class becomes a :class:`_Stub`, so a
-    pickle runs no code of its own."""
+    """Unpickles exactly what a J&W vocabulary holds (see :func:`_admitted`); any other global a
+    file names is refused before anything is imported or called."""
 
     def find_class(self, module, name):
-        if (module, name) in _SAFE:
-            return super().find_class(module, name)
-        if module.split(".")[0] == "numpy" and name in _NUMPY:
-            return super().find_class(module, name)
-        return type(name, (_Stub,), {})
+        found = _admitted(module, name)
+        if found is None:
+            raise _Refused(f"{module}.{name}")
+        return found
+
+    def persistent_load(self, pid):
+        raise _Refused("a persistent id")
+
+
+class _Refused(Exception):
+    pass
 
 
 def _itos_from_mapping(mapping: dict, path: Path) -> list[str]:
@@ -109,6 +186,9 @@ def read_vocab(path: Path) -> list[str]:
     if path.suffix in (".p", ".pkl", ".pickle"):
         try:
             obj = _VocabUnpickler(io.BytesIO(raw)).load()
+        except _Refused as err:
+            raise CheckpointError(f"{path}: the pickle names {err}, which a J&W vocabulary does "
+                                  "not hold; refused without running it") from None
         except Exception as err:
             raise CheckpointError(f"{path}: not a pickled vocabulary ({type(err).__name__})") from None
         mapping = getattr(obj, "idx2word", None) or getattr(obj, "word2idx", None)
