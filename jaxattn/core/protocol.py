@@ -135,6 +135,22 @@ class Encoded:
     candidates: jnp.ndarray | None = None
 
 
+@struct.dataclass
+class HeadMaps:
+    """Self-attention given by the caller for chosen (layer, head) pairs: the self-attention
+    seam's argument (see :func:`has_self_attention_seam`).
+
+    Attributes:
+      maps: <float32>[L, B, H, T, T] attention probabilities, each query row a distribution over
+        the key columns of ``batch.valid``; only the selected pairs are read.
+      select: <bool>[L, H] the pairs whose attention is ``maps``; every other head computes its
+        own on the residual stream the replaced heads changed.
+    """
+
+    maps: jnp.ndarray
+    select: jnp.ndarray
+
+
 @runtime_checkable
 class AttentionModel(Protocol):
     """A model with attention as an explicit argument (see the module docstring).
@@ -190,6 +206,13 @@ def has_affine_decoder(model: AttentionModel) -> bool:
 def has_self_attention(model: AttentionModel) -> bool:
     """Whether ``model`` offers ``self_attention`` (it may still give zero layers)."""
     return callable(getattr(model, "self_attention", None))
+
+
+def has_self_attention_seam(model: AttentionModel) -> bool:
+    """Whether ``model`` declares ``self_attention_seam = True``: ``encode_embedded(params, batch,
+    embedded, heads=HeadMaps(...))`` then encodes with the given maps for the selected (layer,
+    head) pairs, and ``self_attention`` gives the maps it computes itself."""
+    return bool(getattr(model, "self_attention_seam", False)) and has_self_attention(model)
 
 
 def is_binary(model: AttentionModel) -> bool:
