@@ -84,7 +84,7 @@ def test_split(data: str, n: int, fake: bool, seed: int = 0):
 def measure(stage: str, model, params, split, opts) -> dict:
     import jax
 
-    from jaxattn import importance
+    from jaxattn.explain import importance
     from jaxattn.studies import runner
     from jaxattn.studies.jain_wallace import stages as jw
 
@@ -166,7 +166,7 @@ def main() -> None:
     if not args.child:
         _parent(args)
         return
-    from jaxattn.devices import split_cpu_into_devices
+    from jaxattn.runtime.devices import split_cpu_into_devices
 
     split_cpu_into_devices(args.devices)  # before JAX creates its CPU backend
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wall time of a multi-model study (W&P seeds + adversary sweep) on 1 process and on N
-# processes joined by jax.distributed on this machine (python -m jaxattn.launch), on copies of one
+# processes joined by jax.distributed on this machine (python -m jaxattn.runtime.launch), on copies of one
 # base run; prints both times and whether the summaries agree.
 #   benchmarks/multiprocess.sh [N] [SEEDS]        (defaults 2 and 4)
 set -euo pipefail
@@ -17,7 +17,7 @@ STUDY=(wp --only seeds,adversary --seeds "$SEEDS" --quiet)
 t0=$(date +%s.%N)
 "$PY" -m jaxattn.cli "${STUDY[@]}" --run "$WORK/one" > /dev/null
 t1=$(date +%s.%N)
-"$PY" -m jaxattn.launch -n "$N" -- "${STUDY[@]}" --run "$WORK/many" > /dev/null
+"$PY" -m jaxattn.runtime.launch -n "$N" -- "${STUDY[@]}" --run "$WORK/many" > /dev/null
 t2=$(date +%s.%N)
 "$PY" - "$WORK" "$t0" "$t1" "$t2" "$N" <<'PYEOF'
 import json, sys

@@ -26,8 +26,8 @@ def _measure(data: str, encoder: str, epochs: int) -> dict:
 
     from jaxattn.config import load_config
     from jaxattn.data.batching import EncodedSplit, training_batches
-    from jaxattn.run import model_for
-    from jaxattn.trainer import AttentionSource, make_optimizer, make_train_step
+    from jaxattn.runs.run import model_for
+    from jaxattn.training.trainer import AttentionSource, make_optimizer, make_train_step
 
     cfg = load_config(None, [f"model.encoder={encoder}", "model.embed_dim=300"])
     if data == "fixed200":
@@ -50,7 +50,7 @@ def _measure(data: str, encoder: str, epochs: int) -> dict:
     optimizer = make_optimizer(cfg.train)
     opt_state = optimizer.init(params)
     # The Diversity LSTM trains with its conicity loss (the other encoders with none).
-    from jaxattn.penalties import conicity_penalty
+    from jaxattn.training.penalties import conicity_penalty
 
     penalty = conicity_penalty(cfg.model.diversity_weight) if encoder == "diversity_lstm" else None
     step = make_train_step(model, optimizer, AttentionSource(), penalty=penalty)

@@ -29,13 +29,13 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn import distributed
 from jaxattn.config import ConfigError, load_config, parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
 from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
-from jaxattn.run import train_run, write_atomic, write_json
+from jaxattn.runs.run import train_run, write_atomic, write_json
+from jaxattn.runtime import distributed
 from jaxattn.studies.jain_wallace.seed_runs import train_seed_runs
 from jaxattn.studies.jain_wallace.seed_tables import (
     seed_spread_note,

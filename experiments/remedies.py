@@ -35,7 +35,7 @@ from jaxattn.data.dataset import DataError
 from jaxattn.report import plots, tables
 from jaxattn.report.evidence import get_path
 from jaxattn.report.verdict_remedies import remedies_verdict
-from jaxattn.run import load_run, train_run, write_atomic, write_json
+from jaxattn.runs.run import load_run, train_run, write_atomic, write_json
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DATASETS = ("sst2", "imdb", "20news_sports", "babi1")
@@ -165,7 +165,7 @@ def run_comparison(args, skipped: dict) -> list[dict]:
 
 
 def run_deception(args, skipped: dict) -> list[dict]:
-    from jaxattn.deception import deception_scores
+    from jaxattn.training.deception import deception_scores
 
     rows = []
     for data in args.deception_data:

@@ -22,14 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn import distributed
-from jaxattn.adversarial_training import DEFAULT_LAMBDAS
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.evidence import get_path
 from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
-from jaxattn.run import train_run, write_atomic, write_json
+from jaxattn.runs.run import train_run, write_atomic, write_json
+from jaxattn.runtime import distributed
+from jaxattn.studies.wiegreffe_pinter.adversarial_training import DEFAULT_LAMBDAS
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
 DATASETS = ("sst2", "imdb", "20news_sports", "ag_news", "synthetic")

@@ -1,62 +1,78 @@
 """jaxattn: is attention an explanation? The model contract, the analyses, training and studies.
 
     import jaxattn
-    jaxattn.check_model(model)                           # your model satisfies AttentionModel
+    jaxattn.check_model(model)                           # your model satisfies the contract
     data = jaxattn.prepare_data(jaxattn.DataConfig(name="sst2"))
     params, metrics = jaxattn.train(model, data, jaxattn.TrainConfig(), out="runs/mine")
     report = jaxattn.analyze(model, params, data, out="runs/mine/analysis")
 
-Names are imported on first use, so ``import jaxattn`` (and the command line's error paths) stay
-fast and JAX is loaded only when needed.
+The public names are listed here, explicitly; everything else is reached through its layer
+(``jaxattn.core``, ``jaxattn.runtime``, ``jaxattn.data``, ``jaxattn.models``,
+``jaxattn.explain``, ``jaxattn.training``, ``jaxattn.config``, ``jaxattn.runs``,
+``jaxattn.report``, ``jaxattn.studies``, ``jaxattn.interop``, ``jaxattn.cli``).
 """
 
-from __future__ import annotations
+from jaxattn.config import Config as Config
+from jaxattn.config import load_config as load_config
+from jaxattn.core.metrics import jsd as jsd
+from jaxattn.core.metrics import kl as kl
+from jaxattn.core.metrics import tvd as tvd
+from jaxattn.core.protocol import AttentionModel as AttentionModel
+from jaxattn.core.protocol import Batch as Batch
+from jaxattn.core.protocol import Encoded as Encoded
+from jaxattn.core.protocol import FeaturizedModel as FeaturizedModel
+from jaxattn.core.protocol import HeadMaps as HeadMaps
+from jaxattn.core.protocol import Inputs as Inputs
+from jaxattn.core.protocol import check_model as check_model
+from jaxattn.core.protocol import forward as forward
+from jaxattn.core.version import __version__ as __version__
+from jaxattn.data.config import DataConfig as DataConfig
+from jaxattn.data.prepare import Prepared as Prepared
+from jaxattn.data.prepare import prepare as prepare_data
+from jaxattn.explain.agreement import agreement_measures as agreement_measures
+from jaxattn.explain.agreement import kendall_tau as kendall_tau
+from jaxattn.explain.importance import gradient_importance as gradient_importance
+from jaxattn.explain.importance import gradient_importances as gradient_importances
+from jaxattn.explain.importance import integrated_gradients as integrated_gradients
+from jaxattn.explain.importance import leave_one_out as leave_one_out
+from jaxattn.explain.interventions import permute_attention as permute_attention
+from jaxattn.explain.interventions import (
+    search_adversarial_attention as search_adversarial_attention,
+)
+from jaxattn.models.attention import masked_softmax as masked_softmax
+from jaxattn.models.config import ModelConfig as ModelConfig
+from jaxattn.runs.fit import train_model as train
+from jaxattn.studies.jain_wallace.analyze import analyze as analyze
+from jaxattn.training.config import TrainConfig as TrainConfig
 
-import importlib
-
-__version__ = "0.2.0"
-
-# public name -> (module, attribute)
-_EXPORTS = {
-    "AttentionModel": ("jaxattn.core.protocol", "AttentionModel"),
-    "FeaturizedModel": ("jaxattn.core.protocol", "FeaturizedModel"),
-    "Batch": ("jaxattn.core.protocol", "Batch"),
-    "Inputs": ("jaxattn.core.protocol", "Inputs"),
-    "Encoded": ("jaxattn.core.protocol", "Encoded"),
-    "check_model": ("jaxattn.core.protocol", "check_model"),
-    "forward": ("jaxattn.core.protocol", "forward"),
-    "masked_softmax": ("jaxattn.models.attention", "masked_softmax"),
-    "Config": ("jaxattn.config", "Config"),
-    "DataConfig": ("jaxattn.config", "DataConfig"),
-    "TrainConfig": ("jaxattn.config", "TrainConfig"),
-    "load_config": ("jaxattn.config", "load_config"),
-    "Prepared": ("jaxattn.data.prepare", "Prepared"),
-    "prepare_data": ("jaxattn.data.prepare", "prepare"),
-    "train": ("jaxattn.fit", "train_model"),
-    "analyze": ("jaxattn.studies.jain_wallace.analyze", "analyze"),
-    "gradient_importance": ("jaxattn.importance", "gradient_importance"),
-    "gradient_importances": ("jaxattn.importance", "gradient_importances"),
-    "integrated_gradients": ("jaxattn.importance", "integrated_gradients"),
-    "leave_one_out": ("jaxattn.importance", "leave_one_out"),
-    "permute_attention": ("jaxattn.interventions", "permute_attention"),
-    "search_adversarial_attention": ("jaxattn.interventions", "search_adversarial_attention"),
-    "agreement_measures": ("jaxattn.agreement", "agreement_measures"),
-    "kendall_tau": ("jaxattn.agreement", "kendall_tau"),
-    "tvd": ("jaxattn.metrics", "tvd"),
-    "jsd": ("jaxattn.metrics", "jsd"),
-    "kl": ("jaxattn.metrics", "kl"),
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'jaxattn' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__all__ = [
+    "AttentionModel",
+    "Batch",
+    "Config",
+    "DataConfig",
+    "Encoded",
+    "FeaturizedModel",
+    "HeadMaps",
+    "Inputs",
+    "ModelConfig",
+    "Prepared",
+    "TrainConfig",
+    "agreement_measures",
+    "analyze",
+    "check_model",
+    "forward",
+    "gradient_importance",
+    "gradient_importances",
+    "integrated_gradients",
+    "jsd",
+    "kendall_tau",
+    "kl",
+    "leave_one_out",
+    "load_config",
+    "masked_softmax",
+    "permute_attention",
+    "prepare_data",
+    "search_adversarial_attention",
+    "train",
+    "tvd",
+]

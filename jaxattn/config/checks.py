@@ -12,6 +12,7 @@ from typing import Any
 
 from jaxattn.config import schema
 from jaxattn.config.schema import Config, ConfigError, DataConfig, ModelConfig
+from jaxattn.data.sources import REGISTRY
 
 
 def _key_error(source: str, key: str, what: str) -> ConfigError:
@@ -116,8 +117,6 @@ def _check_ranges(cfg: Config, source: str) -> None:
 def validate(cfg: Config, source: str = "<config>") -> None:
     """Checks choices and ranges that the types alone cannot express (every message starts with
     ``source: dotted.key``)."""
-    from jaxattn.data.sources import REGISTRY  # here: jaxattn.data imports jaxattn.config
-
     if cfg.data.name not in REGISTRY and cfg.data.name != schema.FILE_DATA:
         raise _key_error(
             source,

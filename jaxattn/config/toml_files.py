@@ -13,7 +13,7 @@ from typing import Any
 
 from jaxattn.config.checks import validate
 from jaxattn.config.schema import FILE_DATA, PATH_KEYS, SECTIONS, Config, ConfigError
-from jaxattn.errors import read_text
+from jaxattn.core.errors import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from jaxattn.errors import JaxattnError
+from jaxattn.core.errors import JaxattnError
 
 Task = Literal["binary", "multiclass", "nli", "qa"]
 SPLITS = ("train", "dev", "test")

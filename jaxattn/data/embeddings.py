@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from jaxattn.data.dataset import DataError
 from jaxattn.data.vocab import PAD, Vocab
@@ -41,7 +42,6 @@ def load_glove_6b_50d() -> tuple[np.ndarray, list[str]]:
     """
     matrix_path, index_path = _glove_files()
     try:
-        import pandas as pd
 
         words = pd.read_parquet(index_path).iloc[:, 0].astype(str).tolist()
     except ImportError as err:

@@ -18,9 +18,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from jaxattn.core.errors import read_text, text_lines
 from jaxattn.data.dataset import DataError
 from jaxattn.data.vocab import clean_tokens
-from jaxattn.errors import read_text, text_lines
 
 HOW_TO_POINT = (
     "set --data-dir (jaxattn train, reproduce, data list), data.data_dir or $JAXATTN_DATA "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxattn.config import DataConfig
 from jaxattn.data.batching import EncodedSplit, encode_split
+from jaxattn.data.config import DataConfig
 from jaxattn.data.dataset import SPLITS, DataError, Dataset, Example
 from jaxattn.data.sources import filter_defaults, load_configured
 from jaxattn.data.splits import stratified_subset

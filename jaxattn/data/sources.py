@@ -27,8 +27,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxattn.config import FILE_DATA, DataConfig
 from jaxattn.data import packages, tabular, tfds
+from jaxattn.data.config import FILE_DATA, DataConfig
 from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2, sst2_distractors
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError

@@ -31,10 +31,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from jaxattn.config import DataConfig
+from jaxattn.core.errors import read_text
+from jaxattn.data.config import DataConfig
 from jaxattn.data.dataset import DataError
 from jaxattn.data.files import line_error
-from jaxattn.errors import read_text
 
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 

@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxattn.config import DataConfig
+from jaxattn.data.config import DataConfig
 from jaxattn.data.dataset import DataError, Dataset, Example, Task
 from jaxattn.data.files import line_error
 from jaxattn.data.splits import carve

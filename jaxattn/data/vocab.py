@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxattn.core.errors import read_text
 from jaxattn.data.dataset import DataError
-from jaxattn.errors import read_text
 
 PAD, UNK, SOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<sos>", "<eos>")

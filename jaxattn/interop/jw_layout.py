@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxattn.errors import JaxattnError
+from jaxattn.core.errors import JaxattnError
 
 KERNELS = (1, 3, 5, 7)  # jaxattn's CNN; J&W's default ``cnn(1,3,5,7)``
 _DIRECTIONS = ("", "_reverse")

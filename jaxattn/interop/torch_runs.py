@@ -21,11 +21,17 @@ import json
 import pickle
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxattn.config import Config
+from jaxattn.core.metrics import classification_scores
+from jaxattn.data.prepare import prepare
+from jaxattn.data.vocab import Vocab
 from jaxattn.interop.jw_layout import CheckpointError, from_params, sizes, to_params
-from jaxattn.runs.files import write_atomic, write_json
+from jaxattn.runs.run import is_finished_run, load_run, model_for, write_run
+from jaxattn.runtime.files import write_atomic, write_json
+from jaxattn.training.trainer import first_batch, predict
 
 JW_SPECIALS = ("<0>", "<UNK>", "<SOS>", "<EOS>")  # their Vectorizer's names for ids 0-3
 
@@ -221,7 +227,6 @@ def read_vocab(path: Path) -> list[str]:
 
 def _leaf_check(params: dict, template, where: str) -> None:
     """The converted params have exactly the tree and shapes the config's model expects."""
-    import jax
 
     got = jax.tree_util.tree_flatten_with_path(params)[0]
     want = jax.tree_util.tree_flatten_with_path(template)[0]
@@ -237,11 +242,6 @@ def _leaf_check(params: dict, template, where: str) -> None:
 def import_torch(checkpoint: Path, vocab_path: Path, cfg: Config, out: Path) -> dict:
     """Converts the J&W model folder ``checkpoint`` (enc.th, dec.th) with its vocabulary into
     the run directory ``out`` for the data set ``cfg.data``; returns its metrics."""
-    from jaxattn.data.prepare import prepare
-    from jaxattn.data.vocab import Vocab
-    from jaxattn.metrics import classification_scores
-    from jaxattn.run import is_finished_run, model_for, write_run
-    from jaxattn.trainer import first_batch, predict
 
     if (out / "config.toml").exists():
         raise CheckpointError(f"--out {out}: already holds a run; choose another folder")
@@ -274,7 +274,6 @@ def import_torch(checkpoint: Path, vocab_path: Path, cfg: Config, out: Path) -> 
             f"{info['task']} data set {cfg.data.name} needs {want_outputs}"
         )
     model = model_for(cfg, prepared, len(prepared.vocab))
-    import jax
 
     template = model.init(jax.random.key(0), first_batch(prepared.splits["train"]))
     _leaf_check(params, template, str(checkpoint))
@@ -324,7 +323,6 @@ def _jw_config(run) -> dict:
 def export_torch(run_dir: Path, out: Path) -> Path:
     """Writes the run ``run_dir`` as a J&W model folder ``out`` (enc.th, dec.th, config.json,
     vocab.json with J&W's names for ids 0-3); returns ``out``."""
-    from jaxattn.run import load_run
 
     torch = _torch()
     run = load_run(run_dir)

@@ -12,7 +12,7 @@ reference divides the running sum by ``t + 1`` rather than by the ``t`` states i
 direction, so the same projection up to the 1e-6.)
 
 :class:`RecurrentEncoder` runs one or two directions (``directions = 1`` with 256 units is the
-published shape; 2 mirrors :class:`~jaxattn.models.encoders.BiLSTMEncoder`: the backward
+published shape; 2 mirrors :class:`~jaxattn.models.lstm.BiLSTMEncoder`: the backward
 direction starts at each row's last position holding input). With ``orthogonalize = False`` it is
 a plain LSTM: the Diversity LSTM's unidirectional encoder. Its features are the input projections
 (per token, affine), so the analyses' fast paths apply unchanged. The gradient is autodiff of the
@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxattn.models.encoders import _lstm_cell, _torch_uniform
+from jaxattn.models.lstm import lstm_cell, torch_uniform
 
 # Added to m . m, as in the reference code, so that m = 0 (the first step) projects to zero.
 ORTHO_EPS = 1e-6
@@ -63,7 +63,7 @@ def recurrence(
     def step(carry, inputs):
         h_prev, c_prev, total, count = carry
         proj_t, valid_t = inputs
-        _, c, h, _ = _lstm_cell(proj_t, h_prev, c_prev, w_hh)
+        _, c, h, _ = lstm_cell(proj_t, h_prev, c_prev, w_hh)
         if ortho:
             # The mean of the previous states; count = 0 gives m = 0, hence no projection.
             h = orthogonalize(h, total / jnp.maximum(count, 1.0))
@@ -79,7 +79,7 @@ def recurrence(
 class RecurrentEncoder(nn.Module):
     """An LSTM of ``directions`` (1 or 2) directions; H = directions * hidden_size.
 
-    Weights are laid out as :class:`~jaxattn.models.encoders.BiLSTMEncoder`'s (``w_ih`` [D, E, 4h],
+    Weights are laid out as :class:`~jaxattn.models.lstm.BiLSTMEncoder`'s (``w_ih`` [D, E, 4h],
     ``w_hh`` [D, h, 4h], one ``bias`` [D, 4h]), so a two-direction encoder without
     orthogonalisation computes exactly what the BiLSTM does.
     """
@@ -91,7 +91,7 @@ class RecurrentEncoder(nn.Module):
 
     def setup(self):
         d, h, e = self.directions, self.hidden_size, self.input_size
-        init = _torch_uniform(1.0 / math.sqrt(h))
+        init = torch_uniform(1.0 / math.sqrt(h))
         self.w_ih = self.param("w_ih", init, (d, e, 4 * h))
         self.w_hh = self.param("w_hh", init, (d, h, 4 * h))
         self.bias = self.param("bias", init, (d, 4 * h))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxattn.runs.files import write_atomic
+from jaxattn.runtime.files import write_atomic
 
 # One hue per importance row of a heatmap: (r, g, b) at full weight.
 ROW_COLORS = (

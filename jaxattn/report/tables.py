@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxattn.runs.files import write_atomic
+from jaxattn.runtime.files import write_atomic
 
 MISSING = "–"
 

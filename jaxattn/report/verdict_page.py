@@ -21,7 +21,7 @@ from jaxattn.report.verdict import (
     verdict_rows,
     verdict_sentence,
 )
-from jaxattn.runs.files import read_json
+from jaxattn.runtime.files import read_json
 
 VERDICT_ANCHOR = "verdict"
 VERDICT_TITLE = "Verdict: is attention an explanation for this model?"

@@ -1,1 +1,1 @@
-"""Run directories: atomic files, the lock that gives a directory one writer at a time."""
+"""Run directories: training a model into one (fit), loading it back (run), seed runs."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from jaxattn.compile_stats import CompileCounter, CompileStats
+from jaxattn.runtime.compile_stats import CompileCounter, CompileStats
 
 
 def shape_key(batch: Any) -> tuple:

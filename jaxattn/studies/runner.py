@@ -30,12 +30,13 @@ import numpy as np
 from jax.sharding import NamedSharding
 from tqdm.auto import tqdm
 
-from jaxattn import distributed
-from jaxattn.compile_stats import CompileCounter
+from jaxattn.core.errors import RunError
 from jaxattn.core.protocol import AttentionModel, Params
+from jaxattn.core.version import __version__
 from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
-from jaxattn.errors import RunError
-from jaxattn.runs.files import write_atomic
+from jaxattn.runtime import distributed
+from jaxattn.runtime.compile_stats import CompileCounter
+from jaxattn.runtime.files import write_atomic
 from jaxattn.studies.overlap import run_batches
 
 CACHE_FORMAT = 2  # bump when the layout of stage files changes
@@ -120,8 +121,6 @@ def stage_key(
 ) -> str:
     """What a stage's results depend on besides the rows: code, options, parameters, split, and
     the keys of the stages whose results it reads (``inputs``, name -> key)."""
-    from jaxattn import __version__
-
     described = {
         "stage": stage.name,
         "version": stage.version,

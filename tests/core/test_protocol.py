@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxattn import importance, interventions
 from jaxattn.core import (
     AttentionModel,
     Batch,
@@ -25,7 +24,8 @@ from jaxattn.core import (
     has_affine_decoder,
     has_features,
 )
-from jaxattn.metrics import tvd
+from jaxattn.core.metrics import tvd
+from jaxattn.explain import importance, interventions
 from jaxattn.models.attention import masked_softmax
 from tests.helpers import toy_batch
 

@@ -15,7 +15,7 @@ from jaxattn.cli import main
 from jaxattn.config import load_config
 from jaxattn.data.batching import eval_batches
 from jaxattn.data.prepare import prepare
-from jaxattn.run import load_run
+from jaxattn.runs.run import load_run
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from jaxattn.models.encoders import _lstm_scan, lstm_recurrence
+from jaxattn.models.lstm import _lstm_scan, lstm_recurrence
 
 
 def _inputs(dtype, steps=7, batch=3, h=4, seed=0):

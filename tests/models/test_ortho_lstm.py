@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxattn.models.encoders import BiLSTMEncoder
+from jaxattn.models.lstm import BiLSTMEncoder
 from jaxattn.models.ortho_lstm import ORTHO_EPS, RecurrentEncoder
 from tests.helpers import toy_batch, toy_model
 

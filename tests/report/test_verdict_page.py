@@ -14,7 +14,7 @@ from jaxattn.report.verdict_page import (
     verdict_matrix_html,
     verdict_section,
 )
-from jaxattn.runs.files import write_json
+from jaxattn.runtime.files import write_json
 from tests.helpers import chromium_dom, first_table_class
 
 SUMMARY = {

@@ -95,11 +95,11 @@ def test_damaged_run_file_is_one_line_and_changes_nothing(case, finished, tmp_pa
 
 
 def test_a_second_command_on_a_held_run_is_refused(finished, tmp_path):
-    from jaxattn.runs.lock import run_lock
+    from jaxattn.runtime.lock import run_lock
 
     shutil.copytree(finished / "run", tmp_path / "run")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time\nfrom jaxattn.runs.lock import run_lock\n"
+        [sys.executable, "-c", "import time\nfrom jaxattn.runtime.lock import run_lock\n"
          f"with run_lock({str(tmp_path / 'run')!r}, 'jaxattn analyze'):\n"
          "    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -9,7 +9,7 @@ import pytest
 
 from jaxattn.cli import main as cli_main
 from jaxattn.config import load_config
-from jaxattn.run import train_run
+from jaxattn.runs.run import train_run
 from jaxattn.studies.jain_wallace import attributions
 from jaxattn.studies.jain_wallace.analyze import analyze_run, chosen_stages
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxattn
-from jaxattn.compile_stats import CompileCounter
+from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.studies.jain_wallace import stages
 from jaxattn.studies.jain_wallace.analyze import analysis_options
 from jaxattn.studies.runner import compute_stage

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from jaxattn import importance
 from jaxattn.cli import main as cli_main
 from jaxattn.config import ConfigError, load_config
 from jaxattn.data.batching import make_batch
-from jaxattn.run import load_run, train_run
+from jaxattn.explain import importance
+from jaxattn.runs.run import load_run, train_run
 from jaxattn.studies.jain_wallace import stages, tables
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.summary import VALUE_MEASURES

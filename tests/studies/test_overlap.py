@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxattn.compile_stats import CompileCounter
+from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.studies.overlap import run_batches, shape_key
 
 

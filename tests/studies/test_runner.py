@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import jaxattn
-from jaxattn.errors import RunError
-from jaxattn.runs.lock import run_lock
+from jaxattn.core.errors import RunError
+from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.jain_wallace import stages
 from tests.helpers import toy_model
 
@@ -78,7 +78,7 @@ def test_a_changed_data_row_is_recomputed(setup, tmp_path, monkeypatch):
 def test_one_process_per_run_directory(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from jaxattn.runs.lock import run_lock\n"
+         "import sys, time; from jaxattn.runtime.lock import run_lock\n"
          f"with run_lock({str(tmp_path)!r}, 'jaxattn train'):\n"
          "    print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True,

@@ -14,8 +14,8 @@ from jaxattn.data.batching import eval_batches
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
 from jaxattn.models.attention import uniform_attention
-from jaxattn.run import initial_params, load_run, train_run
-from jaxattn.trainer import AttentionSource, attention_for, predict
+from jaxattn.runs.run import initial_params, load_run, train_run
+from jaxattn.training.trainer import AttentionSource, attention_for, predict
 
 TINY = ["data.name=synthetic", "model.encoder=average", "model.embed_dim=16", "model.hidden_size=8",
         "train.epochs=2", "train.batch_size=16", "train.buckets=[40]"]
@@ -202,7 +202,7 @@ def test_diagnostic_adversary_is_the_most_divergent_consistent_one():
 
 
 def test_a_retrained_base_is_refused_rather_than_reusing_stale_stages(tmp_path):
-    from jaxattn.errors import RunError
+    from jaxattn.core.errors import RunError
 
     cfg = load_config(None, ["data.name=synthetic", "data.limit_train=100",
                              "model.encoder=average", "model.embed_dim=8", "model.hidden_size=8",

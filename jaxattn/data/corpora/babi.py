@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
+from jaxattn.core.errors import text_lines
 from jaxattn.data.dataset import DataError, Dataset, Example
 from jaxattn.data.files import (
     HOW_TO_POINT,
@@ -21,7 +22,6 @@ from jaxattn.data.files import (
     source_of,
 )
 from jaxattn.data.splits import SPLIT_SEED, carve_groups
-from jaxattn.errors import text_lines
 
 BABI_DEV_FRACTION = 0.15
 

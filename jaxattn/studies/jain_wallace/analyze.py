@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxattn.compile_cache import enable_compilation_cache
 from jaxattn.config import ConfigError
 from jaxattn.core.protocol import AttentionModel, Params, check_model
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
 from jaxattn.models.vocab_features import with_vocabulary_features
-from jaxattn.runs.files import read_json, write_json
-from jaxattn.runs.lock import run_lock
+from jaxattn.runs.run import load_run
+from jaxattn.runtime.compile_cache import enable_compilation_cache
+from jaxattn.runtime.files import read_json, write_json
+from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.buckets import choose_buckets
 from jaxattn.studies.jain_wallace.report import write_report
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions, providers
@@ -268,7 +269,6 @@ def analyze_run(
 
     Holds the run directory's lock for the whole analysis.
     """
-    from jaxattn.run import load_run
 
     analysis_options(options)
     chosen_stages(only)

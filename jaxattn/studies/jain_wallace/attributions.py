@@ -23,9 +23,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxattn.errors import JaxattnError, read_text
+from jaxattn.core.errors import JaxattnError, read_text
 from jaxattn.report.tables import markdown_table
-from jaxattn.runs.files import strict_json_value, write_atomic, write_json
+from jaxattn.runs.run import load_run
+from jaxattn.runtime.files import strict_json_value, write_atomic, write_json
+from jaxattn.runtime.lock import run_lock
+from jaxattn.studies.jain_wallace.analyze import _instances, analysis_options, run_setting
+from jaxattn.studies.jain_wallace.report import load_data
+from jaxattn.studies.jain_wallace.stages import STAGE_SPECS
+from jaxattn.studies.jain_wallace.summary import AnalysisData
+from jaxattn.studies.runner import compute_stage, params_digest, row_digests
 
 PREFIX = "file:"  # keeps a file's method names apart from this model's own importances
 
@@ -36,7 +43,6 @@ class AttributionsError(JaxattnError):
 
 def export_attributions(folder: str | Path, path: str | Path) -> int:
     """Writes every importance of the analysis folder ``folder`` to ``path``; returns the count."""
-    from jaxattn.studies.jain_wallace.report import load_data
 
     data = load_data(Path(folder))
     imps = data.importances()
@@ -132,10 +138,6 @@ def _check_tokens(path: Path, prepared, found: Attributions) -> None:
 def score_attributions(model, params, prepared, path, out, setting=None, progress=True) -> Path:
     """Faithfulness and plausibility of the attributions in ``path`` for ``model``; writes
     ``summary.json`` and ``tables.md`` into ``out`` and returns the ``tables.md`` path."""
-    from jaxattn.studies.jain_wallace.analyze import _instances, analysis_options
-    from jaxattn.studies.jain_wallace.stages import STAGE_SPECS
-    from jaxattn.studies.jain_wallace.summary import AnalysisData
-    from jaxattn.studies.runner import compute_stage, params_digest, row_digests
 
     path, out = Path(path), Path(out)
     found = read_attributions(path)
@@ -192,9 +194,6 @@ def _reading(spec, given: dict):
 def score_run(run_dir, attributions, out=None, progress: bool = True) -> Path:
     """:func:`score_attributions` for a run directory; writes into ``out`` (default
     ``RUN/score/<file name without .jsonl>``) under the run's lock."""
-    from jaxattn.run import load_run
-    from jaxattn.runs.lock import run_lock
-    from jaxattn.studies.jain_wallace.analyze import run_setting
 
     attributions = Path(attributions)
     with run_lock(run_dir, "jaxattn score"):

@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn import agreement, erasure, faithfulness, plausibility
 from jaxattn.core.protocol import has_affine_decoder
-from jaxattn.norm_importance import norm_importance
+from jaxattn.explain import agreement, erasure, faithfulness, plausibility
+from jaxattn.explain.norm_importance import norm_importance
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.runner import Stage
 

@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxattn.core.errors import RunError
 from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
 from jaxattn.report.timings import stage_time_rows
+from jaxattn.report.verdict import Evidence
 from jaxattn.report.verdict_page import run_evidence, verdict_markdown, verdict_section
-from jaxattn.runs.files import write_json
+from jaxattn.runtime.files import write_json
 from jaxattn.studies.jain_wallace import tables
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, importance_labels
 from jaxattn.studies.jain_wallace.summary import (
@@ -46,7 +48,6 @@ def load_data(out_dir: Path) -> AnalysisData:
             continue  # left over from another instance set or model: not comparable
         stages[name], metas[name] = values, meta
     if "attention" not in stages:
-        from jaxattn.errors import RunError
 
         raise RunError(f"{out_dir}/attention.npz missing or stale; run the analysis again")
     return AnalysisData(
@@ -113,7 +114,6 @@ def evidence(out_dir: Path, summary: dict):
     """The verdict's evidence: this page's summary, and the run's W&P suite when it has one."""
     run = summary["setting"].get("run")
     if not run:
-        from jaxattn.report.verdict import Evidence
 
         return Evidence(jw=summary, jw_page="")
     found = run_evidence(run, out_dir, jw=summary)

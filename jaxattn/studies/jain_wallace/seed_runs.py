@@ -1,7 +1,7 @@
 """N seeds of one J&W model: the base run plus N - 1 retrained seeds, each an ordinary run.
 
 The base run (``train.seed = s``) keeps its own directory; seeds ``s + 1 .. s + N - 1`` go to
-``BASE/seeds/seed_<k>`` through :func:`jaxattn.seeds.train_seeds`, which trains them as one
+``BASE/seeds/seed_<k>`` through :func:`jaxattn.runs.seeds.train_seeds`, which trains them as one
 vmapped stack of the one trainer (``mode="vmap"``) or one after another (``"sequential"``;
 ``"auto"`` picks by device). Either way each seed equals ``jaxattn train`` with that seed.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxattn.config import Config, ConfigError
-from jaxattn.run import load_run, train_run
-from jaxattn.seeds import train_seeds
+from jaxattn.runs.run import load_run, train_run
+from jaxattn.runs.seeds import train_seeds
 
 
 def extra_seeds(cfg: Config, n_seeds: int) -> list[int]:

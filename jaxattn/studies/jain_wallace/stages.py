@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn import agreement, importance, interventions
 from jaxattn.core.protocol import AttentionModel, Batch, Params, forward, has_self_attention
+from jaxattn.explain import agreement, importance, interventions
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.jain_wallace import summary as summ

@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxattn import agreement
-from jaxattn.metrics import classification_scores
+from jaxattn.core.errors import RunError
+from jaxattn.core.metrics import classification_scores
+from jaxattn.explain import agreement
 from jaxattn.report import plots
 from jaxattn.report.timings import compile_summary
-from jaxattn.runs.files import strict_json_value
+from jaxattn.runtime.files import read_json, strict_json_value
+from jaxattn.studies.runner import load_stage
 
 PAIRS = (
     ("attn", "grad"),
@@ -160,12 +162,9 @@ def build_summary(
 
 def load_instances(out_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The ``instances.npz`` arrays and ``instances.json`` of a report folder."""
-    from jaxattn.runs.files import read_json
-    from jaxattn.studies.runner import load_stage
 
     loaded = load_stage(out_dir / "instances.npz")
     if loaded is None:
-        from jaxattn.errors import RunError
 
         raise RunError(f"{out_dir}: no analysed instances (instances.npz); run the analysis first")
     return loaded[0], read_json(out_dir / "instances.json")

@@ -16,7 +16,7 @@ from jaxattn.report.published import (
     published_tau,
 )
 from jaxattn.report.tables import csv_text, markdown_table, mean_std
-from jaxattn.runs.files import write_atomic
+from jaxattn.runtime.files import write_atomic
 from jaxattn.studies.jain_wallace.stages import importance_labels
 from jaxattn.studies.jain_wallace.summary import PAIR_NAMES, VALUE_MEASURES
 

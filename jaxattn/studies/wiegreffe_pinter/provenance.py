@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from jaxattn.core.errors import RunError
 from jaxattn.core.protocol import Params
 from jaxattn.data.prepare import Prepared
-from jaxattn.errors import RunError
-from jaxattn.runs.files import read_json, write_json
+from jaxattn.runtime.files import read_json, write_json
 from jaxattn.studies.runner import params_digest, row_digests
 
 

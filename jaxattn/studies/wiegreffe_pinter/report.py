@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxattn.comparison import Comparison
 from jaxattn.report import html, plots, tables, wp_figures
 from jaxattn.report.verdict_page import run_evidence, verdict_section
-from jaxattn.runs.files import read_json, write_atomic
+from jaxattn.runtime.files import read_json, write_atomic
+from jaxattn.studies.comparison import Comparison
 
 DIAGNOSTIC_KINDS = ("learned", "uniform", "imposed", "adversary")
 

@@ -7,7 +7,7 @@ Stages (PROTOCOL.md section 4), each resumable:
   instance the JSD between the base's and each seed model's attention and the TVD between their
   outputs. As in W&P's ``seed_graphs.py``, an instance's JSD is the median over seeds and its TVD the
   mean over seeds; ``jsd_median`` / ``tvd_mean`` summarise those over instances.
-* ``adversary``: model-consistent adversaries, one per lambda (:mod:`jaxattn.adversarial_training`);
+* ``adversary``: model-consistent adversaries, one per lambda (:mod:`jaxattn.studies.wiegreffe_pinter.adversarial_training`);
   per lambda the mean test TVD to the base's outputs, mean JSD to its attention, F1 against gold.
 * ``diagnostic``: the non-contextual MLP (``average`` encoder, linear decoder over the
   attention-weighted sum) trained with its own attention, uniform attention, the base's attention
@@ -22,7 +22,7 @@ Layout::
     RUN/wp/summary.json                 every finished stage's numbers
     RUN/wp/<stage>.json                 a finished stage (its presence with the same parameters
                                         means the stage is not recomputed)
-    RUN/wp/seeds.npz, adversary.npz     per-instance arrays (:class:`jaxattn.comparison.Comparison`)
+    RUN/wp/seeds.npz, adversary.npz     per-instance arrays (:class:`jaxattn.studies.comparison.Comparison`)
     RUN/wp/runs/uniform | seeds/seed_<s> | adversary/lambda_<l> | diagnostic/<kind>
     RUN/wp/tables/*.md, *.csv   RUN/wp/figures/*.png   RUN/wp/index.html
 
@@ -42,20 +42,20 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxattn.adversarial_training import (
+from jaxattn.config import Config, ConfigError
+from jaxattn.data.dataset import Dataset
+from jaxattn.data.prepare import Prepared, prepare
+from jaxattn.runs.run import Run, load_run, train_run
+from jaxattn.runs.seeds import SEED_MODES, resolve_seed_mode, train_seeds
+from jaxattn.runtime.files import read_json, write_json
+from jaxattn.runtime.lock import run_lock
+from jaxattn.studies.comparison import compare_members, load_stacked_params
+from jaxattn.studies.wiegreffe_pinter.adversarial_training import (
     DEFAULT_LAMBDAS,
     AdversaryOptions,
     summarise_adversaries,
     train_adversaries,
 )
-from jaxattn.comparison import compare_members, load_stacked_params
-from jaxattn.config import Config, ConfigError
-from jaxattn.data.dataset import Dataset
-from jaxattn.data.prepare import Prepared, prepare
-from jaxattn.run import Run, load_run, train_run
-from jaxattn.runs.files import read_json, write_json
-from jaxattn.runs.lock import run_lock
-from jaxattn.seeds import SEED_MODES, resolve_seed_mode, train_seeds
 from jaxattn.studies.wiegreffe_pinter.provenance import check_base, record_base
 from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, write_report
 
@@ -70,7 +70,7 @@ class WPOptions:
 
     Attributes:
       seed_mode: ``auto``, ``vmap`` (all seeds as one stack) or ``sequential`` (see
-        :mod:`jaxattn.seeds`); it changes how long the seeds take, not what they are.
+        :mod:`jaxattn.runs.seeds`); it changes how long the seeds take, not what they are.
       consistency_tvd: the largest mean dev TVD an adversary may have to be used by the diagnostic
         (None: the seeds' mean dev TVD, or ``FALLBACK_CONSISTENCY_TVD`` without seeds).
       diagnostic_lambda: use this lambda's adversary in the diagnostic instead.

@@ -1,0 +1,5 @@
+import sys
+
+from jaxattn.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,270 @@
+"""Token importance of a trained model: input gradients, leave-one-out and integrated gradients.
+
+Every function is one jitted program over a whole :class:`~jaxattn.core.protocol.Batch` for any
+:class:`~jaxattn.core.protocol.AttentionModel` (a static argument) and returns ``<float32>[B, T]``
+aligned with ``batch.tokens``, exactly 0 where ``batch.mask`` is False (boundary markers,
+padding). For pair tasks (NLI, QA) only the premise / passage tokens are scored; the query is
+held fixed. Models with the ``featurize`` fast path get it; the others take the generic path
+(gradients w.r.t. the embeddings, leave-one-out by re-encoding the shortened inputs).
+
+The target of the gradients is the probability of the class the model predicts on the unchanged
+input. For binary models the published code differentiated the sigmoid output ``p`` whatever the
+prediction; ``|d(1 - p)| = |dp|``, so the scores are the same. QA and NLI models differentiate the
+predicted class's softmax probability, as the published code did.
+
+What this module does not hold: attention interventions (:mod:`jaxattn.explain.interventions`) and the
+agreement measures between importances (:mod:`jaxattn.explain.agreement`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxattn.core.metrics import tvd
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Batch,
+    Encoded,
+    Params,
+    delete_position,
+    delete_token,
+    forward,
+    has_features,
+)
+
+
+def normalize_magnitude(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """``|scores|`` over real tokens, normalised to sum 1 per row (all-zero rows stay 0).
+
+    Args:
+      scores: <float32>[B, T] signed attributions.
+      mask: <bool>[B, T] real tokens.
+    Returns:
+      <float32>[B, T] non-negative, summing to 1 over each row's real tokens.
+    """
+    magnitude = jnp.where(mask, jnp.abs(scores), 0.0)
+    total = magnitude.sum(axis=-1, keepdims=True)
+    return magnitude / jnp.where(total > 0, total, 1.0)
+
+
+def _class_probability(
+    model: AttentionModel,
+    params: Params,
+    batch: Batch,
+    embedded: jnp.ndarray,
+    target: jnp.ndarray,
+) -> jnp.ndarray:
+    """<float32>[B] probability of class ``target`` <int32>[B] given passage ``embedded``."""
+    enc = model.encode_embedded(params, batch, embedded)
+    probs = model.probs(model.decode(params, enc, model.attend(params, enc)))
+    return jnp.take_along_axis(probs, target[:, None], axis=-1)[:, 0]
+
+
+def predicted_class(model: AttentionModel, params: Params, batch: Batch) -> jnp.ndarray:
+    """<int32>[B] the class the model predicts (binary: 1 iff p > 0.5)."""
+    logits, _ = forward(model, params, batch)
+    return jnp.argmax(model.probs(logits), axis=-1)
+
+
+def _per_token_inputs(model: AttentionModel, params: Params, batch: Batch):
+    """(per-token inputs [B, T, ...], their encoder ``(batch, inputs) -> Encoded``, and the
+    part of the inputs that is linear in the embeddings).
+
+    With the fast path these are the features (``f(e)``, linear part ``f(e) - f(0)``); without,
+    the embeddings themselves.
+    """
+    embedded = model.embed(params, batch.tokens)
+    if not has_features(model):
+        return embedded, lambda b, x: model.encode_embedded(params, b, x), embedded
+    features = model.featurize(params, embedded)
+    offset = model.featurize(params, jnp.zeros_like(embedded[:1, :1]))  # f(0), [1, 1, ...]
+    return features, lambda b, x: model.encode_features(params, b, x), features - offset
+
+
+def _predicted_probability(
+    model: AttentionModel, params: Params, enc: Encoded, hold_attention: bool
+):
+    """Sum over rows of the predicted class's probability, from the encoder's output ``enc``.
+
+    The predicted class is a constant of the differentiation. With ``hold_attention`` so is the
+    attention distribution (``stop_gradient``): the gradient then flows through the hidden
+    states only, "below" attention. Rows are independent, so the gradient of the sum is every
+    row's own gradient.
+    """
+    attn = model.attend(params, enc)
+    if hold_attention:
+        attn = jax.lax.stop_gradient(attn)
+    probs = model.probs(model.decode(params, enc, attn))
+    target = jnp.argmax(jax.lax.stop_gradient(probs), axis=-1)
+    return jnp.take_along_axis(probs, target[:, None], axis=-1).sum()
+
+
+def _input_gradients(
+    model: AttentionModel, params: Params, batch: Batch, holds: tuple[bool, ...]
+) -> jnp.ndarray:
+    """<float32>[len(holds), B, T] ``grad . embedding`` for each attention setting in ``holds``.
+
+    One forward pass through the encoder serves every setting, and their backward passes run as
+    one batched pullback. With the ``featurize`` fast path the pullback stops at the per-token
+    features, which are affine in the embeddings: ``grad_e . e`` is then
+    ``grad_f . (f(e) - f(0))``.
+    """
+    inputs, encoder, linear_part = _per_token_inputs(model, params, batch)
+
+    def encode(x):
+        enc = encoder(batch, x)
+        return enc.hidden, enc  # only the hidden states depend on the passage inputs
+
+    hidden, pullback, enc = jax.vjp(encode, inputs, has_aux=True)
+
+    def hidden_gradient(hold: bool) -> jnp.ndarray:
+        def probability(h):
+            return _predicted_probability(model, params, enc.replace(hidden=h), hold)
+
+        return jax.grad(probability)(hidden)
+
+    cotangents = jnp.stack([hidden_gradient(hold) for hold in holds])
+    (grads,) = jax.vmap(pullback)(cotangents)  # [S, B, T, ...]
+    scores = (grads * linear_part[None]).reshape(*grads.shape[:3], -1).sum(axis=-1)
+    return jnp.where(batch.mask[None], scores, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "hold_attention"))
+def gradient_times_input(
+    model: AttentionModel, params: Params, batch: Batch, hold_attention: bool = True
+) -> jnp.ndarray:
+    """Signed ``grad . embedding`` per token of the predicted-class probability.
+
+    This is the gradient w.r.t. the one-hot input at the token that is there.
+
+    Args:
+      hold_attention: True differentiates "below" attention (attention held fixed, the J&W
+        setting); False differentiates through the attention layer too.
+    Returns:
+      <float32>[B, T], 0 at non-real positions.
+    """
+    return _input_gradients(model, params, batch, (hold_attention,))[0]
+
+
+def gradient_importance(
+    model: AttentionModel, params: Params, batch: Batch, through_attention: bool = False
+) -> jnp.ndarray:
+    """J&W gradient importance: ``|grad . embedding|`` normalised to sum 1 over real tokens.
+
+    Returns:
+      <float32>[B, T]; below attention by default, through it with ``through_attention``.
+    """
+    scores = gradient_times_input(model, params, batch, hold_attention=not through_attention)
+    return normalize_magnitude(scores, batch.mask)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def gradient_importances(
+    model: AttentionModel, params: Params, batch: Batch
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """:func:`gradient_importance` below and through attention, sharing one forward pass.
+
+    Returns:
+      (below, through), each <float32>[B, T].
+    """
+    below, through = _input_gradients(model, params, batch, (True, False))
+    return normalize_magnitude(below, batch.mask), normalize_magnitude(through, batch.mask)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "steps", "chunk"))
+def integrated_gradients(
+    model: AttentionModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
+) -> jnp.ndarray:
+    """Integrated gradients of the predicted-class probability along the passage embeddings.
+
+    The baseline zeroes the embeddings of the real tokens (SOS, EOS, padding and the query stay
+    as they are), so the attributions of the real tokens sum to ``f(input) - f(baseline)``
+    up to the quadrature error. The path integral is the midpoint rule with ``steps`` points,
+    evaluated ``chunk`` points at a time (vmapped) and summed as it goes, to bound memory. The
+    attention is recomputed along the path: this explains the whole model.
+
+    Returns:
+      <float32>[B, T] signed attributions, 0 at non-real positions.
+    """
+    embedded = model.embed(params, batch.tokens)
+    target = predicted_class(model, params, batch)
+    real = batch.mask[..., None]
+    # Midpoints of the path, padded to whole chunks with points of weight 0.
+    chunks = -(-steps // chunk)
+    point = jnp.arange(chunks * chunk, dtype=embedded.dtype)
+    alphas = ((point + 0.5) / steps).reshape(chunks, chunk)
+    weights = (point < steps).astype(embedded.dtype).reshape(chunks, chunk)
+
+    def path_attribution(alpha):
+        def total_probability(emb):
+            return _class_probability(model, params, batch, emb, target).sum()
+
+        grad = jax.grad(total_probability)(jnp.where(real, alpha * embedded, embedded))
+        return (grad * embedded).sum(axis=-1)  # [B, T]
+
+    def add_chunk(total, chunk_points):
+        alpha, weight = chunk_points
+        return total + jnp.tensordot(weight, jax.vmap(path_attribution)(alpha), axes=1), None
+
+    total, _ = jax.lax.scan(
+        add_chunk, jnp.zeros(batch.tokens.shape, embedded.dtype), (alphas, weights)
+    )
+    return jnp.where(batch.mask, total / steps, 0.0)
+
+
+def integrated_gradients_importance(
+    model: AttentionModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
+) -> jnp.ndarray:
+    """``|integrated gradients|`` normalised to sum 1 over real tokens; <float32>[B, T]."""
+    return normalize_magnitude(integrated_gradients(model, params, batch, steps, chunk), batch.mask)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+def leave_one_out(
+    model: AttentionModel, params: Params, batch: Batch, chunk: int = 4
+) -> jnp.ndarray:
+    """Output change when each real token is deleted (the sequence gets one shorter).
+
+    Each position is deleted from every row (:func:`~jaxattn.core.protocol.delete_token`) and
+    the model is re-run on the shorter batch. Per-token inputs (the embeddings, or the
+    ``featurize`` features on the fast path: the BiLSTM's input projections, the Average encoder's
+    whole token layer) are computed once and the deleted token's row dropped, which is exactly
+    what re-encoding the shorter text would compute. Positions are vmapped ``chunk`` at a time
+    (``lax.map``) to bound memory, and chunks outside the batch's real tokens are skipped
+    (``lax.cond``). Deleting a position that is not a real token of its row is computed but
+    masked out.
+
+    Returns:
+      <float32>[B, T] TVD between the output distributions with and without the token
+      (binary: ``|delta p|``), 0 at non-real positions.
+    """
+    inputs, encoder, _ = _per_token_inputs(model, params, batch)
+
+    def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
+        enc = encoder(b, x)
+        return model.probs(model.decode(params, enc, model.attend(params, enc)))
+
+    probs = output(batch, inputs)
+    steps = batch.tokens.shape[1]
+    position = jnp.arange(steps)[None]
+    first = jnp.min(jnp.where(batch.mask, position, steps))  # the batch's first real token
+    last = jnp.max(jnp.where(batch.mask, position, -1))  # and its last
+    plain = batch.replace(rationale=None)
+
+    def deleted_probs(position):
+        return output(delete_token(plain, position), delete_position(inputs, position))
+
+    def chunk_probs(positions):
+        return jax.lax.cond(
+            (positions[0] <= last) & (positions[-1] >= first),
+            lambda: jax.vmap(deleted_probs)(positions),
+            lambda: jnp.broadcast_to(probs, positions.shape + probs.shape),
+        )
+
+    chunks = -(-steps // chunk)
+    positions = jnp.minimum(jnp.arange(chunks * chunk), steps - 1).reshape(chunks, chunk)
+    changed = jax.lax.map(chunk_probs, positions).reshape(chunks * chunk, *probs.shape)[:steps]
+    return jnp.where(batch.mask, tvd(changed, probs[None]).T, 0.0)

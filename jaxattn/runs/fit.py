@@ -1,0 +1,154 @@
+"""Training any :class:`~jaxattn.core.protocol.AttentionModel` into a folder: ``jaxattn.train``.
+
+The model is yours (its own Flax module, satisfying the protocol); the loop, the class-weighted
+losses, dev-split model selection and the per-epoch checkpoint are jaxattn's
+(:func:`jaxattn.training.trainer.train`). The folder holds ``params.msgpack`` (the selected parameters),
+``metrics.json`` and ``checkpoint.msgpack`` (the resume point); it is locked while training, and
+a rerun resumes from the checkpoint or returns the finished result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+from flax import serialization
+
+from jaxattn.config import Config, TrainConfig
+from jaxattn.core.errors import RunError
+from jaxattn.core.protocol import AttentionModel, Params, check_model, is_binary
+from jaxattn.data.batching import eval_batches
+from jaxattn.data.prepare import Prepared
+from jaxattn.runtime.compile_cache import enable_compilation_cache
+from jaxattn.runtime.files import read_json, write_atomic, write_json
+from jaxattn.runtime.lock import run_lock
+from jaxattn.training.penalties import Penalty, split_conicity
+from jaxattn.training.train_state import (
+    TrainState,
+    init_state,
+    load_checkpoint,
+    member,
+    save_checkpoint,
+    stack_trees,
+)
+from jaxattn.training.trainer import LEARNED, AttentionSource, first_batch, make_optimizer, train
+
+
+def canonical_bytes(params: Params) -> bytes:
+    """msgpack of ``params`` with every dict's keys sorted: equal values give equal bytes,
+    however the tree was built (a resumed run's key order is not a fresh one's)."""
+
+    def sort(tree):
+        if isinstance(tree, dict):
+            return {k: sort(tree[k]) for k in sorted(tree)}
+        return tree
+
+    return serialization.msgpack_serialize(sort(serialization.to_state_dict(params)))
+
+
+def read_params(path: Path, template: Params) -> Params:
+    """Parameters saved at ``path`` shaped like ``template``; a damaged file or another shape
+    is a one-line RunError."""
+    try:
+        raw = path.read_bytes()
+        params = serialization.from_bytes(template, raw)
+    except OSError as err:
+        raise RunError(f"{path}: cannot be read ({err.strerror})") from None
+    except Exception as err:  # msgpack errors of a damaged file, structure mismatches
+        raise RunError(f"{path}: damaged or of another model ({type(err).__name__})") from None
+    for (kp, got), want in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                               jax.tree_util.tree_leaves(template)):
+        if getattr(got, "shape", None) != getattr(want, "shape", None):
+            raise RunError(
+                f"{path}: {jax.tree_util.keystr(kp)} has shape {getattr(got, 'shape', None)}, "
+                f"the config's model needs {want.shape}; the params belong to another config"
+            )
+    return params
+
+
+def write_result(out: Path, params: Params, metrics: dict) -> None:
+    """The selected parameters, then ``metrics.json`` (its presence marks a finished run)."""
+    write_atomic(out / "params.msgpack", canonical_bytes(params))
+    write_json(out / "metrics.json", metrics)
+
+
+def run_metrics(state: TrainState, m: int, cfg: TrainConfig, model, data: Prepared,
+                elapsed: float) -> dict:
+    """``metrics.json`` of member ``m``: its best epoch's dev/test scores, history, timings."""
+    history = state.member_history(m)
+    best_epoch = int(state.best_epoch[m])
+    best = history[best_epoch - 1]
+    train_seconds = sum(r["seconds"] for r in history)
+    n_train = len(data.splits["train"])
+    return {
+        "test": best["test"],
+        "dev": best["dev"],
+        "best_epoch": best_epoch,
+        "selection": cfg.selection,
+        "selection_metric": "auc" if is_binary(model) else "accuracy",
+        "epochs": history,
+        "train_seconds": train_seconds,
+        "train_examples_per_second": n_train * len(history) / max(train_seconds, 1e-9),
+        "wall_seconds_this_session": elapsed,
+        "data": data.info(),
+    }
+
+
+def train_model(
+    model: AttentionModel,
+    data: Prepared,
+    config: TrainConfig | Config,
+    out,
+    params: Params | None = None,
+    progress: bool = True,
+    source: AttentionSource = LEARNED,
+    source_params: Params | None = None,
+    extra: dict | None = None,
+    on_start: Callable[[], None] | None = None,
+    penalty: Penalty | None = None,
+) -> tuple[Params, dict]:
+    """Trains ``model`` on ``data`` per ``config`` into the folder ``out``.
+
+    Args:
+      params: initial parameters (default ``model.init`` with ``config.seed``).
+      source, source_params: the attention the decoder sees (learned, uniform or imposed).
+      extra: more fields for ``metrics.json``.
+      on_start: called once everything is checked (the checkpoint included), before training:
+        where a caller writes its own files, so that a failed start writes nothing.
+      penalty: added to the training loss (:mod:`jaxattn.training.penalties`: conicity, deception).
+    Returns:
+      (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
+    """
+    enable_compilation_cache()
+    model = check_model(model)
+    cfg = config.train if isinstance(config, Config) else config
+    out = Path(out)
+    with run_lock(out, "jaxattn.train"):
+        init = params
+        if init is None:
+            init = model.init(jax.random.key(cfg.seed), first_batch(data.splits["train"]))
+        finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
+        if finished and len(read_json(out / "metrics.json").get("epochs", [])) >= cfg.epochs:
+            return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")
+        ckpt = out / "checkpoint.msgpack"
+        meta = {"members": 1, "train": {k: v for k, v in dataclasses.asdict(cfg).items()
+                                        if k not in ("epochs", "patience")}}
+        template = init_state(stack_trees([init]), make_optimizer(cfg))
+        state = load_checkpoint(ckpt, template, meta, strict=True) or template
+        if on_start is not None:
+            on_start()
+
+        start = time.perf_counter()
+        state = train(model, template.params, data.splits, cfg, source, source_params, state,
+                      lambda st: save_checkpoint(ckpt, st, meta), progress, penalty=penalty)
+        metrics = {**run_metrics(state, 0, cfg, model, data, time.perf_counter() - start),
+                   **(extra or {})}
+        metrics["data"] = data.info()
+        best = member(state.best_params, 0)
+        metrics["test_conicity"] = split_conicity(
+            model, best, eval_batches(data.splits["test"], cfg.eval_batch_size, cfg.buckets))
+        write_result(out, best, metrics)
+        return best, metrics

@@ -1,0 +1,212 @@
+"""A run directory: what ``jaxattn train`` writes and every analysis reads back.
+
+    DIR/config.toml        the resolved config
+    DIR/vocab.json         the vocabulary (id order)
+    DIR/data.json          data set name, sizes after filtering, filters, source and caveats
+    DIR/checkpoint.msgpack training state, rewritten atomically after every epoch (resume point)
+    DIR/params.msgpack     the selected parameters
+    DIR/metrics.json       test/dev scores of the selected epoch, per-epoch history, timings
+
+Every file is written to a temporary name and renamed, so an interrupted run never leaves a
+half-written file, and a finished stage is not recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+
+from jaxattn.config import Config, ConfigError, dump_config, load_config
+from jaxattn.core.errors import RunError
+from jaxattn.data.batching import placeholder_batch
+from jaxattn.data.embeddings import pretrained_table
+from jaxattn.data.prepare import Prepared, prepare
+from jaxattn.data.vocab import Vocab
+from jaxattn.models.encoders import EncoderSettings
+from jaxattn.models.model import Model, Params, build_model
+from jaxattn.runs.fit import read_params, train_model, write_result
+from jaxattn.runtime.files import read_json, write_atomic, write_json
+from jaxattn.runtime.lock import run_lock
+from jaxattn.training.early_stopping import patience_limit
+from jaxattn.training.penalties import penalty_for
+from jaxattn.training.trainer import AttentionSource, first_batch
+
+
+def model_for(cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int) -> Model:
+    info = prepared_or_info.info() if isinstance(prepared_or_info, Prepared) else prepared_or_info
+    return build_model(
+        vocab_size=vocab_size,
+        task=info["task"],
+        num_classes=len(info["label_names"]),
+        encoder=cfg.model.encoder,
+        attention=cfg.model.attention,
+        embed_dim=cfg.model.embed_dim,
+        **dataclasses.asdict(EncoderSettings.of(cfg.model)),
+    )
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained model read back from its directory."""
+
+    path: Path
+    config: Config
+    vocab: Vocab
+    data_info: dict
+    model: Model
+    params: Params
+    metrics: dict
+
+    def prepare_data(self) -> Prepared:
+        """The run's data set, filtered and encoded with the run's own vocabulary."""
+        return prepare(self.config.data, vocab=self.vocab)
+
+
+def load_run(path: str | Path) -> Run:
+    """Reads a finished run directory."""
+    path = Path(path)
+    for name in ("config.toml", "vocab.json", "data.json", "params.msgpack", "metrics.json"):
+        if not (path / name).exists():
+            raise RunError(
+                f"{path}: not a finished run ({name} missing); run `jaxattn train` first"
+            )
+
+    cfg = load_config(path / "config.toml")
+    vocab = Vocab.load(path / "vocab.json")
+    info = read_json(path / "data.json")
+    if not isinstance(info, dict) or not {"task", "label_names"} <= set(info):
+        raise RunError(f"{path}/data.json: not a jaxattn data description (task, label_names)")
+    model = model_for(cfg, info, len(vocab))
+    # Shapes only: initialising for real ran ~65 small programs (12 s cold) just to be overwritten.
+    template = jax.eval_shape(lambda: _init_params(model, cfg, vocab, info, prepared=None))
+    params = read_params(path / "params.msgpack", template)
+    metrics = read_json(path / "metrics.json")
+    return Run(path, cfg, vocab, info, model, params, metrics)
+
+
+def _init_params(
+    model: Model, cfg: Config, vocab: Vocab, info: dict, prepared: Prepared | None
+) -> Params:
+    """Fresh parameters (shapes from a dummy batch when no data is at hand)."""
+    if prepared is not None:
+        batch = first_batch(prepared.splits["train"])
+    else:
+        batch = placeholder_batch(info["task"], len(info["label_names"]))
+    return model.init(jax.random.key(cfg.train.seed), batch)
+
+
+def initial_params(cfg: Config, model: Model, prepared: Prepared) -> tuple[Params, dict]:
+    """Fresh parameters for ``cfg`` (``train.seed``; pretrained embeddings if configured) and a
+    note on the embeddings used."""
+    params = _init_params(model, cfg, prepared.vocab, prepared.info(), prepared)
+    embeddings = {"name": cfg.data.embeddings, "coverage": None, "dim": cfg.model.embed_dim}
+    if cfg.data.embeddings != "random":
+        table, coverage = pretrained_table(prepared.vocab, cfg.data.embeddings, cfg.train.seed)
+        params = dict(params)
+        params["embedder"] = {"embedding": jax.numpy.asarray(table)}
+        embeddings["coverage"] = coverage
+    return params, embeddings
+
+
+def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, Params | None]:
+    if cfg.train.attention != "imposed":
+        return AttentionSource(cfg.train.attention), None
+    src = load_run(cfg.train.imposed_run)
+    if src.vocab.itos != prepared.vocab.itos:
+        raise ConfigError(
+            f"train.imposed_run={cfg.train.imposed_run}: its vocabulary differs from this run's; "
+            "imposed attention needs the same data set and filters"
+        )
+    return AttentionSource("imposed", src.model), src.params
+
+
+def _only_extends_training(old: Config, new: Config) -> bool:
+    """Whether ``new`` is ``old`` with more epochs and/or more patience (0: off).
+
+    Training then continues from the checkpoint, and ends where an uninterrupted run with the new
+    settings would: batch order depends only on seed and epoch, and a run that more patience would
+    not have stopped has not stopped yet under less.
+    """
+    old_d, new_d = old.to_dict(), new.to_dict()
+    old_epochs, new_epochs = old_d["train"].pop("epochs"), new_d["train"].pop("epochs")
+    old_patience, new_patience = old_d["train"].pop("patience"), new_d["train"].pop("patience")
+    return (old_d == new_d and new_epochs >= old_epochs
+            and patience_limit(new_patience) >= patience_limit(old_patience))
+
+
+def is_finished_run(path: Path) -> bool:
+    return (path / "metrics.json").exists() and (path / "params.msgpack").exists()
+
+
+def write_run_files(out: Path, cfg: Config, prepared: Prepared) -> None:
+    """What identifies a run: its vocabulary, data description and config."""
+    write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
+    write_json(out / "data.json", prepared.info())
+    write_atomic(out / "config.toml", dump_config(cfg))
+
+
+def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metrics: dict) -> None:
+    """A finished run directory that :func:`load_run` reads (metrics last)."""
+
+    with run_lock(out, "jaxattn train"):
+        write_run_files(out, cfg, prepared)
+        write_result(out, params, metrics)
+
+
+def train_run(
+    cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None
+) -> dict:
+    """Trains the model ``cfg`` describes into ``out`` (resuming if a checkpoint is there).
+
+    Returns the metrics dict also written to ``out/metrics.json``. A finished run is not
+    retrained; asking a run for more epochs continues it from its checkpoint, exactly as if it had
+    been started with that many (each epoch's batch order depends only on the seed and epoch).
+    Everything is checked (config, data, imposed run) before the first file is written, and the
+    directory is locked for the whole run.
+    """
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a run directory")
+    with run_lock(out, "jaxattn train"):
+        finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
+        fresh = not (out / "config.toml").exists()
+        if not fresh:
+            old = load_config(out / "config.toml")
+            if old.to_dict() != cfg.to_dict() and not _only_extends_training(old, cfg):
+                state = "a finished" if finished else "an unfinished"
+                raise ConfigError(
+                    f"{out}: holds {state} run with a different config; choose another --out "
+                    "(only train.epochs and train.patience may grow, to continue training)"
+                )
+            if old.to_dict() == cfg.to_dict() and finished:
+                return read_json(out / "metrics.json")
+            prepared = prepare(
+                cfg.data,
+                vocab=Vocab.load(out / "vocab.json"),
+                dataset=prepared.dataset if prepared else None,
+            )
+        else:
+            prepared = prepared or prepare(cfg.data)
+        model = model_for(cfg, prepared, len(prepared.vocab))
+        params, embeddings = initial_params(cfg, model, prepared)
+        source, source_params = _imposed_source(cfg, prepared)
+
+        def write_files() -> None:
+            if fresh:
+                write_run_files(out, cfg, prepared)
+            else:
+                write_atomic(out / "config.toml", dump_config(cfg))
+
+        extra = {
+            "embeddings": embeddings,
+            "attention": cfg.train.attention,
+            "model": {"encoder": cfg.model.encoder, "attention": cfg.model.attention},
+        }
+        return train_model(
+            model, prepared, cfg.train, out, params, progress, source, source_params, extra,
+            on_start=write_files, penalty=penalty_for(cfg, prepared),
+        )[1]

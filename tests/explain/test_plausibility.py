@@ -1,0 +1,62 @@
+"""Plausibility measures against sklearn and hand-worked cases."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from jaxattn.explain import plausibility as pl
+
+
+def test_auprc_matches_sklearn_and_skips_single_label_instances():
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.random((30, 12)), 1)  # ties
+    rationale = rng.random((30, 12)) < 0.3
+    mask = np.zeros((30, 12), bool)
+    for i, n in enumerate(rng.integers(1, 13, 30)):
+        mask[i, :n] = True
+    rationale[0, :] = True  # every real token in the rationale: skipped
+    rationale[1, :] = False  # none: skipped
+    got = pl.auprc(scores, rationale, mask)
+    for i in range(30):
+        y = rationale[i, mask[i]]
+        if y.all() or not y.any():
+            assert np.isnan(got[i])
+        else:
+            np.testing.assert_allclose(got[i], average_precision_score(y, scores[i, mask[i]]))
+    assert np.isfinite(got).sum() > 20
+
+
+def test_topk_prf_hand_worked():
+    scores = np.asarray([[0.9, 0.1, 0.8, 0.3, 7.0]])
+    rationale = np.asarray([[1, 1, 0, 0, 1]], bool)
+    mask = np.asarray([[1, 1, 1, 1, 0]], bool)  # the last column is not a real token
+    p, r, f1 = pl.topk_prf(scores, rationale, mask)  # k = 2: tokens 0 and 2, one hit
+    np.testing.assert_allclose([p[0], r[0], f1[0]], [0.5, 0.5, 0.5])
+    p, r, f1 = pl.topk_prf(scores, rationale, mask, k=5)  # k capped at 4 real tokens: 2 hits
+    np.testing.assert_allclose([p[0], r[0], f1[0]], [0.5, 1.0, 2 / 3])
+
+
+def test_iou_f1_hand_worked():
+    gold = np.asarray([[1, 1, 0, 0, 1, 1, 1, 0],
+                       [0, 0, 0, 0, 1, 1, 1, 0]], bool)
+    pred = np.asarray([[1, 0, 0, 0, 0, 1, 1, 1],  # IOU 1/2 with {0,1}, 2/4 with {4,5,6}: 2 matches
+                       [0, 0, 1, 1, 1, 0, 0, 0]], bool)  # IOU 1/5 with {4,5,6}: no match
+    np.testing.assert_array_equal(pl.spans(gold)[0], [1, 1, 0, 0, 2, 2, 2, 0])
+    matched, n_pred, n_gold = pl.iou_matches(pred, gold)
+    np.testing.assert_array_equal(matched, [2, 0])
+    np.testing.assert_array_equal(n_pred, [2, 1])
+    np.testing.assert_array_equal(n_gold, [2, 1])
+    out = pl.iou_f1(pred, gold)
+    np.testing.assert_allclose([out["precision"], out["recall"], out["f1"]], [2 / 3, 2 / 3, 2 / 3])
+    strict = pl.iou_f1(pred, gold, threshold=0.6)
+    assert strict["f1"] == 0.0
+
+
+def test_plausibility_keys():
+    rng = np.random.default_rng(1)
+    scores, rationale = rng.random((4, 6)), rng.random((4, 6)) < 0.5
+    out = pl.plausibility(scores, rationale, np.ones((4, 6), bool))
+    assert {"auprc", "p_k", "r_k", "f1_k", "p_5", "r_5", "f1_5", "iou_matched"} <= set(out)
+    assert all(len(v) == 4 for v in out.values())
+    np.testing.assert_allclose(out["p_k"], out["r_k"])  # k = the rationale's length

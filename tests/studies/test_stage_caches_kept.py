@@ -1,0 +1,36 @@
+"""Stage files written by an earlier layout of the package are still reused: their keys hold
+what the results depend on (stage, version, options, parameters, rows), not where the code
+lives. The fixture is a tiny synthetic run analysed before the package moved into layers."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from jaxattn.studies.jain_wallace import stages
+from jaxattn.studies.jain_wallace.analyze import analyze_run
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_before_layout"
+OPTIONS = dict(num_permutations=4, num_adversaries=2, adv_steps=4, ig_steps=2, ig_chunk=2,
+               samples=2, buckets=(64,))  # as the fixture was analysed
+
+
+def test_a_run_analysed_before_the_move_recomputes_no_stage(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    stage_files = sorted((run / "analysis").glob("*.npz"))
+    before = {p.name: p.read_bytes() for p in stage_files}
+    assert {"attention.npz", "grad.npz", "loo.npz", "ig.npz", "perm.npz", "adv.npz",
+            "erasure.npz", "eraser.npz", "norm.npz", "plausibility.npz"} <= set(before)
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("a stage of the earlier layout was recomputed")
+
+    for name in stages.STAGE_SPECS:
+        monkeypatch.setitem(stages.STAGE_SPECS, name,
+                            dataclasses.replace(stages.STAGE_SPECS[name], compute=recomputed))
+    analyze_run(run, limit=6, progress=False, **OPTIONS)
+    after = {p.name: p.read_bytes() for p in sorted((run / "analysis").glob("*.npz"))}
+    assert {k: after[k] for k in before} == before
+    assert (run / "analysis" / "index.html").exists()
