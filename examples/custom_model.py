@@ -97,9 +97,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="runs/custom_model")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit", type=int, default=500, help="instances to analyse")
+    parser.add_argument("--limit-train", type=int, default=0, help="training examples (0: all)")
     args = parser.parse_args(argv)
 
-    data = jaxattn.prepare_data(jaxattn.DataConfig(name=args.data))
+    data = jaxattn.prepare_data(jaxattn.DataConfig(name=args.data, limit_train=args.limit_train))
     model = jaxattn.check_model(RunningMeanModel(RunningMeanNet(vocab_size=len(data.vocab))))
     params, metrics = jaxattn.train(
         model, data, jaxattn.TrainConfig(epochs=args.epochs), out=args.out

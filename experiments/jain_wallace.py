@@ -42,7 +42,7 @@ from jaxattn.studies.jain_wallace.seed_tables import (
     seed_table2_display,
     seed_table2_rows,
 )
-from jaxattn.studies.jain_wallace.stages import STAGES
+from jaxattn.studies.jain_wallace.stages import list_stages
 from jaxattn.studies.jain_wallace.tables import published_gap_note, setting_rows, table2_rows
 
 DATASETS = (*DATASET_TITLES, "synthetic")  # every data set of J&W's Table 2, and ours
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         type=lambda s: set(s.split(",")),
         default=None,
-        help="analysis stages: " + ",".join(STAGES),
+        help="analysis stages: " + ",".join(list_stages()),
     )
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
     parser.add_argument("--limit", type=int, default=None, help="analyse the first N instances")

@@ -42,7 +42,14 @@ from jaxattn.explain.interventions import (
 from jaxattn.models.attention import masked_softmax as masked_softmax
 from jaxattn.models.config import ModelConfig as ModelConfig
 from jaxattn.runs.fit import train_model as train
+from jaxattn.runs.run import load_run as load_run
+from jaxattn.runs.run import train_run as train_run
 from jaxattn.studies.jain_wallace.analyze import analyze as analyze
+from jaxattn.studies.jain_wallace.analyze import analyze_run as analyze_run
+from jaxattn.studies.jain_wallace.stages import list_stages as list_stages
+from jaxattn.studies.registry import random_key as stage_random_key
+from jaxattn.studies.registry import register_stage as register_stage
+from jaxattn.studies.runner import Stage as Stage
 from jaxattn.training.config import TrainConfig as TrainConfig
 
 __all__ = [
@@ -56,9 +63,11 @@ __all__ = [
     "Inputs",
     "ModelConfig",
     "Prepared",
+    "Stage",
     "TrainConfig",
     "agreement_measures",
     "analyze",
+    "analyze_run",
     "check_model",
     "forward",
     "gradient_importance",
@@ -68,11 +77,16 @@ __all__ = [
     "kendall_tau",
     "kl",
     "leave_one_out",
+    "list_stages",
     "load_config",
+    "load_run",
     "masked_softmax",
     "permute_attention",
     "prepare_data",
+    "register_stage",
     "search_adversarial_attention",
+    "stage_random_key",
     "train",
+    "train_run",
     "tvd",
 ]

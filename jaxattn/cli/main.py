@@ -28,6 +28,7 @@ from jaxattn.runtime.compile_cache import add_cache_option, enable_compilation_c
 from jaxattn.runtime.devices import split_cpu_into_devices
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.attributions import export_attributions, score_run
+from jaxattn.studies.registry import get_stage, list_stages
 from jaxattn.studies.reproduce import reproduce
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
@@ -207,10 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         type=stages,
-        help="comma-separated stages: grad,loo,ig,perm,adv,self_attn,norm,erasure,eraser,"
-        "plausibility (default all; self_attn only for models with self-attention layers, norm "
-        "for affine decoders, plausibility for data with rationales; the stages a chosen one "
-        "reads run with it)",
+        help="comma-separated stages (default all; a stage that does not apply to the model is "
+        "skipped, and the stages a chosen one reads run with it): "
+        + "; ".join(f"{name}: {get_stage(name).description}" for name in list_stages()),
     )
     p.add_argument(
         "--export-attributions",

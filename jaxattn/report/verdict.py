@@ -251,7 +251,8 @@ VERDICT_ROWS: dict[str, Callable[[Evidence], Row]] = {
 
 
 def verdict_rows(ev: Evidence) -> list[Row]:
-    return [row(ev) for row in VERDICT_ROWS.values()]
+    """The built-in studies' rows, then the rows that stages of their own declare."""
+    return [row(ev) for row in (*VERDICT_ROWS.values(), *ev.stage_rows)]
 
 
 def verdict_sentence(rows: Sequence[Row]) -> str:

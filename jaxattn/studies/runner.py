@@ -69,6 +69,14 @@ class Stage:
       needs: token-importance keys of other stages the computation reads: it is then called
         with ``given={key: <float32>[B, T]}`` (those of them that were computed), the rows of
         each batch taken from the other stages' results.
+      stream: the stage's stream of the analysis seed; None (the default) derives it from the
+        name (:func:`jaxattn.studies.registry.random_key`). The stages of jaxattn 0.2 keep the
+        numbers they had, so their results and cached files stay the same.
+      verdict: ``(evidence) -> Row`` the stage's row of the verdict table
+        (:mod:`jaxattn.report.evidence`), or None.
+      description: one line for ``--only``'s help and the documentation.
+      settings: ``((name, value), ...)`` fixed settings of a stage of your own that its results
+        depend on (e.g. a noise level); part of the cache key.
     """
 
     name: str
@@ -86,6 +94,10 @@ class Stage:
     heatmaps_after: str | None = None
     applies: Callable[[AttentionModel, Params, Any], bool] | None = None
     needs: tuple[str, ...] = ()
+    stream: int | None = None
+    verdict: Callable[[Any], Any] | None = None
+    description: str = ""
+    settings: tuple[tuple[str, Any], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,6 +142,7 @@ def stage_key(
         "params": params,
         "split": split,
         **({"inputs": inputs} if inputs else {}),
+        **({"settings": [[k, _plain(v)] for k, v in stage.settings]} if stage.settings else {}),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 

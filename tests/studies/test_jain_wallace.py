@@ -28,7 +28,7 @@ FAST = dict(
     buckets=(64,),
 )  # one compilation per stage
 LIMIT = 24
-RUN = tuple(s for s in stages.STAGES if s != "self_attn")  # the Average encoder has no self-attention
+RUN = tuple(s for s in stages.list_stages() if s != "self_attn")  # the Average encoder has no self-attention
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_finished_stages_are_not_recomputed(run_dir, monkeypatch):
     def fail(*args):
         raise AssertionError("a finished stage was recomputed")
 
-    for name in ("attention", *stages.STAGES):
+    for name in ("attention", *stages.list_stages()):
         monkeypatch.setitem(
             stages.STAGE_SPECS, name, dataclasses.replace(stages.STAGE_SPECS[name], compute=fail)
         )

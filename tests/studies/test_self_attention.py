@@ -65,7 +65,7 @@ def test_the_stage_is_the_mean_over_heads_and_real_queries_of_each_key():
 
 
 def test_models_without_self_attention_layers_skip_the_stage():
-    assert "self_attn" in stages.STAGES and "self_attn" in chosen_stages(None)
+    assert "self_attn" in stages.list_stages() and "self_attn" in chosen_stages(None)
     assert chosen_stages({"self_attn"}) == ["self_attn"]
     for encoder in ("bilstm", "transformer"):
         model, params, batch = toy_model("binary", encoder)

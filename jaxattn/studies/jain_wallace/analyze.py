@@ -28,8 +28,10 @@ from jaxattn.runtime.files import read_json, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.buckets import choose_buckets
 from jaxattn.studies.jain_wallace.report import write_report
-from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, STAGES, AnalysisOptions, providers
+from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, AnalysisOptions
+from jaxattn.studies.registry import list_stages, providers, register_stage
 from jaxattn.studies.runner import (
+    Stage,
     find_cached,
     params_digest,
     row_digests,
@@ -63,30 +65,37 @@ def analysis_options(options: dict) -> AnalysisOptions:
 
 
 def chosen_stages(only) -> list[str]:
-    """The stages ``only`` names (default all), in run order; unknown names are refused.
+    """The stages ``only`` names (default all registered), in run order; unknown names are
+    refused. Items may be stage names or :class:`~jaxattn.studies.runner.Stage` objects, which
+    are registered first (:func:`~jaxattn.studies.registry.register_stage`).
 
     Which stages a model can run is decided later (:func:`applicable_stages`): a chosen stage that
     does not apply to the model (``self_attn`` without self-attention layers) is skipped. The
     stages whose results a chosen stage reads (its ``needs``) are chosen with it.
     """
-    wanted = set(STAGES) if only is None else set(only)
-    if not wanted or wanted - set(STAGES):
+    if isinstance(only, (str, Stage)):
+        only = [only]
+    names = None if only is None else [
+        register_stage(s).name if isinstance(s, Stage) else s for s in only]
+    every = list_stages()
+    wanted = set(every) if names is None else set(names)
+    if not wanted or wanted - set(every):
         raise ConfigError(
-            f"analyze --only: unknown or no stage(s) {', '.join(sorted(wanted - set(STAGES)))}; "
-            f"choose from {', '.join(STAGES)}"
+            f"analyze --only: unknown or no stage(s) {', '.join(sorted(wanted - set(every)))}; "
+            f"choose from {', '.join(every)}"
         )
     while True:
-        inputs = {p for s in wanted for p in providers(s) if p in STAGES} - wanted
+        inputs = {p for s in wanted for p in providers(s) if p in every} - wanted
         if not inputs:
-            return [s for s in STAGES if s in wanted]
+            return [s for s in every if s in wanted]
         wanted |= inputs
 
 
 def applicable_stages(model: AttentionModel, params: Params, split, indices) -> list[str]:
-    """The stages of :data:`STAGES` that can run on ``model`` (asked on the first instance, padded
-    to its own length)."""
+    """The registered stages that can run on ``model`` (asked on the first instance, padded to
+    its own length)."""
     one = make_batch(split, indices[:1], buckets=(len(split.tokens[indices[0]]),))
-    return [s for s in STAGES
+    return [s for s in list_stages()
             if STAGE_SPECS[s].applies is None or STAGE_SPECS[s].applies(model, params, one)]
 
 
@@ -105,7 +114,7 @@ def _covers(new: dict, old: dict) -> bool:
             and set(old["stages"]) <= set(new["stages"]))
 
 
-def report_folder(root: Path, request: dict, n_split: int, every=STAGES) -> Path:
+def report_folder(root: Path, request: dict, n_split: int, every=None) -> Path:
     """``root`` unless it holds a fuller valid analysis; then a named folder beside it (named by
     its stages unless they are ``every`` stage the model can run)."""
     path = root / "request.json"
@@ -113,7 +122,7 @@ def report_folder(root: Path, request: dict, n_split: int, every=STAGES) -> Path
         return root
     n = len(request["index"])
     name = f"{request['split']}-{'all' if n == n_split else n}"
-    if set(request["stages"]) != set(every):
+    if set(request["stages"]) != set(list_stages() if every is None else every):
         name += "-" + ("-".join(request["stages"]) or "attention")
     return root / "views" / name
 
@@ -154,6 +163,7 @@ def analyze(
     limit: int | None = None,
     setting: dict | None = None,
     progress: bool = True,
+    stages=None,
     **options,
 ) -> Path:
     """Runs the J&W stages of any :class:`~jaxattn.core.protocol.AttentionModel` on ``split`` of
@@ -162,19 +172,24 @@ def analyze(
     Args:
       data: the prepared data set (:func:`jaxattn.prepare_data`), encoded with the vocabulary the
         model was trained with.
-      only: stages to compute (of ``grad, loo, ig, perm, adv, self_attn, norm, erasure, eraser,
-        plausibility``; default all; the stages a chosen one reads run with it). Results
+      only: stages to compute (names of :func:`jaxattn.list_stages`: ``grad, loo, ig, perm,
+        adv, self_attn, norm, erasure, eraser, plausibility`` and any registered since, or
+        :class:`~jaxattn.studies.runner.Stage` objects of your own; default all; the stages a
+        chosen one reads run with it). Results
         of other stages already cached for the same instances, model and options are reported
         too. ``self_attn`` (the per-layer self-attention each token receives) runs only for a
         model whose ``self_attention`` gives layers, and is skipped for any other.
       limit: analyse only the first ``limit`` instances of the split.
       setting: what the report says about the model and data (dataset, encoder, ...).
+      stages: the same as ``only`` (either may be given, not both).
       options: fields of :class:`AnalysisOptions` (batch sizes, P, K, steps, seed, ...).
     """
     enable_compilation_cache()
     model = check_model(model)
     opts = analysis_options(options)
-    stages = chosen_stages(only)
+    if only is not None and stages is not None:
+        raise ConfigError("analyze: give the stages as only= or stages=, not both")
+    stages = chosen_stages(stages if stages is not None else only)
     if split not in data.splits:
         raise ConfigError(f"analyze --split {split}: the data has splits {', '.join(data.splits)}")
     encoded = data.splits[split]

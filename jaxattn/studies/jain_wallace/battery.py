@@ -35,10 +35,9 @@ from jaxattn.core.protocol import has_affine_decoder
 from jaxattn.explain import agreement, erasure, faithfulness, plausibility
 from jaxattn.explain.norm_importance import norm_importance
 from jaxattn.report.tables import mean_std
+from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
 
-# Streams of the seed for these stages' randomness (stages.RANDOM_STREAMS uses 1 and 2).
-STREAMS = {"erasure": 3, "eraser": 4, "plausibility": 5}
 # The importances every faithfulness / plausibility table compares (those computed), in order.
 METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm")
 RANDOM = "random"
@@ -46,7 +45,7 @@ RANDOM_LABEL = "random (floor)"
 
 
 def _key(opts, name: str) -> jax.Array:
-    return jax.random.fold_in(jax.random.key(opts.seed), STREAMS[name])
+    return random_key(opts.seed, name)
 
 
 def _random_scores(opts, name: str, batch) -> jnp.ndarray:
@@ -317,14 +316,15 @@ BATTERY_SPECS: dict[str, Stage] = {
     ),
     "erasure": Stage(
         "erasure", erasure_tests, (), ("seed",), "erasure_batch_size", needs=("loo", "ig"),
+        stream=3,
         summarize=_summarize_erasure, tables=_erasure_tables,
     ),
     "eraser": Stage(
-        "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS,
+        "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS, stream=4,
         summarize=_summarize_eraser, tables=_eraser_tables,
     ),
     "plausibility": Stage(
-        "plausibility", plausibility_tests, (), ("seed",), needs=METHODS,
+        "plausibility", plausibility_tests, (), ("seed",), needs=METHODS, stream=5,
         applies=_has_rationale, summarize=_summarize_plausibility, tables=_plausibility_tables,
     ),
 }

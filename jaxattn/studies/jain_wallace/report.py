@@ -111,13 +111,15 @@ def instance_html(data: AnalysisData, row: int) -> str:
 
 
 def evidence(out_dir: Path, summary: dict):
-    """The verdict's evidence: this page's summary, and the run's W&P suite when it has one."""
+    """The verdict's evidence: this page's summary, the run's W&P suite when it has one, and the
+    verdict rows of the stages in the summary that declare one."""
+    rows = tuple(stage.verdict for name, stage in STAGE_SPECS.items()
+                 if stage.verdict is not None and name in summary.get("timings", {}))
     run = summary["setting"].get("run")
     if not run:
-
-        return Evidence(jw=summary, jw_page="")
+        return Evidence(jw=summary, jw_page="", stage_rows=rows)
     found = run_evidence(run, out_dir, jw=summary)
-    return dataclasses.replace(found, jw_page="")
+    return dataclasses.replace(found, jw_page="", stage_rows=rows)
 
 
 def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage_tables,

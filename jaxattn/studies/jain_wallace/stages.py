@@ -13,8 +13,10 @@ self_attn  a Transformer's self-attention per layer: the attention each real tok
 
 plus the post-2019 stages of :mod:`.battery` (norm, erasure, eraser, plausibility).
 
-Adding an analysis is a compute function here and one entry in :data:`STAGE_SPECS` (its summary,
-table rows, figures and heatmap rows ride along on the :class:`Stage`).
+Each is registered in :mod:`jaxattn.studies.registry`; a stage of your own is one
+:class:`Stage` passed to :func:`register_stage` or to ``jaxattn.analyze(..., stages=[...])``
+(``examples/custom_stage.py``): its summary, table rows, figures, heatmap rows and verdict row
+ride along on it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from jaxattn.core.protocol import AttentionModel, Batch, Params, forward, has_se
 from jaxattn.explain import agreement, importance, interventions
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
+from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import summary as summ
-from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, BATTERY_STAGES
+from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS
 from jaxattn.studies.runner import Stage
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
@@ -102,12 +105,9 @@ def integrated_gradients(model, params, batch, opts):
     return {"ig": ig, "ig_signed": signed}
 
 
-# Each random stage draws from its own stream of the seed.
-RANDOM_STREAMS = {"perm": 1, "adv": 2}
-
-
 def random_key(opts: AnalysisOptions, name: str) -> jax.Array:
-    return jax.random.fold_in(jax.random.key(opts.seed), RANDOM_STREAMS[name])
+    """Stage ``name``'s own stream of the analysis seed (:func:`registry.random_key`)."""
+    return registry.random_key(opts.seed, name)
 
 
 def permutations(model, params, batch, opts):
@@ -337,7 +337,7 @@ STAGE_SPECS: dict[str, Stage] = {
         importances=(("ig", "integrated gradients"),),
     ),
     "perm": Stage(
-        "perm", permutations, (), ("num_permutations", "seed"), "perm_batch_size",
+        "perm", permutations, (), ("num_permutations", "seed"), "perm_batch_size", stream=1,
         summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures, facts=_perm_facts,
     ),
     "adv": Stage(
@@ -346,6 +346,7 @@ STAGE_SPECS: dict[str, Stage] = {
         ("adv_attn", "best_attn"),
         ("num_adversaries", "adv_steps", "adv_learning_rate", "epsilon", "seed"),
         "adv_batch_size",
+        stream=2,
         summarize=_summarize_adv,
         tables=_adv_tables,
         figures=_adv_figures,
@@ -364,18 +365,24 @@ STAGE_SPECS: dict[str, Stage] = {
     ),
     **BATTERY_SPECS,
 }
-# What ``only`` chooses from (attention always runs). A stage whose ``applies`` is False for the
-# model (self_attn without self-attention layers) is skipped, whether chosen or by default.
-STAGES = ("grad", "loo", "ig", "perm", "adv", "self_attn", *BATTERY_STAGES)
-
-
-def providers(name: str) -> list[str]:
-    """The stages whose importances stage ``name`` ``needs``, in :data:`STAGE_SPECS` order."""
-    wanted = set(STAGE_SPECS[name].needs)
-    return [other for other, stage in STAGE_SPECS.items()
-            if wanted & {key for key, _ in stage.importances}]
-
-
-def importance_labels() -> dict[str, str]:
-    """Importance key -> label, in display order, from every registered stage."""
-    return {key: label for stage in STAGE_SPECS.values() for key, label in stage.importances}
+_DESCRIPTIONS = {
+    "attention": "the model's attention and output distribution (always run)",
+    "grad": "gradient importance below attention (J&W) and through it",
+    "loo": "leave-one-out: output TVD when each token is deleted",
+    "ig": "integrated gradients (zero baseline on the real tokens)",
+    "perm": "attention permuted P times over the real tokens; median output TVD",
+    "adv": "K adversarial attentions per instance; max JSD within epsilon",
+    "self_attn": "self-attention each token receives, per layer (models with self-attention)",
+    "norm": "norm-based importance (Kobayashi et al. 2020; affine decoders)",
+    "erasure": "attention weights erased until the decision flips (Serrano & Smith 2019)",
+    "eraser": "ERASER comprehensiveness, sufficiency and AOPC of every importance",
+    "plausibility": "every importance against the human rationale (data with rationales)",
+}
+for _name, _stage in STAGE_SPECS.items():
+    registry.register_stage(dataclasses.replace(_stage, description=_DESCRIPTIONS[_name]))
+# The registry itself: stages registered later (a user's) are seen wherever this is read.
+STAGE_SPECS = registry.REGISTRY
+providers = registry.providers
+importance_labels = registry.importance_labels
+list_stages = registry.list_stages
+register_stage = registry.register_stage
