@@ -12,7 +12,7 @@ from jaxattn.data.dataset import DataError
 
 @pytest.fixture
 def fixtures_dir():
-    return Path(__file__).parent / "data" / "fixtures"
+    return Path(__file__).parents[1] / "data" / "fixtures"
 
 
 def test_user_errors_share_one_base_and_stay_value_errors():
