@@ -25,6 +25,10 @@ PACKAGE = "jaxattn"
 SECTION = "API reference"
 MIRROR = "repo"
 # An inline Markdown link or image: ](target) or ](target "title"); group 1 is the target.
+# Sphinx cross-reference roles in docstrings (``:class:`Batch```) render as ":class:" before a code
+# span; the span alone says it. A reST literal-block marker "::" ends a paragraph as ":".
+ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj|const):(<code>)~?")
+LITERAL_MARK = re.compile(r"::</p>")
 LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
@@ -134,3 +138,10 @@ def on_page_markdown(markdown, page, config, files):
         return match.group(0).replace(target, new, 1)
 
     return LINK.sub(repoint, markdown)
+
+
+def on_page_content(html, page, config, files):
+    """Tidy the reST markup of docstrings on the API pages."""
+    if not page.file.src_uri.startswith("api/"):
+        return html
+    return LITERAL_MARK.sub(":</p>", ROLE.sub(r"\1", html))
