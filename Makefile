@@ -27,8 +27,9 @@ lint: install
 	$(VENV)/bin/ruff check jaxattn tests experiments benchmarks configs
 
 # The documentation site, warnings as errors (a broken link or docstring fails); into build/site.
+# Not --quiet: it hides warnings from --strict, which then passes them.
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet -f docs/mkdocs.yml
+	$(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml
 
 test: install lint docs
 	$(PY) -m pytest -n 2 --durations=15 tests
