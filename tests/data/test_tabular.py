@@ -73,15 +73,44 @@ def test_tsv_keeps_quotes_as_text(tmp_path):
 def test_jsonl_int_and_string_labels_sorted_numerically(tmp_path):
     lines = [
         {"body": "first text", "y": 10},
-        {"body": "second text", "y": "2"},
+        {"body": "second text", "y": 2},
         {"body": "third text", "y": 2, "extra": [1]},
         {"body": "fourth text", "y": 1},
     ]
     path = _write(tmp_path / "r.jsonl", "\n".join(map(json.dumps, lines)) + "\n\n")
-    cfg = _cfg(path, dev_file=str(path), test_file=str(path), text_column="body", label_column="y")
+    # Another file may write the same labels as strings: 2 and "2" are one label.
+    strings = _write(tmp_path / "s.jsonl", '{"body": "x", "y": "2"}\n{"body": "y", "y": "10"}\n')
+    cfg = _cfg(path, dev_file=str(strings), test_file=str(path), text_column="body",
+               label_column="y")
     ds = load_table(cfg)
     assert ds.task == "multiclass" and ds.label_names == ("1", "2", "10")
     assert [ex.label for ex in ds.splits["train"]] == [2, 1, 1, 0]
+    assert [ex.label for ex in ds.splits["dev"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "labels, line, what",
+    [
+        ([0, 1, "01"], 3, "label '01' is a string but the label on line 1 (0) is an integer"),
+        (["a", "b", 1], 3, "label 1 is an integer but the label on line 1 ('a') is a string"),
+        ([1, "1"], 2, "label '1' is a string"),
+    ],
+)
+def test_jsonl_mixing_integer_and_string_labels_is_an_error(tmp_path, labels, line, what):
+    text = "".join(json.dumps({"text": f"text {i}", "label": y}) + "\n" for i, y in enumerate(labels))
+    path = _write(tmp_path / "mixed.jsonl", text)
+    with _raises_at(path, line, what):
+        read_table(path)
+
+
+def test_one_integer_label_spelled_two_ways_is_an_error(tmp_path):
+    # All strings (as every CSV label is), but "1" and "01" would be two classes of one number.
+    path = _write(tmp_path / "r.csv", "text,label\na,0\nb,1\nc,01\nd,1\n")
+    with _raises_at(path, 4, "label '01' is the number 1, which an earlier line spells '1'"):
+        load_table(_cfg(path))
+    # Given label names decide: "01" is then simply an unknown label.
+    with _raises_at(path, 4, "unknown label '01'"):
+        load_table(_cfg(path, label_names=("0", "1")))
 
 
 def test_json_extension_is_json_lines_and_format_can_be_given(tmp_path):
