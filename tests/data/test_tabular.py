@@ -378,3 +378,44 @@ def test_the_example_config_loads_and_prepares():
     assert math.isclose(
         sum(ex.label for ex in prepared.dataset.splits["train"]) / 140, 0.5
     )  # stratified
+
+
+# --- long fields, line separators inside JSON strings ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["long.csv", "long.tsv", "long.jsonl"])
+def test_a_200000_character_text_reads_in_every_format(tmp_path, name):
+    text = " ".join(["word"] * 40_000)  # 199,999 characters, past csv's default 131,072 limit
+    text = text + "!"
+    assert len(text) == 200_000
+    rows = {
+        "long.csv": f'text,label\n"{text}",1\nshort,0\n',
+        "long.tsv": f"text\tlabel\n{text}\t1\nshort\t0\n",
+        "long.jsonl": json.dumps({"text": text, "label": "1"}) + '\n{"text": "short", "label": "0"}\n',
+    }
+    path = _write(tmp_path / name, rows[name])
+    read = read_table(path)
+    assert [r.text for r in read] == [text, "short"]
+    assert [r.line for r in read] == ([1, 2] if name.endswith("jsonl") else [2, 3])
+    examples = tabular.to_examples(read, path, ("0", "1"))
+    assert len(examples[0].tokens) == 40_001 and examples[0].tokens[-1] == "!"
+
+
+# JSON allows these raw in a string (control characters below U+0020 it does not);
+# str.splitlines() would end a line at each.
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_raw_line_separators_inside_json_strings_are_text(tmp_path, separator):
+    first = f"one{separator}two"
+    lines = [{"text": first, "label": "a"}, {"text": "three", "label": "b"}]
+    data = "\r\n".join(json.dumps(r, ensure_ascii=False) for r in lines) + "\r\n"
+    assert separator in data  # written raw, not as a \u escape
+    path = _write(tmp_path / "sep.jsonl", data)
+    rows = read_table(path)
+    assert [(r.line, r.text, r.label) for r in rows] == [(1, first, "a"), (2, "three", "b")]
+    assert tabular.to_examples(rows, path, ("a", "b"))[0].tokens == ("one", "two")
+
+
+def test_zero_width_only_text_is_an_empty_text(tmp_path):
+    path = _write(tmp_path / "zw.csv", "text,label\nfine,1\n\u200b\u200b\ufeff,0\n")
+    with _raises_at(path, 3, "empty text in 'text'"):
+        read_table(path)
