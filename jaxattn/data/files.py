@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -80,13 +81,35 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     return numbered(text_lines(read_data_text(path)))
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSON-lines text: split at ``\\n`` only (a ``\\r`` before it is dropped).
+
+    ``str.splitlines`` would also split at U+2028, U+2029, U+0085 and other separators, which JSON
+    allows raw inside a string; a record holding one would be cut in two.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def allow_long_csv_fields() -> None:
+    """Lifts the ``csv`` module's field size limit (131,072 characters), so a long text reads from
+    CSV/TSV as it does from JSON lines. The limit is process-wide and only ever raised here."""
+    # The limit is a C long: sys.maxsize overflows it where long is 32-bit (Windows).
+    for limit in (sys.maxsize, 2**31 - 1):
+        try:
+            if csv.field_size_limit() < limit:
+                csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            continue
+
+
 # A \uD800-\uDFFF escape without its partner decodes to a string that cannot be written as UTF-8.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for every non-blank line of a JSON-lines file."""
-    for n, line in numbered_lines(path):
+    for n, line in numbered(jsonl_lines(read_data_text(path))):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
@@ -100,6 +123,7 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
 
 def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line the row starts on, fields) for every row of a CSV file, the header included."""
+    allow_long_csv_fields()
     reader = csv.reader(io.StringIO(read_data_text(path), newline=""))
     start = 1
     try:

@@ -15,11 +15,14 @@ Columns (``data.*_column``): ``text`` and ``label`` are required; ``query`` (a s
 NLI hypothesis or the QA question) and ``rationale`` (a per-token 0/1 mask of the text) are read
 when configured. A rationale is a space-separated string of 0/1 (CSV/TSV), or a JSON list of 0/1
 or such a string (JSON lines). Labels are strings, or integers in JSON lines (``1`` and ``"1"``
-are the same label).
+are the same label, but one file writes all its labels one way: a file mixing ``1`` and ``"01"``
+is refused rather than read as three classes). JSON lines are split at ``\\n`` only, so a raw
+U+2028 or U+0085 inside a string is read as part of it. Fields may be of any length.
 
 Anything malformed raises :class:`DataError` as ``path:line: what`` (bytes that are not UTF-8, an
-empty file, a missing column, a row with the wrong number of fields, an empty text or label, a
-rationale that is not 0/1 values). :mod:`jaxattn.data.tabular` turns the rows into a data set.
+empty file, a missing column, a row with the wrong number of fields, an empty text or label (one
+of only whitespace or zero-width characters is empty), integer and string labels in one JSON-lines
+file, a rationale that is not 0/1 values). :mod:`jaxattn.data.tabular` turns the rows into a data set.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from pathlib import Path
 from jaxattn.core.errors import read_text
 from jaxattn.data.config import DataConfig
 from jaxattn.data.dataset import DataError
-from jaxattn.data.files import line_error
+from jaxattn.data.files import allow_long_csv_fields, jsonl_lines, line_error
+from jaxattn.data.vocab import is_blank
 
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 
@@ -124,7 +128,7 @@ def _row(record: dict, path: Path, line: int, columns: Columns) -> Row:
         value = record[column]
         if not isinstance(value, str):
             raise line_error(path, line, f"{what} in {column!r} is not a string: {value!r}")
-        if not value.strip():
+        if is_blank(value):
             raise line_error(path, line, f"empty {what} in {column!r}")
         return value
 
@@ -143,6 +147,7 @@ def _row(record: dict, path: Path, line: int, columns: Columns) -> Row:
 
 def _csv_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int, list[str]]]:
     """(first line, fields) for every row that is not blank."""
+    allow_long_csv_fields()
     if fmt == "tsv":
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
@@ -204,9 +209,14 @@ def _read_csv(path: Path, text: str, fmt: str, columns: Columns) -> list[Row]:
     return out
 
 
+def _label_kind(value: object) -> str:
+    return "an integer" if isinstance(value, int) else "a string"
+
+
 def _read_jsonl(path: Path, text: str, columns: Columns) -> list[Row]:
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    first_label: tuple[int, object] | None = None  # (line, value) of the file's first label
+    for n, line in enumerate(jsonl_lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -227,6 +237,17 @@ def _read_jsonl(path: Path, text: str, columns: Columns) -> list[Row]:
                     f"set {config_key} to the key's name",
                 )
         out.append(_row(record, path, n, columns))
+        label = record[columns.label]
+        if first_label is None:
+            first_label = (n, label)
+        elif type(label) is not type(first_label[1]):
+            raise line_error(
+                path,
+                n,
+                f"label {label!r} is {_label_kind(label)} but the label on line {first_label[0]} "
+                f"({first_label[1]!r}) is {_label_kind(first_label[1])}; write every label of "
+                "the file the same way, all integers or all strings",
+            )
     if not out:
         raise line_error(path, 1, "empty file (expected one JSON object per line)")
     return out

@@ -20,8 +20,9 @@ without a file is carved out of the training file: ``dev_fraction`` and ``test_f
 stratified by label and seeded with ``split_seed`` (the same seed gives the same split).
 
 Anything malformed raises :class:`DataError` as ``path:line: what``: besides the file's own faults
-(:mod:`jaxattn.data.table_rows`), an unknown label, a text or query empty after cleaning, and a
-rationale whose length differs from the text's.
+(:mod:`jaxattn.data.table_rows`), an unknown label, one integer label spelled two ways (``1`` and
+``01``) when the labels are inferred, a text or query empty after cleaning, and a rationale whose
+length differs from the text's.
 """
 
 from __future__ import annotations
@@ -43,12 +44,26 @@ FILTER_DEFAULTS = {"min_df": 1, "min_length": 1, "max_length": 0}
 _INTEGER = re.compile(r"-?\d+")
 
 
-def infer_label_names(rows: Sequence[Row]) -> tuple[str, ...]:
-    """The distinct labels, sorted (numerically when every label is an integer)."""
+def infer_label_names(rows: Sequence[Row], path: str | Path = "") -> tuple[str, ...]:
+    """The distinct labels, sorted (numerically when every label is an integer).
+
+    Integer labels spelled two ways (``1`` and ``01``) would be two classes of one number: a
+    :class:`DataError` naming ``path`` and the line of the second spelling.
+    """
     labels = {row.label for row in rows}
-    if all(_INTEGER.fullmatch(label) for label in labels):
-        return tuple(sorted(labels, key=int))
-    return tuple(sorted(labels))
+    if not all(_INTEGER.fullmatch(label) for label in labels):
+        return tuple(sorted(labels))
+    spelling: dict[int, str] = {}
+    for row in rows:
+        first = spelling.setdefault(int(row.label), row.label)
+        if first != row.label:
+            raise line_error(
+                path,
+                row.line,
+                f"label {row.label!r} is the number {int(row.label)}, which an earlier line "
+                f"spells {first!r}; spell each label one way (or list them in data.label_names)",
+            )
+    return tuple(sorted(labels, key=int))
 
 
 def to_examples(
@@ -132,7 +147,7 @@ def load_table(cfg: DataConfig) -> Dataset:
         label_names = tuple(cfg.label_names)
         origin = "data.label_names"
     else:
-        label_names = infer_label_names(train_rows)
+        label_names = infer_label_names(train_rows, train_path)
         origin = f"the labels of {train_path.name}; list every label in data.label_names"
         notes.append(f"labels found in {train_path.name}, sorted: {', '.join(label_names)}")
         if len(label_names) < 2:

@@ -3,7 +3,8 @@
 A J&W model folder (what their ``Model.save_values`` writes) holds ``enc.th`` and ``dec.th``
 (``torch.save`` of the two ``state_dict``s, see :mod:`jaxattn.interop.jw_layout`) and
 ``config.json``; its vocabulary is the pickled ``Vectorizer`` of their preprocessing (``vec.p``,
-``idx2word``) or, here, a JSON list / object or a text file of one word per line, in id order.
+``idx2word``) or, here, a JSON list / object or a text file of one word per line (UTF-8, lines
+ending in LF or CRLF, a leading byte-order mark allowed), in id order.
 Ids 0-3 are PAD, UNK, SOS, EOS in both codes, so ids carry over unchanged.
 
 Import writes an ordinary finished run directory (``config.toml``, ``vocab.json``, ``data.json``,
@@ -213,7 +214,16 @@ def read_vocab(path: Path) -> list[str]:
         else:
             raise CheckpointError(f"{path}: expected a list of words or a word -> id object")
     else:
-        itos = raw.decode("utf-8-sig").rstrip("\n").split("\n")
+        try:
+            text = raw.decode("utf-8-sig")  # a leading byte-order mark is dropped
+        except UnicodeDecodeError as err:
+            raise CheckpointError(
+                f"{path}: not UTF-8 text (byte {err.start}); expected one word per line"
+            ) from None
+        # Lines end in \n or \r\n; words may hold any other character (no str.splitlines).
+        itos = [line.removesuffix("\r") for line in text.split("\n")]
+        while itos and not itos[-1]:  # the newline(s) ending the file
+            itos.pop()
     if len(itos) < len(JW_SPECIALS):
         raise CheckpointError(f"{path}: {len(itos)} entries; ids 0-3 must be PAD, UNK, SOS, EOS")
     words = itos[len(JW_SPECIALS):]

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from jaxattn.data import files
 from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2
 from jaxattn.data.dataset import DataError
 from jaxattn.data.files import MissingDataError
@@ -237,3 +238,12 @@ def test_ag_news_escapes_are_undone():
     from jaxattn.data.corpora.ag_news import _unescape_ag_news
 
     assert _unescape_ag_news("Inc. &lt;TXN.N&gt; said it#39;s \\$5\\bn") == "Inc. <TXN.N> said it's  $5 bn"
+
+
+def test_json_lines_split_at_newlines_only_and_csv_fields_may_be_long(tmp_path):
+    path = tmp_path / "sep.jsonl"
+    path.write_text('{"text": "a\u2028b\x85c"}\r\n\n{"text": "d"}\n', encoding="utf-8")
+    assert list(files.json_lines(path)) == [(1, {"text": "a\u2028b\x85c"}), (3, {"text": "d"})]
+    long = "x" * 200_000
+    (tmp_path / "long.csv").write_text(f'1,"{long}",y\n', encoding="utf-8")
+    assert list(files.csv_rows(tmp_path / "long.csv")) == [(1, ["1", long, "y"])]

@@ -73,15 +73,44 @@ def test_tsv_keeps_quotes_as_text(tmp_path):
 def test_jsonl_int_and_string_labels_sorted_numerically(tmp_path):
     lines = [
         {"body": "first text", "y": 10},
-        {"body": "second text", "y": "2"},
+        {"body": "second text", "y": 2},
         {"body": "third text", "y": 2, "extra": [1]},
         {"body": "fourth text", "y": 1},
     ]
     path = _write(tmp_path / "r.jsonl", "\n".join(map(json.dumps, lines)) + "\n\n")
-    cfg = _cfg(path, dev_file=str(path), test_file=str(path), text_column="body", label_column="y")
+    # Another file may write the same labels as strings: 2 and "2" are one label.
+    strings = _write(tmp_path / "s.jsonl", '{"body": "x", "y": "2"}\n{"body": "y", "y": "10"}\n')
+    cfg = _cfg(path, dev_file=str(strings), test_file=str(path), text_column="body",
+               label_column="y")
     ds = load_table(cfg)
     assert ds.task == "multiclass" and ds.label_names == ("1", "2", "10")
     assert [ex.label for ex in ds.splits["train"]] == [2, 1, 1, 0]
+    assert [ex.label for ex in ds.splits["dev"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "labels, line, what",
+    [
+        ([0, 1, "01"], 3, "label '01' is a string but the label on line 1 (0) is an integer"),
+        (["a", "b", 1], 3, "label 1 is an integer but the label on line 1 ('a') is a string"),
+        ([1, "1"], 2, "label '1' is a string"),
+    ],
+)
+def test_jsonl_mixing_integer_and_string_labels_is_an_error(tmp_path, labels, line, what):
+    text = "".join(json.dumps({"text": f"text {i}", "label": y}) + "\n" for i, y in enumerate(labels))
+    path = _write(tmp_path / "mixed.jsonl", text)
+    with _raises_at(path, line, what):
+        read_table(path)
+
+
+def test_one_integer_label_spelled_two_ways_is_an_error(tmp_path):
+    # All strings (as every CSV label is), but "1" and "01" would be two classes of one number.
+    path = _write(tmp_path / "r.csv", "text,label\na,0\nb,1\nc,01\nd,1\n")
+    with _raises_at(path, 4, "label '01' is the number 1, which an earlier line spells '1'"):
+        load_table(_cfg(path))
+    # Given label names decide: "01" is then simply an unknown label.
+    with _raises_at(path, 4, "unknown label '01'"):
+        load_table(_cfg(path, label_names=("0", "1")))
 
 
 def test_json_extension_is_json_lines_and_format_can_be_given(tmp_path):
@@ -349,3 +378,44 @@ def test_the_example_config_loads_and_prepares():
     assert math.isclose(
         sum(ex.label for ex in prepared.dataset.splits["train"]) / 140, 0.5
     )  # stratified
+
+
+# --- long fields, line separators inside JSON strings ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["long.csv", "long.tsv", "long.jsonl"])
+def test_a_200000_character_text_reads_in_every_format(tmp_path, name):
+    text = " ".join(["word"] * 40_000)  # 199,999 characters, past csv's default 131,072 limit
+    text = text + "!"
+    assert len(text) == 200_000
+    rows = {
+        "long.csv": f'text,label\n"{text}",1\nshort,0\n',
+        "long.tsv": f"text\tlabel\n{text}\t1\nshort\t0\n",
+        "long.jsonl": json.dumps({"text": text, "label": "1"}) + '\n{"text": "short", "label": "0"}\n',
+    }
+    path = _write(tmp_path / name, rows[name])
+    read = read_table(path)
+    assert [r.text for r in read] == [text, "short"]
+    assert [r.line for r in read] == ([1, 2] if name.endswith("jsonl") else [2, 3])
+    examples = tabular.to_examples(read, path, ("0", "1"))
+    assert len(examples[0].tokens) == 40_001 and examples[0].tokens[-1] == "!"
+
+
+# JSON allows these raw in a string (control characters below U+0020 it does not);
+# str.splitlines() would end a line at each.
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_raw_line_separators_inside_json_strings_are_text(tmp_path, separator):
+    first = f"one{separator}two"
+    lines = [{"text": first, "label": "a"}, {"text": "three", "label": "b"}]
+    data = "\r\n".join(json.dumps(r, ensure_ascii=False) for r in lines) + "\r\n"
+    assert separator in data  # written raw, not as a \u escape
+    path = _write(tmp_path / "sep.jsonl", data)
+    rows = read_table(path)
+    assert [(r.line, r.text, r.label) for r in rows] == [(1, first, "a"), (2, "three", "b")]
+    assert tabular.to_examples(rows, path, ("a", "b"))[0].tokens == ("one", "two")
+
+
+def test_zero_width_only_text_is_an_empty_text(tmp_path):
+    path = _write(tmp_path / "zw.csv", "text,label\nfine,1\n\u200b\u200b\ufeff,0\n")
+    with _raises_at(path, 3, "empty text in 'text'"):
+        read_table(path)

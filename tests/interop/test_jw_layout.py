@@ -48,3 +48,27 @@ def test_vocabulary_files(tmp_path):
     (tmp_path / "twice.txt").write_text("\n".join([*words, "good"]))
     with pytest.raises(CheckpointError, match="'good' appears twice"):
         read_vocab(tmp_path / "twice.txt")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "\r\n".join(["<0>", "<UNK>", "<SOS>", "<EOS>", "café", "bad"]) + "\r\n",
+        "\ufeff" + "\r\n".join(["<0>", "<UNK>", "<SOS>", "<EOS>", "café", "bad"]) + "\r\n\r\n",
+        "\ufeff" + "\n".join(["<0>", "<UNK>", "<SOS>", "<EOS>", "café", "bad"]),
+    ],
+)
+def test_text_vocabulary_with_crlf_lines_and_a_byte_order_mark(tmp_path, data):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(data.encode("utf-8"))
+    assert read_vocab(path) == ["<0>", "<UNK>", "<SOS>", "<EOS>", "café", "bad"]
+
+
+def test_text_vocabulary_lines_split_at_newlines_only(tmp_path):
+    # U+2028 and U+0085 are characters of a word here, not line ends; bytes not UTF-8 are named.
+    words = ["<0>", "<UNK>", "<SOS>", "<EOS>", "a\u2028b", "c\x85d", "e\rf"]
+    (tmp_path / "odd.txt").write_bytes("\n".join(words).encode("utf-8"))
+    assert read_vocab(tmp_path / "odd.txt") == words
+    (tmp_path / "latin1.txt").write_bytes(b"<0>\n<UNK>\n<SOS>\n<EOS>\ncaf\xe9\n")
+    with pytest.raises(CheckpointError, match=r"latin1\.txt: not UTF-8 text \(byte 25\)"):
+        read_vocab(tmp_path / "latin1.txt")
