@@ -14,6 +14,7 @@ ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 EMBEDDINGS = ("random", "glove-6b-50d")
 SELECTION_SPLITS = ("dev", "test")
 PRECISIONS = ("float32", "bfloat16")  # training compute; parameters stay float32
+OPTIMIZERS = ("amsgrad", "adamw")  # jaxattn.trainer.make_optimizer
 #: ``data.name`` that reads your own table files (``data.train_file`` ...) instead of a built-in set.
 FILE_DATA = "file"
 FILE_FORMATS = ("", "csv", "tsv", "jsonl")  # "" -> from each file's extension
@@ -101,6 +102,11 @@ class TrainConfig:
     # impermissible tokens): those spelled as in impermissible_words, or () -> the data's rationale.
     deception_weight: float = 0.0
     impermissible_words: tuple[str, ...] = ()
+    # "amsgrad": Adam(amsgrad) + L2 weight decay at a constant learning rate (the protocol);
+    # "adamw": decoupled weight decay, the learning rate warmed up linearly from 0 over
+    # warmup_fraction of all steps (epochs x batches), then decayed linearly to 0 (docs/training.md).
+    optimizer: str = "amsgrad"
+    warmup_fraction: float = 0.1  # adamw only
 
 
 @dataclasses.dataclass
