@@ -271,3 +271,17 @@ def test_the_default_checkpoint_format_is_unchanged():
     assert checkpoint_meta(cfg) == {"members": 1, "train": before}
     adamw = checkpoint_meta(dataclasses.replace(cfg, optimizer="adamw"))["train"]
     assert adamw["epochs"] == cfg.epochs and adamw["optimizer"] == "adamw"
+
+
+def test_an_adamw_run_directory_continues_only_with_the_same_epochs():
+    from jaxattn.run import _only_extends_training
+
+    base = ["train.epochs=2", "train.patience=1"]
+    amsgrad = [load_config(None, base + [f"train.epochs={n}"]) for n in (2, 3)]
+    adamw = [load_config(None, base + ["train.optimizer=adamw", f"train.epochs={n}"])
+             for n in (2, 3)]
+    assert _only_extends_training(*amsgrad)
+    assert not _only_extends_training(*adamw)
+    more_patience = load_config(None, base + ["train.optimizer=adamw", "train.patience=2"])
+    assert _only_extends_training(adamw[0], more_patience)
+    assert not _only_extends_training(amsgrad[0], adamw[0])
