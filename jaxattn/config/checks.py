@@ -28,6 +28,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.selection": schema.SELECTION_SPLITS,
     "train.attention": schema.ATTENTION_SOURCES,
     "train.precision": schema.PRECISIONS,
+    "train.optimizer": schema.OPTIMIZERS,
 }
 
 
@@ -74,6 +75,7 @@ _FLOAT_RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "train.sort_noise": (0.0, True, 1.0, False),
     "model.diversity_weight": (0.0, True, math.inf, False),
     "train.deception_weight": (0.0, True, math.inf, False),
+    "train.warmup_fraction": (0.0, True, 1.0, True),
 }
 
 
@@ -134,6 +136,11 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     if cfg.train.attention == "imposed" and not cfg.train.imposed_run:
         raise _key_error(
             source, "train.imposed_run", " must name a run directory when attention=imposed"
+        )
+    default_warmup = schema.TrainConfig.warmup_fraction
+    if cfg.train.optimizer != "adamw" and cfg.train.warmup_fraction != default_warmup:
+        raise _key_error(
+            source, "train.warmup_fraction", " is used only with train.optimizer = 'adamw'"
         )
     if cfg.data.embeddings == "glove-6b-50d" and cfg.model.embed_dim != 50:
         raise _key_error(

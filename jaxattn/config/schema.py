@@ -17,11 +17,17 @@ from jaxattn.data.config import (
     DataConfig,
 )
 from jaxattn.models.config import ATTENTIONS, ENCODERS, ModelConfig
-from jaxattn.training.config import ATTENTION_SOURCES, PRECISIONS, SELECTION_SPLITS, TrainConfig
+from jaxattn.training.config import (
+    ATTENTION_SOURCES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SELECTION_SPLITS,
+    TrainConfig,
+)
 
 __all__ = [
     "ATTENTIONS", "ATTENTION_SOURCES", "EMBEDDINGS", "ENCODERS", "FILE_DATA", "FILE_FORMATS",
-    "FILE_TASKS", "PATH_KEYS", "PRECISIONS", "SELECTION_SPLITS", "SECTIONS", "Config",
+    "FILE_TASKS", "OPTIMIZERS", "PATH_KEYS", "PRECISIONS", "SELECTION_SPLITS", "SECTIONS", "Config",
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig",
 ]
 

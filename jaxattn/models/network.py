@@ -18,6 +18,10 @@ from jaxattn.models.encoders import EncoderSettings, encoder_output_size, make_e
 # Logit given to answers that are not candidates: exp() underflows to exactly 0 in float32, while
 # staying finite so that log-probabilities and their gradients never become NaN.
 NON_CANDIDATE_LOGIT = -1e9
+#: The pooling attention scorer's module name: its parameters are the params subtree under this
+#: root key (the training default exempts exactly that subtree from weight decay; a Transformer
+#: encoder's own self-attention layers live under ``text_encoder``/``query_encoder``).
+SCORER = "attention"
 
 
 class AttentionNetwork(nn.Module):
@@ -50,7 +54,7 @@ class AttentionNetwork(nn.Module):
             self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0)
         )
         self.text_encoder = self._encoder("text_encoder")
-        self.scorer = make_attention(self.attention, "attention")
+        self.scorer = make_attention(self.attention, SCORER)
         size = encoder_output_size(self.encoder, self.settings)
         if self.pair:
             self.query_encoder = self._encoder("query_encoder")

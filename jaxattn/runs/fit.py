@@ -10,11 +10,14 @@ a rerun resumes from the checkpoint or returns the finished result.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import numpy as np
+import optax
 from flax import serialization
 
 from jaxattn.config import Config, TrainConfig
@@ -97,6 +100,24 @@ def run_metrics(state: TrainState, m: int, cfg: TrainConfig, model, data: Prepar
     }
 
 
+def checkpoint_meta(cfg: TrainConfig) -> dict:
+    """What a plain run's checkpoint must match to be resumed: the training config, except the
+    epochs and patience that may grow. With ``adamw`` the epochs stay (the learning-rate schedule
+    spans them); with ``amsgrad`` the optimizer keys are left out, as before they existed."""
+    drop = {"patience"}
+    if cfg.optimizer != "adamw":
+        drop |= {"epochs", "optimizer", "warmup_fraction"}
+    return {"members": 1,
+            "train": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}}
+
+
+def state_signature(opt_state) -> str:
+    """A digest of an optimizer state's structure: every leaf's path, shape and dtype."""
+    rows = [f"{jax.tree_util.keystr(path)} {np.shape(leaf)} {getattr(leaf, 'dtype', '')}"
+            for path, leaf in jax.tree_util.tree_flatten_with_path(opt_state)[0]]
+    return "state " + hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
 def train_model(
     model: AttentionModel,
     data: Prepared,
@@ -109,6 +130,7 @@ def train_model(
     extra: dict | None = None,
     on_start: Callable[[], None] | None = None,
     penalty: Penalty | None = None,
+    optimizer: optax.GradientTransformation | None = None,
 ) -> tuple[Params, dict]:
     """Trains ``model`` on ``data`` per ``config`` into the folder ``out``.
 
@@ -119,6 +141,11 @@ def train_model(
       on_start: called once everything is checked (the checkpoint included), before training:
         where a caller writes its own files, so that a failed start writes nothing.
       penalty: added to the training loss (:mod:`jaxattn.training.penalties`: conicity, deception).
+      optimizer: any ``optax.GradientTransformation`` of the parameters' gradients (layer-wise
+        learning rates, frozen parameters via ``optax.multi_transform`` ...); it replaces the
+        one ``config`` describes (:func:`~jaxattn.training.trainer.make_optimizer`), whose learning
+        rate, weight decay and schedule are then unused. Its state is checkpointed; resume with
+        the same optimizer (only the shapes of its state are checked).
     Returns:
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
@@ -134,16 +161,21 @@ def train_model(
         if finished and len(read_json(out / "metrics.json").get("epochs", [])) >= cfg.epochs:
             return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")
         ckpt = out / "checkpoint.msgpack"
-        meta = {"members": 1, "train": {k: v for k, v in dataclasses.asdict(cfg).items()
-                                        if k not in ("epochs", "patience")}}
-        template = init_state(stack_trees([init]), make_optimizer(cfg))
+        if optimizer is None:
+            optimizer = make_optimizer(cfg, len(data.splits["train"]))
+            template = init_state(stack_trees([init]), optimizer)
+            meta = checkpoint_meta(cfg)
+        else:
+            template = init_state(stack_trees([init]), optimizer)
+            meta = {**checkpoint_meta(cfg), "optimizer": state_signature(template.opt_state)}
         state = load_checkpoint(ckpt, template, meta, strict=True) or template
         if on_start is not None:
             on_start()
 
         start = time.perf_counter()
         state = train(model, template.params, data.splits, cfg, source, source_params, state,
-                      lambda st: save_checkpoint(ckpt, st, meta), progress, penalty=penalty)
+                      lambda st: save_checkpoint(ckpt, st, meta), progress, penalty=penalty,
+                      optimizer=optimizer)
         metrics = {**run_metrics(state, 0, cfg, model, data, time.perf_counter() - start),
                    **(extra or {})}
         metrics["data"] = data.info()

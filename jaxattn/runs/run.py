@@ -124,7 +124,8 @@ def _imposed_source(cfg: Config, prepared: Prepared) -> tuple[AttentionSource, P
 
 
 def _only_extends_training(old: Config, new: Config) -> bool:
-    """Whether ``new`` is ``old`` with more epochs and/or more patience (0: off).
+    """Whether ``new`` is ``old`` with more epochs (not with ``adamw``) and/or more patience
+    (0: off).
 
     Training then continues from the checkpoint, and ends where an uninterrupted run with the new
     settings would: batch order depends only on seed and epoch, and a run that more patience would
@@ -133,7 +134,10 @@ def _only_extends_training(old: Config, new: Config) -> bool:
     old_d, new_d = old.to_dict(), new.to_dict()
     old_epochs, new_epochs = old_d["train"].pop("epochs"), new_d["train"].pop("epochs")
     old_patience, new_patience = old_d["train"].pop("patience"), new_d["train"].pop("patience")
-    return (old_d == new_d and new_epochs >= old_epochs
+    # adamw's learning-rate schedule spans train.epochs: more of them would change every step
+    epochs_ok = new_epochs == old_epochs if new.train.optimizer == "adamw" else (
+        new_epochs >= old_epochs)
+    return (old_d == new_d and epochs_ok
             and patience_limit(new_patience) >= patience_limit(old_patience))
 
 
@@ -178,9 +182,12 @@ def train_run(
             old = load_config(out / "config.toml")
             if old.to_dict() != cfg.to_dict() and not _only_extends_training(old, cfg):
                 state = "a finished" if finished else "an unfinished"
+                grow = ("train.patience may grow (adamw's schedule fixes train.epochs)"
+                        if cfg.train.optimizer == "adamw"
+                        else "train.epochs and train.patience may grow")
                 raise ConfigError(
                     f"{out}: holds {state} run with a different config; choose another --out "
-                    "(only train.epochs and train.patience may grow, to continue training)"
+                    f"(only {grow}, to continue training)"
                 )
             if old.to_dict() == cfg.to_dict() and finished:
                 return read_json(out / "metrics.json")

@@ -102,7 +102,8 @@ def _train_seed_stack(
     model = model_for(cfg, prepared, len(prepared.vocab))
     inits = [initial_params(seed_config(cfg, s), model, prepared) for s in seeds]
     embeddings = inits[0][1]
-    state = init_state(stack_trees([p for p, _ in inits]), make_optimizer(tc))
+    optimizer = make_optimizer(tc, len(prepared.splits["train"]))
+    state = init_state(stack_trees([p for p, _ in inits]), optimizer)
     ckpt = out_dir / "seeds_checkpoint.msgpack"
     meta = {"config": cfg.to_dict(), "seeds": list(seeds)}
     state = load_checkpoint(ckpt, state, meta) or state

@@ -8,6 +8,7 @@ import dataclasses
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 SELECTION_SPLITS = ("dev", "test")
 PRECISIONS = ("float32", "bfloat16")  # training compute; parameters stay float32
+OPTIMIZERS = ("amsgrad", "adamw")  # jaxattn.training.trainer.make_optimizer
 
 
 @dataclasses.dataclass
@@ -31,3 +32,8 @@ class TrainConfig:
     # impermissible tokens): those spelled as in impermissible_words, or () -> the data's rationale.
     deception_weight: float = 0.0
     impermissible_words: tuple[str, ...] = ()
+    # "amsgrad": Adam(amsgrad) + L2 weight decay at a constant learning rate (the protocol);
+    # "adamw": decoupled weight decay, the learning rate warmed up linearly from 0 over
+    # warmup_fraction of all steps (epochs x batches), then decayed linearly to 0 (docs/training.md).
+    optimizer: str = "amsgrad"
+    warmup_fraction: float = 0.1  # adamw only

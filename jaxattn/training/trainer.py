@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxattn.core.errors import RunError
+from jaxattn.core.errors import ConfigError, RunError
 from jaxattn.core.metrics import classification_scores
 from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode, is_binary
 from jaxattn.data.batching import (
@@ -39,9 +39,10 @@ from jaxattn.data.batching import (
     training_batches,
 )
 from jaxattn.models.attention import uniform_attention
+from jaxattn.models.network import SCORER
 from jaxattn.runtime import distributed
 from jaxattn.runtime.precision import compute_params, float32_logits
-from jaxattn.training.config import TrainConfig
+from jaxattn.training.config import OPTIMIZERS, TrainConfig
 from jaxattn.training.early_stopping import patience_ran_out
 from jaxattn.training.penalties import Penalty, penalty_objective
 from jaxattn.training.train_state import TrainState, init_state, select_members, stack_trees
@@ -99,17 +100,57 @@ def batch_loss(
     return (per * w).sum() / jnp.maximum(w.sum(), 1.0), (per * w).sum()
 
 
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """PyTorch-style Adam(amsgrad) with L2 weight decay on everything but the attention scorer."""
+def decay_mask(params: Params) -> Any:
+    """``params``' tree of bools: True where the default optimizers apply weight decay.
 
-    def decay_mask(params):
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: not any(getattr(k, "key", None) == "attention" for k in path), params
+    Everything decays except the pooling attention scorer, selected by module identity: the
+    subtree under the root key :data:`~jaxattn.models.network.SCORER` (the scorer module's name
+    in :class:`~jaxattn.models.network.AttentionNetwork`). A Transformer encoder's self-attention
+    layers (``text_encoder/layer_i/attention``) are weights of the encoder and decay.
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: not (path and getattr(path[0], "key", None) == SCORER), params
+    )
+
+
+def learning_rate_schedule(cfg: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+    """AdamW's learning rate at each step: linear from 0 to ``cfg.learning_rate`` over the
+    first ``warmup_fraction`` of the ``epochs x steps_per_epoch`` steps, then linear to 0 at
+    the last step."""
+    total = max(cfg.epochs * steps_per_epoch, 1)
+    warmup = min(round(cfg.warmup_fraction * total), total)
+    decay = optax.linear_schedule(cfg.learning_rate, 0.0, max(total - warmup, 1))
+    if warmup == 0:
+        return decay
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.learning_rate, warmup), decay], [warmup]
+    )
+
+
+def make_optimizer(
+    cfg: TrainConfig, train_size: int | None = None
+) -> optax.GradientTransformation:
+    """The optimizer ``cfg.optimizer`` names, weight decay masked by :func:`decay_mask`.
+
+    ``amsgrad`` (the protocol's): PyTorch-style Adam(amsgrad) with L2 weight decay (added to the
+    gradient) at a constant learning rate. ``adamw``: decoupled weight decay and
+    :func:`learning_rate_schedule`, which needs ``train_size`` (the training split's size; the
+    schedule counts its batches of ``cfg.batch_size``).
+    """
+    if cfg.optimizer == "amsgrad":
+        return optax.chain(
+            optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
+            optax.amsgrad(cfg.learning_rate),
         )
-
-    return optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
-        optax.amsgrad(cfg.learning_rate),
+    if cfg.optimizer == "adamw":
+        if train_size is None:
+            raise ValueError("train.optimizer = 'adamw' needs the training split's size")
+        steps_per_epoch = max(num_batches(train_size, cfg.batch_size), 1)
+        return optax.adamw(learning_rate_schedule(cfg, steps_per_epoch),
+                           weight_decay=cfg.weight_decay, mask=decay_mask)
+    raise ConfigError(
+        f"train.optimizer: {cfg.optimizer!r} is not one of {', '.join(OPTIMIZERS)}",
+        key="train.optimizer",
     )
 
 
@@ -293,6 +334,7 @@ def train(
     progress: bool = True,
     seeds: Sequence[int] | None = None,
     penalty: Penalty | None = None,
+    optimizer: optax.GradientTransformation | None = None,
 ) -> TrainState:
     """Trains ``params`` (stacked ``[M, ...]``, one member per seed of ``seeds``; default one
     member with ``cfg.seed``) for ``cfg.epochs`` epochs and selects each member's best epoch.
@@ -300,11 +342,14 @@ def train(
     Member ``m`` sees the batches of ``seeds[m] * 1000 + epoch``: exactly what a plain run with
     that seed sees, so a resumed or stacked run repeats an uninterrupted single one.
     ``penalty`` is added to the training objective (:mod:`jaxattn.training.penalties`).
+    ``optimizer``: any optax transformation of one member's gradients (default
+    :func:`make_optimizer` of ``cfg``); a given ``state`` must hold its state.
     """
     seeds = [cfg.seed] if seeds is None else list(seeds)
-    optimizer = make_optimizer(cfg)
-    state = state or init_state(params, optimizer)
     train_split = splits["train"]
+    if optimizer is None:
+        optimizer = make_optimizer(cfg, len(train_split))
+    state = state or init_state(params, optimizer)
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
     one_step = make_train_step(model, optimizer, source, cfg.precision, penalty=penalty)
     shared = (len(seeds) == 1, True, True)

@@ -232,7 +232,7 @@ def _train_adversary_stack(
     if model != base.model:
         raise ConfigError(f"{base.path}: the adversary's architecture differs from the base run's")
     params, embeddings = initial_params(cfg, model, prepared)
-    optimizer = make_optimizer(tc)
+    optimizer = make_optimizer(tc, len(prepared.splits["train"]))
     lam = np.asarray(lambdas, np.float32)
     state = init_state(stack_trees([params] * len(lambdas)), optimizer)
     ckpt = out_dir / "adversary_checkpoint.msgpack"
