@@ -32,7 +32,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn.errors import JaxattnError, read_text
+from jaxattn.errors import JaxattnError, read_text, text_lines
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 
 CONFIG_FILE = "config.json"
@@ -399,12 +399,11 @@ def read_tokenizer(folder: str | Path):
         if not vocab_path.is_file():
             raise PretrainedError(f"{folder}: no {TOKENIZER_FILE} and no {VOCAB_FILE}")
         settings = _tokenizer_settings(folder)
-        lines = read_text(vocab_path, error=PretrainedError, what="vocabulary").split("\n")
-        vocab: dict[str, int] = {}
-        for token in lines:
-            token = token.rstrip("\r")
-            if token and token not in vocab:
-                vocab[token] = len(vocab)
+        text = read_text(vocab_path, error=PretrainedError, what="vocabulary")
+        # A token's id is its line number, a repeated token keeping its last line, as
+        # transformers' load_vocab reads the file.
+        vocab = {line.rstrip("\n"): i for i, line in enumerate(text_lines(text))}
+        vocab.pop("", None)
         unk = _special(settings, "unk_token", "[UNK]")
         cls, sep = _special(settings, "cls_token", "[CLS]"), _special(settings, "sep_token", "[SEP]")
         for key, token in (("unk_token", unk), ("cls_token", cls), ("sep_token", sep)):
