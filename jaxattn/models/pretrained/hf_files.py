@@ -127,9 +127,7 @@ def read_config(folder: str | Path) -> BertConfig:
     ):
         value = raw.get(key, default)
         if value not in allowed:
-            raise PretrainedError(
-                f"{path}: {key} {value!r} is not supported (only {allowed[0]!r})"
-            )
+            raise PretrainedError(f"{path}: {key} {value!r} is not supported (only {allowed[0]!r})")
 
     def integer(key: str, default: int | None = None) -> int:
         value = raw.get(key, default)
@@ -405,7 +403,10 @@ def read_tokenizer(folder: str | Path):
         vocab = {line.rstrip("\n"): i for i, line in enumerate(text_lines(text))}
         vocab.pop("", None)
         unk = _special(settings, "unk_token", "[UNK]")
-        cls, sep = _special(settings, "cls_token", "[CLS]"), _special(settings, "sep_token", "[SEP]")
+        cls, sep = (
+            _special(settings, "cls_token", "[CLS]"),
+            _special(settings, "sep_token", "[SEP]"),
+        )
         for key, token in (("unk_token", unk), ("cls_token", cls), ("sep_token", sep)):
             if token not in vocab:
                 raise PretrainedError(f"{vocab_path}: {key} {token!r} is not in the vocabulary")

@@ -79,7 +79,11 @@ def numpy_bert(config, params, ids, types, valid, replace=None):
             def lin(v, name, li=li):
                 return v @ lay[name]["kernel"][li] + lay[name]["bias"][li]
 
-            a_in = ln(x, lay["attn_ln"]["scale"][li], lay["attn_ln"]["bias"][li]) if config.pre_ln else x
+            a_in = (
+                ln(x, lay["attn_ln"]["scale"][li], lay["attn_ln"]["bias"][li])
+                if config.pre_ln
+                else x
+            )
             q, k, v = lin(a_in, "query"), lin(a_in, "key"), lin(a_in, "value")
             context = np.zeros((T, config.hidden_size))
             for h in range(H):

@@ -116,9 +116,14 @@ def test_written_folder_equals_transformers_folder_and_loads_in_transformers(twi
         tmp_path, attn_implementation="eager"
     ).eval()
     with torch.no_grad():
-        a = again(input_ids=torch.tensor(ids).long(), attention_mask=torch.tensor(valid).long(),
-                  token_type_ids=torch.tensor(types).long()).logits
-        b = torch_model(input_ids=torch.tensor(ids).long(),
-                        attention_mask=torch.tensor(valid).long(),
-                        token_type_ids=torch.tensor(types).long()).logits
+        a = again(
+            input_ids=torch.tensor(ids).long(),
+            attention_mask=torch.tensor(valid).long(),
+            token_type_ids=torch.tensor(types).long(),
+        ).logits
+        b = torch_model(
+            input_ids=torch.tensor(ids).long(),
+            attention_mask=torch.tensor(valid).long(),
+            token_type_ids=torch.tensor(types).long(),
+        ).logits
     np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -24,8 +24,14 @@ from jaxattn.models.pretrained import (
 )
 
 CONFIG = BertConfig(
-    vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=20,
-    max_position_embeddings=12, layer_norm_eps=1e-9, num_labels=2,
+    vocab_size=60,
+    hidden_size=16,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=20,
+    max_position_embeddings=12,
+    layer_norm_eps=1e-9,
+    num_labels=2,
 )
 SST2 = Path("/work/shared/data/sst2/dev.tsv")
 
@@ -76,7 +82,9 @@ def test_round_trip_is_exact(folder, tmp_path):
         np.testing.assert_array_equal(a, b)
     # Written again, the files are the same bytes.
     write_folder(tmp_path, loaded.model.config, loaded.params)
-    assert (tmp_path / "model.safetensors").read_bytes() == (path / "model.safetensors").read_bytes()
+    assert (tmp_path / "model.safetensors").read_bytes() == (
+        path / "model.safetensors"
+    ).read_bytes()
     assert (tmp_path / "config.json").read_text() == (path / "config.json").read_text()
 
 
@@ -92,7 +100,8 @@ def test_bare_encoder_round_trip_has_no_prefix_and_no_classifier(tmp_path):
     loaded = load_folder(tmp_path)
     assert loaded.model.config == config and sorted(loaded.params) == ["embeddings", "layers"]
     np.testing.assert_array_equal(
-        loaded.params["layers"]["intermediate"]["kernel"], params["layers"]["intermediate"]["kernel"]
+        loaded.params["layers"]["intermediate"]["kernel"],
+        params["layers"]["intermediate"]["kernel"],
     )
 
 
@@ -250,7 +259,7 @@ def check_against_reference(folder, reference, sentences):
 @pytest.mark.parametrize("lower", [True, False])
 def test_vocab_txt_tokenizer_matches_python_bert_tokenizer(tmp_path, lower):
     sentences = sst2_sentences() + HAND_WRITTEN
-    vocab = small_vocab(sentences[:-len(HAND_WRITTEN)])  # the hand-written ones hold unknowns
+    vocab = small_vocab(sentences[: -len(HAND_WRITTEN)])  # the hand-written ones hold unknowns
     folder = vocab_folder(tmp_path / "tok", vocab, do_lower_case=lower)
     reference = legacy_tokenizer_class()(str(folder / "vocab.txt"), do_lower_case=lower)
     check_against_reference(folder, reference, sentences)
