@@ -4,7 +4,6 @@ equal to transformers' pure-Python BertTokenizer (and the word each piece belong
 import collections
 import dataclasses
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +21,12 @@ from jaxattn.models.pretrained import (
     tokenize,
     write_folder,
 )
+from tests.models.pretrained.tokenizer_cases import (
+    HAND_WRITTEN,
+    check_against_reference,
+    legacy_tokenizer_class,
+    sst2_sentences,
+)
 
 CONFIG = BertConfig(
     vocab_size=60,
@@ -33,29 +38,6 @@ CONFIG = BertConfig(
     layer_norm_eps=1e-9,
     num_labels=2,
 )
-SST2 = Path("/work/shared/data/sst2/dev.tsv")
-
-HAND_WRITTEN = [
-    "Café déjà vu: a naïve résumé of the Ångström era.",
-    "Straße, façade, coöperate — ÉCOLE normale!",
-    "I don't think it's (really) worth $9.99... or is it?!",
-    "xyzzyplugh frobnicated the quuxes",
-    "我喜欢这部电影 and 映画",
-    "tabs\tand\nnewlines   and  spaces",
-    "zero\u200bwidth and soft\u00adhyphen and control\x07char",
-    "a" * 120 + " supercalifragilisticexpialidocious",
-    "U.S.A. vs. the U.K.: 3-2, 1,000,000 fans; 100% sure",
-    "emoji 🙂 and symbols © ® ™ § ¶",
-    "ALL CAPS Mixed Case lower",
-    "",
-]
-
-
-def sst2_sentences(n=300):
-    if not SST2.is_file():
-        pytest.skip(f"{SST2} is not available")
-    lines = SST2.read_text(encoding="utf-8").splitlines()[:n]
-    return [line.split("\t", 1)[1] for line in lines]
 
 
 @pytest.fixture(scope="module")
@@ -222,38 +204,11 @@ def small_vocab(sentences):
     )
 
 
-def legacy_tokenizer_class():
-    transformers = pytest.importorskip("transformers")
-    # transformers 5 keeps the pure-Python tokenizer as BertTokenizerLegacy; in 4.x it is
-    # BertTokenizer itself.
-    return getattr(transformers, "BertTokenizerLegacy", None) or transformers.BertTokenizer
-
-
 def vocab_folder(tmp_path, vocab, **settings):
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(settings))
     return tmp_path
-
-
-def expected_word_index(reference, text):
-    """Word of each piece from the reference's own basic + wordpiece split of ``text``."""
-    out = []
-    for i, word in enumerate(reference.basic_tokenizer.tokenize(text)):
-        out += [i] * len(reference.wordpiece_tokenizer.tokenize(word))
-    return out
-
-
-def check_against_reference(folder, reference, sentences):
-    tokenizer = read_tokenizer(folder)
-    batch = tokenize(tokenizer, sentences)
-    for b, text in enumerate(sentences):
-        expected = reference.encode(text, add_special_tokens=True)
-        n = int(batch.valid[b].sum())
-        assert batch.ids[b, :n].tolist() == expected, text
-        assert (batch.ids[b, n:] == 0).all() and not batch.mask[b, [0, n - 1]].any()
-        assert batch.word_index[b, 1 : n - 1].tolist() == expected_word_index(reference, text), text
-        assert (batch.word_index[b, ~batch.mask[b]] == -1).all()
 
 
 @pytest.mark.parametrize("lower", [True, False])
