@@ -9,6 +9,7 @@ from jaxattn.models.pretrained.bert import (
     cls_logits,
     init_additive_head,
 )
+from jaxattn.models.pretrained.classifier import BertAttentionClassifier
 from jaxattn.models.pretrained.hf_files import (
     Pretrained,
     PretrainedError,
@@ -26,6 +27,7 @@ from jaxattn.models.pretrained.packaged import minilm_folder, minilm_installed
 
 __all__ = [
     "Bert",
+    "BertAttentionClassifier",
     "BertConfig",
     "BertOutput",
     "Pretrained",
