@@ -1,0 +1,50 @@
+"""Pretrained Transformer encoders read from Hugging Face folders (BERT family)."""
+
+from jaxattn.models.pretrained.bert import (
+    Bert,
+    BertConfig,
+    BertOutput,
+    additive_attention,
+    additive_decode,
+    cls_logits,
+    init_additive_head,
+)
+from jaxattn.models.pretrained.classifier import BertAttentionClassifier
+from jaxattn.models.pretrained.hf_files import (
+    Pretrained,
+    PretrainedError,
+    Tokenized,
+    load_folder,
+    read_config,
+    read_params,
+    read_tokenizer,
+    sum_over_words,
+    tokenize,
+    word_index,
+    write_folder,
+)
+from jaxattn.models.pretrained.packaged import minilm_folder, minilm_installed
+
+__all__ = [
+    "Bert",
+    "BertAttentionClassifier",
+    "BertConfig",
+    "BertOutput",
+    "Pretrained",
+    "PretrainedError",
+    "Tokenized",
+    "additive_attention",
+    "additive_decode",
+    "cls_logits",
+    "init_additive_head",
+    "load_folder",
+    "minilm_folder",
+    "minilm_installed",
+    "read_config",
+    "read_params",
+    "read_tokenizer",
+    "sum_over_words",
+    "tokenize",
+    "word_index",
+    "write_folder",
+]

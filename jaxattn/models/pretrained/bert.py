@@ -1,0 +1,317 @@
+"""A BERT encoder as pure functions of a params pytree, computing what Hugging Face's
+``BertModel`` computes, with the self-attention seam of :class:`jaxattn.core.protocol.HeadMaps`.
+
+The forward pass is split the way the analyses need it:
+
+* :meth:`Bert.embed` gives the word-piece embeddings alone, one row per token (no position,
+  token-type or LayerNorm), so gradients w.r.t. the inputs are one ``jax.grad`` over
+  :meth:`Bert.encode_embedded`;
+* :meth:`Bert.encode_embedded` adds position and token-type embeddings, applies the embedding
+  LayerNorm and runs the layers (a ``lax.scan`` over stacked layer params). Padded keys get HF's
+  additive ``finfo.min`` before the softmax. With ``heads`` the selected (layer, head) pairs use
+  the given probabilities instead of their own; every other head computes its own on the stream
+  the replaced heads changed;
+* :meth:`Bert.pool` is HF's pooler, ``tanh(dense(h[CLS]))``.
+
+Two classification heads read the last hidden states: :func:`cls_logits` (HF's
+``BertForSequenceClassification``: pooler then a linear layer) and the additive (tanh) attention
+pooling of Jain & Wallace (:func:`additive_attention`, :func:`additive_decode`), whose attention
+is an argument of the decoder.
+
+The params pytree (plain dicts of arrays, layers stacked on a leading axis ``L``)::
+
+    embeddings: word [V, E], position [P, E], token_type [Y, E], ln {scale, bias} [E]
+    layers:     query, key, value, attn_out {kernel [L, E, E], bias [L, E]},
+                attn_ln {scale, bias} [L, E], intermediate {kernel [L, E, I], bias [L, I]},
+                output {kernel [L, I, E], bias [L, E]}, out_ln {scale, bias} [L, E]
+    final_ln:   {scale, bias} [E]                     (``pre_ln`` models only)
+    pooler:     {kernel [E, E], bias [E]}             (optional)
+    classifier: {kernel [E, C], bias [C]}             (optional)
+
+Kernels are ``(in, out)``: ``x @ kernel + bias``. Reading and writing HF folders is
+:mod:`jaxattn.models.pretrained.hf_files`. Dropout is not modelled: every function here is the
+deterministic (evaluation-mode) network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxattn.core.protocol import HeadMaps
+from jaxattn.models.attention import masked_softmax
+
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """The shape of a BERT encoder (the fields of HF's ``BertConfig`` it depends on).
+
+    ``pre_ln`` puts each LayerNorm before its sublayer (``h + f(LN(h))``) and adds a final
+    LayerNorm after the last layer; HF's ``BertModel`` is post-LN (``LN(h + f(h))``).
+    """
+
+    vocab_size: int
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    num_labels: int = 0
+    pre_ln: bool = False
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
+            )
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+@struct.dataclass
+class BertOutput:
+    """What :meth:`Bert.encode_embedded` returns.
+
+    Attributes:
+      hidden: <float32>[B, T, E] the last layer's output (after the final LayerNorm for pre-LN).
+      hidden_states: <float32>[L + 1, B, T, E] the embedding output, then each layer's output
+        (HF's ``hidden_states``; for pre-LN the residual stream, before the final LayerNorm).
+      attentions: <float32>[L, B, H, T, T] the probabilities each layer used (the given maps for
+        replaced heads), or None unless asked for.
+    """
+
+    hidden: jnp.ndarray
+    hidden_states: jnp.ndarray
+    attentions: jnp.ndarray | None = None
+
+
+def layer_norm(x: jnp.ndarray, ln: dict, eps: float) -> jnp.ndarray:
+    """LayerNorm over the last axis with biased variance, as ``torch.nn.LayerNorm``."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = jnp.square(x - mean).mean(axis=-1, keepdims=True)
+    normed = (x - mean) * jax.lax.rsqrt(var + eps)
+    return normed * _lead(ln["scale"], x.ndim) + _lead(ln["bias"], x.ndim)
+
+
+def dense(x: jnp.ndarray, p: dict) -> jnp.ndarray:
+    """``x @ kernel + bias`` over the last axis."""
+    return x @ p["kernel"] + _lead(p["bias"], x.ndim)
+
+
+def _lead(vector: jnp.ndarray, ndim: int) -> jnp.ndarray:
+    """``vector`` [N] with leading unit axes up to ``ndim`` (explicit, for strict rank rules)."""
+    return vector.reshape((1,) * (ndim - 1) + vector.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bert:
+    """A BERT encoder of shape ``config``; hashable, so it can be a static argument of ``jit``."""
+
+    config: BertConfig
+
+    def init(self, rng: jax.Array, *, pooler: bool = True) -> Params:
+        """Random params (normal(0.02) weights, zero biases, unit LayerNorms, as HF initialises),
+        with a pooler when ``pooler`` and a classifier when ``config.num_labels``."""
+        c = self.config
+        keys = iter(jax.random.split(rng, 16))
+
+        def normal(*shape: int) -> jnp.ndarray:
+            return 0.02 * jax.random.normal(next(keys), shape, jnp.float32)
+
+        def linear(n_in: int, n_out: int, stack: tuple[int, ...] = ()) -> dict:
+            return {
+                "kernel": normal(*stack, n_in, n_out),
+                "bias": jnp.zeros((*stack, n_out), jnp.float32),
+            }
+
+        def norm(stack: tuple[int, ...] = ()) -> dict:
+            shape = (*stack, c.hidden_size)
+            return {"scale": jnp.ones(shape, jnp.float32), "bias": jnp.zeros(shape, jnp.float32)}
+
+        L, E, inter = (c.num_layers,), c.hidden_size, c.intermediate_size
+        params: dict = {
+            "embeddings": {
+                "word": normal(c.vocab_size, E),
+                "position": normal(c.max_position_embeddings, E),
+                "token_type": normal(c.type_vocab_size, E),
+                "ln": norm(),
+            },
+            "layers": {
+                "query": linear(E, E, L),
+                "key": linear(E, E, L),
+                "value": linear(E, E, L),
+                "attn_out": linear(E, E, L),
+                "attn_ln": norm(L),
+                "intermediate": linear(E, inter, L),
+                "output": linear(inter, E, L),
+                "out_ln": norm(L),
+            },
+        }
+        if c.pre_ln:
+            params["final_ln"] = norm()
+        if pooler or c.num_labels:
+            params["pooler"] = linear(E, E)
+        if c.num_labels:
+            params["classifier"] = linear(E, c.num_labels)
+        return params
+
+    def embed(self, params: Params, ids: jnp.ndarray) -> jnp.ndarray:
+        """<int32>[B, T] word-piece ids -> <float32>[B, T, E] their word embeddings alone."""
+        return jnp.take(params["embeddings"]["word"], ids, axis=0)
+
+    def encode_embedded(
+        self,
+        params: Params,
+        word_embeddings: jnp.ndarray,
+        token_type_ids: jnp.ndarray,
+        valid: jnp.ndarray,
+        heads: HeadMaps | None = None,
+        return_attention: bool = False,
+    ) -> BertOutput:
+        """Runs the encoder on given word embeddings.
+
+        Args:
+          word_embeddings: <float32>[B, T, E] (:meth:`embed` output, or anything in its place).
+          token_type_ids: <int32>[B, T] segment ids (0 for a single sentence).
+          valid: <bool>[B, T] positions holding input ([CLS], pieces, [SEP]); False is padding,
+            which no query attends to.
+          heads: maps <float32>[L, B, H, T, T] and select <bool>[L, H]; the selected heads'
+            softmax probabilities are replaced by ``maps``.
+          return_attention: also return every layer's probabilities.
+        """
+        c = self.config
+        T = word_embeddings.shape[1]
+        emb = params["embeddings"]
+        x = word_embeddings + jnp.take(emb["token_type"], token_type_ids, axis=0)
+        x = x + emb["position"][:T][None]
+        x = layer_norm(x, emb["ln"], c.layer_norm_eps)
+        # HF's extended attention mask: finfo.min added to the scores of padded keys.
+        key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
+        key_bias = key_bias[:, None, None, :]
+
+        def layer(h, xs):
+            p, maps, select = xs
+            h, probs = self._layer(p, h, key_bias, maps, select)
+            return h, (h, probs if return_attention else None)
+
+        if heads is None:
+            xs = (params["layers"], None, None)
+        else:
+            xs = (params["layers"], heads.maps, heads.select)
+        last, (states, probs) = jax.lax.scan(layer, x, xs)
+        if c.pre_ln:
+            last = layer_norm(last, params["final_ln"], c.layer_norm_eps)
+        hidden_states = jnp.concatenate([x[None], states], axis=0)
+        return BertOutput(hidden=last, hidden_states=hidden_states, attentions=probs)
+
+    def _layer(self, p, h, key_bias, maps, select):
+        """One block: self-attention then the feed-forward, each with residual + LayerNorm."""
+        c = self.config
+        eps = c.layer_norm_eps
+        B, T, E = h.shape
+        a_in = layer_norm(h, p["attn_ln"], eps) if c.pre_ln else h
+
+        def split(t):
+            return t.reshape(B, T, c.num_heads, c.head_size)
+
+        q, k, v = (split(dense(a_in, p[name])) for name in ("query", "key", "value"))
+        # Scaled after the product, in HF's order, so the scores round as HF's do.
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (c.head_size**-0.5)
+        probs = jax.nn.softmax(scores + key_bias, axis=-1)
+        if maps is not None:
+            probs = jnp.where(select[None, :, None, None], maps, probs)
+        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, T, E)
+        attended = dense(context, p["attn_out"])
+        if c.pre_ln:
+            h = h + attended
+            f_in = layer_norm(h, p["out_ln"], eps)
+        else:
+            h = layer_norm(attended + h, p["attn_ln"], eps)
+            f_in = h
+        inner = jax.nn.gelu(dense(f_in, p["intermediate"]), approximate=False)
+        out = dense(inner, p["output"])
+        h = h + out if c.pre_ln else layer_norm(out + h, p["out_ln"], eps)
+        return h, probs
+
+    def encode(
+        self,
+        params: Params,
+        ids: jnp.ndarray,
+        token_type_ids: jnp.ndarray,
+        valid: jnp.ndarray,
+        heads: HeadMaps | None = None,
+        return_attention: bool = False,
+    ) -> BertOutput:
+        """:meth:`encode_embedded` of ``ids``' own embeddings <int32>[B, T]."""
+        return self.encode_embedded(
+            params, self.embed(params, ids), token_type_ids, valid, heads, return_attention
+        )
+
+    def self_attention(
+        self, params: Params, ids: jnp.ndarray, token_type_ids: jnp.ndarray, valid: jnp.ndarray
+    ) -> jnp.ndarray:
+        """<float32>[L, B, H, T, T] every layer's own attention probabilities."""
+        return self.encode(params, ids, token_type_ids, valid, return_attention=True).attentions
+
+    def pool(self, params: Params, hidden: jnp.ndarray) -> jnp.ndarray:
+        """HF's pooler: <float32>[B, T, E] -> ``tanh(dense(hidden[:, 0]))`` <float32>[B, E]."""
+        return jnp.tanh(dense(hidden[:, 0], params["pooler"]))
+
+
+def cls_logits(params: Params, hidden: jnp.ndarray) -> jnp.ndarray:
+    """``BertForSequenceClassification``'s head: <float32>[B, T, E] -> logits <float32>[B, C],
+    a linear layer (``params["classifier"]``) over the pooled [CLS] state."""
+    return dense(jnp.tanh(dense(hidden[:, 0], params["pooler"])), params["classifier"])
+
+
+def init_additive_head(
+    rng: jax.Array, hidden_size: int, num_classes: int, attention_size: int | None = None
+) -> Params:
+    """Params of the additive attention head: ``W`` {kernel [E, A], bias [A]}, ``v`` [A] and
+    ``out`` {kernel [E, C], bias [C]}; ``A`` is ``E // 2`` by default, as Jain & Wallace's."""
+    size = attention_size or hidden_size // 2
+    k1, k2, k3 = jax.random.split(rng, 3)
+
+    def uniform(key, shape, fan_in):
+        bound = 1.0 / np.sqrt(fan_in)
+        return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+    return {
+        "W": {"kernel": uniform(k1, (hidden_size, size), hidden_size), "bias": jnp.zeros(size)},
+        "v": uniform(k2, (size,), size),
+        "out": {
+            "kernel": uniform(k3, (hidden_size, num_classes), hidden_size),
+            "bias": jnp.zeros(num_classes),
+        },
+    }
+
+
+def additive_attention(params: Params, hidden: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """Jain & Wallace's attention: ``softmax_t(v . tanh(W h_t + b))`` over ``mask``.
+
+    Args:
+      hidden: <float32>[B, T, E] last hidden states.
+      mask: <bool>[B, T] real tokens (word pieces, not [CLS] / [SEP] / padding).
+    Returns:
+      <float32>[B, T], zero off ``mask``.
+    """
+    scores = jnp.tanh(dense(hidden, params["W"])) @ params["v"]
+    return masked_softmax(scores, mask)
+
+
+def additive_decode(params: Params, hidden: jnp.ndarray, attn: jnp.ndarray) -> jnp.ndarray:
+    """Logits <float32>[B, C] of ``sum_t attn_t hidden_t`` for any attention <float32>[B, T];
+    affine in ``attn``."""
+    return dense(jnp.einsum("bt,bte->be", attn, hidden), params["out"])

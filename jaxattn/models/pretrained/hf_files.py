@@ -1,0 +1,552 @@
+"""Reading and writing BERT models in Hugging Face's folder layout, and tokenizing with them.
+
+A folder holds ``config.json``, ``model.safetensors`` and the tokenizer (``tokenizer.json``, or
+``vocab.txt`` with ``tokenizer_config.json``), as ``save_pretrained`` and sentence-transformers
+write them. :func:`load_folder` gives a :class:`~jaxattn.models.pretrained.bert.Bert`, its params
+and the tokenizer; :func:`write_folder` writes params back in the same layout (a round trip is
+exact). Weights are read with ``safetensors`` into numpy (no torch); tensor names may carry the
+``bert.`` prefix of HF's task models or be bare, as sentence-transformers saves them. PyTorch's
+``Linear`` weights ``(out, in)`` become kernels ``(in, out)``.
+
+Only what :class:`Bert` computes is accepted: ``model_type`` bert (or a ``Bert*`` architecture),
+``hidden_act`` gelu (the exact erf form), absolute position embeddings, an encoder (not a
+decoder). Every problem is one line naming the file and the key or tensor
+(:class:`PretrainedError`). Tensors of the pre-training heads (``cls.*``) and the
+``position_ids`` buffer are known and skipped; any other tensor the model has no place for is an
+error, as is a missing one.
+
+Tokenizing: :func:`read_tokenizer` gives a ``tokenizers.Tokenizer`` with its padding and
+truncation switched off (jaxattn pads batches itself), and :func:`tokenize` a padded batch with
+``word_index``, the word each piece belongs to (``-1`` for [CLS], [SEP] and padding, which are
+not real tokens), so per-piece scores sum to per-word scores with :func:`sum_over_words`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxattn.core.errors import JaxattnError, read_text, text_lines
+from jaxattn.models.pretrained.bert import Bert, BertConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+VOCAB_FILE = "vocab.txt"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+
+# Tensors HF checkpoints may hold that the encoder knowingly has no use for.
+_SKIPPED_PREFIXES = ("cls.predictions.", "cls.seq_relationship.")
+_SKIPPED_NAMES = ("embeddings.position_ids", "embeddings.token_type_ids")
+
+# Per-layer tensors: HF name -> (params key in "layers", field, is a Linear weight).
+_LAYER_TENSORS = {
+    "attention.self.query.weight": ("query", "kernel", True),
+    "attention.self.query.bias": ("query", "bias", False),
+    "attention.self.key.weight": ("key", "kernel", True),
+    "attention.self.key.bias": ("key", "bias", False),
+    "attention.self.value.weight": ("value", "kernel", True),
+    "attention.self.value.bias": ("value", "bias", False),
+    "attention.output.dense.weight": ("attn_out", "kernel", True),
+    "attention.output.dense.bias": ("attn_out", "bias", False),
+    "attention.output.LayerNorm.weight": ("attn_ln", "scale", False),
+    "attention.output.LayerNorm.bias": ("attn_ln", "bias", False),
+    "intermediate.dense.weight": ("intermediate", "kernel", True),
+    "intermediate.dense.bias": ("intermediate", "bias", False),
+    "output.dense.weight": ("output", "kernel", True),
+    "output.dense.bias": ("output", "bias", False),
+    "output.LayerNorm.weight": ("out_ln", "scale", False),
+    "output.LayerNorm.bias": ("out_ln", "bias", False),
+}
+
+# Tensors outside the layers: HF name (without prefix) -> (params path, is a Linear weight).
+_EMBEDDING_TENSORS = {
+    "embeddings.word_embeddings.weight": (("embeddings", "word"), False),
+    "embeddings.position_embeddings.weight": (("embeddings", "position"), False),
+    "embeddings.token_type_embeddings.weight": (("embeddings", "token_type"), False),
+    "embeddings.LayerNorm.weight": (("embeddings", "ln", "scale"), False),
+    "embeddings.LayerNorm.bias": (("embeddings", "ln", "bias"), False),
+}
+_POOLER_TENSORS = {
+    "pooler.dense.weight": (("pooler", "kernel"), True),
+    "pooler.dense.bias": (("pooler", "bias"), False),
+}
+# The task head of BertForSequenceClassification sits beside the "bert." prefix.
+_CLASSIFIER_TENSORS = {
+    "classifier.weight": (("classifier", "kernel"), True),
+    "classifier.bias": (("classifier", "bias"), False),
+}
+
+
+class PretrainedError(JaxattnError):
+    """A pretrained-model folder that is incomplete, malformed or not a supported BERT."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """A loaded folder: the model, its params and its tokenizer (None when the folder has none)."""
+
+    model: Bert
+    params: dict
+    tokenizer: Any
+
+
+# ---------------------------------------------------------------- config.json
+
+
+def read_config(folder: str | Path) -> BertConfig:
+    """The :class:`BertConfig` of ``folder/config.json`` (``num_labels`` from ``id2label``, 0
+    without it), refusing what :class:`Bert` does not compute with one line naming the key."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        raw = json.loads(read_text(path, error=PretrainedError, what="model config"))
+    except json.JSONDecodeError as err:
+        raise PretrainedError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(raw, dict):
+        raise PretrainedError(f"{path}: expected a JSON object")
+
+    model_type = raw.get("model_type")
+    architectures = raw.get("architectures") or []
+    if model_type is not None and model_type != "bert":
+        raise PretrainedError(f"{path}: model_type {model_type!r} is not supported (only bert)")
+    if model_type is None and not any(str(a).startswith("Bert") for a in architectures):
+        raise PretrainedError(
+            f"{path}: architectures {architectures!r} has no Bert* model (and no model_type)"
+        )
+    for key, allowed, default in (
+        ("hidden_act", ("gelu",), "gelu"),
+        ("position_embedding_type", ("absolute",), "absolute"),
+        ("is_decoder", (False,), False),
+        ("add_cross_attention", (False,), False),
+    ):
+        value = raw.get(key, default)
+        if value not in allowed:
+            raise PretrainedError(f"{path}: {key} {value!r} is not supported (only {allowed[0]!r})")
+
+    def integer(key: str, default: int | None = None) -> int:
+        value = raw.get(key, default)
+        if value is None:
+            raise PretrainedError(f"{path}: {key} missing")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PretrainedError(f"{path}: {key} {value!r} is not a non-negative integer")
+        return value
+
+    eps = raw.get("layer_norm_eps", 1e-12)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
+        raise PretrainedError(f"{path}: layer_norm_eps {eps!r} is not a positive number")
+    id2label = raw.get("id2label")
+    if id2label is not None and not isinstance(id2label, dict):
+        raise PretrainedError(f"{path}: id2label is not a JSON object")
+    hidden, heads = integer("hidden_size"), integer("num_attention_heads")
+    if heads == 0 or hidden % heads:
+        raise PretrainedError(
+            f"{path}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
+        )
+    return BertConfig(
+        vocab_size=integer("vocab_size"),
+        hidden_size=hidden,
+        num_layers=integer("num_hidden_layers"),
+        num_heads=heads,
+        intermediate_size=integer("intermediate_size"),
+        max_position_embeddings=integer("max_position_embeddings", 512),
+        type_vocab_size=integer("type_vocab_size", 2),
+        layer_norm_eps=float(eps),
+        pad_token_id=integer("pad_token_id", 0),
+        num_labels=len(id2label) if id2label else 0,
+    )
+
+
+def config_json(config: BertConfig, *, classifier: bool) -> dict:
+    """The ``config.json`` contents HF's ``BertConfig`` reads as ``config``."""
+    out: dict[str, Any] = {
+        "architectures": ["BertForSequenceClassification" if classifier else "BertModel"],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size,
+        "hidden_act": "gelu",
+        "max_position_embeddings": config.max_position_embeddings,
+        "type_vocab_size": config.type_vocab_size,
+        "layer_norm_eps": config.layer_norm_eps,
+        "pad_token_id": config.pad_token_id,
+        "position_embedding_type": "absolute",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "initializer_range": 0.02,
+    }
+    if classifier:
+        out["id2label"] = {str(i): f"LABEL_{i}" for i in range(config.num_labels)}
+        out["label2id"] = {f"LABEL_{i}": i for i in range(config.num_labels)}
+    return out
+
+
+# ---------------------------------------------------------------- model.safetensors
+
+
+def _expected_tensors(config: BertConfig) -> dict[str, tuple]:
+    """HF tensor name (bare) -> (params path, layer or None, transposed, HF shape)."""
+    E, inter, L = config.hidden_size, config.intermediate_size, config.num_layers
+    shapes = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, E),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, E),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, E),
+        "intermediate.dense.weight": (inter, E),
+        "intermediate.dense.bias": (inter,),
+        "output.dense.weight": (E, inter),
+        "pooler.dense.weight": (E, E),
+        "classifier.weight": (config.num_labels, E),
+        "classifier.bias": (config.num_labels,),
+    }
+    out = {}
+    for name, (path, linear) in {
+        **_EMBEDDING_TENSORS,
+        **_POOLER_TENSORS,
+        **_CLASSIFIER_TENSORS,
+    }.items():
+        out[name] = (path, None, linear, shapes.get(name, (E, E) if linear else (E,)))
+    for i in range(L):
+        for suffix, (key, field, linear) in _LAYER_TENSORS.items():
+            shape = shapes.get(suffix, (E, E) if linear else (E,))
+            out[f"encoder.layer.{i}.{suffix}"] = (("layers", key, field), i, linear, shape)
+    return out
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise PretrainedError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PretrainedError(f"{path}: cannot read safetensors ({detail})") from None
+
+
+def read_params(folder: str | Path, config: BertConfig) -> tuple[dict, BertConfig]:
+    """The params of ``folder/model.safetensors`` for a model of ``config``, and ``config`` with
+    ``num_labels`` set to the classifier's outputs (0 without a classifier).
+
+    The pooler and the classifier are optional (each all or nothing); every other tensor of
+    the encoder must be there with the shape ``config`` gives it.
+    """
+    path = Path(folder) / WEIGHTS_FILE
+    tensors = _read_safetensors(path)
+    prefix = "bert." if any(name.startswith("bert.") for name in tensors) else ""
+
+    def bare(name: str) -> str | None:
+        if name in _CLASSIFIER_TENSORS:
+            return name
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+        return None
+
+    named: dict[str, np.ndarray] = {}
+    for name, value in tensors.items():
+        key = bare(name)
+        if key is not None and (key in _SKIPPED_NAMES or key.startswith(_SKIPPED_PREFIXES)):
+            continue
+        if name.startswith(_SKIPPED_PREFIXES):
+            continue
+        if key is None:
+            raise PretrainedError(f"{path}: tensor {name} is not part of a BERT encoder")
+        named[key] = value
+
+    if "classifier.weight" in named:
+        rows = named["classifier.weight"].shape[0]
+        if config.num_labels and rows != config.num_labels:
+            raise PretrainedError(
+                f"{path}: tensor classifier.weight has {rows} rows but config.json's id2label "
+                f"has {config.num_labels} labels"
+            )
+        config = dataclasses.replace(config, num_labels=rows)
+    else:
+        config = dataclasses.replace(config, num_labels=0)
+    expected = _expected_tensors(config)
+    optional = {
+        "pooler": set(_POOLER_TENSORS),
+        "classifier": set(_CLASSIFIER_TENSORS),
+    }
+    present_groups = {g for g, names in optional.items() if names & set(named)}
+    for name in named:
+        if name not in expected:
+            raise PretrainedError(f"{path}: tensor {prefix}{name} is not part of a BERT encoder")
+
+    staged: dict[tuple, dict[int | None, np.ndarray]] = {}
+    for name, (params_path, layer, linear, shape) in expected.items():
+        group = params_path[0] if params_path[0] in optional else None
+        if group is not None and group not in present_groups:
+            continue
+        shown = name if name in _CLASSIFIER_TENSORS else prefix + name
+        if name not in named:
+            raise PretrainedError(f"{path}: tensor {shown} missing")
+        value = named[name]
+        if tuple(value.shape) != shape:
+            raise PretrainedError(
+                f"{path}: tensor {shown} has shape {tuple(value.shape)}, config.json gives {shape}"
+            )
+        if not np.issubdtype(value.dtype, np.floating):
+            raise PretrainedError(f"{path}: tensor {shown} has dtype {value.dtype}, not a float")
+        value = value.astype(np.float32)
+        staged.setdefault(params_path, {})[layer] = value.T if linear else value
+
+    params: dict = {}
+    for params_path, values in staged.items():
+        if None in values:
+            leaf = values[None]
+        else:
+            leaf = np.stack([values[i] for i in range(config.num_layers)])
+        node = params
+        for key in params_path[:-1]:
+            node = node.setdefault(key, {})
+        node[params_path[-1]] = jnp.asarray(np.ascontiguousarray(leaf))
+    if config.num_labels and "pooler" not in params:
+        raise PretrainedError(f"{path}: tensor {prefix}pooler.dense.weight missing")
+    return params, config
+
+
+def write_folder(
+    folder: str | Path, config: BertConfig, params: dict, tokenizer: Any = None
+) -> Path:
+    """Writes ``params`` as ``model.safetensors`` and ``config.json`` (and the tokenizer as
+    ``tokenizer.json`` when given) in the layout HF's ``from_pretrained`` reads: bare names for
+    an encoder, ``bert.``-prefixed names plus ``classifier.*`` when ``params`` has a classifier
+    (``BertForSequenceClassification``). Returns the folder."""
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    if config.pre_ln:
+        raise PretrainedError(f"{folder}: a pre-LN model has no Hugging Face BERT layout")
+    classifier = "classifier" in params
+    if classifier:
+        config = dataclasses.replace(config, num_labels=int(params["classifier"]["bias"].shape[0]))
+    prefix = "bert." if classifier else ""
+    tensors: dict[str, np.ndarray] = {}
+    for name, (params_path, layer, linear, _shape) in _expected_tensors(config).items():
+        if params_path[0] in ("pooler", "classifier") and params_path[0] not in params:
+            continue
+        leaf = params
+        for key in params_path:
+            leaf = leaf[key]
+        value = np.asarray(leaf, dtype=np.float32)
+        if layer is not None:
+            value = value[layer]
+        value = np.ascontiguousarray(value.T if linear else value)
+        tensors[name if name in _CLASSIFIER_TENSORS else prefix + name] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    text = json.dumps(config_json(config, classifier=classifier), indent=2, sort_keys=True)
+    (folder / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+    if tokenizer is not None:
+        tokenizer.save(str(folder / TOKENIZER_FILE))
+    return folder
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def _tokenizer_settings(folder: Path) -> dict:
+    path = folder / TOKENIZER_CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(read_text(path, error=PretrainedError, what="tokenizer config"))
+    except json.JSONDecodeError as err:
+        raise PretrainedError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(settings, dict):
+        raise PretrainedError(f"{path}: expected a JSON object")
+    return settings
+
+
+def _special(settings: dict, key: str, default: str) -> str:
+    value = settings.get(key, default)
+    if isinstance(value, dict):  # an AddedToken saved as {"content": ...}
+        value = value.get("content", default)
+    return str(value)
+
+
+def read_tokenizer(folder: str | Path):
+    """The ``tokenizers.Tokenizer`` of ``folder``, padding and truncation off.
+
+    ``tokenizer.json`` when there is one; else WordPiece over ``vocab.txt`` built as
+    ``transformers`` converts a ``BertTokenizer`` (BERT normalizer and pre-tokenizer,
+    ``[CLS] ... [SEP]`` around each text), lowercasing and accent stripping as
+    ``tokenizer_config.json`` says (``do_lower_case`` true unless it says otherwise).
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    folder = Path(folder)
+    path = folder / TOKENIZER_FILE
+    if path.is_file():
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises a bare Exception on malformed files
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise PretrainedError(f"{path}: cannot read tokenizer ({detail})") from None
+    else:
+        vocab_path = folder / VOCAB_FILE
+        if not vocab_path.is_file():
+            raise PretrainedError(f"{folder}: no {TOKENIZER_FILE} and no {VOCAB_FILE}")
+        settings = _tokenizer_settings(folder)
+        text = read_text(vocab_path, error=PretrainedError, what="vocabulary")
+        # A token's id is its line number, a repeated token keeping its last line, as
+        # transformers' load_vocab reads the file.
+        vocab = {line.rstrip("\n"): i for i, line in enumerate(text_lines(text))}
+        vocab.pop("", None)
+        unk = _special(settings, "unk_token", "[UNK]")
+        cls, sep = (
+            _special(settings, "cls_token", "[CLS]"),
+            _special(settings, "sep_token", "[SEP]"),
+        )
+        for key, token in (("unk_token", unk), ("cls_token", cls), ("sep_token", sep)):
+            if token not in vocab:
+                raise PretrainedError(f"{vocab_path}: {key} {token!r} is not in the vocabulary")
+        tokenizer = Tokenizer(models.WordPiece(vocab, unk_token=unk))
+        tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True,
+            handle_chinese_chars=bool(settings.get("tokenize_chinese_chars", True)),
+            strip_accents=settings.get("strip_accents"),
+            lowercase=bool(settings.get("do_lower_case", True)),
+        )
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.post_processor = processors.BertProcessing((sep, vocab[sep]), (cls, vocab[cls]))
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
+        specials = [_special(settings, k, d) for k, d in _SPECIAL_DEFAULTS]
+        tokenizer.add_special_tokens([t for t in specials if t in vocab])
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+_SPECIAL_DEFAULTS = (
+    ("unk_token", "[UNK]"),
+    ("sep_token", "[SEP]"),
+    ("pad_token", "[PAD]"),
+    ("cls_token", "[CLS]"),
+    ("mask_token", "[MASK]"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokenized:
+    """A padded batch of tokenized texts (numpy arrays).
+
+    Attributes:
+      ids: <int32>[B, T] word-piece ids, ``pad_id`` after the end.
+      token_type_ids: <int32>[B, T] 0 for the first text, 1 for the second of a pair.
+      valid: <bool>[B, T] positions holding input ([CLS], pieces, [SEP]).
+      mask: <bool>[B, T] real tokens: the word pieces, not [CLS] / [SEP] / padding.
+      word_index: <int32>[B, T] the word each piece belongs to, counted from 0 over the row
+        (the second text's words follow the first's); -1 where ``mask`` is False.
+      num_words: <int32>[B] words per row.
+    """
+
+    ids: np.ndarray
+    token_type_ids: np.ndarray
+    valid: np.ndarray
+    mask: np.ndarray
+    word_index: np.ndarray
+    num_words: np.ndarray
+
+
+def word_index(encoding) -> np.ndarray:
+    """<int32>[T] the word of each piece of a ``tokenizers.Encoding`` (counted over the whole
+    encoding, a pair's second text after the first), -1 for special tokens and padding.
+
+    Words are what the tokenizer's pre-tokenizer splits (for BERT: at whitespace and at each
+    punctuation character, so ``don't`` is three words ``don`` ``'`` ``t``).
+    """
+    special = np.asarray(encoding.special_tokens_mask, dtype=bool)
+    words = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
+    sequence = np.array([-1 if s is None else s for s in encoding.sequence_ids], dtype=np.int64)
+    words = np.where(special, -1, words)
+    first = words[(sequence == 0) & (words >= 0)]
+    offset = int(first.max()) + 1 if first.size else 0
+    words = np.where((sequence == 1) & (words >= 0), words + offset, words)
+    # Renumber densely: a word whose pieces were all dropped (truncation) leaves no gap.
+    out = np.full(words.shape, -1, dtype=np.int32)
+    real = words >= 0
+    if real.any():
+        _, dense = np.unique(words[real], return_inverse=True)
+        out[real] = dense
+    return out
+
+
+def tokenize(
+    tokenizer,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None = None,
+    *,
+    max_length: int | None = None,
+    pad_id: int | None = None,
+) -> Tokenized:
+    """Tokenizes ``texts`` (with ``pairs`` as second texts) into one padded batch.
+
+    ``max_length`` truncates each row (longest text first, as HF does); ``pad_id`` defaults to
+    the tokenizer's ``[PAD]`` id, else 0.
+    """
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+    if max_length is not None:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        tokenizer.enable_truncation(max_length)
+    inputs = list(texts) if pairs is None else list(zip(texts, pairs))
+    encodings = tokenizer.encode_batch(inputs)
+    if pad_id is None:
+        pad_id = tokenizer.token_to_id("[PAD]")
+        pad_id = 0 if pad_id is None else pad_id
+    B, T = len(encodings), max((len(e.ids) for e in encodings), default=0)
+    ids = np.full((B, T), pad_id, dtype=np.int32)
+    types = np.zeros((B, T), dtype=np.int32)
+    valid = np.zeros((B, T), dtype=bool)
+    words = np.full((B, T), -1, dtype=np.int32)
+    for b, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[b, :n] = enc.ids
+        types[b, :n] = enc.type_ids
+        valid[b, :n] = True
+        words[b, :n] = word_index(enc)
+    return Tokenized(
+        ids=ids,
+        token_type_ids=types,
+        valid=valid,
+        mask=words >= 0,
+        word_index=words,
+        num_words=(words.max(axis=1, initial=-1) + 1).astype(np.int32),
+    )
+
+
+def sum_over_words(values: jnp.ndarray, word_index: jnp.ndarray, num_words: int) -> jnp.ndarray:
+    """Sums per-piece ``values`` <float32>[B, T] into per-word <float32>[B, num_words]; pieces
+    with ``word_index`` -1 ([CLS], [SEP], padding) count nowhere. jit-friendly for a static
+    ``num_words`` (at least the batch's largest)."""
+    onehot = word_index[:, :, None] == jnp.arange(num_words)[None, None, :]
+    return jnp.einsum("bt,btw->bw", values, onehot.astype(values.dtype))
+
+
+# ---------------------------------------------------------------- the whole folder
+
+
+def load_folder(folder: str | Path, *, tokenizer: bool = True) -> Pretrained:
+    """The model, params and (when ``tokenizer`` and the folder has one) tokenizer of a HF BERT
+    folder; ``model.config.num_labels`` counts the classifier's outputs (0 without one)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PretrainedError(f"{folder}: model folder not found")
+    config = read_config(folder)
+    params, config = read_params(folder, config)
+    tok = None
+    if tokenizer and ((folder / TOKENIZER_FILE).is_file() or (folder / VOCAB_FILE).is_file()):
+        tok = read_tokenizer(folder)
+    return Pretrained(model=Bert(config), params=params, tokenizer=tok)
