@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxattn.core.protocol import TOKEN_FIELDS, Batch
@@ -62,6 +63,10 @@ class EncodedSplit:
     def lengths(self) -> np.ndarray:
         """<int64>[N] number of real tokens per example."""
         return np.asarray([len(t) - 2 for t in self.tokens])
+
+    def width(self, indices) -> int:
+        """The padded width that holds rows ``indices`` whole, boundary markers included."""
+        return max(len(self.tokens[i]) for i in indices)
 
 
 def encode_split(examples: Sequence[Example], vocab: Vocab, dataset: Dataset) -> EncodedSplit:
@@ -206,3 +211,22 @@ def placeholder_batch(task: str, num_classes: int) -> Batch:
 
 def num_batches(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
+
+
+def kept_first(keep: jnp.ndarray) -> jnp.ndarray:
+    """<int32>[B, T] positions with the ``keep`` ones first, each group in its original order."""
+    return jnp.argsort(~keep, axis=-1, stable=True)
+
+
+def keep_tokens(batch: Batch, keep: jnp.ndarray) -> Batch:
+    """``batch`` with only the positions ``keep`` <bool>[B, T] left, moved to the front in their
+    original order (the rest becomes padding): the shorter text, padded to the same ``T``."""
+    order = kept_first(keep)
+    kept = jnp.take_along_axis(keep, order, axis=-1)
+
+    def gather(name: str) -> jnp.ndarray:
+        return jnp.take_along_axis(getattr(batch, name), order, axis=-1) & kept
+
+    out = {name: gather(name) for name in TOKEN_FIELDS[1:] if getattr(batch, name) is not None}
+    tokens = jnp.where(kept, jnp.take_along_axis(batch.tokens, order, axis=-1), PAD)
+    return batch.replace(tokens=tokens, **out)

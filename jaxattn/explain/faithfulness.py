@@ -11,7 +11,7 @@ For each importance ranking and each bin ``k`` in :data:`BINS`, the rationale ``
 
 Tokens are *deleted*: the kept tokens (with the boundary markers) move left in their original
 order and the sequence gets shorter, as if the text had been written without them
-(:func:`keep_tokens`). Every method x bin x (without r, only r) input of a batch is one vmapped
+(:func:`jaxattn.data.batching.keep_tokens`). Every method x bin x (without r, only r) input of a batch is one vmapped
 forward pass; methods are mapped one after another to bound memory. Per-token inputs (the
 embeddings, or the ``featurize`` features: the BiLSTM's input projections) are computed once and
 their rows gathered, which is what encoding the shorter text computes (as leave-one-out does).
@@ -24,32 +24,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import TOKEN_FIELDS, AttentionModel, Batch, Params
-from jaxattn.data.vocab import PAD
+from jaxattn.core.protocol import AttentionModel, Batch, Params
+from jaxattn.data.batching import keep_tokens, kept_first
 from jaxattn.explain.erasure import descending_ranks
 from jaxattn.explain.importance import _per_token_inputs
 from jaxattn.explain.interventions import instance_keys
 
 BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
-
-
-def kept_first(keep: jnp.ndarray) -> jnp.ndarray:
-    """<int32>[B, T] positions with the ``keep`` ones first, each group in its original order."""
-    return jnp.argsort(~keep, axis=-1, stable=True)
-
-
-def keep_tokens(batch: Batch, keep: jnp.ndarray) -> Batch:
-    """``batch`` with only the positions ``keep`` <bool>[B, T] left, moved to the front in their
-    original order (the rest becomes padding): the shorter text, padded to the same ``T``."""
-    order = kept_first(keep)
-    kept = jnp.take_along_axis(keep, order, axis=-1)
-
-    def gather(name: str) -> jnp.ndarray:
-        return jnp.take_along_axis(getattr(batch, name), order, axis=-1) & kept
-
-    out = {name: gather(name) for name in TOKEN_FIELDS[1:] if getattr(batch, name) is not None}
-    tokens = jnp.where(kept, jnp.take_along_axis(batch.tokens, order, axis=-1), PAD)
-    return batch.replace(tokens=tokens, **out)
 
 
 def rationale_sizes(mask: jnp.ndarray, bins=BINS) -> jnp.ndarray:

@@ -267,7 +267,7 @@ def compute_stage(
 
     ``given`` holds the results the stage ``needs``, <[len(indices), T']> in the order of
     ``indices``."""
-    t_max = int(split.lengths[indices].max()) + 2
+    t_max = split.width(indices)
     row_of = np.full(len(split), -1)
     row_of[indices] = np.arange(len(indices))
     # Never pad a batch beyond the instances there are (a small --limit stays cheap), and split
@@ -359,7 +359,7 @@ def run_stage(
     the stage ``needs`` (:func:`compute_stage`).
     """
     digests = meta.pop("digests")
-    length = int(split.lengths[indices].max()) + 2
+    length = split.width(indices)
     if found is SEARCH:
         found = find_cached(stage, meta["key"], [path, *places], indices, digests, length)
     if found is not None:

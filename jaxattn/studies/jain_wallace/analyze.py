@@ -130,7 +130,7 @@ def report_folder(root: Path, request: dict, n_split: int, every=None) -> Path:
 def _instances(prepared: Prepared, split: str, indices, digests, setting, params, opts) -> tuple:
     enc = prepared.splits[split]
     examples = prepared.dataset.splits[split]
-    t_max = int(enc.lengths[indices].max()) + 2
+    t_max = enc.width(indices)
     tokens = np.zeros((len(indices), t_max), np.int32)
     rationale = None if enc.rationales is None else np.zeros((len(indices), t_max), bool)
     for row, i in enumerate(indices):
@@ -223,7 +223,7 @@ def analyze(
             for name in stages:
                 if name not in runnable:
                     tqdm.write(f"{name}: skipped, it does not apply to this model")
-        length = int(encoded.lengths[indices].max()) + 2
+        length = encoded.width(indices)
         found = {
             name: find_cached(STAGE_SPECS[name], meta(name)["key"], places(name), indices,
                               digests, length)
