@@ -1,7 +1,7 @@
 """jaxattn: is attention an explanation? The model contract, the analyses, training and studies.
 
     import jaxattn
-    jaxattn.check_model(model)                           # your model satisfies AttentionModel
+    jaxattn.check_model(model)                           # your model satisfies the contract
     data = jaxattn.prepare_data(jaxattn.DataConfig(name="sst2"))
     params, metrics = jaxattn.train(model, data, jaxattn.TrainConfig(), out="runs/mine")
     report = jaxattn.analyze(model, params, data, out="runs/mine/analysis")
@@ -18,7 +18,10 @@ __version__ = "0.2.0"
 
 # public name -> (module, attribute)
 _EXPORTS = {
+    "BaseModel": ("jaxattn.core.protocol", "BaseModel"),
     "AttentionModel": ("jaxattn.core.protocol", "AttentionModel"),
+    "HeadMaps": ("jaxattn.core.protocol", "HeadMaps"),
+    "capabilities": ("jaxattn.core.protocol", "capabilities"),
     "FeaturizedModel": ("jaxattn.core.protocol", "FeaturizedModel"),
     "Batch": ("jaxattn.core.protocol", "Batch"),
     "Inputs": ("jaxattn.core.protocol", "Inputs"),
