@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxattn import agreement, erasure, faithfulness, plausibility
-from jaxattn.core.protocol import has_affine_decoder
 from jaxattn.norm_importance import norm_importance
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.runner import Stage
@@ -43,6 +42,8 @@ STREAMS = {"erasure": 3, "eraser": 4, "plausibility": 5}
 METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm")
 RANDOM = "random"
 RANDOM_LABEL = "random (floor)"
+# The stages that read, replace or decode through the pooling attention require its seam.
+POOLING = ("pooling",)
 
 
 def _key(opts, name: str) -> jax.Array:
@@ -96,10 +97,6 @@ def plausibility_tests(model, params, batch, opts, given):
 
 def _has_rationale(model, params, batch) -> bool:
     return batch.rationale is not None
-
-
-def _affine(model, params, batch) -> bool:
-    return has_affine_decoder(model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,16 +308,18 @@ def _norm_heatmaps(data, row: int) -> dict[str, np.ndarray]:
 
 BATTERY_SPECS: dict[str, Stage] = {
     "norm": Stage(
-        "norm", norm_scores, ("norm", "norm_signed"), applies=_affine,
+        "norm", norm_scores, ("norm", "norm_signed"), requires=("affine_decoder",),
         importances=(("norm", "norm-based (Kobayashi)"),),
         heatmaps=_norm_heatmaps, heatmaps_after="norm",
     ),
     "erasure": Stage(
         "erasure", erasure_tests, (), ("seed",), "erasure_batch_size", needs=("loo", "ig"),
+        requires=POOLING,
         summarize=_summarize_erasure, tables=_erasure_tables,
     ),
     "eraser": Stage(
         "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS,
+        requires=POOLING,
         summarize=_summarize_eraser, tables=_eraser_tables,
     ),
     "plausibility": Stage(

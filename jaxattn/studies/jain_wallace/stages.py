@@ -32,7 +32,7 @@ from jaxattn.core.protocol import AttentionModel, Batch, Params, forward, has_se
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.jain_wallace import summary as summ
-from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, BATTERY_STAGES
+from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, BATTERY_STAGES, POOLING
 from jaxattn.studies.runner import Stage
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
@@ -317,7 +317,8 @@ def _self_attn_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarr
 
 STAGE_SPECS: dict[str, Stage] = {
     "attention": Stage(
-        "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),)
+        "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),),
+        requires=POOLING,
     ),
     "grad": Stage(
         "grad",
@@ -338,7 +339,7 @@ STAGE_SPECS: dict[str, Stage] = {
     ),
     "perm": Stage(
         "perm", permutations, (), ("num_permutations", "seed"), "perm_batch_size",
-        summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures, facts=_perm_facts,
+        requires=POOLING, summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures, facts=_perm_facts,
     ),
     "adv": Stage(
         "adv",
@@ -346,6 +347,7 @@ STAGE_SPECS: dict[str, Stage] = {
         ("adv_attn", "best_attn"),
         ("num_adversaries", "adv_steps", "adv_learning_rate", "epsilon", "seed"),
         "adv_batch_size",
+        requires=POOLING,
         summarize=_summarize_adv,
         tables=_adv_tables,
         figures=_adv_figures,
@@ -356,6 +358,7 @@ STAGE_SPECS: dict[str, Stage] = {
         "self_attn",
         self_attention_received,
         ("self_attn",),
+        requires=("self_attention",),
         applies=_has_self_attention,
         summarize=_summarize_self_attn,
         tables=_self_attn_tables,
@@ -364,8 +367,10 @@ STAGE_SPECS: dict[str, Stage] = {
     ),
     **BATTERY_SPECS,
 }
-# What ``only`` chooses from (attention always runs). A stage whose ``applies`` is False for the
-# model (self_attn without self-attention layers) is skipped, whether chosen or by default.
+# What ``only`` chooses from (attention always runs). A stage the model cannot run (its
+# ``requires`` not offered: perm, adv, erasure, eraser, norm without the pooling seam; or its
+# ``applies`` False: self_attn without self-attention layers) is skipped, whether chosen or by
+# default. grad, loo and ig need only the base contract.
 STAGES = ("grad", "loo", "ig", "perm", "adv", "self_attn", *BATTERY_STAGES)
 
 
