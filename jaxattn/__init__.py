@@ -18,11 +18,13 @@ from jaxattn.core.metrics import jsd as jsd
 from jaxattn.core.metrics import kl as kl
 from jaxattn.core.metrics import tvd as tvd
 from jaxattn.core.protocol import AttentionModel as AttentionModel
+from jaxattn.core.protocol import BaseModel as BaseModel
 from jaxattn.core.protocol import Batch as Batch
 from jaxattn.core.protocol import Encoded as Encoded
 from jaxattn.core.protocol import FeaturizedModel as FeaturizedModel
 from jaxattn.core.protocol import HeadMaps as HeadMaps
 from jaxattn.core.protocol import Inputs as Inputs
+from jaxattn.core.protocol import capabilities as capabilities
 from jaxattn.core.protocol import check_model as check_model
 from jaxattn.core.protocol import forward as forward
 from jaxattn.core.version import __version__ as __version__
@@ -54,6 +56,7 @@ from jaxattn.training.config import TrainConfig as TrainConfig
 
 __all__ = [
     "AttentionModel",
+    "BaseModel",
     "Batch",
     "Config",
     "DataConfig",
@@ -68,6 +71,7 @@ __all__ = [
     "agreement_measures",
     "analyze",
     "analyze_run",
+    "capabilities",
     "check_model",
     "forward",
     "gradient_importance",

@@ -1,14 +1,19 @@
-"""The model contract: :class:`AttentionModel`, :class:`Batch` and :class:`Encoded`."""
+"""The model contract: :class:`BaseModel` and its seams (:class:`AttentionModel`, the pooling
+seam; :class:`HeadMaps`, the self-attention seam), :class:`Batch` and :class:`Encoded`."""
 
 from jaxattn.core.protocol import (
+    CAPABILITIES,
     TASKS,
     TOKEN_FIELDS,
     AttentionModel,
+    BaseModel,
     Batch,
     Encoded,
     FeaturizedModel,
+    HeadMaps,
     Inputs,
     Params,
+    capabilities,
     check_model,
     delete_position,
     delete_token,
@@ -16,20 +21,29 @@ from jaxattn.core.protocol import (
     forward,
     has_affine_decoder,
     has_features,
+    has_pooling_attention,
     has_self_attention,
+    has_self_attention_seam,
     is_binary,
+    model_logits,
     output_distribution,
+    predict_logits,
+    require_pooling,
 )
 
 __all__ = [
+    "CAPABILITIES",
     "TASKS",
     "TOKEN_FIELDS",
     "AttentionModel",
+    "BaseModel",
     "Batch",
     "Encoded",
     "FeaturizedModel",
+    "HeadMaps",
     "Inputs",
     "Params",
+    "capabilities",
     "check_model",
     "delete_position",
     "delete_token",
@@ -37,7 +51,12 @@ __all__ = [
     "forward",
     "has_affine_decoder",
     "has_features",
+    "has_pooling_attention",
     "has_self_attention",
+    "has_self_attention_seam",
     "is_binary",
+    "model_logits",
     "output_distribution",
+    "predict_logits",
+    "require_pooling",
 ]

@@ -1,20 +1,39 @@
-"""The model contract every analysis is written against: attention is an explicit argument.
+"""The model contract every analysis is written against: a base, and optional seams.
 
 A model is anything that offers these pure functions of a params pytree (in the manner of optax's
 ``GradientTransformation``, a tuple of pure functions; a frozen dataclass of them, or a class
-with these methods, satisfies :class:`AttentionModel` structurally)::
+with these methods, satisfies the protocols structurally).
 
+**The base** (:class:`BaseModel`), which every model offers::
+
+    init(rng, batch)                    -> params
     embed(params, tokens)               <int32>[B, T]            -> <float32>[B, T, E]
     encode_embedded(params, batch, e)   passage embeddings e      -> Encoded(hidden, mask, ...)
-    attend(params, enc)                 Encoded                   -> <float32>[B, T] attention
-    decode(params, enc, attn)           any [B, T] distribution   -> <float32>[B, C] logits
+    logits(params, enc)                 Encoded                   -> <float32>[B, C] its output
     probs(logits)                       logits                    -> <float32>[B, K] outputs
 
-plus ``init(rng, batch) -> params`` and a ``task`` (``binary``: one sigmoid logit, ``probs``
-gives ``[1 - p, p]``; ``multiclass``, ``nli``, ``qa``: softmax over C classes). Permuting,
-replacing, erasing or optimising attention is then a transform over the ``attn`` argument of
-``decode`` with ``enc`` held fixed, and gradients w.r.t. the inputs are ``jax.grad`` over
-``encode_embedded``.
+and a ``task`` (``binary``: one sigmoid logit, ``probs`` gives ``[1 - p, p]``; ``multiclass``,
+``nli``, ``qa``: softmax over C classes). Gradients w.r.t. the inputs are ``jax.grad`` over
+``encode_embedded`` then ``logits``; leave-one-out and integrated gradients need no more. A
+classifier that reads a [CLS] / first-position vector is a base-only model.
+
+**The pooling seam** (:class:`AttentionModel`): attention over the tokens is an argument::
+
+    attend(params, enc)                 Encoded                   -> <float32>[B, T] attention
+    decode(params, enc, attn)           any [B, T] distribution   -> <float32>[B, C] logits
+
+with ``logits(params, enc) == decode(params, enc, attend(params, enc))``; a pooling model may
+leave ``logits`` out and it is derived (:func:`model_logits`). Permuting, replacing, erasing or
+optimising attention is then a transform over the ``attn`` argument of ``decode`` with ``enc``
+held fixed (:func:`has_pooling_attention`).
+
+**The self-attention seam** (:func:`has_self_attention_seam`): ``self_attention_seam = True``,
+``self_attention(params, batch) -> <float32>[L, B, heads, T, T]`` (the maps the model computes
+itself, each query row a distribution over ``batch.valid`` keys) and
+``encode_embedded(params, batch, embedded, heads=HeadMaps(maps, select))``, which encodes with
+``maps`` in place of the (layer, head) pairs ``select`` picks while every other head computes its
+own on the residual stream the replaced ones changed. Permuting, zeroing or swapping a head's
+attention is then a vmapped transform over ``maps``; ``heads=None`` is the plain encoding.
 
 Rules the analyses rely on:
 
@@ -37,13 +56,13 @@ Optional, for speed (the analyses fall back to the generic path when absent):
   affine function of that token's embedding alone** (no neighbours, no position). Leave-one-out
   then computes the features once and deletes a row; gradient x input stops its backward pass at
   the features, since for affine ``f``: ``grad_e . e = grad_f . (f(e) - f(0))``.
-* ``affine_decoder = True`` declares that ``decode(params, enc, attn)`` is affine in ``attn``
-  for a fixed ``enc`` (a linear read-out of ``sum_t attn_t hidden_t``); interventions then decode
-  many attentions as ``T x C`` weighted sums instead of full decodes.
-* ``self_attention(params, batch) -> <float32>[L, B, heads, T, T]``: a Transformer's per-layer
-  self-attention over the passage, each row a distribution over ``batch.valid`` keys (``L = 0``
-  for a model without self-attention). It is for inspection beside the pooling attention; no
-  analysis needs it (:func:`has_self_attention`).
+* ``affine_decoder = True`` (pooling models) declares that ``decode(params, enc, attn)`` is
+  affine in ``attn`` for a fixed ``enc`` (a linear read-out of ``sum_t attn_t hidden_t``);
+  interventions then decode many attentions as ``T x C`` weighted sums instead of full decodes.
+* ``self_attention`` without the seam: the maps for inspection beside the pooling attention
+  (``L = 0`` for a model without self-attention; :func:`has_self_attention`).
+
+:func:`check_model` checks the base and :func:`capabilities` names the seams a model offers.
 """
 
 from __future__ import annotations
@@ -152,8 +171,37 @@ class HeadMaps:
 
 
 @runtime_checkable
+class BaseModel(Protocol):
+    """What every model offers (see the module docstring): enough for gradient, leave-one-out
+    and integrated-gradients importance.
+
+    Implementations should be hashable (a frozen dataclass), so that the analyses can take them
+    as a static argument of ``jax.jit``.
+    """
+
+    task: str
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        """Fresh parameters for inputs shaped like ``batch``."""
+
+    def embed(self, params: Params, tokens: jnp.ndarray) -> jnp.ndarray:
+        """<int32>[B, T] -> <float32>[B, T, E], each row from its own token alone."""
+
+    def encode_embedded(self, params: Params, batch: Batch, embedded: jnp.ndarray) -> Encoded:
+        """Encodes the passage embeddings <float32>[B, T, E] of ``batch`` (and its query)."""
+
+    def logits(self, params: Params, enc: Encoded) -> jnp.ndarray:
+        """<float32>[B, C] the model's own output for ``enc``."""
+
+    def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
+        """<float32>[B, K] the output distribution of ``logits``."""
+
+
+@runtime_checkable
 class AttentionModel(Protocol):
-    """A model with attention as an explicit argument (see the module docstring).
+    """A model with the pooling seam: attention over the tokens is an explicit argument of
+    ``decode`` (see the module docstring). ``logits`` may be left out: it is
+    ``decode(params, enc, attend(params, enc))`` (:func:`model_logits`).
 
     Implementations should be hashable (a frozen dataclass), so that the analyses can take them
     as a static argument of ``jax.jit``.
@@ -191,44 +239,88 @@ class FeaturizedModel(AttentionModel, Protocol):
         """Encodes given :meth:`featurize` output of ``batch``'s passage."""
 
 
-def has_features(model: AttentionModel) -> bool:
+def has_pooling_attention(model: Any) -> bool:
+    """Whether ``model`` offers the pooling seam (``attend`` and ``decode``)."""
+    return callable(getattr(model, "attend", None)) and callable(getattr(model, "decode", None))
+
+
+def has_features(model: Any) -> bool:
     """Whether ``model`` offers the ``featurize`` / ``encode_features`` fast path."""
     return callable(getattr(model, "featurize", None)) and callable(
         getattr(model, "encode_features", None)
     )
 
 
-def has_affine_decoder(model: AttentionModel) -> bool:
+def has_affine_decoder(model: Any) -> bool:
     """Whether ``model`` declares ``decode`` affine in the attention (``affine_decoder``)."""
-    return bool(getattr(model, "affine_decoder", False))
+    return bool(getattr(model, "affine_decoder", False)) and has_pooling_attention(model)
 
 
-def has_self_attention(model: AttentionModel) -> bool:
+def has_self_attention(model: Any) -> bool:
     """Whether ``model`` offers ``self_attention`` (it may still give zero layers)."""
     return callable(getattr(model, "self_attention", None))
 
 
-def has_self_attention_seam(model: AttentionModel) -> bool:
+def has_self_attention_seam(model: Any) -> bool:
     """Whether ``model`` declares ``self_attention_seam = True``: ``encode_embedded(params, batch,
     embedded, heads=HeadMaps(...))`` then encodes with the given maps for the selected (layer,
     head) pairs, and ``self_attention`` gives the maps it computes itself."""
     return bool(getattr(model, "self_attention_seam", False)) and has_self_attention(model)
 
 
-def is_binary(model: AttentionModel) -> bool:
+# Capability name -> predicate; what :func:`capabilities` reports and stages may require.
+CAPABILITIES = {
+    "pooling": has_pooling_attention,
+    "self_attention_seam": has_self_attention_seam,
+    "self_attention": has_self_attention,
+    "features": has_features,
+    "affine_decoder": has_affine_decoder,
+}
+
+
+def capabilities(model: Any) -> tuple[str, ...]:
+    """The optional seams and fast paths ``model`` offers, names of :data:`CAPABILITIES`."""
+    return tuple(name for name, offers in CAPABILITIES.items() if offers(model))
+
+
+def is_binary(model: BaseModel) -> bool:
     """Binary models give one sigmoid logit; ``probs`` turns it into ``[1 - p, p]``."""
     return model.task == "binary"
 
 
-def encode(model: AttentionModel, params: Params, batch: Batch) -> Encoded:
+def encode(model: BaseModel, params: Params, batch: Batch) -> Encoded:
     """``encode_embedded`` of ``batch``'s own embeddings."""
     return model.encode_embedded(params, batch, model.embed(params, batch.tokens))
+
+
+def model_logits(model: BaseModel, params: Params, enc: Encoded) -> jnp.ndarray:
+    """<float32>[B, C] the model's own output for ``enc``: its ``logits``, or for a pooling model
+    without one ``decode(enc, attend(enc))``."""
+    if callable(getattr(model, "logits", None)):
+        return model.logits(params, enc)
+    return model.decode(params, enc, model.attend(params, enc))
+
+
+def predict_logits(model: BaseModel, params: Params, batch: Batch) -> jnp.ndarray:
+    """<float32>[B, C] the model's own output for ``batch`` (any model)."""
+    return model_logits(model, params, encode(model, params, batch))
+
+
+def require_pooling(model: Any, what: str) -> None:
+    """A TypeError naming ``what`` unless ``model`` offers the pooling seam."""
+    if not has_pooling_attention(model):
+        raise TypeError(
+            f"{what} needs the pooling seam (attend and decode), which "
+            f"{type(model).__name__} does not offer"
+        )
 
 
 def forward(
     model: AttentionModel, params: Params, batch: Batch, attn: jnp.ndarray | None = None
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Logits <float32>[B, C] and the attention used (the model's own when ``attn`` is None)."""
+    """Logits <float32>[B, C] and the attention used (the model's own when ``attn`` is None);
+    pooling models only (:func:`predict_logits` serves any model)."""
+    require_pooling(model, "forward")
     enc = encode(model, params, batch)
     if attn is None:
         attn = model.attend(params, enc)
@@ -243,25 +335,46 @@ def output_distribution(logits: jnp.ndarray) -> jnp.ndarray:
     return jax.nn.softmax(logits, axis=-1)
 
 
-def check_model(model: Any) -> AttentionModel:
-    """``model`` if it satisfies :class:`AttentionModel`, else a TypeError naming what is missing."""
+def check_model(model: Any, needs: tuple[str, ...] = ()) -> BaseModel:
+    """``model`` if it satisfies the base (:class:`BaseModel`) and offers the capabilities
+    ``needs`` (names of :data:`CAPABILITIES`), else a TypeError naming what is missing.
+
+    A seam offered in part (``attend`` without ``decode``, ``self_attention_seam`` without
+    ``self_attention``) is refused too. :func:`capabilities` lists what the model offers.
+    """
+    name = type(model).__name__
     missing = [
-        name
-        for name in ("init", "embed", "encode_embedded", "attend", "decode", "probs")
-        if not callable(getattr(model, name, None))
+        attr
+        for attr in ("init", "embed", "encode_embedded", "probs")
+        if not callable(getattr(model, attr, None))
     ]
+    pooling = [attr for attr in ("attend", "decode") if callable(getattr(model, attr, None))]
+    if not callable(getattr(model, "logits", None)) and len(pooling) < 2:
+        missing.append("logits (or the pooling seam's attend and decode)")
     if not isinstance(getattr(model, "task", None), str):
         missing.append("task")
     if missing:
-        raise TypeError(
-            f"{type(model).__name__} is not an AttentionModel: missing {', '.join(missing)}"
-        )
+        raise TypeError(f"{name} does not satisfy the model contract: missing {', '.join(missing)}")
+    if len(pooling) == 1:
+        other = ({"attend", "decode"} - set(pooling)).pop()
+        raise TypeError(f"{name} offers {pooling[0]} but not {other}: the pooling seam needs both")
+    if getattr(model, "self_attention_seam", False) and not has_self_attention(model):
+        raise TypeError(f"{name} declares self_attention_seam but has no self_attention")
     if model.task not in TASKS:
-        raise TypeError(f"{type(model).__name__}.task is {model.task!r}; expected one of {TASKS}")
+        raise TypeError(f"{name}.task is {model.task!r}; expected one of {TASKS}")
+    unknown = sorted(set(needs) - set(CAPABILITIES))
+    if unknown:
+        raise ValueError(f"check_model: unknown capability {', '.join(unknown)}; "
+                         f"known: {', '.join(CAPABILITIES)}")
+    offered = capabilities(model)
+    lacking = [n for n in needs if n not in offered]
+    if lacking:
+        raise TypeError(f"{name} lacks {', '.join(lacking)} (it offers: "
+                        f"{', '.join(offered) or 'the base only'})")
     try:
         hash(model)
     except TypeError as err:
         raise TypeError(
-            f"{type(model).__name__} must be hashable (e.g. a frozen dataclass) to be a jit static"
+            f"{name} must be hashable (e.g. a frozen dataclass) to be a jit static"
         ) from err
     return model

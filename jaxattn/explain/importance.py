@@ -1,7 +1,8 @@
 """Token importance of a trained model: input gradients, leave-one-out and integrated gradients.
 
 Every function is one jitted program over a whole :class:`~jaxattn.core.protocol.Batch` for any
-:class:`~jaxattn.core.protocol.AttentionModel` (a static argument) and returns ``<float32>[B, T]``
+model of the contract (:class:`~jaxattn.core.protocol.BaseModel`, a static argument; the pooling
+seam is not needed: the output is the model's ``logits``) and returns ``<float32>[B, T]``
 aligned with ``batch.tokens``, exactly 0 where ``batch.mask`` is False (boundary markers,
 padding). For pair tasks (NLI, QA) only the premise / passage tokens are scored; the query is
 held fixed. Models with the ``featurize`` fast path get it; the others take the generic path
@@ -25,14 +26,16 @@ import jax.numpy as jnp
 
 from jaxattn.core.metrics import tvd
 from jaxattn.core.protocol import (
-    AttentionModel,
+    BaseModel,
     Batch,
     Encoded,
     Params,
     delete_position,
     delete_token,
-    forward,
     has_features,
+    has_pooling_attention,
+    model_logits,
+    predict_logits,
 )
 
 
@@ -51,7 +54,7 @@ def normalize_magnitude(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
 
 
 def _class_probability(
-    model: AttentionModel,
+    model: BaseModel,
     params: Params,
     batch: Batch,
     embedded: jnp.ndarray,
@@ -59,17 +62,16 @@ def _class_probability(
 ) -> jnp.ndarray:
     """<float32>[B] probability of class ``target`` <int32>[B] given passage ``embedded``."""
     enc = model.encode_embedded(params, batch, embedded)
-    probs = model.probs(model.decode(params, enc, model.attend(params, enc)))
+    probs = model.probs(model_logits(model, params, enc))
     return jnp.take_along_axis(probs, target[:, None], axis=-1)[:, 0]
 
 
-def predicted_class(model: AttentionModel, params: Params, batch: Batch) -> jnp.ndarray:
+def predicted_class(model: BaseModel, params: Params, batch: Batch) -> jnp.ndarray:
     """<int32>[B] the class the model predicts (binary: 1 iff p > 0.5)."""
-    logits, _ = forward(model, params, batch)
-    return jnp.argmax(model.probs(logits), axis=-1)
+    return jnp.argmax(model.probs(predict_logits(model, params, batch)), axis=-1)
 
 
-def _per_token_inputs(model: AttentionModel, params: Params, batch: Batch):
+def _per_token_inputs(model: BaseModel, params: Params, batch: Batch):
     """(per-token inputs [B, T, ...], their encoder ``(batch, inputs) -> Encoded``, and the
     part of the inputs that is linear in the embeddings).
 
@@ -85,25 +87,29 @@ def _per_token_inputs(model: AttentionModel, params: Params, batch: Batch):
 
 
 def _predicted_probability(
-    model: AttentionModel, params: Params, enc: Encoded, hold_attention: bool
+    model: BaseModel, params: Params, enc: Encoded, hold_attention: bool
 ):
     """Sum over rows of the predicted class's probability, from the encoder's output ``enc``.
 
     The predicted class is a constant of the differentiation. With ``hold_attention`` so is the
     attention distribution (``stop_gradient``): the gradient then flows through the hidden
     states only, "below" attention. Rows are independent, so the gradient of the sum is every
-    row's own gradient.
+    row's own gradient. A model without the pooling seam has no attention to hold: both
+    settings are the gradient of its ``logits``.
     """
-    attn = model.attend(params, enc)
-    if hold_attention:
-        attn = jax.lax.stop_gradient(attn)
-    probs = model.probs(model.decode(params, enc, attn))
+    if has_pooling_attention(model):
+        attn = model.attend(params, enc)
+        if hold_attention:
+            attn = jax.lax.stop_gradient(attn)
+        probs = model.probs(model.decode(params, enc, attn))
+    else:
+        probs = model.probs(model_logits(model, params, enc))
     target = jnp.argmax(jax.lax.stop_gradient(probs), axis=-1)
     return jnp.take_along_axis(probs, target[:, None], axis=-1).sum()
 
 
 def _input_gradients(
-    model: AttentionModel, params: Params, batch: Batch, holds: tuple[bool, ...]
+    model: BaseModel, params: Params, batch: Batch, holds: tuple[bool, ...]
 ) -> jnp.ndarray:
     """<float32>[len(holds), B, T] ``grad . embedding`` for each attention setting in ``holds``.
 
@@ -134,7 +140,7 @@ def _input_gradients(
 
 @functools.partial(jax.jit, static_argnames=("model", "hold_attention"))
 def gradient_times_input(
-    model: AttentionModel, params: Params, batch: Batch, hold_attention: bool = True
+    model: BaseModel, params: Params, batch: Batch, hold_attention: bool = True
 ) -> jnp.ndarray:
     """Signed ``grad . embedding`` per token of the predicted-class probability.
 
@@ -142,7 +148,8 @@ def gradient_times_input(
 
     Args:
       hold_attention: True differentiates "below" attention (attention held fixed, the J&W
-        setting); False differentiates through the attention layer too.
+        setting); False differentiates through the attention layer too. A model without the pooling seam
+        has no attention to hold: both give the gradient of its ``logits``.
     Returns:
       <float32>[B, T], 0 at non-real positions.
     """
@@ -150,7 +157,7 @@ def gradient_times_input(
 
 
 def gradient_importance(
-    model: AttentionModel, params: Params, batch: Batch, through_attention: bool = False
+    model: BaseModel, params: Params, batch: Batch, through_attention: bool = False
 ) -> jnp.ndarray:
     """J&W gradient importance: ``|grad . embedding|`` normalised to sum 1 over real tokens.
 
@@ -163,7 +170,7 @@ def gradient_importance(
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def gradient_importances(
-    model: AttentionModel, params: Params, batch: Batch
+    model: BaseModel, params: Params, batch: Batch
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """:func:`gradient_importance` below and through attention, sharing one forward pass.
 
@@ -176,7 +183,7 @@ def gradient_importances(
 
 @functools.partial(jax.jit, static_argnames=("model", "steps", "chunk"))
 def integrated_gradients(
-    model: AttentionModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
+    model: BaseModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
 ) -> jnp.ndarray:
     """Integrated gradients of the predicted-class probability along the passage embeddings.
 
@@ -216,7 +223,7 @@ def integrated_gradients(
 
 
 def integrated_gradients_importance(
-    model: AttentionModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
+    model: BaseModel, params: Params, batch: Batch, steps: int = 50, chunk: int = 10
 ) -> jnp.ndarray:
     """``|integrated gradients|`` normalised to sum 1 over real tokens; <float32>[B, T]."""
     return normalize_magnitude(integrated_gradients(model, params, batch, steps, chunk), batch.mask)
@@ -224,7 +231,7 @@ def integrated_gradients_importance(
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk"))
 def leave_one_out(
-    model: AttentionModel, params: Params, batch: Batch, chunk: int = 4
+    model: BaseModel, params: Params, batch: Batch, chunk: int = 4
 ) -> jnp.ndarray:
     """Output change when each real token is deleted (the sequence gets one shorter).
 
@@ -244,8 +251,7 @@ def leave_one_out(
     inputs, encoder, _ = _per_token_inputs(model, params, batch)
 
     def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
-        enc = encoder(b, x)
-        return model.probs(model.decode(params, enc, model.attend(params, enc)))
+        return model.probs(model_logits(model, params, encoder(b, x)))
 
     probs = output(batch, inputs)
     steps = batch.tokens.shape[1]

@@ -7,10 +7,14 @@
     logits = model.decode(params, enc, attn)       # [B, C]; pass any other [B, T] distribution
     logits, attn = model.forward(params, batch)    # == decode(encode(...), attend(...))
     maps = model.self_attention(params, batch)     # [L, B, heads, T, T] (Transformer; else L = 0)
+    enc = model.encode(params, batch, heads=HeadMaps(maps, select))  # Transformer: given heads
 
 Permuting, replacing or optimising attention is then a ``jax.vmap``/``jax.jit`` transform over the
 ``attn`` argument of :meth:`Model.decode` with ``enc`` held fixed, and gradients w.r.t. the input
-embeddings go through :meth:`Model.embed` + :meth:`Model.encode_embedded`.
+embeddings go through :meth:`Model.embed` + :meth:`Model.encode_embedded`. With the Transformer
+encoder the model also offers the self-attention seam: ``heads=HeadMaps(maps, select)`` encodes
+with ``maps`` for the selected (layer, head) pairs of the passage encoder, so replacing a head's
+attention is a ``jax.vmap`` over ``maps``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import Batch, Encoded, Params, forward, output_distribution
+from jaxattn.core.protocol import Batch, Encoded, HeadMaps, Params, forward, output_distribution
 from jaxattn.models.attention import masked_softmax
 from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.network import AttentionNetwork
@@ -37,6 +41,11 @@ class Model:
     @property
     def is_binary(self) -> bool:
         return self.task == "binary"
+
+    @property
+    def self_attention_seam(self) -> bool:
+        """The Transformer encoder takes given maps for chosen heads (``heads=``)."""
+        return self.network.encoder == "transformer"
 
     @property
     def affine_decoder(self) -> bool:
@@ -71,8 +80,15 @@ class Model:
         batch: Batch,
         features: jnp.ndarray,
         query_embedded: jnp.ndarray | None = None,
+        heads: HeadMaps | None = None,
     ) -> Encoded:
-        """Encodes given :meth:`featurize` output for ``batch``'s passage (and its query)."""
+        """Encodes given :meth:`featurize` output for ``batch``'s passage (and its query);
+        ``heads`` as in :meth:`encode_embedded`."""
+        if heads is not None and not self.self_attention_seam:
+            raise TypeError(
+                f"heads=HeadMaps(...) needs the Transformer encoder; this model's is "
+                f"{self.network.encoder!r}, which has no self-attention heads"
+            )
         if self.network.pair and query_embedded is None:
             query_embedded = self.embed(params, batch.query)
         rngs = None if batch.dropout_key is None else {"dropout": batch.dropout_key}
@@ -84,6 +100,7 @@ class Model:
             query_embedded,
             batch.query_valid,
             batch.candidates,
+            heads,
             method=AttentionNetwork.encode_features,
             rngs=rngs,
         )
@@ -94,14 +111,22 @@ class Model:
         batch: Batch,
         embedded: jnp.ndarray,
         query_embedded: jnp.ndarray | None = None,
+        heads: HeadMaps | None = None,
     ) -> Encoded:
-        """Encodes given embeddings of ``batch.tokens`` (and of ``batch.query`` for pair tasks)."""
+        """Encodes given embeddings of ``batch.tokens`` (and of ``batch.query`` for pair tasks).
+
+        ``heads`` (Transformer only): attention probabilities ``heads.maps`` <float32>[L, B,
+        heads, T, T] used by the passage encoder for the (layer, head) pairs ``heads.select``
+        <bool>[L, heads] picks; the other heads compute their own on the changed stream.
+        """
         return self.encode_features(
-            params, batch, self.featurize(params, embedded), query_embedded
+            params, batch, self.featurize(params, embedded), query_embedded, heads
         )
 
-    def encode(self, params: Params, batch: Batch) -> Encoded:
-        return self.encode_embedded(params, batch, self.embed(params, batch.tokens))
+    def encode(self, params: Params, batch: Batch, heads: HeadMaps | None = None) -> Encoded:
+        return self.encode_embedded(
+            params, batch, self.embed(params, batch.tokens), heads=heads
+        )
 
     def score(self, params: Params, enc: Encoded) -> jnp.ndarray:
         """<float32>[B, T] unnormalised scores, -inf at masked positions."""
@@ -114,6 +139,10 @@ class Model:
     def decode(self, params: Params, enc: Encoded, attn: jnp.ndarray) -> jnp.ndarray:
         """<float32>[B, C] logits from the supplied attention ``attn`` <float32>[B, T]."""
         return self.network.apply({"params": params}, enc, attn, method=AttentionNetwork.decode)
+
+    def logits(self, params: Params, enc: Encoded) -> jnp.ndarray:
+        """<float32>[B, C] the model's own output: :meth:`decode` with its own attention."""
+        return self.decode(params, enc, self.attend(params, enc))
 
     def forward(
         self, params: Params, batch: Batch, attn: jnp.ndarray | None = None

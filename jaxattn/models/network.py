@@ -11,7 +11,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import Encoded
+from jaxattn.core.protocol import Encoded, HeadMaps
 from jaxattn.models.attention import make_attention, masked_softmax
 from jaxattn.models.encoders import EncoderSettings, encoder_output_size, make_encoder
 
@@ -71,9 +71,21 @@ class AttentionNetwork(nn.Module):
         return self.text_encoder.featurize(embedded)
 
     def encode_features(
-        self, features, mask, valid, query_embedded=None, query_valid=None, candidates=None
+        self,
+        features,
+        mask,
+        valid,
+        query_embedded=None,
+        query_valid=None,
+        candidates=None,
+        heads: HeadMaps | None = None,
     ):
-        hidden, _ = self.text_encoder.contextualize(features, valid)
+        """``heads``: self-attention given for chosen heads of the passage encoder (Transformer
+        only; the query encoder always computes its own)."""
+        if heads is None:
+            hidden, _ = self.text_encoder.contextualize(features, valid)
+        else:
+            hidden, _ = self.text_encoder.contextualize(features, valid, heads)
         query = None
         if self.pair:
             _, query = self.query_encoder(query_embedded, query_valid)

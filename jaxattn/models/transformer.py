@@ -19,6 +19,13 @@ the shortened text would not be the text the model sees when that token is absen
 assigned afresh from the row index in ``contextualize``, so deleting a row of features is exactly
 encoding the text without that token. For the same reason a row's states do not depend on how much
 padding follows it (``valid`` is a prefix of each row, so position ``t`` is the t-th token).
+
+The self-attention seam: ``contextualize(features, valid, heads=HeadMaps(maps, select))`` uses
+``maps[l, :, h]`` as the attention probabilities of layer ``l``, head ``h`` wherever
+``select[l, h]``; every other head computes its own from the residual stream, which the replaced
+heads upstream have changed. The substitution is a ``where`` on the probabilities (after the
+softmax, before dropout), so selecting a head with its own maps changes nothing, bit for bit, and
+the encoding is differentiable in ``maps``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxattn.core.protocol import HeadMaps
 from jaxattn.models.attention import masked_softmax
 
 # PyTorch's LayerNorm default (Flax's is 1e-6), so the twin matches to float32 rounding.
@@ -48,16 +56,25 @@ class SelfAttention(nn.Module):
     dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, valid: jnp.ndarray, deterministic: bool = True):
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        valid: jnp.ndarray,
+        deterministic: bool = True,
+        given: jnp.ndarray | None = None,
+        select: jnp.ndarray | None = None,
+    ):
         """Self-attention over ``valid`` keys.
 
         Args:
           x: <float32>[B, T, W] inputs.
           valid: <bool>[B, T] positions that may be attended to (keys); False is padding.
           deterministic: no dropout when True.
+          given: <float32>[B, heads, T, T] attention probabilities to use instead of the
+            computed ones for the heads ``select`` <bool>[heads] picks; None: all computed.
         Returns:
-          (<float32>[B, T, W] outputs, <float32>[B, heads, T, T] attention weights, rows summing
-          to 1 over valid keys; all-zero rows where the row has no valid key).
+          (<float32>[B, T, W] outputs, <float32>[B, heads, T, T] attention weights used, rows
+          summing to 1 over valid keys; all-zero rows where the row has no valid key).
         """
         b, t, _ = x.shape
         size = self.width // self.heads
@@ -70,6 +87,8 @@ class SelfAttention(nn.Module):
         q, k, v = split("query"), split("key"), split("value")
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(size)
         weights = masked_softmax(scores, valid[:, None, None, :])
+        if given is not None:
+            weights = jnp.where(select[None, :, None, None], given.astype(weights.dtype), weights)
         dropped = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
         out = jnp.einsum("bhqk,bhkd->bhqd", dropped, v).transpose(0, 2, 1, 3).reshape(b, t, -1)
         return nn.Dense(self.width, name="out")(out), weights
@@ -84,10 +103,19 @@ class TransformerBlock(nn.Module):
     dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, valid: jnp.ndarray, deterministic: bool = True):
-        """<float32>[B, T, W], <bool>[B, T] -> (<float32>[B, T, W], weights [B, heads, T, T])."""
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        valid: jnp.ndarray,
+        deterministic: bool = True,
+        given: jnp.ndarray | None = None,
+        select: jnp.ndarray | None = None,
+    ):
+        """<float32>[B, T, W], <bool>[B, T] -> (<float32>[B, T, W], weights [B, heads, T, T]);
+        ``given`` / ``select`` as in :class:`SelfAttention`."""
         attended, weights = SelfAttention(self.width, self.heads, self.dropout, name="attention")(
-            nn.LayerNorm(epsilon=LAYER_NORM_EPS, name="norm1")(x), valid, deterministic
+            nn.LayerNorm(epsilon=LAYER_NORM_EPS, name="norm1")(x), valid, deterministic, given,
+            select,
         )
         x = x + nn.Dropout(self.dropout)(attended, deterministic=deterministic)
         y = nn.LayerNorm(epsilon=LAYER_NORM_EPS, name="norm2")(x)
@@ -138,13 +166,18 @@ class TransformerEncoder(nn.Module):
         positions, see the module docstring)."""
         return self.input_projection(embedded)
 
-    def contextualize(self, features: jnp.ndarray, valid: jnp.ndarray):
+    def contextualize(
+        self, features: jnp.ndarray, valid: jnp.ndarray, heads: HeadMaps | None = None
+    ):
         """Positions and self-attention layers over :meth:`featurize` output.
 
         Args:
           features: <float32>[B, T, W] per-token input projections.
           valid: <bool>[B, T] positions holding input (a prefix of each row); False is padding,
             which no position attends to.
+          heads: attention given for chosen (layer, head) pairs (``maps`` <float32>[L, B, heads,
+            T, T], ``select`` <bool>[L, heads]); the other heads compute their own. None: every
+            head computes its own.
         Returns:
           hidden <float32>[B, T, W] (zero at padding) and summary <float32>[B, W], the mean of
           ``hidden`` over valid positions (zero for a row with none).
@@ -156,10 +189,16 @@ class TransformerEncoder(nn.Module):
                 "positions: raise model.max_positions or lower data.max_length"
             )
         valid = valid.astype(bool)
+        if heads is not None:
+            _check_heads(heads, (self.layers, features.shape[0], self.heads, steps, steps))
         deterministic = self.dropout == 0.0 or not self.has_rng("dropout")
         x = features + self.positions[None, :steps]
-        for block in self.blocks:
-            x, weights = block(x, valid, deterministic)
+        for layer, block in enumerate(self.blocks):
+            if heads is None:
+                x, weights = block(x, valid, deterministic)
+            else:
+                given, select = heads.maps[layer], heads.select[layer].astype(bool)
+                x, weights = block(x, valid, deterministic, given, select)
             self.sow("intermediates", "self_attention", weights)
         nonpad = valid[..., None]
         hidden = self.final_norm(x) * nonpad
@@ -168,3 +207,14 @@ class TransformerEncoder(nn.Module):
 
     def __call__(self, embedded: jnp.ndarray, valid: jnp.ndarray):
         return self.contextualize(self.featurize(embedded), valid)
+
+
+def _check_heads(heads: HeadMaps, shape: tuple[int, ...]) -> None:
+    """A ValueError unless ``heads`` has maps of ``shape`` [L, B, heads, T, T] and a select of
+    [L, heads]."""
+    if tuple(heads.maps.shape) != shape or tuple(heads.select.shape) != (shape[0], shape[2]):
+        raise ValueError(
+            f"HeadMaps: maps {tuple(heads.maps.shape)} and select {tuple(heads.select.shape)} "
+            f"do not fit this encoder and batch: expected maps {shape} [L, B, heads, T, T] and "
+            f"select {(shape[0], shape[2])} [L, heads]"
+        )

@@ -25,7 +25,14 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, has_features
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Batch,
+    Encoded,
+    Params,
+    has_features,
+    has_pooling_attention,
+)
 
 # A table larger than this (bytes) is not built: gathering it would cost more memory than it saves.
 MAX_TABLE_BYTES = 1 << 30
@@ -76,6 +83,9 @@ class VocabularyFeatures:
     def decode(self, params: Params, enc: Encoded, attn: jnp.ndarray) -> jnp.ndarray:
         return self.model.decode(params["model"], enc, attn)
 
+    def logits(self, params: Params, enc: Encoded) -> jnp.ndarray:
+        return self.decode(params, enc, self.attend(params, enc))
+
     def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
         return self.model.probs(logits)
 
@@ -100,8 +110,9 @@ def with_vocabulary_features(
     model: AttentionModel, params: Params, vocab_size: int
 ) -> tuple[AttentionModel, Params]:
     """(the wrapped model, its params), or ``(model, params)`` unchanged for a model without the
-    ``featurize`` fast path or whose table would exceed :data:`MAX_TABLE_BYTES`."""
-    if not has_features(model):
+    ``featurize`` fast path or the pooling seam (the wrapper offers both), or whose table would
+    exceed :data:`MAX_TABLE_BYTES`."""
+    if not has_features(model) or not has_pooling_attention(model):
         return model, params
     probe = jax.eval_shape(
         lambda p: model.featurize(p, model.embed(p, jnp.zeros((1, 1), jnp.int32))), params)

@@ -150,7 +150,8 @@ def train_model(
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
     enable_compilation_cache()
-    model = check_model(model)
+    # The trainer decodes with a chosen attention source (learned, uniform, imposed).
+    model = check_model(model, needs=("pooling",))
     cfg = config.train if isinstance(config, Config) else config
     out = Path(out)
     with run_lock(out, "jaxattn.train"):

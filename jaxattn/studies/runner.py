@@ -31,7 +31,7 @@ from jax.sharding import NamedSharding
 from tqdm.auto import tqdm
 
 from jaxattn.core.errors import RunError
-from jaxattn.core.protocol import AttentionModel, Params
+from jaxattn.core.protocol import AttentionModel, Params, capabilities
 from jaxattn.core.version import __version__
 from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
 from jaxattn.runtime import distributed
@@ -64,8 +64,13 @@ class Stage:
         over all T positions of the row (the report keeps the real tokens).
       heatmaps_after: the importance key whose heatmap row these rows follow; None: after every
         importance row.
+      requires: capabilities of the model the computation uses beyond the base contract
+        (names of :data:`~jaxattn.core.protocol.CAPABILITIES`, e.g. ``("pooling",)`` for a stage
+        that reads or replaces the pooling attention); a model lacking one skips the stage,
+        with the reason said (:func:`skip_reason`).
       applies: ``(model, params, batch) -> bool``, whether the stage can run on ``model`` (asked
-        on one batch); a stage that does not apply is skipped. None: every model.
+        on one batch) once ``requires`` is met; a stage that does not apply is skipped. None:
+        every model.
       needs: token-importance keys of other stages the computation reads: it is then called
         with ``given={key: <float32>[B, T]}`` (those of them that were computed), the rows of
         each batch taken from the other stages' results.
@@ -92,12 +97,24 @@ class Stage:
     facts: Callable[[Any, int], list[str]] | None = None
     heatmaps: Callable[[Any, int], dict[str, np.ndarray]] | None = None
     heatmaps_after: str | None = None
+    requires: tuple[str, ...] = ()
     applies: Callable[[AttentionModel, Params, Any], bool] | None = None
     needs: tuple[str, ...] = ()
     stream: int | None = None
     verdict: Callable[[Any], Any] | None = None
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
+
+
+def skip_reason(stage: Stage, model: Any, params: Params, batch: Any) -> str | None:
+    """Why ``stage`` cannot run on ``model`` (asked on one ``batch``), None when it can."""
+    lacking = [name for name in stage.requires if name not in capabilities(model)]
+    if lacking:
+        names = " and ".join(repr(name) for name in lacking)
+        return f"it needs the model capability {names}, which {type(model).__name__} lacks"
+    if stage.applies is not None and not stage.applies(model, params, batch):
+        return "it does not apply to this model"
+    return None
 
 
 # --------------------------------------------------------------------------------------------

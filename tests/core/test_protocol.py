@@ -113,7 +113,10 @@ def test_check_model_names_what_is_missing():
         def embed(self, params, tokens):
             return tokens
 
-    with pytest.raises(TypeError, match="init, encode_embedded, attend, decode, probs"):
+    with pytest.raises(
+        TypeError,
+        match=r"missing init, encode_embedded, probs, logits \(or the pooling seam's attend and",
+    ):
         check_model(Half())
 
 

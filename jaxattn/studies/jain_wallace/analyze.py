@@ -37,6 +37,7 @@ from jaxattn.studies.runner import (
     row_digests,
     run_stage,
     save_npz,
+    skip_reason,
     stage_key,
 )
 
@@ -91,12 +92,19 @@ def chosen_stages(only) -> list[str]:
         wanted |= inputs
 
 
-def applicable_stages(model: AttentionModel, params: Params, split, indices) -> list[str]:
-    """The registered stages that can run on ``model`` (asked on the first instance, padded to
-    its own length)."""
+def skipped_stages(model: AttentionModel, params: Params, split, indices) -> dict[str, str]:
+    """Stage name -> why it cannot run on ``model``, for the registered stages (and the
+    always-run ``attention``) that cannot (asked on the first instance, padded to its own
+    length)."""
     one = make_batch(split, indices[:1], buckets=(len(split.tokens[indices[0]]),))
-    return [s for s in list_stages()
-            if STAGE_SPECS[s].applies is None or STAGE_SPECS[s].applies(model, params, one)]
+    reasons = {s: skip_reason(STAGE_SPECS[s], model, params, one) for s in ("attention", *list_stages())}
+    return {s: why for s, why in reasons.items() if why is not None}
+
+
+def applicable_stages(model: AttentionModel, params: Params, split, indices) -> list[str]:
+    """The registered stages that can run on ``model`` (:func:`skipped_stages`)."""
+    skipped = skipped_stages(model, params, split, indices)
+    return [s for s in list_stages() if s not in skipped]
 
 
 def _request(split: str, indices: np.ndarray, digests: np.ndarray, stages, params: str) -> dict:
@@ -210,7 +218,15 @@ def analyze(
         def places(name: str) -> list[Path]:
             return [root / f"{name}.npz", *sorted(root.glob(f"views/*/{name}.npz"))]
 
-        runnable = applicable_stages(model, params, encoded, indices)
+        skipped = skipped_stages(model, params, encoded, indices)
+        if "attention" in skipped:  # the report is built around the pooling attention
+            raise TypeError(
+                f"analyze: {type(model).__name__} has no pooling attention (attend, decode), "
+                "which the J&W report is built around; run its gradient, leave-one-out and "
+                "integrated-gradients importance with jaxattn.explain.importance or "
+                "jaxattn.studies.runner.compute_stage"
+            )
+        runnable = [s for s in list_stages() if s not in skipped]
 
         def meta(name: str) -> dict:
             # A stage reading other stages' results depends on their keys too.
@@ -221,8 +237,8 @@ def analyze(
 
         if progress:
             for name in stages:
-                if name not in runnable:
-                    tqdm.write(f"{name}: skipped, it does not apply to this model")
+                if name in skipped:
+                    tqdm.write(f"{name}: skipped, {skipped[name]}")
         length = encoded.width(indices)
         found = {
             name: find_cached(STAGE_SPECS[name], meta(name)["key"], places(name), indices,

@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn.core.protocol import has_affine_decoder
 from jaxattn.explain import agreement, erasure, faithfulness, plausibility
 from jaxattn.explain.norm_importance import norm_importance
 from jaxattn.report.tables import mean_std
@@ -42,6 +41,8 @@ from jaxattn.studies.runner import Stage
 METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm")
 RANDOM = "random"
 RANDOM_LABEL = "random (floor)"
+# The stages that read, replace or decode through the pooling attention require its seam.
+POOLING = ("pooling",)
 
 
 def _key(opts, name: str) -> jax.Array:
@@ -95,10 +96,6 @@ def plausibility_tests(model, params, batch, opts, given):
 
 def _has_rationale(model, params, batch) -> bool:
     return batch.rationale is not None
-
-
-def _affine(model, params, batch) -> bool:
-    return has_affine_decoder(model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,17 +307,18 @@ def _norm_heatmaps(data, row: int) -> dict[str, np.ndarray]:
 
 BATTERY_SPECS: dict[str, Stage] = {
     "norm": Stage(
-        "norm", norm_scores, ("norm", "norm_signed"), applies=_affine,
+        "norm", norm_scores, ("norm", "norm_signed"), requires=("affine_decoder",),
         importances=(("norm", "norm-based (Kobayashi)"),),
         heatmaps=_norm_heatmaps, heatmaps_after="norm",
     ),
     "erasure": Stage(
         "erasure", erasure_tests, (), ("seed",), "erasure_batch_size", needs=("loo", "ig"),
-        stream=3,
+        stream=3, requires=POOLING,
         summarize=_summarize_erasure, tables=_erasure_tables,
     ),
     "eraser": Stage(
         "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS, stream=4,
+        requires=POOLING,
         summarize=_summarize_eraser, tables=_eraser_tables,
     ),
     "plausibility": Stage(

@@ -35,7 +35,7 @@ from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
 from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import summary as summ
-from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS
+from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
 from jaxattn.studies.runner import Stage
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
@@ -317,7 +317,8 @@ def _self_attn_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarr
 
 STAGE_SPECS: dict[str, Stage] = {
     "attention": Stage(
-        "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),)
+        "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),),
+        requires=POOLING,
     ),
     "grad": Stage(
         "grad",
@@ -338,7 +339,8 @@ STAGE_SPECS: dict[str, Stage] = {
     ),
     "perm": Stage(
         "perm", permutations, (), ("num_permutations", "seed"), "perm_batch_size", stream=1,
-        summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures, facts=_perm_facts,
+        requires=POOLING, summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures,
+        facts=_perm_facts,
     ),
     "adv": Stage(
         "adv",
@@ -347,6 +349,7 @@ STAGE_SPECS: dict[str, Stage] = {
         ("num_adversaries", "adv_steps", "adv_learning_rate", "epsilon", "seed"),
         "adv_batch_size",
         stream=2,
+        requires=POOLING,
         summarize=_summarize_adv,
         tables=_adv_tables,
         figures=_adv_figures,
@@ -357,6 +360,7 @@ STAGE_SPECS: dict[str, Stage] = {
         "self_attn",
         self_attention_received,
         ("self_attn",),
+        requires=("self_attention",),
         applies=_has_self_attention,
         summarize=_summarize_self_attn,
         tables=_self_attn_tables,
@@ -380,6 +384,9 @@ _DESCRIPTIONS = {
 }
 for _name, _stage in STAGE_SPECS.items():
     registry.register_stage(dataclasses.replace(_stage, description=_DESCRIPTIONS[_name]))
+# A stage the model cannot run (its ``requires`` not offered: perm, adv, erasure, eraser,
+# norm without the pooling seam; or its ``applies`` False: self_attn without self-attention
+# layers) is skipped, whether chosen or by default. grad, loo and ig need only the base contract.
 # The registry itself: stages registered later (a user's) are seen wherever this is read.
 STAGE_SPECS = registry.REGISTRY
 providers = registry.providers
