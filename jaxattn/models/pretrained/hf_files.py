@@ -31,6 +31,9 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from jaxattn.core.errors import JaxattnError, read_text, text_lines
 from jaxattn.models.pretrained.bert import Bert, BertConfig
@@ -220,8 +223,6 @@ def _expected_tensors(config: BertConfig) -> dict[str, tuple]:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     if not path.is_file():
         raise PretrainedError(f"{path}: weights file not found")
@@ -321,7 +322,6 @@ def write_folder(
     ``tokenizer.json`` when given) in the layout HF's ``from_pretrained`` reads: bare names for
     an encoder, ``bert.``-prefixed names plus ``classifier.*`` when ``params`` has a classifier
     (``BertForSequenceClassification``). Returns the folder."""
-    from safetensors.numpy import save_file
 
     folder = Path(folder)
     if config.pre_ln:
@@ -382,7 +382,6 @@ def read_tokenizer(folder: str | Path):
     ``[CLS] ... [SEP]`` around each text), lowercasing and accent stripping as
     ``tokenizer_config.json`` says (``do_lower_case`` true unless it says otherwise).
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     folder = Path(folder)
     path = folder / TOKENIZER_FILE
@@ -497,7 +496,6 @@ def tokenize(
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
     if max_length is not None:
-        from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_str(tokenizer.to_str())
         tokenizer.enable_truncation(max_length)
