@@ -29,20 +29,20 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn.config import ConfigError, load_config, parse_literal
+from jaxattn import ConfigError, analyze_run, list_stages, load_config, train_run
+from jaxattn.config import parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.published import DATASET_TITLES, PERFORMANCE
 from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
-from jaxattn.runs.run import train_run, write_atomic, write_json
 from jaxattn.runtime import distributed
+from jaxattn.runtime.files import write_atomic, write_json
 from jaxattn.studies.jain_wallace.seed_runs import train_seed_runs
 from jaxattn.studies.jain_wallace.seed_tables import (
     seed_spread_note,
     seed_table2_display,
     seed_table2_rows,
 )
-from jaxattn.studies.jain_wallace.stages import list_stages
 from jaxattn.studies.jain_wallace.tables import published_gap_note, setting_rows, table2_rows
 
 DATASETS = (*DATASET_TITLES, "synthetic")  # every data set of J&W's Table 2, and ours
@@ -53,8 +53,6 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def run_one(dataset: str, encoder: str, out: Path, args: argparse.Namespace) -> dict:
     """Trains (if needed) and analyses one data set x encoder; returns its ``summary.json``."""
-    from jaxattn.studies.jain_wallace.analyze import analyze_run
-
     path = CONFIGS / f"{dataset}_{encoder}_additive.toml"
     overrides = list(args.set)
     if not path.exists():

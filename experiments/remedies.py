@@ -30,12 +30,14 @@ import json
 import sys
 from pathlib import Path
 
-from jaxattn.config import ConfigError, load_config, parse_literal
+from jaxattn import ConfigError, analyze_run, load_config, load_run, train_run
+from jaxattn.config import parse_literal
 from jaxattn.data.dataset import DataError
 from jaxattn.report import plots, tables
 from jaxattn.report.evidence import get_path
 from jaxattn.report.verdict_remedies import remedies_verdict
-from jaxattn.runs.run import load_run, train_run, write_atomic, write_json
+from jaxattn.runtime.files import write_atomic, write_json
+from jaxattn.training.deception import deception_scores
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DATASETS = ("sst2", "imdb", "20news_sports", "babi1")
@@ -76,8 +78,6 @@ PUBLISHED_WITHOUT = 49.1
 def train_and_analyze(data: str, encoder: str, overrides: list[str], run_dir: Path,
                       stages: set[str], args) -> tuple[dict, dict]:
     """(metrics.json, analysis/summary.json) of one trained and analysed run."""
-    from jaxattn.studies.jain_wallace.analyze import analyze_run
-
     if args.collect:  # only what earlier calls (with their own settings) finished
         for name in ("metrics.json", "analysis/summary.json"):
             if not (run_dir / name).exists():
@@ -165,8 +165,6 @@ def run_comparison(args, skipped: dict) -> list[dict]:
 
 
 def run_deception(args, skipped: dict) -> list[dict]:
-    from jaxattn.training.deception import deception_scores
-
     rows = []
     for data in args.deception_data:
         for lam in args.lambdas:

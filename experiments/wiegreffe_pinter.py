@@ -22,13 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-from jaxattn.config import ConfigError, load_config
+from jaxattn import ConfigError, load_config, train_run
 from jaxattn.data.dataset import DataError
 from jaxattn.report import html, tables
 from jaxattn.report.evidence import get_path
 from jaxattn.report.verdict_page import run_evidence, verdict_matrix_html
-from jaxattn.runs.run import train_run, write_atomic, write_json
 from jaxattn.runtime import distributed
+from jaxattn.runtime.files import write_atomic, write_json
 from jaxattn.studies.wiegreffe_pinter.adversarial_training import DEFAULT_LAMBDAS
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 

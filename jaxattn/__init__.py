@@ -14,6 +14,8 @@ The public names are listed here, explicitly; everything else is reached through
 
 from jaxattn.config import Config as Config
 from jaxattn.config import load_config as load_config
+from jaxattn.core.errors import ConfigError as ConfigError
+from jaxattn.core.errors import JaxattnError as JaxattnError
 from jaxattn.core.metrics import jsd as jsd
 from jaxattn.core.metrics import kl as kl
 from jaxattn.core.metrics import tvd as tvd
@@ -59,11 +61,13 @@ __all__ = [
     "BaseModel",
     "Batch",
     "Config",
+    "ConfigError",
     "DataConfig",
     "Encoded",
     "FeaturizedModel",
     "HeadMaps",
     "Inputs",
+    "JaxattnError",
     "ModelConfig",
     "Prepared",
     "Stage",
