@@ -111,7 +111,7 @@ def test_no_import_circles():
 
 def test_the_checker_sees_an_upward_import(tmp_path):
     """The rules above can fail: a core module importing the command line is caught."""
-    src = "from jaxattn.cli.main import main\n"
+    src = "from jaxattn.cli.commands import main\n"
     node = ast.parse(src).body[0]
     targets = _targets("jaxattn.core.protocol", node)
     assert _layer(targets[0]) > _layer("jaxattn.core.protocol")

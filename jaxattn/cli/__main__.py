@@ -1,5 +1,5 @@
 import sys
 
-from jaxattn.cli.main import main
+from jaxattn.cli.commands import main
 
 sys.exit(main())

@@ -11,7 +11,7 @@ Where the cache lives, first match wins:
 The value ``off`` (any of ``off``, ``none``, ``0``, ``false``, or empty) disables it. Without
 either, a cache folder the user already gave JAX itself (``JAX_COMPILATION_CACHE_DIR`` or
 ``jax.config.update``) is left as it is. The command line sets it once, in
-:func:`jaxattn.cli.main`; the library functions :func:`jaxattn.train` and
+:func:`jaxattn.cli.commands`; the library functions :func:`jaxattn.train` and
 :func:`jaxattn.analyze` set it too (it takes effect if JAX has not compiled anything yet).
 """
 

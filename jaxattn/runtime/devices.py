@@ -11,21 +11,24 @@ faster), so only the analysis command asks for this.
 from __future__ import annotations
 
 import os
-import sys
+
+import jax
+from jax._src import xla_bridge
 
 COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
 def split_cpu_into_devices(count: int | None = None) -> bool:
-    """Asks XLA for ``count`` CPU devices (default: one per core) via ``XLA_FLAGS``.
+    """Asks JAX for ``count`` CPU devices (default: one per core), ``jax_num_cpu_devices``.
 
-    Only possible before JAX is imported; it changes nothing (and returns False) after that, when
-    ``XLA_FLAGS`` already sets the count (the user's choice wins), or for a count of 1.
-    Accelerator backends are unaffected.
+    Only possible before JAX starts its backends (its first array or device query); it changes
+    nothing (and returns False) after that, when ``XLA_FLAGS`` or ``JAX_NUM_CPU_DEVICES`` already
+    set the count (the user's choice wins), or for a count of 1. Accelerator backends are
+    unaffected.
     """
     count = count or os.cpu_count() or 1
-    flags = os.environ.get("XLA_FLAGS", "")
-    if count <= 1 or "jax" in sys.modules or COUNT_FLAG in flags:
+    chosen = COUNT_FLAG in os.environ.get("XLA_FLAGS", "") or os.environ.get("JAX_NUM_CPU_DEVICES")
+    if count <= 1 or chosen or xla_bridge.backends_are_initialized():
         return False
-    os.environ["XLA_FLAGS"] = f"{flags} {COUNT_FLAG}={count}".strip()
+    jax.config.update("jax_num_cpu_devices", count)
     return True

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxattn.cli.main import error_line, main
+from jaxattn.cli.commands import error_line, main
 from jaxattn.config import ConfigError
 from jaxattn.core.errors import JaxattnError, RunError
 from jaxattn.data.dataset import DataError
