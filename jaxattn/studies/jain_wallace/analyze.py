@@ -27,7 +27,7 @@ from jaxattn.runtime.compile_cache import enable_compilation_cache
 from jaxattn.runtime.files import read_json, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.buckets import choose_buckets
-from jaxattn.studies.jain_wallace.report import write_report
+from jaxattn.studies.jain_wallace.report import STALE_FILE, mark_stale, write_report
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, AnalysisOptions
 from jaxattn.studies.registry import list_stages, providers, register_stage
 from jaxattn.studies.runner import (
@@ -120,6 +120,16 @@ def _covers(new: dict, old: dict) -> bool:
     return (old.get("split") == new["split"]
             and set(zip(old["index"], old["digests"])) <= pairs
             and set(old["stages"]) <= set(new["stages"]))
+
+
+def changed_rows(new: dict, old: dict) -> list[int]:
+    """The rows ``old`` analysed (same model and split) whose data is no longer what ``new``
+    reads: same row number, another content digest."""
+    if old.get("params") != new["params"] or old.get("split") != new["split"]:
+        return []
+    now = dict(zip(new["index"], new["digests"]))
+    return [i for i, d in zip(old.get("index", []), old.get("digests", []))
+            if i in now and now[i] != d]
 
 
 def report_folder(root: Path, request: dict, n_split: int, every=None) -> Path:
@@ -265,7 +275,17 @@ def analyze(
         save_npz(folder / "instances.npz", arrays, {"split": split})
         write_json(folder / "instances.json", info)
         write_json(folder / "request.json", request)
-        return write_report(folder, progress)
+        if folder == root:
+            (root / STALE_FILE).unlink(missing_ok=True)  # rebuilt from the current rows
+        report = write_report(folder, progress)
+        if folder != root and (root / "request.json").exists():
+            changed = changed_rows(request, read_json(root / "request.json"))
+            if changed:
+                mark_stale(root, (
+                    f"{len(changed)} of the {split} rows this report analysed (row "
+                    f"{changed[0]} first) no longer hold the data the model now reads; the "
+                    f"current analysis is in {folder.relative_to(root).as_posix()}/index.html"))
+        return report
 
 
 def run_setting(run, split: str) -> dict:
