@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxattn.config import ConfigError
-from jaxattn.core.protocol import AttentionModel, Params, check_model
+from jaxattn.core.protocol import AttentionModel, Params, check_model, check_model_outputs
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
@@ -215,6 +215,7 @@ def analyze(
         raise ConfigError(f"analyze --limit {limit}: nothing to analyse")
     n = len(encoded) if limit is None else min(limit, len(encoded))
     indices = np.arange(n)
+    check_model_outputs(model, params, make_batch(encoded, indices[:8]))
     widths = [len(encoded.tokens[i]) for i in indices]
     opts = dataclasses.replace(opts, buckets=choose_buckets(widths, opts.buckets, opts.max_buckets))
     digests = row_digests(encoded, indices)
