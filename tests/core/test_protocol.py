@@ -276,3 +276,21 @@ def test_train_and_analyze_refuse_a_model_whose_attention_is_no_distribution(tmp
     with pytest.raises(ModelOutputError, match="does not sum to 1 over batch.mask"):
         jaxattn.analyze(model, params, data, out=tmp_path / "analysis", limit=4, progress=False)
     assert not (tmp_path / "analysis").exists() or not any((tmp_path / "analysis").iterdir())
+
+
+def test_constant_attention_gets_a_report_saying_what_is_not_defined(tmp_path):
+    import jaxattn
+
+    data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic", limit_train=20))
+    model = _Broken(net=_Net(vocab_size=len(data.vocab), width=8), fault="uniform")
+    params = model.init(jax.random.key(0), toy_batch(lengths=(3,), vocab_size=len(data.vocab)))
+    report = jaxattn.analyze(
+        model, params, data, out=tmp_path / "analysis", limit=8, progress=False,
+        num_permutations=4, num_adversaries=2, adv_steps=5, ig_steps=4, ig_chunk=2, samples=2,
+        buckets=(64,),
+    )
+    page = report.read_text()
+    assert "tau attn~grad not defined, attn~LOO not defined" in page
+    assert "its Kendall tau with the other methods is not defined" in page
+    tables = (report.parent / "tables.md").read_text()
+    assert "tau attn~grad not defined" in tables and "None" not in tables.split("\n", 1)[1]
