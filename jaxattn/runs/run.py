@@ -21,7 +21,7 @@ import jax
 
 from jaxattn.config import Config, ConfigError, dump_config, load_config
 from jaxattn.core.errors import RunError
-from jaxattn.data.batching import placeholder_batch
+from jaxattn.data.batching import bucket_length, placeholder_batch
 from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
@@ -160,6 +160,28 @@ def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metric
         write_result(out, params, metrics)
 
 
+def check_positions(cfg: Config, prepared: Prepared) -> None:
+    """Refuses, before anything is trained or written, data whose padded batches would be wider
+    than the Transformer's learned positions (``model.max_positions``)."""
+    if cfg.model.encoder != "transformer":
+        return
+    limit = cfg.model.max_positions
+    for name, split in prepared.splits.items():
+        for what, rows in (("text", split.tokens), ("query", split.queries or [])):
+            if not rows:
+                continue
+            longest = max(len(r) for r in rows)
+            width = bucket_length(longest, cfg.train.buckets)
+            if width > limit:
+                raise ConfigError(
+                    f"model.max_positions: the longest {what} of the {name} split has "
+                    f"{longest - 2} tokens, padded by train.buckets to {width} positions, more "
+                    f"than the Transformer's {limit} learned positions; set "
+                    f"model.max_positions = {width} or a data.max_length that fits",
+                    key="model.max_positions",
+                )
+
+
 def train_run(
     cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None
 ) -> dict:
@@ -198,6 +220,7 @@ def train_run(
             )
         else:
             prepared = prepared or prepare(cfg.data)
+        check_positions(cfg, prepared)
         model = model_for(cfg, prepared, len(prepared.vocab))
         params, embeddings = initial_params(cfg, model, prepared)
         source, source_params = _imposed_source(cfg, prepared)

@@ -123,6 +123,10 @@ def run_symlink_loop(tmp):
     return ["analyze", "--run", str(tmp / "loop"), "--quiet"], {}
 
 
+def transformer_positions(tmp):
+    return _train(tmp, "--set", 'model.encoder="transformer"', "--set", "model.max_positions=8"), {}
+
+
 def config_bad_toml(tmp):
     return _train(tmp, config=_config(tmp, "[train]\nepochs = = 1\n")), {}
 
@@ -295,6 +299,12 @@ CASES = [
         "run-symlink-loop",
         run_symlink_loop,
         ("argument --run: {tmp}/loop: a loop of symbolic links",),
+    ),
+    Case(
+        "transformer-texts-beyond-positions",
+        transformer_positions,
+        ("model.max_positions: the longest text of the train split has", "than the "
+         "Transformer's 8 learned positions; set model.max_positions = "),
     ),
     Case("config-bad-toml", config_bad_toml, ("{tmp}/c.toml:2: not valid TOML",)),
     Case(
