@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from jaxattn.config import Config, ConfigError, dump_config, load_config
 from jaxattn.core.errors import RunError
@@ -28,6 +29,7 @@ from jaxattn.data.vocab import Vocab
 from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.model import Model, Params, build_model
 from jaxattn.runs.fit import read_params, train_model, write_result
+from jaxattn.runtime.devices import available_memory, gib
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.training.early_stopping import patience_limit
@@ -182,6 +184,49 @@ def check_positions(cfg: Config, prepared: Prepared) -> None:
                 )
 
 
+# Training holds the parameters, their gradients and two optimizer moments: 4 copies.
+COPIES_WHILE_TRAINING = 4
+# Per token of a batch, the activations kept for the backward pass: a few vectors of the model's
+# widths (embedding, hidden states both ways, attention, their gradients).
+ACTIVATION_VECTORS = 8
+
+
+def memory_estimate(cfg: Config, model, prepared: Prepared) -> tuple[int, int]:
+    """(bytes of parameters while training, bytes of one training batch's activations), float32;
+    the parameter shapes come from ``jax.eval_shape``, so nothing is allocated."""
+    shapes = jax.eval_shape(model.init, jax.random.key(0), first_batch(prepared.splits["train"]))
+    n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
+    longest = max(len(r) for r in prepared.splits["train"].tokens)
+    width = bucket_length(longest, cfg.train.buckets)
+    m = cfg.model
+    per_token = m.embed_dim + 2 * m.hidden_size + m.cnn_filters * 4 + m.width + m.ff_size
+    batch = cfg.train.batch_size * width * ACTIVATION_VECTORS * per_token * 4
+    return COPIES_WHILE_TRAINING * 4 * n_params, batch
+
+
+def check_memory(cfg: Config, model, prepared: Prepared) -> None:
+    """Refuses sizes whose parameters or one batch's activations cannot fit in the memory there
+    is (naming the key and the estimate), before anything is allocated."""
+    found = available_memory()
+    if found is None:
+        return
+    available, where = found
+    params, batch = memory_estimate(cfg, model, prepared)
+    if params > available:
+        keys = "model.hidden_size / model.embed_dim / the vocabulary (data.min_df)"
+        raise ConfigError(
+            f"{keys}: the parameters need about {gib(params)} while training (parameters, "
+            f"gradients, optimizer moments), more than the {gib(available)} of {where}",
+            key="model.hidden_size",
+        )
+    if batch > available:
+        raise ConfigError(
+            f"train.batch_size = {cfg.train.batch_size}: one batch's activations need about "
+            f"{gib(batch)}, more than the {gib(available)} of {where}; lower train.batch_size",
+            key="train.batch_size",
+        )
+
+
 def train_run(
     cfg: Config, out: str | Path, progress: bool = True, prepared: Prepared | None = None
 ) -> dict:
@@ -222,6 +267,7 @@ def train_run(
             prepared = prepared or prepare(cfg.data)
         check_positions(cfg, prepared)
         model = model_for(cfg, prepared, len(prepared.vocab))
+        check_memory(cfg, model, prepared)
         params, embeddings = initial_params(cfg, model, prepared)
         source, source_params = _imposed_source(cfg, prepared)
 

@@ -306,6 +306,16 @@ CASES = [
         ("model.max_positions: the longest text of the train split has", "than the "
          "Transformer's 8 learned positions; set model.max_positions = "),
     ),
+    Case(
+        "hidden-size-beyond-memory",
+        set_value("model.hidden_size=1000000000"),
+        ("model.hidden_size / model.embed_dim", "GiB while training", "GiB of"),
+    ),
+    Case(
+        "batch-size-beyond-memory",
+        set_value("train.batch_size=1000000000"),
+        ("train.batch_size = 1000000000: one batch's activations need about", "GiB of"),
+    ),
     Case("config-bad-toml", config_bad_toml, ("{tmp}/c.toml:2: not valid TOML",)),
     Case(
         "lr-nan-set",
