@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -29,7 +30,6 @@ from jaxattn.data.vocab import Vocab
 from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.model import Model, Params, build_model
 from jaxattn.runs.fit import read_params, train_model, write_result
-from jaxattn.runtime.devices import available_memory, gib
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.training.early_stopping import patience_limit
@@ -189,6 +189,26 @@ COPIES_WHILE_TRAINING = 4
 # Per token of a batch, the activations kept for the backward pass: a few vectors of the model's
 # widths (embedding, hidden states both ways, attention, their gradients).
 ACTIVATION_VECTORS = 8
+
+
+def available_memory() -> tuple[int, str] | None:
+    """(bytes, where) of the memory training can use: the first JAX device's limit when it
+    reports one (a GPU), else the machine's physical memory; None when neither is known."""
+    try:
+        device = jax.devices()[0]
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]), f"{device.device_kind} memory"
+    except Exception:  # a backend without memory_stats
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "physical memory"
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
 
 
 def memory_estimate(cfg: Config, model, prepared: Prepared) -> tuple[int, int]:

@@ -30,23 +30,3 @@ def split_cpu_into_devices(count: int | None = None) -> bool:
     os.environ["XLA_FLAGS"] = f"{flags} {COUNT_FLAG}={count}".strip()
     return True
 
-
-def available_memory() -> tuple[int, str] | None:
-    """(bytes, where) of the memory training can use: the first JAX device's limit when it
-    reports one (a GPU), else the machine's physical memory; None when neither is known."""
-    try:
-        import jax  # here: this module is read before JAX may be imported (see above)
-
-        stats = jax.devices()[0].memory_stats() or {}
-        if stats.get("bytes_limit"):
-            return int(stats["bytes_limit"]), f"{jax.devices()[0].device_kind} memory"
-    except Exception:  # a backend without memory_stats
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "physical memory"
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB"
