@@ -28,11 +28,11 @@ from jaxattn.core.protocol import HeadMaps as HeadMaps
 from jaxattn.core.protocol import Inputs as Inputs
 from jaxattn.core.protocol import capabilities as capabilities
 from jaxattn.core.protocol import check_model as check_model
+from jaxattn.core.protocol import check_model_outputs as check_model_outputs
 from jaxattn.core.protocol import forward as forward
 from jaxattn.core.version import __version__ as __version__
 from jaxattn.data.config import DataConfig as DataConfig
 from jaxattn.data.prepare import Prepared as Prepared
-from jaxattn.data.prepare import prepare as prepare_data
 from jaxattn.explain.agreement import agreement_measures as agreement_measures
 from jaxattn.explain.agreement import kendall_tau as kendall_tau
 from jaxattn.explain.importance import gradient_importance as gradient_importance
@@ -45,6 +45,7 @@ from jaxattn.explain.interventions import (
 )
 from jaxattn.models.attention import masked_softmax as masked_softmax
 from jaxattn.models.config import ModelConfig as ModelConfig
+from jaxattn.runs.fit import prepare_data as prepare_data
 from jaxattn.runs.fit import train_model as train
 from jaxattn.runs.run import load_run as load_run
 from jaxattn.runs.run import train_run as train_run
@@ -77,6 +78,7 @@ __all__ = [
     "analyze_run",
     "capabilities",
     "check_model",
+    "check_model_outputs",
     "forward",
     "gradient_importance",
     "gradient_importances",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,9 +26,19 @@ def count(minimum: int, meaning: str = "") -> Callable[[str], int]:
 
 
 def path(text: str) -> Path:
-    """An argparse type: a path, not the empty string (which would mean the current folder)."""
+    """An argparse type: a path, not the empty string (which would mean the current folder) and
+    not a loop of symbolic links."""
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    try:
+        os.stat(text)
+    except OSError as err:
+        # A loop of symbolic links can be neither read nor created: refused here, before any
+        # command resolves it (which would end in a RuntimeError from pathlib).
+        if err.errno == errno.ELOOP:
+            raise argparse.ArgumentTypeError(
+                f"{text}: a loop of symbolic links (too many levels); point it at a real folder"
+            ) from None
     return Path(text)
 
 

@@ -9,7 +9,7 @@ the checks that the types alone cannot express, and :mod:`~jaxattn.config.toml_f
 of TOML with ``--set`` overrides and the writing back; everything is imported from here.
 """
 
-from jaxattn.config.checks import FLOAT32_MAX, SEED_MAX, validate
+from jaxattn.config.checks import FLOAT32_MAX, SEED_MAX, check_sections, validate
 from jaxattn.config.schema import (
     ATTENTION_SOURCES,
     ATTENTIONS,
@@ -53,6 +53,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "apply_overrides",
+    "check_sections",
     "config_from_dict",
     "dump_config",
     "file_data_overrides",

@@ -84,8 +84,13 @@ def _get(cfg: Config, dotted: str) -> Any:
     return getattr(getattr(cfg, section), key)
 
 
-def _check_ranges(cfg: Config, source: str) -> None:
+def _check_ranges(cfg: Config, source: str, sections=schema.SECTIONS) -> None:
+    def ours(key: str) -> bool:
+        return key.split(".")[0] in sections
+
     for key, (low, high, meaning) in _INT_RANGES.items():
+        if not ours(key):
+            continue
         value = _get(cfg, key)
         if low <= value and (high is None or value <= high):
             continue
@@ -97,6 +102,8 @@ def _check_ranges(cfg: Config, source: str) -> None:
             rule = f"must be >= {low} ({meaning})" if meaning else f"must be >= {low}"
         raise _key_error(source, key, f" {rule}, got {value}")
     for key, (low, low_ok, high, high_ok) in _FLOAT_RANGES.items():
+        if not ours(key):
+            continue
         value = _get(cfg, key)
         above = value >= low if low_ok else value > low
         below = value <= high if high_ok else value < high
@@ -107,7 +114,7 @@ def _check_ranges(cfg: Config, source: str) -> None:
             rule += f" and {'<=' if high_ok else '<'} {high:g}"
         raise _key_error(source, key, f" must be a finite (float32) number {rule}, got {value!r}")
     buckets = cfg.train.buckets
-    if not buckets or buckets[0] < 1 or any(a >= b for a, b in zip(buckets, buckets[1:])):
+    if ours("train.buckets") and not buckets or buckets[0] < 1 or any(a >= b for a, b in zip(buckets, buckets[1:])):
         raise _key_error(
             source,
             "train.buckets",
@@ -116,23 +123,33 @@ def _check_ranges(cfg: Config, source: str) -> None:
         )
 
 
-def validate(cfg: Config, source: str = "<config>") -> None:
-    """Checks choices and ranges that the types alone cannot express (every message starts with
-    ``source: dotted.key``)."""
-    if cfg.data.name not in REGISTRY and cfg.data.name != schema.FILE_DATA:
+def check_sections(cfg: Config, sections, source: str) -> None:
+    """The checks of ``validate`` that read one section alone, for the ``sections`` named
+    (``"data"``, ``"model"``, ``"train"``): the entry points that take a single section
+    (``jaxattn.train``, ``jaxattn.prepare_data``) run these, as ``validate`` does for a file."""
+    if "data" in sections and cfg.data.name not in REGISTRY and cfg.data.name != schema.FILE_DATA:
         raise _key_error(
             source,
             "data.name",
             f": unknown data set {cfg.data.name!r}; known: {', '.join(sorted(REGISTRY))}",
         )
-    for section in schema.SECTIONS:
+    for section in sections:
         for field in dataclasses.fields(getattr(cfg, section)):
             value = getattr(getattr(cfg, section), field.name)
             if isinstance(value, str) and "\x00" in value:
                 raise _key_error(source, f"{section}.{field.name}", " holds a NUL character")
     for key, choices in _CHOICES.items():
-        _check_choice(cfg, key, choices, source)
-    _check_ranges(cfg, source)
+        if key.split(".")[0] in sections:
+            _check_choice(cfg, key, choices, source)
+    _check_ranges(cfg, source, sections)
+    if "data" in sections:
+        _validate_file_data(cfg.data, source)
+
+
+def validate(cfg: Config, source: str = "<config>") -> None:
+    """Checks choices and ranges that the types alone cannot express (every message starts with
+    ``source: dotted.key``)."""
+    check_sections(cfg, tuple(schema.SECTIONS), source)
     if cfg.train.attention == "imposed" and not cfg.train.imposed_run:
         raise _key_error(
             source, "train.imposed_run", " must name a run directory when attention=imposed"
@@ -147,7 +164,6 @@ def validate(cfg: Config, source: str = "<config>") -> None:
             source, "model.embed_dim", " must be 50 with data.embeddings='glove-6b-50d'"
         )
     _validate_transformer(cfg.model, source)
-    _validate_file_data(cfg.data, source)
 
 
 def _validate_transformer(model: ModelConfig, source: str) -> None:

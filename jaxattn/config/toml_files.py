@@ -136,7 +136,8 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """Reads a TOML config (or the defaults when ``path`` is None) and applies overrides.
 
     Errors name the file (``--set`` when there is none) and the dotted key; a value given with
-    ``--set`` says so. An empty config file is refused unless ``--set`` gives settings.
+    ``--set`` says so. An empty config file (or one of comments and empty sections alone) is refused unless
+    ``--set`` gives settings.
 
     Relative data file paths (``data.train_file``, ``dev_file``, ``test_file``) are made absolute:
     those written in the config file against the file's folder, those given as overrides against
@@ -153,6 +154,12 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             at = re.search(r"\(at line (\d+), column \d+\)", str(err))
             line = f":{at.group(1)}" if at else ""
             raise ConfigError(f"{source}{line}: not valid TOML: {err}") from None
+        if not overrides and not any(values for values in raw.values()):
+            # Only comments or empty [sections]: the defaults would train silently.
+            raise ConfigError(
+                f"{source}: sets no key (only comments or empty sections); write the settings "
+                'to use, e.g. [data] name = "sst2"'
+            )
         raw = _absolute_paths(raw, Path(path).parent)
     overridden = frozenset(".".join(_split_override(item)[:2]).strip() for item in overrides)
     raw = _absolute_paths(apply_overrides(raw, list(overrides), source), Path.cwd())

@@ -73,6 +73,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxattn.core.errors import JaxattnError
+
 Params = Any  # a pytree of arrays
 
 TASKS = ("binary", "multiclass", "nli", "qa")
@@ -378,3 +380,115 @@ def check_model(model: Any, needs: tuple[str, ...] = ()) -> BaseModel:
             f"{name} must be hashable (e.g. a frozen dataclass) to be a jit static"
         ) from err
     return model
+
+
+class ModelOutputError(JaxattnError, ValueError):
+    """A model whose outputs on a probe batch break the contract (wrong shapes, attention that is
+    not a distribution over the mask, probabilities that are not a distribution); the message
+    has one sentence per problem."""
+
+
+# float32 sums of a few hundred terms are within ~1e-5 of exact; bfloat16 training rounds to
+# ~1e-2. A model off by more than this does not normalise at all.
+SUM_TOLERANCE = 2e-2
+
+
+def _shape(x: Any) -> tuple | None:
+    return tuple(x.shape) if hasattr(x, "shape") else None
+
+
+def _shape_problem(name: str, got: Any, want: tuple, what: str) -> str | None:
+    """A sentence if ``got``'s shape is not ``want`` (None in ``want`` matches any size)."""
+    shape = _shape(got)
+    if shape is None:
+        return f"{name} returned a {type(got).__name__}, not an array {what}."
+    if len(shape) != len(want) or any(w is not None and w != s for w, s in zip(want, shape)):
+        shown = "[" + ", ".join("?" if w is None else str(w) for w in want) + "]"
+        return f"{name} returned shape {list(shape)}, expected {shown} {what}."
+    return None
+
+
+def check_model_outputs(model: Any, params: Params, batch: Batch) -> None:
+    """Runs ``model`` once on ``batch`` and refuses outputs that break the contract, with a
+    :class:`ModelOutputError` of one sentence per problem.
+
+    Checked: ``embed`` gives <float>[B, T, E]; ``encode_embedded`` an :class:`Encoded` with
+    ``hidden`` [B, T, H] and ``mask`` [B, T]; ``attend`` (pooling models) [B, T] that sums to 1
+    over ``batch.mask`` on every row with a real token and is 0 off it; ``decode`` / ``logits``
+    [B, C]; ``probs`` of those logits [B, K] (K = 2 for a binary model's single logit), finite,
+    non-negative and summing to 1.
+    """
+    name = type(model).__name__
+    b, t = batch.tokens.shape
+    problems: list[str] = []
+
+    def done() -> None:
+        if problems:
+            raise ModelOutputError(f"{name} on a probe batch of shape [{b}, {t}]: "
+                                   + " ".join(problems))
+
+    embedded = model.embed(params, batch.tokens)
+    problems.append(_shape_problem(f"{name}.embed", embedded, (b, t, None), "[B, T, E]"))
+    problems[:] = [p for p in problems if p]
+    done()
+    enc = model.encode_embedded(params, batch, embedded)
+    if not isinstance(enc, Encoded):
+        problems.append(f"{name}.encode_embedded returned a {type(enc).__name__}, not an Encoded.")
+        done()
+    problems += [p for p in (
+        _shape_problem(f"{name}.encode_embedded(...).hidden", enc.hidden, (b, t, None),
+                       "[B, T, H]"),
+        _shape_problem(f"{name}.encode_embedded(...).mask", enc.mask, (b, t), "[B, T]"),
+    ) if p]
+    done()
+    if has_pooling_attention(model):
+        attn = model.attend(params, enc)
+        problem = _shape_problem(f"{name}.attend", attn, (b, t), "[B, T]")
+        if problem:
+            problems.append(problem)
+        else:
+            a = jnp.asarray(attn, jnp.float32)
+            mask = jnp.asarray(batch.mask, bool)
+            rows = mask.any(axis=1)
+            sums = jnp.where(mask, a, 0.0).sum(axis=1)
+            off = jnp.abs(jnp.where(mask, 0.0, a)).max(axis=1)
+            if not bool(jnp.isfinite(a).all()):
+                problems.append(f"{name}.attend returned non-finite values.")
+            elif bool((rows & (jnp.abs(sums - 1.0) > SUM_TOLERANCE)).any()):
+                row = int(jnp.argmax(rows & (jnp.abs(sums - 1.0) > SUM_TOLERANCE)))
+                problems.append(f"{name}.attend does not sum to 1 over batch.mask (row {row} "
+                                f"sums to {float(sums[row]):.4g}).")
+            if bool((off > SUM_TOLERANCE).any()):
+                row = int(jnp.argmax(off))
+                problems.append(f"{name}.attend is not 0 off batch.mask (row {row} puts "
+                                f"{float(off[row]):.4g} on a masked position).")
+            if bool((a < -SUM_TOLERANCE).any()):
+                problems.append(f"{name}.attend has negative weights.")
+        done()
+        logits = model.decode(params, enc, attn)
+        where = f"{name}.decode"
+    else:
+        logits = model.logits(params, enc)
+        where = f"{name}.logits"
+    problem = _shape_problem(where, logits, (b, None), "[B, C]")
+    if problem:
+        problems.append(problem)
+        done()
+    probs = model.probs(logits)
+    want = 2 if logits.shape[-1] == 1 else logits.shape[-1]
+    problem = _shape_problem(f"{name}.probs", probs, (b, want), "[B, K] for the logits")
+    if problem:
+        problems.append(problem)
+        done()
+    p = jnp.asarray(probs, jnp.float32)
+    if not bool(jnp.isfinite(p).all()):
+        problems.append(f"{name}.probs returned non-finite values.")
+    else:
+        if bool((p < -SUM_TOLERANCE).any()):
+            problems.append(f"{name}.probs has negative probabilities.")
+        total = p.sum(axis=1)
+        if bool((jnp.abs(total - 1.0) > SUM_TOLERANCE).any()):
+            row = int(jnp.argmax(jnp.abs(total - 1.0)))
+            problems.append(f"{name}.probs is not a distribution (row {row} sums to "
+                            f"{float(total[row]):.4g}).")
+    done()

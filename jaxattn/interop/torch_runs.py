@@ -63,6 +63,16 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
     for key, value in sd.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{path}: key {key} is a {type(value).__name__}, not a tensor")
+        if value.layout != torch.strided:
+            raise CheckpointError(
+                f"{path}: key {key} is a sparse tensor ({value.layout}); J&W checkpoints hold "
+                "dense tensors: save it with .to_dense()"
+            )
+        if not (value.dtype.is_floating_point or value.dtype in (torch.int64, torch.int32)):
+            raise CheckpointError(f"{path}: key {key} has dtype {value.dtype}, not a number type")
+        if value.dtype in (torch.bfloat16, torch.float16):
+            # numpy has no bfloat16; float32 holds every half-precision value exactly.
+            value = value.float()
         out[key] = value.detach().cpu().numpy()
     return out
 
@@ -176,9 +186,26 @@ class _Refused(Exception):
 
 def _itos_from_mapping(mapping: dict, path: Path) -> list[str]:
     """id order from ``{word: id}`` or ``{id: word}``; the ids must be 0..V-1, each once."""
-    pairs = [(int(v), str(k)) for k, v in mapping.items()] if all(
-        isinstance(v, (int, np.integer)) for v in mapping.values()
-    ) else [(int(k), str(v)) for k, v in mapping.items()]
+
+    def whole(x) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    def id_key(k) -> bool:  # JSON object keys are strings: "12"
+        return whole(k) or (isinstance(k, str) and k.isascii() and k.isdigit())
+
+    if mapping and all(whole(v) for v in mapping.values()):
+        pairs = [(int(v), str(k)) for k, v in mapping.items()]
+    elif mapping and all(id_key(k) and isinstance(v, str) for k, v in mapping.items()):
+        pairs = [(int(k), v) for k, v in mapping.items()]
+    else:
+        bad = next(
+            ((k, v) for k, v in mapping.items() if not whole(v) and not id_key(k)),
+            next(iter(mapping.items()), None),
+        )
+        raise CheckpointError(
+            f"{path}: expected word -> whole-number id or id -> word entries, got "
+            f"{bad[0]!r}: {bad[1]!r}" if bad else f"{path}: the mapping is empty"
+        )
     ids = sorted(i for i, _ in pairs)
     if ids != list(range(len(ids))):
         raise CheckpointError(f"{path}: ids are not 0..{len(ids) - 1}, each once")
@@ -330,11 +357,28 @@ def _jw_config(run) -> dict:
         "exported_from": str(run.path.resolve())}
 
 
+def _check_export_folder(run_dir: Path, out: Path) -> None:
+    """Refuses an ``out`` that is the run, lies inside it or holds a run: exporting there would
+    overwrite the run's own ``vocab.json`` (or another run's), which it then cannot be read by."""
+    run_real, out_real = run_dir.resolve(), out.resolve()
+    if out_real == run_real or run_real in out_real.parents:
+        raise CheckpointError(
+            f"--out {out}: is (inside) the run {run_dir} it exports, whose vocab.json it would "
+            "overwrite; choose a folder outside the run"
+        )
+    if (out / "config.toml").exists():
+        raise CheckpointError(
+            f"--out {out}: holds a run (config.toml), whose vocab.json the export would "
+            "overwrite; choose another folder"
+        )
+
+
 def export_torch(run_dir: Path, out: Path) -> Path:
     """Writes the run ``run_dir`` as a J&W model folder ``out`` (enc.th, dec.th, config.json,
     vocab.json with J&W's names for ids 0-3); returns ``out``."""
 
     torch = _torch()
+    _check_export_folder(Path(run_dir), Path(out))
     run = load_run(run_dir)
     if run.data_info["task"] in ("nli", "qa"):
         raise CheckpointError(f"{run_dir}: a {run.data_info['task']} model; only single-text "

@@ -81,3 +81,9 @@ def analyze_command(ev: Evidence, only: str) -> str:
 
 def wp_command(ev: Evidence, only: str) -> str:
     return f"jaxattn wp --run {ev.run} --only {only}"
+
+
+def number(value: float | None, spec: str, scale: float = 1.0) -> str:
+    """``value * scale`` formatted by ``spec``; "not defined" for a statistic that has no value
+    (None, written to summary.json as null: e.g. a rank correlation of constant attention)."""
+    return "not defined" if value is None else format(value * scale, spec)

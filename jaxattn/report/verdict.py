@@ -46,6 +46,7 @@ from jaxattn.report.evidence import (  # noqa: F401  (the statuses are part of t
     get_path,
     href,
     not_run,
+    number,
     wp_command,
 )
 from jaxattn.report.verdict_later import erasure, faithfulness, plausibility
@@ -91,8 +92,14 @@ def tau_agreement(ev: Evidence) -> Row:
     if tau["grad_loo"] is None:
         return not_run(test, compared, source, analyze_command(ev, "grad,loo"))
     base = tau["grad_loo"]
-    figure = (f"tau attn~grad {tau['attn_grad']:.2f}, attn~LOO {tau['attn_loo']:.2f}; "
-              f"grad~LOO {base:.2f}")
+    figure = (f"tau attn~grad {number(tau['attn_grad'], '.2f')}, attn~LOO "
+              f"{number(tau['attn_loo'], '.2f')}; grad~LOO {base:.2f}")
+    if tau["attn_grad"] is None or tau["attn_loo"] is None:
+        # Constant attention (or one value per row) ranks no token above another.
+        reading = ("attention gives tokens tied weights, so it ranks nothing and its Kendall tau "
+                   "with the other methods is not defined")
+        return Row(test, figure, compared, reading, NOT_APPLICABLE, source,
+                   href(ev.jw_page, "table2"))
     low = [tau[p] < base - TAU_MARGIN for p in ("attn_grad", "attn_loo")]
     if all(low):
         status, words = AGAINST, "attention ranks tokens unlike both gradient and LOO"

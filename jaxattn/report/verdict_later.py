@@ -18,6 +18,7 @@ from jaxattn.report.evidence import (
     get_path,
     href,
     not_run,
+    number,
 )
 
 
@@ -70,8 +71,8 @@ def erasure(ev: Evidence) -> Row:
     head = get_path(ev.jw, "erasure.headline")
     if not head:
         return not_run(test, compared, source, analyze_command(ev, "erasure"))
-    figure = (f"zeroing the top weight flips {100 * head['flip_top']:.1f}% of decisions, "
-              f"a random one {100 * head['flip_random']:.1f}%")
+    figure = (f"zeroing the top weight flips {number(head.get('flip_top'), '.1f', 100)}% of "
+              f"decisions, a random one {number(head.get('flip_random'), '.1f', 100)}%")
     attn = head.get("mohankumar_attention")
     others = {k: head.get(f"mohankumar_{k}") for k in _ERASURE_OTHERS}
     others = {k: v for k, v in others.items() if v is not None and np.isfinite(v)}
@@ -104,15 +105,15 @@ def faithfulness(ev: Evidence) -> Row:
     head = get_path(ev.jw, "eraser.headline")
     if not head:
         return not_run(test, compared, source, analyze_command(ev, "eraser"))
-    n = head["n_methods"]
+    n = head.get("n_methods")
     comp, suff = head.get("attention_rank_comprehensiveness"), head.get("attention_rank_sufficiency")
     link = href(ev.jw_page, "stage-eraser")
-    if comp is None or suff is None:
+    if comp is None or suff is None or n is None:
         return Row(test, "–", compared, "attention has no finite AOPC", INCOMPLETE, source, link)
-    aopc_c = head["aopc_comprehensiveness"]["attn"]
-    aopc_s = head["aopc_sufficiency"]["attn"]
-    figure = (f"rank {comp} of {n} on comprehensiveness (AOPC {aopc_c:.3f}), "
-              f"{suff} of {n} on sufficiency (AOPC {aopc_s:.3f})")
+    aopc_c = get_path(head, "aopc_comprehensiveness.attn")
+    aopc_s = get_path(head, "aopc_sufficiency.attn")
+    figure = (f"rank {comp} of {n} on comprehensiveness (AOPC {number(aopc_c, '.3f')}), "
+              f"{suff} of {n} on sufficiency (AOPC {number(aopc_s, '.3f')})")
     middle = (n + 1) / 2
     if comp <= middle and suff <= middle:
         status, reading = SUPPORTS, "attention's top tokens are among the most decisive ones by deletion"

@@ -20,11 +20,19 @@ import numpy as np
 import optax
 from flax import serialization
 
-from jaxattn.config import Config, TrainConfig
+from jaxattn.config import Config, ConfigError, DataConfig, TrainConfig, check_sections
 from jaxattn.core.errors import RunError
-from jaxattn.core.protocol import AttentionModel, Params, check_model, is_binary
-from jaxattn.data.batching import eval_batches
-from jaxattn.data.prepare import Prepared
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Params,
+    check_model,
+    check_model_outputs,
+    is_binary,
+)
+from jaxattn.data.batching import eval_batches, make_batch
+from jaxattn.data.dataset import Dataset
+from jaxattn.data.prepare import Prepared, prepare
+from jaxattn.data.vocab import Vocab
 from jaxattn.runtime.compile_cache import enable_compilation_cache
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
@@ -118,6 +126,29 @@ def state_signature(opt_state) -> str:
     return "state " + hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
 
 
+def check_train_config(config: TrainConfig | Config, source: str = "jaxattn.train") -> TrainConfig:
+    """``config``'s training section, checked as a config file's is (one line naming the key)."""
+    if isinstance(config, Config):
+        check_sections(config, ("train",), source)
+        return config.train
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"{source}: config must be a TrainConfig or Config, got "
+                          f"{type(config).__name__}")
+    check_sections(Config(train=config), ("train",), source)
+    return config
+
+
+def prepare_data(
+    cfg: DataConfig, vocab: Vocab | None = None, dataset: Dataset | None = None
+) -> Prepared:
+    """:func:`jaxattn.data.prepare.prepare` of ``cfg`` once its keys pass the checks a config
+    file's ``[data]`` passes (one line naming the key): ``jaxattn.prepare_data``."""
+    if not isinstance(cfg, DataConfig):
+        raise ConfigError(f"jaxattn.prepare_data: expected a DataConfig, got {type(cfg).__name__}")
+    check_sections(Config(data=cfg), ("data",), "jaxattn.prepare_data")
+    return prepare(cfg, vocab=vocab, dataset=dataset)
+
+
 def train_model(
     model: AttentionModel,
     data: Prepared,
@@ -152,12 +183,15 @@ def train_model(
     enable_compilation_cache()
     # The trainer decodes with a chosen attention source (learned, uniform, imposed).
     model = check_model(model, needs=("pooling",))
-    cfg = config.train if isinstance(config, Config) else config
+    cfg = check_train_config(config)
     out = Path(out)
     with run_lock(out, "jaxattn.train"):
         init = params
         if init is None:
             init = model.init(jax.random.key(cfg.seed), first_batch(data.splits["train"]))
+        # Outputs of the wrong shape, or attention that is no distribution, would train silently.
+        train_split = data.splits["train"]
+        check_model_outputs(model, init, make_batch(train_split, range(min(8, len(train_split)))))
         finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
         if finished and len(read_json(out / "metrics.json").get("epochs", [])) >= cfg.epochs:
             return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")

@@ -32,3 +32,4 @@ def split_cpu_into_devices(count: int | None = None) -> bool:
         return False
     jax.config.update("jax_num_cpu_devices", count)
     return True
+

@@ -49,6 +49,18 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
 
 
 def _write_file(path: Path, data: bytes | str) -> None:
+    try:
+        _write_via_temporary(path, data)
+    except OSError as err:
+        # The message names the file the caller asked for, never the temporary one (or none,
+        # as a full disk's write error has no file name).
+        named = err.filename
+        if named is None or str(named).endswith(TEMP_SUFFIX):
+            named = str(path)
+        raise type(err)(err.errno, err.strerror or str(err), named) from None
+
+
+def _write_via_temporary(path: Path, data: bytes | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)

@@ -114,6 +114,19 @@ def config_empty(tmp):
     return _train(tmp, config=_config(tmp, "\n")), {}
 
 
+def config_comments_only(tmp):
+    return _train(tmp, config=_config(tmp, "# to be written\n[train]\n\n[model]\n")), {}
+
+
+def run_symlink_loop(tmp):
+    (tmp / "loop").symlink_to(tmp / "loop")
+    return ["analyze", "--run", str(tmp / "loop"), "--quiet"], {}
+
+
+def transformer_positions(tmp):
+    return _train(tmp, "--set", 'model.encoder="transformer"', "--set", "model.max_positions=8"), {}
+
+
 def config_bad_toml(tmp):
     return _train(tmp, config=_config(tmp, "[train]\nepochs = = 1\n")), {}
 
@@ -277,6 +290,32 @@ CASES = [
     Case("config-is-a-folder", config_folder, ("{tmp}/configs: is a folder, not a config file",)),
     Case("config-missing", config_missing, ("{tmp}/nope.toml: config file not found",)),
     Case("config-empty", config_empty, ("{tmp}/c.toml: is empty",)),
+    Case(
+        "config-comments-only",
+        config_comments_only,
+        ("{tmp}/c.toml: sets no key (only comments or empty sections)",),
+    ),
+    Case(
+        "run-symlink-loop",
+        run_symlink_loop,
+        ("argument --run: {tmp}/loop: a loop of symbolic links",),
+    ),
+    Case(
+        "transformer-texts-beyond-positions",
+        transformer_positions,
+        ("model.max_positions: the longest text of the train split has", "than the "
+         "Transformer's 8 learned positions; set model.max_positions = "),
+    ),
+    Case(
+        "hidden-size-beyond-memory",
+        set_value("model.hidden_size=1000000000"),
+        ("model.hidden_size / model.embed_dim", "GiB while training", "GiB of"),
+    ),
+    Case(
+        "batch-size-beyond-memory",
+        set_value("train.batch_size=1000000000"),
+        ("train.batch_size = 1000000000: one batch's activations need about", "GiB of"),
+    ),
     Case("config-bad-toml", config_bad_toml, ("{tmp}/c.toml:2: not valid TOML",)),
     Case(
         "lr-nan-set",
@@ -439,10 +478,12 @@ CASES = [
 ]
 
 
-def _snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every file (bytes) and folder (None) under ``folder``, by relative path."""
+def _snapshot(folder: Path) -> dict[str, bytes | str | None]:
+    """Every file (bytes), symbolic link (its target) and folder (None) under ``folder``, by
+    relative path."""
     return {
-        str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes()
+        str(p.relative_to(folder)): os.readlink(p) if p.is_symlink()
+        else None if p.is_dir() else p.read_bytes()
         for p in sorted(folder.rglob("*"))
     }
 

@@ -2,6 +2,7 @@
 (same attribute names, so their own ``state_dict`` keys), imported, and compared with a torch
 forward pass; export then import gives the same bytes; bad checkpoints are one-line errors."""
 
+import json
 import pickle
 import sys
 import types
@@ -260,3 +261,62 @@ def test_export_refuses_a_transformer_run(tmp_path):
     with pytest.raises(CheckpointError, match="model.encoder=transformer"):
         from_params({"embedder": {"embedding": jnp.zeros((5, 2))}, "text_encoder": {},
                      "attention": {}, "decoder_out": {}}, "transformer")
+
+
+def test_export_refuses_an_out_that_is_the_run(tmp_path, capsys, synthetic_itos):
+    enc, dec = _jw_model("average", "dot", len(synthetic_itos))
+    vocab = _save_jw_folder(tmp_path / "jw", enc, dec, synthetic_itos)
+    run = tmp_path / "run"
+    assert _import(tmp_path, tmp_path / "jw", vocab, run) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    (tmp_path / "alias").symlink_to(run)
+    for out in (run, tmp_path / "alias", run / "torch"):
+        assert main(["export-torch", "--run", str(run), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--out {out}: is (inside) the run" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert load_run(run).vocab.itos[4:] == synthetic_itos[4:]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_checkpoints_import_as_float32(tmp_path, synthetic_itos, dtype):
+    enc, dec = _jw_model("average", "dot", len(synthetic_itos))
+    half = getattr(torch, dtype)
+    for name, cast in (("half", lambda v: v.to(half)), ("rounded", lambda v: v.to(half).float())):
+        vocab = _save_jw_folder(tmp_path / name, enc, dec, synthetic_itos)
+        for file in ("enc.th", "dec.th"):
+            _damage(tmp_path / name, file,
+                    lambda sd, cast=cast: sd.update({k: cast(v) for k, v in sd.items()}))
+        assert _import(tmp_path, tmp_path / name, vocab, tmp_path / f"run-{name}") == 0
+    # The half-precision file gives exactly the parameters of its values written in float32.
+    assert (tmp_path / "run-half" / "params.msgpack").read_bytes() == (
+        tmp_path / "run-rounded" / "params.msgpack").read_bytes()
+
+
+def test_sparse_tensors_are_one_line_errors(tmp_path, capsys, synthetic_itos):
+    enc, dec = _jw_model("average", "dot", len(synthetic_itos))
+    folder = tmp_path / "jw"
+    vocab = _save_jw_folder(folder, enc, dec, synthetic_itos)
+    _damage(folder, "enc.th", lambda sd: sd.update(
+        {"embedding.weight": sd["embedding.weight"].to_sparse()}))
+    assert _import(tmp_path, folder, vocab, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{folder}/enc.th: key embedding.weight is a sparse" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("mapping,needle", [
+    ({"<0>": "<UNK>", "<UNK>": "a"}, "'<0>': '<UNK>'"),
+    ({"<0>": 0.0, "<UNK>": 1.0, "<SOS>": 2.0, "<EOS>": 3.0}, "'<0>': 0.0"),
+    ({"0": "<0>", "1": 1}, "expected word -> whole-number id or id -> word"),
+])
+def test_json_vocabularies_of_other_mappings_are_one_line_errors(tmp_path, mapping, needle):
+    from jaxattn.interop.jw_layout import CheckpointError
+    from jaxattn.interop.torch_runs import read_vocab
+
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps(mapping))
+    with pytest.raises(CheckpointError) as err:
+        read_vocab(path)
+    assert str(err.value).startswith(f"{path}: ") and needle in str(err.value), err.value
+    assert "\n" not in str(err.value)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxattn.report import verdict as v
 
@@ -197,3 +199,40 @@ def test_the_sentence_counts_the_tests_that_ran():
     assert v.verdict_sentence([mk(v.SUPPORTS), mk(v.AGAINST)]).startswith("The tests are split")
     assert v.verdict_sentence([mk(v.SUPPORTS), mk(v.NOT_NEEDED)]).startswith("The tests lean towards")
     assert "does not need its attention" in v.verdict_sentence([mk(v.NOT_NEEDED)])
+
+
+# Every number a J&W verdict row reads from summary.json; any of them may be null (a statistic
+# that is not defined, e.g. a rank correlation of constant attention).
+_JW_NUMBERS = (
+    *(f"kendall.{p}.overall.mean" for p in ("attn_grad", "attn_loo", "grad_loo")),
+    "permutation.median_tvd.overall.mean", "adversarial.max_jsd_mean",
+    "adversarial.frac_found", "adversarial.epsilon",
+    *(f"erasure.headline.{k}" for k in ("flip_top", "flip_random", "mohankumar_attention",
+                                        "mohankumar_loo", "mohankumar_ig", "fraction_attention")),
+    *(f"eraser.headline.{k}" for k in ("n_methods", "attention_rank_comprehensiveness",
+                                       "attention_rank_sufficiency",
+                                       "aopc_comprehensiveness.attn", "aopc_sufficiency.attn")),
+    *(f"plausibility.headline.auprc.{k}" for k in ("attn", "grad", "loo", "random")),
+)
+
+
+def _nested(values: dict) -> dict:
+    tree: dict = {}
+    for dotted, value in values.items():
+        *parts, last = dotted.split(".")
+        node = tree
+        for part in parts:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return tree
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    key: st.none() | st.integers(1, 7) | st.floats(-1, 1, allow_nan=False) for key in _JW_NUMBERS
+}))
+def test_any_summary_with_undefined_numbers_gives_rows(values):
+    rows = v.verdict_rows(v.Evidence(jw=jw(**_nested(values)), jw_page=""))
+    assert len(rows) == len(v.VERDICT_ROWS)
+    for r in rows:
+        assert "None" not in r.figure and "nan" not in r.figure, r

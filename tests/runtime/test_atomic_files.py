@@ -1,9 +1,11 @@
 """Run-directory files: JSON is written strictly (no bare NaN or Infinity)."""
 
+import errno
 import json
 import math
 
 import numpy as np
+import pytest
 
 from jaxattn.runtime.files import write_json
 
@@ -50,3 +52,22 @@ def test_atomic_files_get_ordinary_permissions_and_stale_temporaries_are_removed
     with run_lock(tmp_path):
         pass
     assert not stale.exists() and (tmp_path / "a.json").exists()
+
+
+@pytest.mark.parametrize("where", ["fsync", "replace"])
+def test_a_failed_write_names_the_path_asked_for(tmp_path, monkeypatch, where):
+    from jaxattn.cli.main import error_line
+    from jaxattn.runtime import files
+
+    def full(*args):
+        if where == "replace":  # os.replace names both the temporary file and the target
+            raise OSError(errno.ENOSPC, "No space left on device", args[0], None, args[1])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, where, full)
+    target = tmp_path / "out" / "attributions.jsonl"
+    with pytest.raises(OSError) as err:
+        files.write_atomic(target, "{}\n")
+    assert err.value.errno == errno.ENOSPC
+    assert error_line(err.value) == f"{target}: no space left on device"
+    assert list((tmp_path / "out").iterdir()) == []  # no temporary file left behind

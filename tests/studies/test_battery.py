@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxattn.cli import main as cli_main
 from jaxattn.config import load_config
@@ -95,6 +97,9 @@ def test_attributions_round_trip(run_dir, tmp_path, capsys):
     ('{"id": 1, "tokens": ["a"], "scores": {"other": [1.0]}}', "differ from the first line"),
     ('{"id": 0, "tokens": ["a"], "scores": {"m": [1.0]}}', "already on line 1"),
     ('{"id": 1, "tokens": ["a"], "scores": {"m": [NaN]}}', "finite"),
+    ('{"id": 1, "split": ["test"], "tokens": ["a"], "scores": {"m": [1]}}', '"split" must be'),
+    ('{"id": 1, "tokens": ["a"], "scores": {"m": [' + "9" * 401 + "]}}", "a 401-digit number"),
+    ('{"id": 1, "tokens": ["a"], "scores": {"m": [1e39]}}', "within float32's range"),
 ])
 def test_bad_attribution_lines_are_one_line_errors(run_dir, tmp_path, capsys, line, why):
     bad = tmp_path / "bad.jsonl"
@@ -140,3 +145,66 @@ def test_erasure_summary_names_both_conventions():
     rand = er["many"]["random"]["serrano_smith"]
     assert rand["fraction"]["n"] == 1 and rand["fraction"]["mean"] == 1 / 5
     assert er["headline"]["fraction_random"] == 1 / 5 and er["headline"]["flip_random"] == 0.0
+
+
+def test_score_refuses_folders_holding_other_results(run_dir, tmp_path, capsys):
+    exported = tmp_path / "attr.jsonl"
+    attributions.export_attributions(run_dir / "analysis", exported)
+    analysis = run_dir / "analysis"
+    before = {p: p.read_bytes() for p in analysis.rglob("*") if p.is_file()}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "summary.json").write_text('{"mine": 1}\n')
+    for out, needle in ((analysis, "inside the run's analysis folder"),
+                        (analysis / "views" / "x", "inside the run's analysis folder"),
+                        (other, "did not write (a summary.json that is not a score's)")):
+        assert cli_main(["score", "--run", str(run_dir), "--attributions", str(exported),
+                         "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--out {out}: " in err and needle in err, err
+    assert {p: p.read_bytes() for p in analysis.rglob("*") if p.is_file()} == before
+    assert (other / "summary.json").read_text() == '{"mine": 1}\n'
+    # A score's own folder is rewritten by the next score.
+    mine = tmp_path / "mine"
+    for _ in range(2):
+        assert cli_main(["score", "--run", str(run_dir), "--attributions", str(exported),
+                         "--out", str(mine), "--quiet"]) == 0
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.json", "tables.md"]
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**500), 10**500) | st.text(max_size=4)
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3),
+    max_leaves=6,
+)
+_records = st.fixed_dictionaries(
+    {"id": st.integers(-2, 3) | _json_values, "tokens": st.just(["a", "b"]) | _json_values,
+     "scores": st.dictionaries(st.sampled_from(["m", "n"]), st.lists(
+         st.integers(-(10**400), 10**400) | st.floats() | _json_values, max_size=3), max_size=2)
+     | _json_values},
+    optional={"split": st.sampled_from(["test", "dev", "nope"]) | _json_values},
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(_records.map(json.dumps) | st.text(max_size=20), min_size=0, max_size=4))
+def test_any_attributions_file_reads_or_is_one_line_error(lines):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.jsonl"
+        path.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
+        try:
+            found = attributions.read_attributions(path)
+        except attributions.AttributionsError as err:
+            message = str(err)
+            assert message.startswith(f"{path}") and "\n" not in message, message
+            assert len(message) < 400
+            return
+    assert found.split in ("train", "dev", "test")
+    for rows in found.scores.values():
+        for values in rows:
+            assert np.isfinite(values.astype(np.float32)).all()

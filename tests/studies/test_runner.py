@@ -93,3 +93,30 @@ def test_one_process_per_run_directory(tmp_path):
         holder.wait()
     with run_lock(tmp_path):  # a stale lock is no obstacle
         pass
+
+
+def test_the_main_report_says_when_its_rows_no_longer_match_the_data(setup, tmp_path):
+    model, params, data = setup
+    out = tmp_path / "analysis"
+    jaxattn.analyze(model, params, data, out=out, limit=6, only={"grad"}, progress=False, **FAST)
+    summary = (out / "summary.json").read_bytes()
+    assert "Stale" not in (out / "index.html").read_text()
+    changed = dataclasses.replace(data, splits=dict(data.splits))
+    test = changed.splits["test"]
+    tokens = list(test.tokens)
+    tokens[2] = tokens[2].copy()
+    tokens[2][1] = tokens[2][1] + 1 if tokens[2][1] + 1 < len(data.vocab) else 4
+    changed.splits["test"] = dataclasses.replace(test, tokens=tokens)
+    fresh = jaxattn.analyze(model, params, changed, out=out, limit=6, only={"grad"},
+                            progress=False, **FAST)
+    assert fresh.parent.parent == out / "views"
+    page = (out / "index.html").read_text()
+    note = "1 of the test rows this report analysed (row 2 first) no longer hold the data"
+    assert "Stale: these rows no longer match the data" in page and note in page
+    assert f"{fresh.parent.relative_to(out).as_posix()}/index.html" in page
+    assert (out / "tables.md").read_text().startswith("> **Stale:** " + note)
+    assert (out / "summary.json").read_bytes() == summary  # the results stay as they were
+    # Once the data matches the main report's rows again, its rebuild drops the mark.
+    jaxattn.analyze(model, params, data, out=out, limit=6, only={"grad"}, progress=False, **FAST)
+    assert "Stale" not in (out / "index.html").read_text()
+    assert not (out / "stale.json").exists()

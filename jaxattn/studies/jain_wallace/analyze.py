@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxattn.config import ConfigError
-from jaxattn.core.protocol import AttentionModel, Params, check_model
+from jaxattn.core.protocol import AttentionModel, Params, check_model, check_model_outputs
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
@@ -27,7 +27,7 @@ from jaxattn.runtime.compile_cache import enable_compilation_cache
 from jaxattn.runtime.files import read_json, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.buckets import choose_buckets
-from jaxattn.studies.jain_wallace.report import write_report
+from jaxattn.studies.jain_wallace.report import STALE_FILE, mark_stale, write_report
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, AnalysisOptions
 from jaxattn.studies.registry import list_stages, providers, register_stage
 from jaxattn.studies.runner import (
@@ -122,6 +122,16 @@ def _covers(new: dict, old: dict) -> bool:
             and set(old["stages"]) <= set(new["stages"]))
 
 
+def changed_rows(new: dict, old: dict) -> list[int]:
+    """The rows ``old`` analysed (same model and split) whose data is no longer what ``new``
+    reads: same row number, another content digest."""
+    if old.get("params") != new["params"] or old.get("split") != new["split"]:
+        return []
+    now = dict(zip(new["index"], new["digests"]))
+    return [i for i, d in zip(old.get("index", []), old.get("digests", []))
+            if i in now and now[i] != d]
+
+
 def report_folder(root: Path, request: dict, n_split: int, every=None) -> Path:
     """``root`` unless it holds a fuller valid analysis; then a named folder beside it (named by
     its stages unless they are ``every`` stage the model can run)."""
@@ -205,6 +215,7 @@ def analyze(
         raise ConfigError(f"analyze --limit {limit}: nothing to analyse")
     n = len(encoded) if limit is None else min(limit, len(encoded))
     indices = np.arange(n)
+    check_model_outputs(model, params, make_batch(encoded, indices[:8]))
     widths = [len(encoded.tokens[i]) for i in indices]
     opts = dataclasses.replace(opts, buckets=choose_buckets(widths, opts.buckets, opts.max_buckets))
     digests = row_digests(encoded, indices)
@@ -265,7 +276,17 @@ def analyze(
         save_npz(folder / "instances.npz", arrays, {"split": split})
         write_json(folder / "instances.json", info)
         write_json(folder / "request.json", request)
-        return write_report(folder, progress)
+        if folder == root:
+            (root / STALE_FILE).unlink(missing_ok=True)  # rebuilt from the current rows
+        report = write_report(folder, progress)
+        if folder != root and (root / "request.json").exists():
+            changed = changed_rows(request, read_json(root / "request.json"))
+            if changed:
+                mark_stale(root, (
+                    f"{len(changed)} of the {split} rows this report analysed (row "
+                    f"{changed[0]} first) no longer hold the data the model now reads; the "
+                    f"current analysis is in {folder.relative_to(root).as_posix()}/index.html"))
+        return report
 
 
 def run_setting(run, split: str) -> dict:

@@ -57,6 +57,26 @@ def export_attributions(folder: str | Path, path: str | Path) -> int:
     return len(lines)
 
 
+SPLIT_NAMES = ("train", "dev", "test")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _short(value) -> str:
+    """``repr(value)`` cut to 40 characters (a 401-digit number is not echoed whole)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else (
+        f"a {len(str(abs(value)))}-digit number")
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _float32_number(v) -> bool:
+    """A JSON number the scores can hold: finite once stored in float32 (the analyses' type)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if isinstance(v, int):
+        return abs(v) <= _FLOAT32_MAX  # compared as integers: no float conversion overflows
+    return math.isfinite(v) and abs(v) <= _FLOAT32_MAX
+
+
 def _fail(path: Path, line: int, why: str):
     raise AttributionsError(f"{path}:{line}: {why}")
 
@@ -88,30 +108,36 @@ def read_attributions(path: str | Path) -> Attributions:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             _fail(path, number, f"not JSON ({err.msg})")
+        except ValueError:  # an integer longer than Python converts (4300 digits)
+            _fail(path, number, "not JSON that can be read: a number has too many digits")
         if not isinstance(record, dict) or not {"id", "tokens", "scores"} <= set(record):
             _fail(path, number, 'expected an object with "id", "tokens" and "scores"')
         ident, words, methods = record["id"], record["tokens"], record["scores"]
         if not isinstance(ident, int) or isinstance(ident, bool) or ident < 0:
-            _fail(path, number, f'"id" must be a row number >= 0, got {ident!r}')
+            _fail(path, number, f'"id" must be a row number >= 0, got {_short(ident)}')
         if ident in seen:
-            _fail(path, number, f"id {ident} already on line {seen[ident]}")
+            _fail(path, number, f"id {_short(ident)} already on line {seen[ident]}")
         if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
             _fail(path, number, '"tokens" must be a non-empty list of strings')
         line_split = record.get("split", "test")
+        if line_split not in SPLIT_NAMES:  # compared as a value: a list or object is not hashed
+            _fail(path, number, f'"split" must be one of {", ".join(SPLIT_NAMES)}, got '
+                                f"{_short(line_split)}")
         if split is not None and line_split != split:
             _fail(path, number, f'split {line_split!r} differs from the first line\'s {split!r}')
         if not isinstance(methods, dict) or not methods:
             _fail(path, number, '"scores" must map method names to lists of numbers')
         if scores and set(methods) != set(scores):
-            _fail(path, number, f"methods {sorted(methods)} differ from the first line's "
-                                f"{sorted(scores)}")
+            _fail(path, number, f"methods {_short(sorted(methods))} differ from the first "
+                                f"line's {_short(sorted(scores))}")
         for name, values in methods.items():
             if not isinstance(values, list) or len(values) != len(words):
-                _fail(path, number, f"scores of {name!r}: expected {len(words)} numbers, one per "
+                _fail(path, number, f"scores of {_short(name)}: expected {len(words)} numbers, one per "
                                     "token")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and math.isfinite(v) for v in values):
-                _fail(path, number, f"scores of {name!r}: every score must be a finite number")
+            bad = [v for v in values if not _float32_number(v)]
+            if bad:
+                _fail(path, number, f"scores of {_short(name)}: every score must be a finite number "
+                                    f"within float32's range, got {_short(bad[0])}")
             scores.setdefault(name, []).append(np.asarray(values, np.float64))
         split, seen[ident] = line_split, number
         ids.append(ident)
@@ -130,7 +156,7 @@ def _check_tokens(path: Path, prepared, found: Attributions) -> None:
     examples = prepared.dataset.splits[split]
     for number, ident, words in zip(found.lines, found.ids, found.tokens):
         if ident >= len(examples):
-            _fail(path, number, f"id {ident} is beyond the {len(examples)} rows of {split}")
+            _fail(path, number, f"id {_short(ident)} is beyond the {len(examples)} rows of {split}")
         if list(examples[ident].tokens) != words:
             _fail(path, number, f"tokens differ from row {ident} of the run's {split} split")
 
@@ -141,6 +167,7 @@ def score_attributions(model, params, prepared, path, out, setting=None, progres
 
     path, out = Path(path), Path(out)
     found = read_attributions(path)
+    check_score_folder(out)
     _check_tokens(path, prepared, found)
     split, ids, scores = found.split, found.ids, found.scores
     encoded = prepared.splits[split]
@@ -186,6 +213,43 @@ def score_attributions(model, params, prepared, path, out, setting=None, progres
     return out / "tables.md"
 
 
+SCORE_FILES = ("summary.json", "tables.md")
+
+
+def check_score_folder(out: Path, run_path: Path | None = None) -> None:
+    """Refuses an ``out`` whose files a score would overwrite though it did not write them: a
+    folder holding anything but an earlier score's ``summary.json`` and ``tables.md``, or one
+    inside the run's ``analysis`` / ``wp`` folders (whose reports read their own files)."""
+    out = Path(out)
+    if run_path is not None:
+        real, run_real = out.resolve(), Path(run_path).resolve()
+        for own in ("analysis", "wp"):
+            if real == run_real / own or run_real / own in real.parents:
+                raise AttributionsError(
+                    f"--out {out}: is inside the run's {own} folder, whose results a score "
+                    f"would overwrite; use the default {Path(run_path) / 'score'}/NAME"
+                )
+    if out.exists() and not out.is_dir():
+        raise AttributionsError(f"--out {out}: is a file, not a folder")
+    if not out.is_dir():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in SCORE_FILES)
+    summary = out / "summary.json"
+    ours = True
+    if summary.is_file():
+        try:
+            ours = "attributions" in json.loads(summary.read_text("utf-8"))
+        except (ValueError, UnicodeDecodeError, TypeError):
+            ours = False
+    if others or not ours:
+        what = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "") if others else (
+            "a summary.json that is not a score's")
+        raise AttributionsError(
+            f"--out {out}: holds results `jaxattn score` did not write ({what}); choose an "
+            "empty folder or a score folder"
+        )
+
+
 def _reading(spec, given: dict):
     """``spec`` reading exactly the methods of ``given``."""
     return dataclasses.replace(spec, needs=tuple(given))
@@ -199,6 +263,7 @@ def score_run(run_dir, attributions, out=None, progress: bool = True) -> Path:
     with run_lock(run_dir, "jaxattn score"):
         run = load_run(run_dir)
         target = Path(out) if out else run.path / "score" / attributions.name.removesuffix(".jsonl")
+        check_score_folder(target, run.path)
         split = read_attributions(attributions).split
         return score_attributions(run.model, run.params, run.prepare_data(), attributions, target,
                                   run_setting(run, split), progress)

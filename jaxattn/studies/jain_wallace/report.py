@@ -8,6 +8,7 @@ Reads ``instances.npz`` / ``instances.json`` and the stage files beside them, an
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from jaxattn.report.tables import html_table
 from jaxattn.report.timings import stage_time_rows
 from jaxattn.report.verdict import Evidence
 from jaxattn.report.verdict_page import run_evidence, verdict_markdown, verdict_section
-from jaxattn.runtime.files import write_json
+from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.studies.jain_wallace import tables
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, importance_labels
 from jaxattn.studies.jain_wallace.summary import (
@@ -122,6 +123,43 @@ def evidence(out_dir: Path, summary: dict):
     return dataclasses.replace(found, jw_page="", stage_rows=rows)
 
 
+STALE_FILE = "stale.json"
+
+
+def stale_note(out_dir: Path) -> str | None:
+    """The warning of an analysis folder whose rows no longer match its data (``stale.json``,
+    written by :func:`mark_stale`), or None."""
+    path = Path(out_dir) / STALE_FILE
+    return read_json(path).get("note") if path.exists() else None
+
+
+def _stale_html(note: str) -> str:
+    return report_html.section(
+        "Stale: these rows no longer match the data",
+        f'<p class="warning"><strong>{report_html.escape(note)}</strong></p>', "stale")
+
+
+def mark_stale(out_dir: Path, note: str) -> None:
+    """Marks the report of ``out_dir`` as no longer matching its data: ``stale.json``, a warning
+    section at the top of ``index.html`` and a line at the top of ``tables.md`` (the result
+    files themselves stay as they were). A later rebuild keeps the warning."""
+    out_dir = Path(out_dir)
+    write_json(out_dir / STALE_FILE, {"note": note})
+    index = out_dir / "index.html"
+    if index.exists():
+        page = index.read_text("utf-8")
+        page = re.sub(r'<section id="stale">.*?</section>', "", page, count=1, flags=re.S)
+        head, sep, rest = page.partition("</nav>") if "</nav>" in page else page.partition("</h1>")
+        if sep:
+            report_html.write_page(index, head + sep + _stale_html(note) + rest)
+    md = out_dir / "tables.md"
+    if md.exists():
+        text = md.read_text("utf-8")
+        if text.startswith("> **Stale:"):
+            text = text.split("\n\n", 1)[-1]
+        write_atomic(md, f"> **Stale:** {note}\n\n{text}")
+
+
 def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage_tables,
                 samples: int, seed: int) -> Path:
     """``index.html``: the verdict, setting, tables, figures and token heatmaps of sampled
@@ -137,7 +175,9 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
     scores = summary["scores"]
     perf = ", ".join(f"{k} {scores[k]:.3f}" for k in ("accuracy", "f1", "auc")
                      if scores.get(k) is not None)
+    stale = stale_note(out_dir)
     sections = [
+        *([_stale_html(stale)] if stale else []),
         verdict_section(evidence(out_dir, summary)),
         report_html.section(
             "Setting",
@@ -200,6 +240,9 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
     named_tables = [(s.name, t) for s in present if s.tables for t in s.tables(summary)]
     tables.write_tables(out_dir, summary, [t for _, t in named_tables],
                         verdict_markdown(evidence(out_dir, summary)))
+    if stale_note(out_dir):
+        md = out_dir / "tables.md"
+        write_atomic(md, f"> **Stale:** {stale_note(out_dir)}\n\n{md.read_text('utf-8')}")
     figures = [f for s in present if s.figures for f in s.figures(data, out_dir)]
     figures += write_tau_figures(out_dir, data, pairs)
     path = write_index(out_dir, data, summary, figures, named_tables,
