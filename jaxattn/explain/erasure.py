@@ -7,8 +7,14 @@ L1-renormalised, then the output is decoded again (no re-encoding):
   non-top weight, and whether either flips the decision;
 * many weights: weights are removed in a ranking's order until the decision flips; per instance
   the number of weights removed, that number as a fraction of the length, and the attention mass
-  removed. At least one weight always stays (renormalising nothing is undefined), so an instance
-  of ``n`` real tokens flips after at most ``n - 1`` removals or never.
+  removed. How far removal may go is the ``limit`` (:data:`LIMITS`):
+
+  - ``"all"`` (Serrano & Smith's code, the default): up to all ``n`` weights of an instance of
+    ``n`` real tokens; with every weight removed the decoder sees a zero context vector (a
+    decoder ``W c + b`` outputs its bias ``b`` alone), so an instance that flips only when the
+    last weight goes counts as flipping at ``n``;
+  - ``"n-1"``: at least one weight stays (nothing is left to renormalise otherwise), so an
+    instance flips after at most ``n - 1`` removals or never.
 
 Every removal prefix of every row is decoded at once (the prefixes as ``[B, T, T]`` attentions
 through :func:`jaxattn.explain.interventions.attention_decoder`, ``T x C`` weighted sums for an affine
@@ -26,6 +32,9 @@ from flax import struct
 from jaxattn.core.metrics import jsd
 from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode
 from jaxattn.explain.interventions import attention_decoder, instance_keys
+
+# How many of an instance's n weights many-weight erasure may remove (module docstring).
+LIMITS = ("all", "n-1")
 
 
 def renormalized_without(attn: jnp.ndarray, removed: jnp.ndarray) -> jnp.ndarray:
@@ -62,7 +71,7 @@ class SingleErasure:
 @struct.dataclass
 class ManyErasure:
     """Attributes (all <[R, B]>, one row per ranking):
-    flipped: whether the decision flipped before every weight but one was removed.
+    flipped: whether the decision flipped within the limit (all n weights removed, or n - 1).
     count: weights removed when it first flipped (0 if it never did).
     mass: the attention (of the original distribution) on the removed weights (0 if never).
     """
@@ -101,7 +110,7 @@ def single_weight(
 
 
 def many_weights(
-    decode, attn: jnp.ndarray, mask: jnp.ndarray, rankings: jnp.ndarray
+    decode, attn: jnp.ndarray, mask: jnp.ndarray, rankings: jnp.ndarray, limit: str = "all"
 ) -> ManyErasure:
     """Removes weights in each ranking's order until the decision flips.
 
@@ -109,7 +118,11 @@ def many_weights(
       decode: as in :func:`single_weight`.
       attn: <float32>[B, T]; mask: <bool>[B, T] real tokens.
       rankings: <float32>[R, B, T] scores, removed high first.
+      limit: ``"all"`` (up to all n weights; the last removal leaves a zero context) or
+        ``"n-1"`` (one weight always stays).
     """
+    if limit not in LIMITS:
+        raise ValueError(f"erasure limit {limit!r} is not one of {', '.join(LIMITS)}")
     steps = attn.shape[-1]
     length = mask.sum(axis=-1)
     original = jnp.argmax(decode(attn[:, None])[:, 0], axis=-1)  # [B]
@@ -119,7 +132,8 @@ def many_weights(
         ranks = descending_ranks(scores, mask)  # [B, T]
         removed = ranks[:, None, :] < removals[None, :, None]  # [B, K, T]
         decided = jnp.argmax(decode(renormalized_without(attn[:, None], removed)), axis=-1)
-        flips = (decided != original[:, None]) & (removals[None] < length[:, None])  # [B, K]
+        allowed = length[:, None] if limit == "all" else length[:, None] - 1
+        flips = (decided != original[:, None]) & (removals[None] <= allowed)  # [B, K]
         flipped = flips.any(axis=-1)
         count = jnp.where(flipped, jnp.argmax(flips, axis=-1) + 1, 0)
         mass = jnp.where(mask & (ranks < count[:, None]), attn, 0.0).sum(axis=-1)
@@ -151,13 +165,14 @@ def ranking_names(given: tuple[str, ...]) -> tuple[str, ...]:
     return (*OWN_RANKINGS, *(f"random{i}" for i in range(NUM_RANDOM)), *sorted(given))
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
+@functools.partial(jax.jit, static_argnames=("model", "limit"))
 def erasure(
     model: AttentionModel,
     params: Params,
     batch: Batch,
     key: jax.Array,
     given: dict[str, jnp.ndarray],
+    limit: str = "all",
 ) -> tuple[SingleErasure, ManyErasure, jnp.ndarray]:
     """Single- and many-weight erasure of ``batch`` (see the module docstring).
 
@@ -165,6 +180,7 @@ def erasure(
       key: randomness of the random non-top weight and the random orders (per instance, from
         ``batch.index``).
       given: further rankings <float32>[B, T] by name (removed high first).
+      limit: many-weight erasure's :data:`LIMITS` (``"all"``: up to every weight).
     Returns:
       (single, many with rankings in :func:`ranking_names` order, the attention <float32>[B, T]).
     """
@@ -180,4 +196,4 @@ def erasure(
         [attn, -attn, grad, attn * grad, attn * jnp.sign(grad), *jnp.swapaxes(noise, 0, 1),
          *(given[name] for name in sorted(given))]
     )
-    return single, many_weights(decode, attn, mask, rankings), attn
+    return single, many_weights(decode, attn, mask, rankings, limit), attn

@@ -12,16 +12,22 @@ analyses and the trainer build over them spans every process:
 
 On CPUs the collectives go through Gloo (``jax_cpu_collectives_implementation``), which JAX's
 CPU backend needs for any computation that spans processes.
+
+Before JAX joins the processes they meet once at the coordinator's address (:func:`rendezvous`),
+within ``--coordinator-timeout`` seconds: a missing process 0, or a process that never joins, is
+then one line naming it, where JAX itself would wait five minutes and abort with a C++ stack.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Sequence
 
 import jax
 import numpy as np
+from jax._src.distributed import global_state  # the client jax.distributed started
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -29,6 +35,10 @@ from jaxattn.core.errors import JaxattnError
 
 # (process index, process count) once initialised; a single process before that.
 _PROCESS = (0, 1)
+TIMEOUT_ENV = "JAXATTN_COORDINATOR_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0
+_SHARED = 0  # shared_message calls so far
+SHARED_WAIT_MS = 30 * 60 * 1000  # how long the others wait for process 0 there
 
 
 class DistributedError(JaxattnError):
@@ -36,7 +46,8 @@ class DistributedError(JaxattnError):
 
 
 def add_arguments(parser) -> None:
-    """``--coordinator``, ``--num-processes``, ``--process-id`` and ``--cluster-auto``."""
+    """``--coordinator``, ``--num-processes``, ``--process-id``, ``--coordinator-timeout`` and
+    ``--cluster-auto``."""
     group = parser.add_argument_group(
         "multi-process (jax.distributed)",
         "run one process per host/slot, all with the same command; without these flags the "
@@ -45,6 +56,9 @@ def add_arguments(parser) -> None:
                        help="address of process 0, which coordinates")
     group.add_argument("--num-processes", type=int, metavar="N", default=None)
     group.add_argument("--process-id", type=int, metavar="I", default=None)
+    group.add_argument("--coordinator-timeout", type=float, metavar="SECONDS", default=None,
+                       help=f"how long the processes wait for each other to start (default "
+                       f"${TIMEOUT_ENV}, else {DEFAULT_TIMEOUT:g})")
     group.add_argument("--cluster-auto", action="store_true",
                        help="let JAX detect the cluster (Slurm, Open MPI, TPU pod, Kubernetes)")
 
@@ -87,27 +101,170 @@ def split_address(address: str, source: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def check_port_free(address: str, source: str) -> None:
-    """Process 0 serves the coordinator at ``address``: refuse before JAX starts when that port
-    is taken (JAX itself would crash the process)."""
+def coordinator_timeout(seconds: float | None = None, environ=os.environ) -> float:
+    """How long processes wait for each other to start: ``seconds`` (``--coordinator-timeout``),
+    else ``$JAXATTN_COORDINATOR_TIMEOUT``, else 60; one line naming the source when not a
+    positive number."""
+    source, value = "--coordinator-timeout", seconds
+    if value is None and environ.get(TIMEOUT_ENV):
+        source, value = TIMEOUT_ENV, environ[TIMEOUT_ENV]
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(value)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise DistributedError(f"{source}: {value if seconds is not None else environ[TIMEOUT_ENV]!r}"
+                               " is not a positive number of seconds")
+    return value
+
+
+def _bound_listener(address: str, source: str) -> socket.socket:
+    """A socket listening at the coordinator's ``address``; one line when it cannot."""
     host, port = split_address(address, source)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
         raise DistributedError(f"{source}: coordinator host {host!r} is unknown ({err})") from None
     family, kind, proto, _, where = infos[0]
-    with socket.socket(family, kind, proto) as s:
+    s = socket.socket(family, kind, proto)
+    # A previous run's connections in TIME_WAIT must not block the port (a listener still does).
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(where)
+        s.listen(64)
+    except OSError as err:
+        s.close()
+        raise DistributedError(f"{source}: cannot serve the coordinator at {address} "
+                               f"({err.strerror}); is another run using port {port}?") from None
+    return s
+
+
+def check_port_free(address: str, source: str) -> None:
+    """Process 0 serves the coordinator at ``address``: refuse before JAX starts when that port
+    is taken (JAX itself would crash the process)."""
+    _bound_listener(address, source).close()
+
+
+def _names(ids) -> str:
+    ids = sorted(ids)
+    return ("process " if len(ids) == 1 else "processes ") + ", ".join(map(str, ids))
+
+
+def _read_line(conn: socket.socket, deadline: float) -> str | None:
+    """One ``\n``-ended line (at most 64 KiB) from ``conn`` before ``deadline``; None on EOF,
+    timeout or error."""
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 65536:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        conn.settimeout(remaining)
         try:
-            s.bind(where)
-        except OSError as err:
-            raise DistributedError(f"{source}: cannot serve the coordinator at {address} "
-                                   f"({err.strerror}); is another run using port {port}?") from None
+            chunk = conn.recv(4096)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode("utf-8", "replace").rstrip("\n")
+
+
+def rendezvous(address: str, count: int, index: int, timeout: float,
+               source: str = "--coordinator") -> None:
+    """All ``count`` processes meet at ``address`` before JAX joins them, each waiting at most
+    ``timeout`` seconds: process 0 listens there (before JAX's coordinator takes the port) until
+    every other process has said which it is; the others connect, retrying until process 0
+    answers. A process 0 that never answers, or processes that never join, end every process
+    that is waiting with one line naming them."""
+    if index == 0:
+        _serve(address, count, timeout, source)
+    else:
+        _join(address, count, index, timeout, source)
+
+
+def _serve(address: str, count: int, timeout: float, source: str) -> None:
+    deadline = time.monotonic() + timeout
+    joined: set[int] = set()
+    conns: list[socket.socket] = []  # every process that said which it is, to be answered
+    error = None
+    with _bound_listener(address, source) as listener:
+        try:
+            while len(joined) < count - 1 and error is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    missing = sorted(set(range(1, count)) - joined)
+                    error = (f"{source}: {_names(missing)} of {count} did not join process 0 at "
+                             f"{address} within {timeout:g} s; start every process (--process-id "
+                             f"0..{count - 1}) or raise --coordinator-timeout")
+                    break
+                listener.settimeout(remaining)
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                words = (_read_line(conn, min(deadline, time.monotonic() + 10)) or "").split()
+                if len(words) != 3 or words[0] != "jaxattn" or not all(
+                        w.isdigit() for w in words[1:]):
+                    conn.close()  # not one of ours (a port scan, another program): ignore it
+                    continue
+                conns.append(conn)
+                their_index, their_count = int(words[1]), int(words[2])
+                if their_count != count:
+                    error = (f"{source}: process {their_index} was started with "
+                             f"--num-processes {their_count}, process 0 with {count}")
+                elif their_index == 0 or their_index in joined:
+                    error = (f"{source}: two processes were started as process {their_index}; "
+                             f"give each of 0..{count - 1} once")
+                joined.add(their_index)
+            reply = "go" if error is None else f"refuse {error}"
+            for conn in conns:
+                try:
+                    conn.sendall(reply.encode() + b"\n")
+                except OSError:
+                    pass  # it is gone; JAX (or its own error) ends it
+            # Each peer closes first, so the port is not held in TIME_WAIT by this side.
+            for conn in conns:
+                _read_line(conn, time.monotonic() + 5)
+        finally:
+            for conn in conns:
+                conn.close()
+    if error is not None:
+        raise DistributedError(error)
+
+
+def _join(address: str, count: int, index: int, timeout: float, source: str) -> None:
+    host, port = split_address(address, source)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = socket.create_connection((host, port), timeout=max(0.1, min(
+                2.0, deadline - time.monotonic())))
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise DistributedError(
+                    f"{source}: no process 0 answered at {address} within {timeout:g} s; start "
+                    "process 0 (--process-id 0) there, or raise --coordinator-timeout") from None
+            time.sleep(0.2)
+    with conn:
+        conn.sendall(f"jaxattn {index} {count}\n".encode())
+        # Process 0 may have started after this one and waits up to its own timeout for others.
+        reply = _read_line(conn, time.monotonic() + timeout + 10)
+    if reply == "go":
+        return
+    if reply is not None and reply.startswith("refuse "):
+        raise DistributedError(reply[len("refuse "):])
+    raise DistributedError(f"{source}: process 0 at {address} did not let process {index} join "
+                           "(it stopped, or the port belongs to another program)")
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, cluster_auto: bool = False) -> bool:
+               process_id: int | None = None, cluster_auto: bool = False,
+               timeout: float | None = None) -> bool:
     """Joins the processes into one JAX runtime, once, before any computation; returns whether
-    it did (False for a single process)."""
+    it did (False for a single process). ``timeout``: :func:`coordinator_timeout`."""
     global _PROCESS
     found = settings(coordinator, num_processes, process_id)
     if found is None and not cluster_auto:
@@ -115,24 +272,32 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 
     if _PROCESS[1] > 1:
         return True  # already joined (a study calling a command's function)
+    timeout = coordinator_timeout(timeout)
+    # Every process has met at the rendezvous by then; JAX's own wait is a backstop.
+    bound = max(1, int(timeout + 0.999))
     # CPU computations that span processes need a collectives library; harmless on accelerators.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if found is None:
-        jax.distributed.initialize()  # JAX's own cluster detection
+        try:
+            jax.distributed.initialize(initialization_timeout=bound)  # JAX's cluster detection
+        except ValueError as err:  # no coordinator address, count or id could be found
+            raise DistributedError(f"--cluster-auto: no cluster detected: JAX found no Slurm, Open "
+                                   f"MPI, TPU pod or Kubernetes job here ({err})") from None
     else:
         coordinator, count, index = found
-        if index == 0:
-            check_port_free(coordinator, "--coordinator")
+        rendezvous(coordinator, count, index, timeout)
         # The coordinator listens only at the address it was given (localhost for
         # ``python -m jaxattn.runtime.launch``), never on every interface, which is JAX's default.
-        jax.distributed.initialize(coordinator, count, index, coordinator_bind_address=coordinator)
+        jax.distributed.initialize(coordinator, count, index, coordinator_bind_address=coordinator,
+                                   initialization_timeout=bound)
     _PROCESS = (jax.process_index(), jax.process_count())
     return True
 
 
 def from_args(args) -> bool:
     """:func:`initialize` from the parsed flags of :func:`add_arguments`."""
-    return initialize(args.coordinator, args.num_processes, args.process_id, args.cluster_auto)
+    return initialize(args.coordinator, args.num_processes, args.process_id, args.cluster_auto,
+                      getattr(args, "coordinator_timeout", None))
 
 
 def process_count() -> int:
@@ -149,6 +314,26 @@ def barrier(name: str) -> None:
     if _PROCESS[1] > 1:
 
         multihost_utils.sync_global_devices(name)
+
+
+def shared_message(message: str | None) -> str | None:
+    """Process 0's ``message`` (or its None) in every process; the others' argument is ignored.
+    How a refusal that only process 0 can see (a run directory's lock) ends every process with
+    the same line, where the others would otherwise wait for it at the next barrier.
+
+    It goes through the coordinator's key-value store, not a collective (which would start Gloo
+    and print its own line); the calls are numbered alike in every process, as they run the same
+    program."""
+    global _SHARED
+    if _PROCESS[1] == 1:
+        return message
+    _SHARED += 1
+    key = f"jaxattn/shared/{_SHARED}"
+    if is_writer():
+        global_state.client.key_value_set(key, "-" if message is None else "+" + message)
+        return message
+    value = global_state.client.blocking_key_value_get(key, SHARED_WAIT_MS)
+    return None if value == "-" else value[1:]
 
 
 def fetch(tree):

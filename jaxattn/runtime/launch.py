@@ -66,9 +66,15 @@ def launch(args: list[str], processes: int, script: str | None = None,
     return results
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line (as ``jaxattn``'s own)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxattn.runtime.launch",
-                                     description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m jaxattn.runtime.launch", description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--processes", type=int, default=2)
     parser.add_argument("--script", default=None, help="a Python script instead of jaxattn")
     parser.add_argument("--devices-per-process", type=int, default=1)
@@ -77,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
     if ns.processes < 1:
-        parser.error("--processes must be at least 1")
+        parser.error(f"-n/--processes: {ns.processes} is not a process count (1 or more)")
+    if ns.devices_per_process < 1:
+        parser.error(f"--devices-per-process: {ns.devices_per_process} is not 1 or more")
+    if ns.script is not None and not Path(ns.script).is_file():
+        parser.error(f"--script: {ns.script}: no such file")
     codes = [code for code, _ in launch(args, ns.processes, ns.script, ns.devices_per_process,
                                         ns.logs)]
     return next((c for c in codes if c), 0)

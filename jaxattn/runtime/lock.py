@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jaxattn.core.errors import RunError
-from jaxattn.runtime.distributed import is_writer
+from jaxattn.runtime.distributed import is_writer, process_count, shared_message
 from jaxattn.runtime.files import remove_stale_temporaries
 
 LOCK_NAME = ".jaxattn.lock"
@@ -64,18 +64,36 @@ def run_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
     """
     directory = Path(directory)
     key = str(directory.resolve())
-    if key in _HELD or not is_writer():  # under jax.distributed, process 0 holds the lock
+    if key in _HELD:
         yield directory
+        return
+    if not is_writer():
+        # Under jax.distributed, process 0 holds the lock; its refusal ends this process too.
+        refused = shared_message(None)
+        if refused is not None:
+            raise RunError(refused)
+        _HELD.add(key)
+        try:
+            yield directory
+        finally:
+            _HELD.discard(key)
         return
     created = not directory.exists()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / LOCK_NAME
-        fd = _acquire(path)
-    except OSError as err:
-        raise RunError(
-            f"{directory}: cannot create the run directory or its lock ({err.strerror})"
-        ) from None
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / LOCK_NAME
+            fd = _acquire(path)
+        except OSError as err:
+            raise RunError(
+                f"{directory}: cannot create the run directory or its lock ({err.strerror})"
+            ) from None
+    except RunError as err:
+        if process_count() > 1:
+            shared_message(str(err))
+        raise
+    if process_count() > 1:
+        shared_message(None)
     try:
         info = {
             "pid": os.getpid(),

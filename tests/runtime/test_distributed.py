@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -16,8 +17,14 @@ import pytest
 
 from jaxattn.cli import main
 from jaxattn.runs.run import load_run
-from jaxattn.runtime.distributed import DistributedError, check_port_free, settings
+from jaxattn.runtime.distributed import (
+    DistributedError,
+    check_port_free,
+    coordinator_timeout,
+    settings,
+)
 from jaxattn.runtime.launch import launch
+from jaxattn.runtime.lock import run_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ["--set", "data.name=file", "--set",
@@ -172,3 +179,101 @@ def test_coordinator_address_and_port_are_checked_before_jax_starts(capsys):
                  "--num-processes", "2", "--process-id", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HOST:PORT" in err
+
+
+def _start(args, index: int, count: int, port: int, timeout: float = 5) -> subprocess.Popen:
+    """``jaxattn ARGS`` as process ``index`` of ``count`` at ``localhost:port``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    flags = ["--coordinator", f"localhost:{port}", "--num-processes", str(count),
+             "--process-id", str(index), "--coordinator-timeout", str(timeout)]
+    return subprocess.Popen([sys.executable, "-m", "jaxattn.cli", *args, *flags], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _ended(proc: subprocess.Popen) -> tuple[int, list[str]]:
+    out = proc.communicate(timeout=120)[0]
+    return proc.returncode, out.splitlines()
+
+
+def test_a_missing_process_0_is_one_line_within_the_timeout(tmp_path):
+    started = time.monotonic()
+    code, lines = _ended(_start(["analyze", "--run", str(tmp_path)], 1, 2, _free_port(), 3))
+    assert code == 2 and len(lines) == 1, lines
+    assert "no process 0 answered at localhost:" in lines[0] and "within 3 s" in lines[0]
+    assert time.monotonic() - started < 60  # not JAX's five minutes
+
+
+def test_processes_that_never_join_are_named_in_every_waiting_process(tmp_path):
+    """3 processes asked for, 0 and 1 started: both end with the line naming process 2."""
+    port = _free_port()
+    procs = [_start(["analyze", "--run", str(tmp_path)], i, 3, port, 5) for i in (0, 1)]
+    (code0, lines0), (code1, lines1) = map(_ended, procs)
+    assert code0 == code1 == 2 and len(lines0) == len(lines1) == 1, lines0 + lines1
+    assert "process 2 of 3 did not join process 0" in lines0[0] and "within 5 s" in lines0[0]
+    assert lines1 == lines0
+
+
+def test_mismatched_process_counts_and_twice_started_ids_are_refused(tmp_path):
+    port = _free_port()
+    procs = [_start(["analyze", "--run", str(tmp_path)], 0, 2, port),
+             _start(["analyze", "--run", str(tmp_path)], 1, 3, port)]
+    (code0, lines0), (code1, lines1) = map(_ended, procs)
+    assert code0 == code1 == 2 and lines0 == lines1, lines0 + lines1
+    assert "process 1 was started with --num-processes 3, process 0 with 2" in lines0[0]
+    port = _free_port()
+    procs = [_start(["analyze", "--run", str(tmp_path)], i, 3, port) for i in (0, 1, 1)]
+    results = [_ended(p) for p in procs]
+    assert all(code == 2 and len(lines) == 1 for code, lines in results), results
+    assert "two processes were started as process 1" in results[0][1][0]
+
+
+def test_coordinator_timeout_is_checked():
+    assert coordinator_timeout(environ={}) == 60
+    assert coordinator_timeout(environ={"JAXATTN_COORDINATOR_TIMEOUT": "2.5"}) == 2.5
+    assert coordinator_timeout(7, environ={"JAXATTN_COORDINATOR_TIMEOUT": "2.5"}) == 7
+    with pytest.raises(DistributedError, match="JAXATTN_COORDINATOR_TIMEOUT: 'x' is not"):
+        coordinator_timeout(environ={"JAXATTN_COORDINATOR_TIMEOUT": "x"})
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(DistributedError, match="--coordinator-timeout"):
+            coordinator_timeout(bad, environ={})
+
+
+def test_cluster_auto_outside_a_cluster_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "OMPI_", "TPU_", "KUBERNETES_", "JAX_"))}
+    done = subprocess.run([sys.executable, "-m", "jaxattn.cli", "analyze", "--run",
+                           str(tmp_path), "--cluster-auto"], env={**env, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.count("\n") == 1 and "no cluster detected" in done.stderr, done.stderr
+
+
+def test_a_run_locked_by_another_command_ends_every_process_in_one_line(tmp_path):
+    """Process 0 is refused the run's lock; process 1 gets the same line, not a barrier's
+    deadline."""
+    out = tmp_path / "run"
+    with run_lock(out, "jaxattn test"):
+        results = launch(["train", *SETTINGS, "--out", str(out)], 2, timeout=300, capture=True)
+    for code, text in results:
+        lines = text.splitlines()
+        assert code == 2 and len(lines) == 1, text[-3000:]
+        assert "in use by pid" in lines[0] and "jaxattn test" in lines[0]
+    assert results[0][1] == results[1][1]
+
+
+def test_launch_flags_are_one_line(tmp_path):
+    for flags, words in ((["-n", "0"], "-n/--processes: 0"), (["-n", "x"], "invalid int"),
+                         (["--script", str(tmp_path / "none.py")], "--script"),
+                         (["--devices-per-process", "0"], "--devices-per-process")):
+        done = subprocess.run([sys.executable, "-m", "jaxattn.runtime.launch", *flags, "--",
+                               "analyze"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert words in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]

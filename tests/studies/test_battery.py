@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxattn.cli import main as cli_main
-from jaxattn.config import load_config
+from jaxattn.config import ConfigError, load_config
 from jaxattn.runs.run import train_run
 from jaxattn.studies.jain_wallace import attributions
-from jaxattn.studies.jain_wallace.analyze import analyze_run, chosen_stages
+from jaxattn.studies.jain_wallace.analyze import analysis_options, analyze_run, chosen_stages
 
 # score re-runs the model in its own batch shapes, so each probability in [0, 1] behind these means
 # is float32 arithmetic again, in another order: a few units of float32 rounding (eps ~ 1.2e-7)
@@ -145,6 +145,21 @@ def test_erasure_summary_names_both_conventions():
     rand = er["many"]["random"]["serrano_smith"]
     assert rand["fraction"]["n"] == 1 and rand["fraction"]["mean"] == 1 / 5
     assert er["headline"]["fraction_random"] == 1 / 5 and er["headline"]["flip_random"] == 0.0
+    assert er["erasure_limit"] == "n-1"  # a file without the option: version 1 stopped at n - 1
+    for limit in ("all", "n-1"):
+        meta = {"erasure": {"options": {"seed": 0, "erasure_limit": limit}}}
+        summary = battery._summarize_erasure(
+            SimpleNamespace(mask=mask, stages={"erasure": res}, meta=meta))
+        assert summary["erasure"]["erasure_limit"] == limit
+        titles = [title for title, _ in battery._erasure_tables(summary)]
+        assert f'erasure_limit = "{limit}"' in titles[1]
+
+
+def test_an_unknown_erasure_limit_is_refused():
+    assert analysis_options({}).erasure_limit == "all"
+    assert analysis_options({"erasure_limit": "n-1"}).erasure_limit == "n-1"
+    with pytest.raises(ConfigError, match="erasure_limit='n' is not one of 'all', 'n-1'"):
+        analysis_options({"erasure_limit": "n"})
 
 
 def test_score_refuses_folders_holding_other_results(run_dir, tmp_path, capsys):

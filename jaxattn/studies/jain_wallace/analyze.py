@@ -21,6 +21,7 @@ from jaxattn.core.protocol import AttentionModel, Params, check_model, check_mod
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import real_token_mask
+from jaxattn.explain.erasure import LIMITS
 from jaxattn.models.vocab_features import with_vocabulary_features
 from jaxattn.runs.run import load_run
 from jaxattn.runtime.compile_cache import enable_compilation_cache
@@ -53,8 +54,13 @@ def analysis_options(options: dict) -> AnalysisOptions:
     if "buckets" in options:
         options = {**options, "buckets": tuple(options["buckets"])}
     opts = AnalysisOptions(**options)
+    if opts.erasure_limit not in LIMITS:
+        raise ConfigError(f"analyze: option erasure_limit={opts.erasure_limit!r} is not one of "
+                          f"{', '.join(repr(x) for x in LIMITS)}")
     for f in dataclasses.fields(opts):
         value = getattr(opts, f.name)
+        if f.name == "erasure_limit":
+            continue
         if f.name in ("seed", "samples", "topk") and value < 0 or (
             f.name not in ("seed", "samples", "topk", "buckets", "adv_learning_rate", "epsilon")
             and value < 1

@@ -4,7 +4,9 @@ and plausibility (one compute function and one :class:`Stage` each, as in :mod:`
 ============  ================================================================================
 norm          norm-based importance ``||a_t W h_t||`` (models with an affine decoder only)
 erasure       Serrano & Smith: zero the top / a random attention weight; remove weights in a
-              ranking's order until the decision flips
+              ranking's order until the decision flips, up to all n weights
+              (``erasure_limit = "all"``, their code's convention, the default) or n - 1
+              (``"n-1"``)
 eraser        ERASER comprehensiveness / sufficiency at 1..50% and their AOPC, every importance
               and a random floor; ferret's ``taucorr_loo``
 plausibility  AUPRC, top-k token P/R/F1 and IOU F1 against the data's rationale (data sets with
@@ -63,7 +65,8 @@ def norm_scores(model, params, batch, opts):
 
 
 def erasure_tests(model, params, batch, opts, given):
-    single, many, _ = erasure.erasure(model, params, batch, _key(opts, "erasure"), given)
+    single, many, _ = erasure.erasure(model, params, batch, _key(opts, "erasure"), given,
+                                      limit=opts.erasure_limit)
     out = {"jsd_top": single.jsd_top, "jsd_random": single.jsd_random,
            "flip_top": single.flip_top, "flip_random": single.flip_random}
     for r, name in enumerate(erasure.ranking_names(tuple(given))):
@@ -167,7 +170,11 @@ def _summarize_erasure(data) -> dict:
         **{f"fraction_{g}": s["serrano_smith"]["fraction"]["mean"] for g, s in many.items()},
         **{f"mohankumar_{g}": s["mohankumar"]["fraction"]["mean"] for g, s in many.items()},
     }
-    return {"erasure": {"single": single, "many": many, "headline": headline}}
+    # Files of version 1 (no such option) removed at most n - 1 weights.
+    meta = getattr(data, "meta", {}).get("erasure", {})
+    limit = meta.get("options", {}).get("erasure_limit", "n-1")
+    return {"erasure": {"single": single, "many": many, "headline": headline,
+                        "erasure_limit": limit}}
 
 
 def _summarize_eraser(data) -> dict:
@@ -248,11 +255,18 @@ def _erasure_tables(summary: dict) -> list[tuple[str, list[dict]]]:
         })
     return [
         ("Erasure (Serrano & Smith): one attention weight zeroed, hidden states fixed", rows),
-        ("Erasure: attention weights removed in ranking order until the decision flips. S&S: "
+        ("Erasure: attention weights removed in ranking order until the decision flips, "
+         f"{LIMIT_LABELS.get(er.get('erasure_limit'), er.get('erasure_limit'))}. S&S: "
          "instances longer than 1 that flip; Mohankumar et al.: never-flipping counted as 1.0, "
          "length with SOS/EOS", many),
     ]
 
+
+LIMIT_LABELS = {
+    "all": 'erasure_limit = "all" (up to all n weights, the last leaving a zero context: '
+           "Serrano & Smith's code)",
+    "n-1": 'erasure_limit = "n-1" (at most n - 1 weights; one always stays)',
+}
 
 RANKING_LABELS = {
     "attention": "attention (high first)",
@@ -312,7 +326,10 @@ BATTERY_SPECS: dict[str, Stage] = {
         heatmaps=_norm_heatmaps, heatmaps_after="norm",
     ),
     "erasure": Stage(
-        "erasure", erasure_tests, (), ("seed",), "erasure_batch_size", needs=("loo", "ig"),
+        # version 2: many-weight erasure may remove all n weights (erasure_limit, default "all");
+        # version 1 stopped at n - 1, so its files are recomputed.
+        "erasure", erasure_tests, (), ("seed", "erasure_limit"), "erasure_batch_size",
+        version=2, needs=("loo", "ig"),
         stream=3, requires=POOLING,
         summarize=_summarize_erasure, tables=_erasure_tables,
     ),

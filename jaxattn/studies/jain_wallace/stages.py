@@ -63,6 +63,9 @@ class AnalysisOptions:
     adv_learning_rate: float = 0.01
     epsilon: float = 0.05
     erasure_batch_size: int = 32
+    # Many-weight erasure may remove up to all n weights ("all", Serrano & Smith's code: the last
+    # removal leaves a zero context) or at most n - 1 ("n-1"); jaxattn.explain.erasure.LIMITS.
+    erasure_limit: str = "all"
     eraser_batch_size: int = 16
     topk: int = 5
     seed: int = 0
