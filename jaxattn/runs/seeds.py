@@ -29,7 +29,16 @@ from tqdm.auto import tqdm
 from jaxattn.config import Config, ConfigError
 from jaxattn.data.prepare import Prepared
 from jaxattn.runs.fit import run_metrics
-from jaxattn.runs.run import initial_params, is_finished_run, model_for, train_run, write_run
+from jaxattn.runs.run import (
+    available_memory,
+    gib,
+    initial_params,
+    is_finished_run,
+    memory_estimate,
+    model_for,
+    train_run,
+    write_run,
+)
 from jaxattn.runtime import distributed
 from jaxattn.training.train_state import (
     init_state,
@@ -41,6 +50,8 @@ from jaxattn.training.train_state import (
 from jaxattn.training.trainer import AttentionSource, make_optimizer, train
 
 SEED_MODES = ("auto", "vmap", "sequential")
+#: Seed runs one command may ask for: each is a run folder of its own.
+MAX_SEEDS = 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,6 +93,9 @@ def train_seeds(
     Returns the run directories, in the order of ``seeds``.
     """
     mode = resolve_seed_mode(mode)
+    check_seed_count(len(seeds))
+    if mode != "sequential" and len(seeds) > 1:
+        check_stack_memory(cfg, prepared, len(seeds))  # before anything per seed is made
     out_dir = Path(out_dir)
     dirs = [seed_dir(out_dir, s) for s in seeds]
     pending = [s for s, d in zip(seeds, dirs) if not is_finished_run(d)]
@@ -91,6 +105,29 @@ def train_seeds(
     elif pending:
         _train_seed_stack(cfg, pending, prepared, out_dir, progress)
     return dirs
+
+
+def check_seed_count(count: int) -> None:
+    if count > MAX_SEEDS:
+        raise ConfigError(f"--seeds {count}: at most {MAX_SEEDS} seed runs (each writes a run "
+                          "folder of its own)", key="seeds")
+
+
+def check_stack_memory(cfg: Config, prepared: Prepared, members: int) -> None:
+    """Refuses a stack of ``members`` models whose parameters (with their gradients and optimizer
+    moments) cannot fit in the memory there is, before any of them is built."""
+    found = available_memory()
+    if found is None:
+        return
+    available, where = found
+    params, _ = memory_estimate(cfg, model_for(cfg, prepared, len(prepared.vocab)), prepared)
+    if members * params > available:
+        raise ConfigError(
+            f"--seeds: a stack of {members} models needs about {gib(members * params)} while "
+            f"training, more than the {gib(available)} of {where}; ask for fewer seeds or "
+            "train them one by one (seed_mode = sequential)",
+            key="seeds",
+        )
 
 
 def _train_seed_stack(

@@ -100,3 +100,22 @@ def test_compare_members_matches_a_direct_computation(data):
     np.testing.assert_allclose(comp.tvd[2], 0.5 * np.abs(po - pb).sum(1), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(comp.max_attn, attn_b.max(1), rtol=1e-6)
     np.testing.assert_allclose(comp.base_probs, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_a_stack_too_large_for_the_memory_is_refused_before_any_seed(data, tmp_path, monkeypatch):
+    """Seeds beyond the memory (a stack) or the folder limit: one line naming --seeds, nothing
+    built or written."""
+    from jaxattn.core.errors import ConfigError
+
+    cfg, prepared = data
+    monkeypatch.setattr(seeds_module, "initial_params",
+                        lambda *a, **k: pytest.fail("a seed was built"))
+    monkeypatch.setattr(seeds_module, "available_memory", lambda: (2**20, "a 1 MiB machine"))
+    with pytest.raises(ConfigError, match=r"^--seeds: a stack of 5000 models needs about .* "
+                                          r"more than the 0.000977 GiB of a 1 MiB machine"):
+        seeds_module.train_seeds(cfg, range(5000), prepared, tmp_path / "s", mode="vmap",
+                                 progress=False)
+    with pytest.raises(ConfigError, match=r"^--seeds 100000000: at most 100000 seed runs"):
+        seeds_module.train_seeds(cfg, range(10**8), prepared, tmp_path / "s", mode="sequential",
+                                 progress=False)
+    assert not (tmp_path / "s").exists()

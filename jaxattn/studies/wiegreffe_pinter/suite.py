@@ -46,7 +46,13 @@ from jaxattn.config import Config, ConfigError
 from jaxattn.data.dataset import Dataset
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.runs.run import Run, load_run, train_run
-from jaxattn.runs.seeds import SEED_MODES, resolve_seed_mode, train_seeds
+from jaxattn.runs.seeds import (
+    SEED_MODES,
+    check_seed_count,
+    check_stack_memory,
+    resolve_seed_mode,
+    train_seeds,
+)
 from jaxattn.runtime.files import read_json, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.comparison import compare_members, load_stacked_params
@@ -190,9 +196,11 @@ def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
     if n_seeds < 1:
         raise ConfigError("the seeds stage needs at least one extra seed (--seeds N, N >= 1)")
     base_seed = suite.base.config.train.seed
-    seeds = [base_seed + k for k in range(1, n_seeds + 1)]
-
     mode = resolve_seed_mode(suite.options.seed_mode)
+    check_seed_count(n_seeds)
+    if mode != "sequential":
+        check_stack_memory(suite.base.config, suite.prepared, n_seeds)
+    seeds = [base_seed + k for k in range(1, n_seeds + 1)]
 
     def compute():
         tc = suite.base.config.train
