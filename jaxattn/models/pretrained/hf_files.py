@@ -152,7 +152,15 @@ def read_config(folder: str | Path) -> BertConfig:
         raise PretrainedError(
             f"{path}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
         )
+    rates = {}
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        rate = raw.get(key, 0.1)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise PretrainedError(f"{path}: {key} {rate!r} is not a number in [0, 1)")
+        rates[key] = float(rate)
     return BertConfig(
+        hidden_dropout=rates["hidden_dropout_prob"],
+        attention_dropout=rates["attention_probs_dropout_prob"],
         vocab_size=integer("vocab_size"),
         hidden_size=hidden,
         num_layers=integer("num_hidden_layers"),
@@ -182,8 +190,8 @@ def config_json(config: BertConfig, *, classifier: bool) -> dict:
         "layer_norm_eps": config.layer_norm_eps,
         "pad_token_id": config.pad_token_id,
         "position_embedding_type": "absolute",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
+        "hidden_dropout_prob": config.hidden_dropout,
+        "attention_probs_dropout_prob": config.attention_dropout,
         "initializer_range": 0.02,
     }
     if classifier:
