@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.core.protocol import Batch, Encoded, HeadMaps, output_distribution
+from jaxattn.models.config import HEADS
 from jaxattn.models.pretrained.bert import (
     Bert,
     additive_attention,
@@ -32,8 +33,6 @@ from jaxattn.models.pretrained.bert import (
     cls_logits,
     init_additive_head,
 )
-
-HEADS = ("cls", "attention")
 
 
 @dataclasses.dataclass(frozen=True)
