@@ -219,13 +219,6 @@ def analyze(
             return [root / f"{name}.npz", *sorted(root.glob(f"views/*/{name}.npz"))]
 
         skipped = skipped_stages(model, params, encoded, indices)
-        if "attention" in skipped:  # the report is built around the pooling attention
-            raise TypeError(
-                f"analyze: {type(model).__name__} has no pooling attention (attend, decode), "
-                "which the J&W report is built around; run its gradient, leave-one-out and "
-                "integrated-gradients importance with jaxattn.explain.importance or "
-                "jaxattn.studies.runner.compute_stage"
-            )
         runnable = [s for s in list_stages() if s not in skipped]
 
         def meta(name: str) -> dict:

@@ -88,8 +88,9 @@ def instance_html(data: AnalysisData, row: int) -> str:
     facts = [
         f"gold: {data.class_names[int(data.labels[row])]}",
         f"predicted: {data.class_names[pred]} (p = {data.probs[row, pred]:.3f})",
-        f"max attention {data.max_attention[row]:.3f}",
     ]
+    if data.has_attention:
+        facts.append(f"max attention {data.max_attention[row]:.3f}")
     for name, stage in STAGE_SPECS.items():
         if name in data.stages:
             if stage.facts is not None:

@@ -70,8 +70,13 @@ class AnalysisData:
         return self.stages["attention"]["attn"]
 
     @property
-    def max_attention(self) -> np.ndarray:
-        return self.attn.max(axis=-1)
+    def has_attention(self) -> bool:
+        """Whether the model has a pooling attention (a [CLS] head has none)."""
+        return "attn" in self.stages["attention"]
+
+    @property
+    def max_attention(self) -> np.ndarray | None:
+        return self.attn.max(axis=-1) if self.has_attention else None
 
     def importances(self) -> dict[str, np.ndarray]:
         """Key -> <float>[N, T] for every importance computed so far (attention first)."""
@@ -130,8 +135,9 @@ def build_summary(
     summary: dict = {
         "setting": data.setting,
         "n": int(len(data.labels)),
+        "pooling_attention": data.has_attention,
         "scores": classification_scores(data.probs, data.labels, data.task == "binary"),
-        "max_attention": data.by_class(data.max_attention),
+        "max_attention": data.by_class(data.max_attention) if data.has_attention else None,
         "kendall": {},
         "agreement": {m: {} for m in VALUE_MEASURES},
         "timings": {name: data.meta[name].get("seconds") for name in data.meta},
