@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jaxattn.config import ATTENTIONS, ENCODERS
+from jaxattn.config import ATTENTIONS, WORD_ENCODERS
 from jaxattn.data.sources import REGISTRY
 
 HERE = Path(__file__).resolve().parent
@@ -108,7 +108,7 @@ def all_configs() -> dict[str, str]:
     return {
         f"{name}_{encoder}_{attention}.toml": render(name, encoder, attention)
         for name in REGISTRY
-        for encoder in ENCODERS
+        for encoder in WORD_ENCODERS
         for attention in ATTENTIONS
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import numpy as np
 
@@ -9,6 +11,7 @@ from jaxattn.data.batching import Batch, EncodedSplit, encode_split, make_batch
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.vocab import PAD, Vocab, real_token_mask
 from jaxattn.models.model import Model, build_model
+from jaxattn.models.pretrained import Bert, BertConfig, read_tokenizer, write_folder
 
 
 def toy_batch(
@@ -108,3 +111,29 @@ def first_table_class(dom: str) -> str | None:
 
     match = re.search(r"<table(?:\s+class=\"([^\"]*)\")?", dom)
     return None if match is None else (match.group(1) or "")
+
+
+# The synthetic task's words; those longer than five letters are split into several WordPiece
+# pieces by the tiny vocabulary below (``charming`` -> ``cha ##rm ##ing``).
+def tiny_bert_folder(folder, words, *, hidden=32, layers=2, heads=2, seed=0):
+    """A random BERT (hidden ``hidden``, ``layers`` layers) written as a Hugging Face folder
+    with :func:`~jaxattn.models.pretrained.write_folder`, its WordPiece vocabulary holding every
+    word of ``words`` up to five letters whole and longer ones as pieces of at most three
+    letters; no torch needed. Returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    for word in sorted(set(words)):
+        if len(word) <= 5:
+            pieces = [word]
+        else:
+            pieces = [word[:3]] + ["##" + word[i : i + 3] for i in range(3, len(word), 3)]
+        vocab += [p for p in pieces if p not in vocab]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_layers=layers,
+                        num_heads=heads, intermediate_size=2 * hidden,
+                        max_position_embeddings=256)
+    params = Bert(config).init(jax.random.key(seed), pooler=True)
+    tokenizer = read_tokenizer(folder)
+    (folder / "vocab.txt").unlink()
+    return write_folder(folder, config, params, tokenizer)

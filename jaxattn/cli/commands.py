@@ -16,13 +16,14 @@ import sys
 from pathlib import Path, PurePath
 
 from jaxattn.cli.args import DATA_DIR_HELP, Parser, count, path, stages
-from jaxattn.config import ENCODERS, file_data_overrides, load_config
+from jaxattn.config import HEADS, WORD_ENCODERS, file_data_overrides, load_config
 from jaxattn.core.errors import JaxattnError
 from jaxattn.data.catalog import describe_datasets
 from jaxattn.data.embeddings import check_pretrained
 from jaxattn.data.sources import resolve_data_dir
 from jaxattn.interop.torch_runs import export_torch, import_torch
-from jaxattn.runs.run import train_run
+from jaxattn.runs.pretrained import export_hf
+from jaxattn.runs.run import import_hf, load_run, train_run
 from jaxattn.runtime import distributed
 from jaxattn.runtime.compile_cache import add_cache_option, enable_compilation_cache
 from jaxattn.runtime.devices import split_cpu_into_devices
@@ -173,6 +174,27 @@ def _cmd_export_torch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_hf(args: argparse.Namespace) -> int:
+    overrides = ["model.encoder=\"bert\"", f"model.pretrained={json.dumps(str(args.folder))}",
+                 f"model.head={json.dumps(args.head)}", "train.optimizer=\"adamw\"",
+                 "train.learning_rate=1e-4", "train.weight_decay=0.01", "train.epochs=1"]
+    cfg = load_config(args.config, overrides + (args.set or []) + _data_dir_override(args))
+    _check_out(args.out)
+
+    import_hf(cfg, args.out)
+    print(f"{args.out}: imported {args.folder} with an unfitted {cfg.model.head} head; fine-tune "
+          f"with: jaxattn train --config {args.out / 'config.toml'} --out {args.out}")
+    return 0
+
+
+def _cmd_export_hf(args: argparse.Namespace) -> int:
+    _check_out(args.out)
+
+    print(f"{export_hf(load_run(args.run), args.out)}: config.json, model.safetensors, "
+          "tokenizer.json")
+    return 0
+
+
 class CliError(JaxattnError):
     """A command-line argument that cannot be used; the message names the option."""
 
@@ -269,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
     p.add_argument("--suite", default="demo", choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"))
     p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--encoder", default="bilstm", choices=ENCODERS)
+    p.add_argument("--encoder", default="bilstm", choices=WORD_ENCODERS)
     p.add_argument("--attention", default="additive", choices=("additive", "dot"))
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--limit", type=count(1), default=None, help="analyse only the first N test instances")
@@ -296,6 +318,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=path, required=True, help="a run directory")
     p.add_argument("--out", type=path, required=True, help="folder for enc.th, dec.th, config.json")
     p.set_defaults(func=_cmd_export_torch)
+
+    p = sub.add_parser("import-hf", help="a Hugging Face BERT folder -> a run with an unfitted "
+                       "head, ready to fine-tune")
+    p.add_argument("folder", type=str, metavar="DIR",
+                   help="folder with config.json, model.safetensors and tokenizer.json or "
+                   "vocab.txt (or 'minilm': the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--head", default="cls", choices=HEADS,
+                   help="cls: pooler + linear over [CLS]; attention: additive attention pooling")
+    p.add_argument("--config", type=path, help="TOML config (data set, training); the model "
+                   "keys come from the folder")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value (e.g. data.name=sst2)")
+    p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
+    p.add_argument("--out", type=path, required=True, help="new run directory")
+    p.set_defaults(func=_cmd_import_hf)
+
+    p = sub.add_parser("export-hf", help="a pretrained-encoder run -> a Hugging Face folder")
+    p.add_argument("--run", type=path, required=True, help="a run directory")
+    p.add_argument("--out", type=path, required=True, help="folder for config.json, "
+                   "model.safetensors, tokenizer.json")
+    p.set_defaults(func=_cmd_export_hf)
 
     p = sub.add_parser("data", help="data sets")
     dsub = p.add_subparsers(dest="data_command", required=True)

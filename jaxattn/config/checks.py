@@ -24,6 +24,7 @@ def _key_error(source: str, key: str, what: str) -> ConfigError:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.encoder": schema.ENCODERS,
     "model.attention": schema.ATTENTIONS,
+    "model.head": schema.HEADS,
     "data.embeddings": schema.EMBEDDINGS,
     "train.selection": schema.SELECTION_SPLITS,
     "train.attention": schema.ATTENTION_SOURCES,
@@ -164,6 +165,32 @@ def validate(cfg: Config, source: str = "<config>") -> None:
             source, "model.embed_dim", " must be 50 with data.embeddings='glove-6b-50d'"
         )
     _validate_transformer(cfg.model, source)
+    _validate_pretrained(cfg, source)
+
+
+def _validate_pretrained(cfg: Config, source: str) -> None:
+    """The keys of a pretrained encoder (``model.pretrained``, ``train.layer_decay`` ...)."""
+    pretrained = cfg.model.encoder in schema.PRETRAINED_ENCODERS
+    if pretrained and not cfg.model.pretrained:
+        raise _key_error(source, "model.pretrained", f" must name a Hugging Face folder (or "
+                         f"'{schema.MINILM}') with model.encoder = {cfg.model.encoder!r}")
+    if not pretrained and cfg.model.pretrained:
+        raise _key_error(source, "model.pretrained", " is only read by a pretrained encoder "
+                         f"({', '.join(schema.PRETRAINED_ENCODERS)})")
+    if cfg.model.max_pieces < 0:
+        raise _key_error(source, "model.max_pieces", " must be >= 0 (0: no limit)")
+    decay = cfg.train.layer_decay
+    if not (math.isfinite(decay) and 0 < decay <= 1):
+        raise _key_error(source, "train.layer_decay", f" must be in (0, 1], got {decay}")
+    if not pretrained and (decay != 1 or cfg.train.freeze_embeddings):
+        key = "train.layer_decay" if decay != 1 else "train.freeze_embeddings"
+        raise _key_error(source, key, " applies to a pretrained encoder's layers "
+                         f"(model.encoder in {', '.join(schema.PRETRAINED_ENCODERS)})")
+    if pretrained and cfg.train.deception_weight > 0:
+        raise _key_error(source, "train.deception_weight", " is not supported with a pretrained "
+                         "encoder (its vocabulary is word pieces)")
+    if pretrained and cfg.train.attention != "learned":
+        raise _key_error(source, "train.attention", " must be 'learned' for a pretrained encoder")
 
 
 def _validate_transformer(model: ModelConfig, source: str) -> None:

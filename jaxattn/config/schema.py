@@ -16,7 +16,15 @@ from jaxattn.data.config import (
     PATH_KEYS,
     DataConfig,
 )
-from jaxattn.models.config import ATTENTIONS, ENCODERS, ModelConfig
+from jaxattn.models.config import (
+    ATTENTIONS,
+    ENCODERS,
+    HEADS,
+    MINILM,
+    PRETRAINED_ENCODERS,
+    WORD_ENCODERS,
+    ModelConfig,
+)
 from jaxattn.training.config import (
     ATTENTION_SOURCES,
     OPTIMIZERS,
@@ -27,7 +35,7 @@ from jaxattn.training.config import (
 
 __all__ = [
     "ATTENTIONS", "ATTENTION_SOURCES", "EMBEDDINGS", "ENCODERS", "FILE_DATA", "FILE_FORMATS",
-    "FILE_TASKS", "OPTIMIZERS", "PATH_KEYS", "PRECISIONS", "SELECTION_SPLITS", "SECTIONS", "Config",
+    "FILE_TASKS", "HEADS", "MINILM", "PRETRAINED_ENCODERS", "WORD_ENCODERS", "OPTIMIZERS", "PATH_KEYS", "PRECISIONS", "SELECTION_SPLITS", "SECTIONS", "Config",
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig",
 ]
 

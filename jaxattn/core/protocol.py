@@ -96,6 +96,8 @@ class Batch:
       query_valid: <bool>[B, Tq] positions of ``query`` that hold input, or None.
       candidates: <bool>[B, C] answers allowed for the row (QA) or None.
       rationale: <bool>[B, T] human / planted rationale on real tokens or None.
+      token_types: <int32>[B, T] segment ids of a pair joined into one sequence (BERT's
+        token types: 0 for the text, 1 for the query after it), or None (all 0).
       dropout_key: <uint32>[2] a PRNG key for training-time randomness (dropout), set by the
         trainer per batch; None everywhere else (evaluation, every analysis): deterministic.
     """
@@ -111,10 +113,11 @@ class Batch:
     candidates: jnp.ndarray | None = None
     rationale: jnp.ndarray | None = None
     dropout_key: jnp.ndarray | None = None
+    token_types: jnp.ndarray | None = None
 
 
 # The fields of a Batch with a token axis (axis 1), which a token deletion shortens.
-TOKEN_FIELDS = ("tokens", "mask", "valid", "rationale")
+TOKEN_FIELDS = ("tokens", "mask", "valid", "rationale", "token_types")
 
 Inputs = Batch
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from jaxattn.core.protocol import TOKEN_FIELDS, Batch
 from jaxattn.data.dataset import Dataset, Example
-from jaxattn.data.vocab import EOS, PAD, SOS, SPECIALS, Vocab, real_token_mask
+from jaxattn.data.tokenizers import TextTokenizer
+from jaxattn.data.vocab import EOS, PAD, SOS, SPECIALS, real_token_mask
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -43,11 +44,18 @@ class EncodedSplit:
     """A split as id arrays (ragged) ready to be padded into batches.
 
     Attributes:
-      tokens: per example <int32>[len + 2] ids with SOS/EOS.
+      tokens: per example <int32>[N_i] piece ids with their boundary markers (SOS/EOS, or
+        [CLS]/[SEP]).
       labels: <int32>[N].
-      queries: per example <int32>[len_q + 2] ids, or None.
+      queries: per example <int32>[len_q + 2] ids of a query encoded as its own sequence
+        (a word vocabulary's pair tasks), or None (a joined pair lives in ``tokens``).
       candidates: <bool>[N, C] for QA, else None.
-      rationales: per example <bool>[len + 2] aligned with ``tokens``, or None.
+      rationales: per example <bool>[N_i] aligned with ``tokens`` (a piece is in the rationale
+        when its word is), or None.
+      word_index: per example <int32>[N_i] the word of each piece (an index into the example's
+        words, a joined query's words after them), -1 for boundary markers; the batch masks
+        come from it. Default: each real token its own word (the word vocabulary's layout).
+      token_types: per example <int32>[N_i] segment ids of a joined pair, or None (all 0).
     """
 
     tokens: list[np.ndarray]
@@ -55,27 +63,54 @@ class EncodedSplit:
     queries: list[np.ndarray] | None = None
     candidates: np.ndarray | None = None
     rationales: list[np.ndarray] | None = None
+    word_index: list[np.ndarray] | None = None
+    token_types: list[np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if self.word_index is None:
+            self.word_index = [_vocab_word_index(np.asarray(t)) for t in self.tokens]
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     @property
     def lengths(self) -> np.ndarray:
-        """<int64>[N] number of real tokens per example."""
-        return np.asarray([len(t) - 2 for t in self.tokens])
+        """<int64>[N] number of real tokens (pieces of words) per example."""
+        return np.asarray([int((w >= 0).sum()) for w in self.word_index], dtype=np.int64)
 
     def width(self, indices) -> int:
         """The padded width that holds rows ``indices`` whole, boundary markers included."""
         return max(len(self.tokens[i]) for i in indices)
 
+    def num_words(self, i: int) -> int:
+        """How many words row ``i``'s pieces belong to (the highest word index + 1)."""
+        return int(self.word_index[i].max(initial=-1)) + 1
 
-def encode_split(examples: Sequence[Example], vocab: Vocab, dataset: Dataset) -> EncodedSplit:
-    """Maps tokens to ids; QA rows get a candidate mask of answers that occur in the passage."""
-    tokens = [vocab.encode(ex.tokens) for ex in examples]
+
+def _vocab_word_index(tokens: np.ndarray) -> np.ndarray:
+    """<int32>[N] word index of a word-vocabulary row: its real tokens counted from 0."""
+    real = np.asarray(real_token_mask(tokens))
+    return np.where(real, np.cumsum(real) - 1, -1).astype(np.int32)
+
+
+def encode_split(
+    examples: Sequence[Example], vocab: TextTokenizer, dataset: Dataset
+) -> EncodedSplit:
+    """Encodes each example with ``vocab`` (any :class:`~jaxattn.data.tokenizers.TextTokenizer`:
+    the word :class:`Vocab` or WordPiece); a pair's query is joined to the text when the
+    tokenizer ``joins_pairs``, else encoded as its own sequence. QA rows get a candidate mask of
+    answers that occur in the passage; rationales go to every piece of a rationale word."""
+    joined = dataset.is_pair and vocab.joins_pairs
+    pieces = [
+        vocab.encode_words(ex.tokens, (ex.query or ()) if joined else None) for ex in examples
+    ]
+    tokens = [p.ids for p in pieces]
+    word_index = [p.word_index for p in pieces]
+    token_types = [p.token_types for p in pieces] if joined else None
     labels = np.asarray([ex.label for ex in examples], dtype=np.int32)
     queries = None
-    if dataset.is_pair:
-        queries = [vocab.encode(ex.query or ()) for ex in examples]
+    if dataset.is_pair and not joined:
+        queries = [vocab.encode_words(ex.query or ()).ids for ex in examples]
     candidates = None
     if dataset.task == "qa":
         answers = dataset.label_names
@@ -86,8 +121,19 @@ def encode_split(examples: Sequence[Example], vocab: Vocab, dataset: Dataset) ->
             candidates[i, ex.label] = True
     rationales = None
     if examples and all(ex.rationale is not None for ex in examples):
-        rationales = [np.asarray([0, *ex.rationale, 0], dtype=bool) for ex in examples]
-    return EncodedSplit(tokens, labels, queries, candidates, rationales)
+        rationales = [
+            _piece_rationale(np.asarray(ex.rationale, dtype=bool), w)
+            for ex, w in zip(examples, word_index)
+        ]
+    return EncodedSplit(tokens, labels, queries, candidates, rationales, word_index, token_types)
+
+
+def _piece_rationale(words: np.ndarray, word_index: np.ndarray) -> np.ndarray:
+    """<bool>[N] a per-word rationale moved onto the pieces (markers and query words: False)."""
+    inside = (word_index >= 0) & (word_index < len(words))
+    out = np.zeros(len(word_index), dtype=bool)
+    out[inside] = words[word_index[inside]]
+    return out
 
 
 def _pad(rows: Sequence[np.ndarray], batch_size: int, length: int, dtype) -> np.ndarray:
@@ -130,10 +176,16 @@ def make_batch(
     if split.rationales is not None:
         rationale = _pad([split.rationales[i] for i in indices], batch_size, length, bool)
     tokens = _pad(rows, batch_size, length, np.int32)
+    word_index = _pad([split.word_index[i] + 1 for i in indices], batch_size, length, np.int32)
+    valid = _pad([np.ones(len(r), bool) for r in rows], batch_size, length, bool)
+    token_types = None
+    if split.token_types is not None:
+        token_types = _pad([split.token_types[i] for i in indices], batch_size, length, np.int32)
     return Batch(
         tokens=tokens,
-        mask=real_token_mask(tokens),
-        valid=tokens != PAD,
+        mask=word_index > 0,
+        valid=valid,
+        token_types=token_types,
         labels=labels,
         weights=weights,
         index=index,
@@ -227,6 +279,10 @@ def keep_tokens(batch: Batch, keep: jnp.ndarray) -> Batch:
     def gather(name: str) -> jnp.ndarray:
         return jnp.take_along_axis(getattr(batch, name), order, axis=-1) & kept
 
-    out = {name: gather(name) for name in TOKEN_FIELDS[1:] if getattr(batch, name) is not None}
+    out = {name: gather(name) for name in ("mask", "valid", "rationale")
+           if getattr(batch, name) is not None}
     tokens = jnp.where(kept, jnp.take_along_axis(batch.tokens, order, axis=-1), PAD)
+    if batch.token_types is not None:
+        out["token_types"] = jnp.where(
+            kept, jnp.take_along_axis(batch.token_types, order, axis=-1), 0)
     return batch.replace(tokens=tokens, **out)

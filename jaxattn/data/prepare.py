@@ -9,15 +9,17 @@ from jaxattn.data.config import DataConfig
 from jaxattn.data.dataset import SPLITS, DataError, Dataset, Example
 from jaxattn.data.sources import filter_defaults, load_configured
 from jaxattn.data.splits import stratified_subset
+from jaxattn.data.tokenizers import TextTokenizer
 from jaxattn.data.vocab import Vocab
 
 
 @dataclasses.dataclass
 class Prepared:
-    """A filtered data set, its vocabulary and the encoded splits."""
+    """A filtered data set, its tokenizer (the word :class:`Vocab` or WordPiece) and the encoded
+    splits."""
 
     dataset: Dataset
-    vocab: Vocab
+    vocab: TextTokenizer
     splits: dict[str, EncodedSplit]
     filters: dict[str, int]
 
@@ -55,10 +57,11 @@ def filter_by_length(examples: list[Example], min_length: int, max_length: int) 
 
 
 def prepare(
-    cfg: DataConfig, vocab: Vocab | None = None, dataset: Dataset | None = None
+    cfg: DataConfig, vocab: TextTokenizer | None = None, dataset: Dataset | None = None
 ) -> Prepared:
-    """Loads ``cfg.name`` (or your files), applies the length filters, builds (or reuses) the
-    vocabulary from the train split, encodes."""
+    """Loads ``cfg.name`` (or your files), applies the length filters, builds the word
+    vocabulary from the train split unless a tokenizer is given (a :class:`Vocab` to reuse, or
+    a pretrained model's WordPiece), encodes."""
     filters = resolved_filters(cfg)
     dataset = dataset or load_configured(cfg)
     splits = {}

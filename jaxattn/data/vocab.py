@@ -14,6 +14,7 @@ import regex
 
 from jaxattn.core.errors import read_text
 from jaxattn.data.dataset import DataError
+from jaxattn.data.tokenizers import Pieces
 
 PAD, UNK, SOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<sos>", "<eos>")
@@ -118,6 +119,22 @@ class Vocab:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[i] for i in ids]
+
+    # The tokenizer interface (jaxattn.data.tokenizers.TextTokenizer): each word one piece.
+    joins_pairs = False
+
+    def encode_words(self, words: Sequence[str], query: Sequence[str] | None = None):
+        """``Pieces`` of ``SOS words EOS``: word ``i`` is piece ``i + 1``; a query is encoded on
+        its own (``joins_pairs`` is False), so ``query`` must be None."""
+        if query is not None:
+            raise ValueError("a word vocabulary encodes a pair's query as its own sequence")
+        ids = self.encode(words)
+        word_index = np.arange(-1, len(ids) - 1, dtype=np.int32)
+        word_index[-1] = -1
+        return Pieces(ids, word_index, np.zeros(len(ids), np.int32))
+
+    def piece_names(self, ids: Iterable[int]) -> list[str]:
+        return self.decode(int(i) for i in ids)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.itos, ensure_ascii=False), encoding="utf-8")

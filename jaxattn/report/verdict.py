@@ -257,8 +257,23 @@ VERDICT_ROWS: dict[str, Callable[[Evidence], Row]] = {
 }
 
 
+NO_POOLING = ("the model has no pooling attention (a [CLS] head reads the first position); the "
+              "importance measures it does have are in the tables")
+
+
+def has_no_pooling_attention(ev: Evidence) -> bool:
+    """Whether the J&W summary says the model has no pooling attention to test."""
+    return get_path(ev.jw, "pooling_attention") is False
+
+
 def verdict_rows(ev: Evidence) -> list[Row]:
-    """The built-in studies' rows, then the rows that stages of their own declare."""
+    """The built-in studies' rows, then the rows that stages of their own declare. For a model
+    without pooling attention every built-in row is "not applicable": each tests that
+    attention."""
+    if has_no_pooling_attention(ev):
+        built_in = [Row(r.test, "–", r.compared_with, NO_POOLING, NOT_APPLICABLE, r.source)
+                    for r in (row(Evidence()) for row in VERDICT_ROWS.values())]
+        return built_in + [row(ev) for row in ev.stage_rows]
     return [row(ev) for row in (*VERDICT_ROWS.values(), *ev.stage_rows)]
 
 
@@ -266,6 +281,9 @@ def verdict_sentence(rows: Sequence[Row]) -> str:
     """The plain-words verdict over ``rows``: which way the tests that ran lean, and what is
     missing."""
     ran = [r for r in rows if r.status in RAN]
+    if not ran and rows and all(r.status == NOT_APPLICABLE for r in rows):
+        return ("Not applicable: this model has no pooling attention to read as an "
+                "explanation; gradient, leave-one-out and integrated gradients are reported.")
     waiting = sum(r.status in (NOT_RUN, INCOMPLETE) for r in rows)
     tail = f" {waiting} test{'s' if waiting != 1 else ''} not run or incomplete." if waiting else ""
     if not ran:

@@ -181,8 +181,9 @@ def train_model(
       (the parameters of the selected epoch, the metrics also written to ``out/metrics.json``).
     """
     enable_compilation_cache()
-    # The trainer decodes with a chosen attention source (learned, uniform, imposed).
-    model = check_model(model, needs=("pooling",))
+    # Decoding with another attention source (uniform, imposed) needs the pooling seam; a
+    # base-only model (a [CLS] head) trains on its own logits.
+    model = check_model(model, needs=() if source.mode == "learned" else ("pooling",))
     cfg = check_train_config(config)
     out = Path(out)
     with run_lock(out, "jaxattn.train"):
@@ -197,7 +198,7 @@ def train_model(
             return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")
         ckpt = out / "checkpoint.msgpack"
         if optimizer is None:
-            optimizer = make_optimizer(cfg, len(data.splits["train"]))
+            optimizer = make_optimizer(cfg, len(data.splits["train"]), model, init)
             template = init_state(stack_trees([init]), optimizer)
             meta = checkpoint_meta(cfg)
         else:

@@ -26,10 +26,22 @@ from jaxattn.core.errors import RunError
 from jaxattn.data.batching import bucket_length, placeholder_batch
 from jaxattn.data.embeddings import pretrained_table
 from jaxattn.data.prepare import Prepared, prepare
+from jaxattn.data.tokenizers import TextTokenizer
 from jaxattn.data.vocab import Vocab
 from jaxattn.models.encoders import EncoderSettings
 from jaxattn.models.model import Model, Params, build_model
+from jaxattn.models.pretrained import BertConfig
 from jaxattn.runs.fit import read_params, train_model, write_result
+from jaxattn.runs.pretrained import (
+    Source,
+    bert_model,
+    is_pretrained,
+    load_source,
+    pretrained_folder,
+    run_source,
+    write_source,
+)
+from jaxattn.runs.pretrained import initial_params as pretrained_params
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.training.early_stopping import patience_limit
@@ -37,8 +49,18 @@ from jaxattn.training.penalties import penalty_for
 from jaxattn.training.trainer import AttentionSource, first_batch
 
 
-def model_for(cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int) -> Model:
+def model_for(
+    cfg: Config, prepared_or_info: Prepared | dict, vocab_size: int,
+    architecture: BertConfig | None = None,
+) -> Model:
+    """The model ``cfg`` describes: a word encoder sized by the ``model.*`` keys, or a pretrained
+    encoder of ``architecture`` (default: the ``config.json`` of ``model.pretrained``) with the
+    head ``model.head``."""
     info = prepared_or_info.info() if isinstance(prepared_or_info, Prepared) else prepared_or_info
+    if is_pretrained(cfg):
+        if architecture is None:
+            architecture = load_source(cfg).architecture
+        return bert_model(cfg, architecture, info)
     return build_model(
         vocab_size=vocab_size,
         task=info["task"],
@@ -56,7 +78,7 @@ class Run:
 
     path: Path
     config: Config
-    vocab: Vocab
+    vocab: TextTokenizer  # the word Vocab, or a pretrained encoder's WordPiece
     data_info: dict
     model: Model
     params: Params
@@ -70,18 +92,26 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Reads a finished run directory."""
     path = Path(path)
-    for name in ("config.toml", "vocab.json", "data.json", "params.msgpack", "metrics.json"):
+    for name in ("config.toml", "data.json", "params.msgpack", "metrics.json"):
         if not (path / name).exists():
             raise RunError(
                 f"{path}: not a finished run ({name} missing); run `jaxattn train` first"
             )
 
     cfg = load_config(path / "config.toml")
-    vocab = Vocab.load(path / "vocab.json")
     info = read_json(path / "data.json")
     if not isinstance(info, dict) or not {"task", "label_names"} <= set(info):
         raise RunError(f"{path}/data.json: not a jaxattn data description (task, label_names)")
-    model = model_for(cfg, info, len(vocab))
+    if is_pretrained(cfg):
+        source = run_source(path, cfg)
+        vocab = source.tokenizer
+        model = model_for(cfg, info, len(vocab), source.architecture)
+    else:
+        if not (path / "vocab.json").exists():
+            raise RunError(f"{path}: not a finished run (vocab.json missing); run `jaxattn "
+                           "train` first")
+        vocab = Vocab.load(path / "vocab.json")
+        model = model_for(cfg, info, len(vocab))
     # Shapes only: initialising for real ran ~65 small programs (12 s cold) just to be overwritten.
     template = jax.eval_shape(lambda: _init_params(model, cfg, vocab, info, prepared=None))
     params = read_params(path / "params.msgpack", template)
@@ -90,9 +120,11 @@ def load_run(path: str | Path) -> Run:
 
 
 def _init_params(
-    model: Model, cfg: Config, vocab: Vocab, info: dict, prepared: Prepared | None
+    model: Model, cfg: Config, vocab: TextTokenizer, info: dict, prepared: Prepared | None
 ) -> Params:
     """Fresh parameters (shapes from a dummy batch when no data is at hand)."""
+    if is_pretrained(cfg):
+        return model.init(jax.random.key(cfg.train.seed))
     if prepared is not None:
         batch = first_batch(prepared.splits["train"])
     else:
@@ -144,12 +176,22 @@ def _only_extends_training(old: Config, new: Config) -> bool:
 
 
 def is_finished_run(path: Path) -> bool:
-    return (path / "metrics.json").exists() and (path / "params.msgpack").exists()
+    """Whether ``path`` holds trained params (an imported, not yet fine-tuned run does not)."""
+    if not ((path / "metrics.json").exists() and (path / "params.msgpack").exists()):
+        return False
+    metrics = read_json(path / "metrics.json")
+    return not (isinstance(metrics, dict) and metrics.get("imported"))
 
 
-def write_run_files(out: Path, cfg: Config, prepared: Prepared) -> None:
-    """What identifies a run: its vocabulary, data description and config."""
-    write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
+def write_run_files(
+    out: Path, cfg: Config, prepared: Prepared, source: Source | None = None
+) -> None:
+    """What identifies a run: its vocabulary (a pretrained encoder's architecture and
+    tokenizer), data description and config."""
+    if source is not None:
+        write_source(out, source)
+    else:
+        write_atomic(out / "vocab.json", json.dumps(prepared.vocab.itos, ensure_ascii=False))
     write_json(out / "data.json", prepared.info())
     write_atomic(out / "config.toml", dump_config(cfg))
 
@@ -263,8 +305,10 @@ def train_run(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a run directory")
     with run_lock(out, "jaxattn train"):
-        finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
+        finished = is_finished_run(out)
         fresh = not (out / "config.toml").exists()
+        if is_pretrained(cfg):
+            return _train_pretrained(cfg, out, progress, prepared, fresh, finished)
         if not fresh:
             old = load_config(out / "config.toml")
             if old.to_dict() != cfg.to_dict() and not _only_extends_training(old, cfg):
@@ -306,3 +350,74 @@ def train_run(
             model, prepared, cfg.train, out, params, progress, source, source_params, extra,
             on_start=write_files, penalty=penalty_for(cfg, prepared),
         )[1]
+
+
+def _train_pretrained(cfg: Config, out: Path, progress: bool, prepared: Prepared | None,
+                      fresh: bool, finished: bool) -> dict:
+    """:func:`train_run` of a pretrained encoder (the lock held): a fresh run reads the folder
+    ``model.pretrained``; an existing one (imported, or interrupted) its own ``pretrained/``
+    files, and an imported one starts from its ``params.msgpack``."""
+    if not fresh:
+        old = load_config(out / "config.toml")
+        if old.to_dict() != cfg.to_dict():
+            state = "a finished" if finished else "an unfinished or imported"
+            raise ConfigError(
+                f"{out}: holds {state} run with a different config; choose another --out "
+                "(or train it with its own config.toml)"
+            )
+        if finished:
+            return read_json(out / "metrics.json")
+        source = run_source(out, cfg)
+    else:
+        source = load_source(cfg)
+    dataset = prepared.dataset if prepared is not None else None
+    prepared = prepare(cfg.data, vocab=source.tokenizer, dataset=dataset)
+    model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
+    if source.params is not None:
+        params = pretrained_params(model, cfg, source.params)
+    else:
+        template = jax.eval_shape(lambda: model.init(jax.random.key(cfg.train.seed)))
+        params = read_params(out / "params.msgpack", template)
+
+    def write_files() -> None:
+        if fresh:
+            write_run_files(out, cfg, prepared, source)
+
+    extra = {
+        "embeddings": {"name": "pretrained", "folder": cfg.model.pretrained},
+        "attention": cfg.train.attention,
+        "model": {"encoder": cfg.model.encoder, "head": cfg.model.head,
+                  "pretrained": cfg.model.pretrained, "max_pieces": cfg.model.max_pieces},
+    }
+    if (out / "metrics.json").exists():  # an imported run's record goes on
+        imported = read_json(out / "metrics.json").get("imported")
+        if imported:
+            extra["imported"] = False
+            extra["imported_from"] = imported
+            (out / "metrics.json").unlink()
+    return train_model(model, prepared, cfg.train, out, params, progress, on_start=write_files,
+                       extra=extra)[1]
+
+
+def import_hf(cfg: Config, out: str | Path) -> dict:
+    """Writes a run directory of the pretrained encoder ``cfg`` names (``model.pretrained``) with
+    an unfitted head (``train.seed``), ready to fine-tune (:func:`train_run` with the same config)
+    and readable by :func:`load_run`; returns its ``metrics.json`` (``imported``: the folder)."""
+    if not is_pretrained(cfg):
+        raise ConfigError(f"import-hf: model.encoder is {cfg.model.encoder!r}, not a pretrained "
+                          "encoder")
+    out = Path(out)
+    with run_lock(out, "jaxattn import-hf"):
+        if (out / "config.toml").exists():
+            raise ConfigError(f"--out {out}: already holds a run; choose another --out")
+        source = load_source(cfg)
+        prepared = prepare(cfg.data, vocab=source.tokenizer)
+        model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
+        params = pretrained_params(model, cfg, source.params)
+        folder = str(pretrained_folder(cfg.model.pretrained).resolve())
+        metrics = {"imported": folder, "epochs": [], "data": prepared.info(),
+                   "model": {"encoder": cfg.model.encoder, "head": cfg.model.head,
+                             "pretrained": cfg.model.pretrained}}
+        write_run_files(out, cfg, prepared, source)
+        write_result(out, params, metrics)
+        return metrics

@@ -37,3 +37,8 @@ class TrainConfig:
     # warmup_fraction of all steps (epochs x batches), then decayed linearly to 0 (docs/training.md).
     optimizer: str = "amsgrad"
     warmup_fraction: float = 0.1  # adamw only
+    # Pretrained encoders: the learning rate of layer l (of L) is lr * layer_decay ** (L - l),
+    # the embeddings' lr * layer_decay ** (L + 1), the head's lr (1: one rate for all); and
+    # freeze_embeddings keeps the embedding tables as loaded.
+    layer_decay: float = 1.0
+    freeze_embeddings: bool = False

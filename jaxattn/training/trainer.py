@@ -29,7 +29,16 @@ from tqdm.auto import tqdm
 
 from jaxattn.core.errors import ConfigError, RunError
 from jaxattn.core.metrics import classification_scores
-from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode, is_binary
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Batch,
+    Encoded,
+    Params,
+    encode,
+    has_pooling_attention,
+    is_binary,
+    model_logits,
+)
 from jaxattn.data.batching import (
     EncodedSplit,
     eval_batches,
@@ -54,6 +63,26 @@ class AttentionSource:
 
     mode: str = "learned"
     model: AttentionModel | None = None  # the imposing model (mode == "imposed")
+
+
+def source_logits(
+    model: AttentionModel,
+    params: Params,
+    enc: Encoded,
+    batch: Batch,
+    source: AttentionSource,
+    source_params: Params | None,
+) -> tuple[jnp.ndarray, jnp.ndarray | None]:
+    """(logits <float32>[B, C], the attention decoded with): a pooling model decodes with the
+    attention ``source`` picks; a base-only model (a [CLS] head) gives its own ``logits`` and no
+    attention (``source`` must then be ``learned``)."""
+    if not has_pooling_attention(model):
+        if source.mode != "learned":
+            raise ConfigError(f"train.attention = {source.mode!r} needs the pooling seam, which "
+                              f"{type(model).__name__} does not offer", key="train.attention")
+        return model_logits(model, params, enc), None
+    attn = attention_for(model, params, enc, batch, source, source_params)
+    return model.decode(params, enc, attn), attn
 
 
 def attention_for(
@@ -127,8 +156,40 @@ def learning_rate_schedule(cfg: TrainConfig, steps_per_epoch: int) -> optax.Sche
     )
 
 
+def parameter_groups(model: Any, params: Params) -> Any:
+    """``params``' tree of group names (``embeddings``, ``layers``, ``head``) of a model that
+    offers ``parameter_group(path)`` (the pretrained encoders); ``layers`` leaves are stacked
+    ``[L, ...]``, layer ``l`` on axis 0."""
+    def group(path, _):
+        return model.parameter_group(tuple(str(getattr(k, "key", k)) for k in path))
+
+    return jax.tree_util.tree_map_with_path(group, params)
+
+
+def layerwise_scale(groups: Any, decay: float, num_layers: int) -> optax.GradientTransformation:
+    """Scales the updates of layer ``l`` (of ``num_layers``) by ``decay ** (num_layers - l)``,
+    the embeddings' by ``decay ** (num_layers + 1)``, the head's by 1: layer-wise learning-rate
+    decay when chained after the optimizer (whose update is the learning rate times the step,
+    decoupled weight decay included)."""
+    layer_factors = decay ** (num_layers - np.arange(num_layers, dtype=np.float64))
+
+    def scale(updates, params=None):
+        def one(group, u):
+            if group == "layers":
+                factors = jnp.asarray(layer_factors, u.dtype)
+                return u * factors.reshape((-1,) + (1,) * (u.ndim - 1))
+            if group == "embeddings":
+                return u * jnp.asarray(decay ** (num_layers + 1), u.dtype)
+            return u
+
+        return jax.tree_util.tree_map(one, groups, updates)
+
+    return optax.stateless(scale)
+
+
 def make_optimizer(
-    cfg: TrainConfig, train_size: int | None = None
+    cfg: TrainConfig, train_size: int | None = None, model: Any = None,
+    params: Params | None = None,
 ) -> optax.GradientTransformation:
     """The optimizer ``cfg.optimizer`` names, weight decay masked by :func:`decay_mask`.
 
@@ -136,7 +197,29 @@ def make_optimizer(
     gradient) at a constant learning rate. ``adamw``: decoupled weight decay and
     :func:`learning_rate_schedule`, which needs ``train_size`` (the training split's size; the
     schedule counts its batches of ``cfg.batch_size``).
+
+    ``cfg.layer_decay`` < 1 and ``cfg.freeze_embeddings`` act on a model with
+    ``parameter_group`` (the pretrained encoders; ``model`` and one member's ``params`` needed):
+    :func:`layerwise_scale` after the optimizer, and ``optax.multi_transform`` giving the
+    embeddings ``optax.set_to_zero`` (no update, no optimizer state).
     """
+    base = _base_optimizer(cfg, train_size)
+    if cfg.layer_decay == 1.0 and not cfg.freeze_embeddings:
+        return base
+    if model is None or params is None or not callable(getattr(model, "parameter_group", None)):
+        raise ConfigError("train.layer_decay / train.freeze_embeddings need a model with layers "
+                          "(a pretrained encoder)", key="train.layer_decay")
+    groups = parameter_groups(model, params)
+    if cfg.layer_decay != 1.0:
+        base = optax.chain(base, layerwise_scale(groups, cfg.layer_decay, model.num_layers))
+    if not cfg.freeze_embeddings:
+        return base
+    labels = jax.tree_util.tree_map(lambda g: "frozen" if g == "embeddings" else "trained", groups)
+    return optax.multi_transform({"trained": base, "frozen": optax.set_to_zero()}, labels)
+
+
+def _base_optimizer(cfg: TrainConfig, train_size: int | None) -> optax.GradientTransformation:
+    """:func:`make_optimizer` before layer-wise rates and frozen parameters."""
     if cfg.optimizer == "amsgrad":
         return optax.chain(
             optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
@@ -170,8 +253,8 @@ def make_train_step(
     def loss_fn(params, batch, pos_weight, source_params):
         params = compute_params(params, precision)
         enc = encode(model, params, batch)
-        attn = attention_for(model, params, enc, batch, source, source_params)
-        logits = float32_logits(model.decode(params, enc, attn))
+        logits, attn = source_logits(model, params, enc, batch, source, source_params)
+        logits = float32_logits(logits)
         objective, logged = batch_loss(model, logits, batch, pos_weight)
         if penalty is not None:
             objective = objective + penalty_objective(model, penalty(batch, enc, attn), batch)
@@ -283,8 +366,7 @@ def _predict_members(model: AttentionModel, params, batch: Batch, source: Attent
                      source_params):
     def one(p):
         enc = encode(model, p, batch)
-        attn = attention_for(model, p, enc, batch, source, source_params)
-        return model.probs(model.decode(p, enc, attn))
+        return model.probs(source_logits(model, p, enc, batch, source, source_params)[0])
 
     return jax.vmap(one)(params)
 
@@ -348,7 +430,8 @@ def train(
     seeds = [cfg.seed] if seeds is None else list(seeds)
     train_split = splits["train"]
     if optimizer is None:
-        optimizer = make_optimizer(cfg, len(train_split))
+        one = jax.tree_util.tree_map(lambda x: x[0], params)
+        optimizer = make_optimizer(cfg, len(train_split), model, one)
     state = state or init_state(params, optimizer)
     pos_weight = jnp.float32(positive_class_weight(train_split.labels) if is_binary(model) else 1.0)
     one_step = make_train_step(model, optimizer, source, cfg.precision, penalty=penalty)

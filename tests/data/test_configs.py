@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxattn.config import ATTENTIONS, ENCODERS, load_config
+from jaxattn.config import ATTENTIONS, PRETRAINED_ENCODERS, WORD_ENCODERS, load_config
 from jaxattn.data.sources import REGISTRY
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -26,11 +26,14 @@ GENERATED = sorted(p for p in CONFIGS.glob("*.toml") if not p.name.startswith("u
 def test_config_loads_and_names_a_registered_data_set(path):
     cfg = load_config(path)
     assert cfg.data.name in REGISTRY
-    assert path.stem == f"{cfg.data.name}_{cfg.model.encoder}_{cfg.model.attention}"
+    if cfg.model.encoder in PRETRAINED_ENCODERS:
+        assert path.stem == f"{cfg.data.name}_{cfg.model.pretrained}_{cfg.model.head}"
+    else:
+        assert path.stem == f"{cfg.data.name}_{cfg.model.encoder}_{cfg.model.attention}"
 
 
 def test_every_data_set_encoder_and_attention_has_a_config_that_is_up_to_date():
-    expected = {f"{n}_{e}_{a}.toml" for n in REGISTRY for e in ENCODERS for a in ATTENTIONS}
+    expected = {f"{n}_{e}_{a}.toml" for n in REGISTRY for e in WORD_ENCODERS for a in ATTENTIONS}
     assert expected <= {p.name for p in CONFIGS.glob("*.toml")}
     assert _generator().stale(CONFIGS) == []
 

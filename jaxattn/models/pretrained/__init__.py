@@ -9,7 +9,12 @@ from jaxattn.models.pretrained.bert import (
     cls_logits,
     init_additive_head,
 )
-from jaxattn.models.pretrained.classifier import BertAttentionClassifier
+from jaxattn.models.pretrained.classifier import (
+    HEADS,
+    BertAttentionClassifier,
+    BertClsClassifier,
+    bert_classifier,
+)
 from jaxattn.models.pretrained.hf_files import (
     Pretrained,
     PretrainedError,
@@ -28,6 +33,9 @@ from jaxattn.models.pretrained.packaged import minilm_folder, minilm_installed
 __all__ = [
     "Bert",
     "BertAttentionClassifier",
+    "BertClsClassifier",
+    "HEADS",
+    "bert_classifier",
     "BertConfig",
     "BertOutput",
     "Pretrained",

@@ -29,8 +29,9 @@ The params pytree (plain dicts of arrays, layers stacked on a leading axis ``L``
     classifier: {kernel [E, C], bias [C]}             (optional)
 
 Kernels are ``(in, out)``: ``x @ kernel + bias``. Reading and writing HF folders is
-:mod:`jaxattn.models.pretrained.hf_files`. Dropout is not modelled: every function here is the
-deterministic (evaluation-mode) network.
+:mod:`jaxattn.models.pretrained.hf_files`. Dropout (HF's places and rates) applies only when
+a ``dropout_key`` is given (training); without one every function is the deterministic
+(evaluation-mode) network.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class BertConfig:
     pad_token_id: int = 0
     num_labels: int = 0
     pre_ln: bool = False
+    hidden_dropout: float = 0.1  # HF's hidden_dropout_prob; only with a dropout key
+    attention_dropout: float = 0.1  # HF's attention_probs_dropout_prob; likewise
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -95,6 +98,15 @@ class BertOutput:
     hidden: jnp.ndarray
     hidden_states: jnp.ndarray
     attentions: jnp.ndarray | None = None
+
+
+def dropout(key: jax.Array | None, x: jnp.ndarray, rate: float) -> jnp.ndarray:
+    """Inverted dropout of ``x`` at ``rate`` (kept values scaled by ``1 / (1 - rate)``, as
+    ``torch.nn.Dropout`` in training mode); ``x`` itself without a key or at rate 0."""
+    if key is None or rate <= 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
 
 
 def layer_norm(x: jnp.ndarray, ln: dict, eps: float) -> jnp.ndarray:
@@ -179,6 +191,7 @@ class Bert:
         valid: jnp.ndarray,
         heads: HeadMaps | None = None,
         return_attention: bool = False,
+        dropout_key: jax.Array | None = None,
     ) -> BertOutput:
         """Runs the encoder on given word embeddings.
 
@@ -190,6 +203,9 @@ class Bert:
           heads: maps <float32>[L, B, H, T, T] and select <bool>[L, H]; the selected heads'
             softmax probabilities are replaced by ``maps``.
           return_attention: also return every layer's probabilities.
+          dropout_key: a PRNG key for training-time dropout (``config.hidden_dropout`` after the
+            embeddings and each sublayer, ``config.attention_dropout`` on the attention
+            probabilities, where HF applies them); None (the default): deterministic.
         """
         c = self.config
         T = word_embeddings.shape[1]
@@ -197,28 +213,35 @@ class Bert:
         x = word_embeddings + jnp.take(emb["token_type"], token_type_ids, axis=0)
         x = x + emb["position"][:T][None]
         x = layer_norm(x, emb["ln"], c.layer_norm_eps)
+        layer_keys = None
+        if dropout_key is not None:
+            keys = jax.random.split(dropout_key, c.num_layers + 1)
+            x = dropout(keys[0], x, c.hidden_dropout)
+            layer_keys = keys[1:]
         # HF's extended attention mask: finfo.min added to the scores of padded keys.
         key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
         key_bias = key_bias[:, None, None, :]
 
         def layer(h, xs):
-            p, maps, select = xs
-            h, probs = self._layer(p, h, key_bias, maps, select)
+            p, maps, select, key = xs
+            h, probs = self._layer(p, h, key_bias, maps, select, key)
             return h, (h, probs if return_attention else None)
 
         if heads is None:
-            xs = (params["layers"], None, None)
+            xs = (params["layers"], None, None, layer_keys)
         else:
-            xs = (params["layers"], heads.maps, heads.select)
+            xs = (params["layers"], heads.maps, heads.select, layer_keys)
         last, (states, probs) = jax.lax.scan(layer, x, xs)
         if c.pre_ln:
             last = layer_norm(last, params["final_ln"], c.layer_norm_eps)
         hidden_states = jnp.concatenate([x[None], states], axis=0)
         return BertOutput(hidden=last, hidden_states=hidden_states, attentions=probs)
 
-    def _layer(self, p, h, key_bias, maps, select):
-        """One block: self-attention then the feed-forward, each with residual + LayerNorm."""
+    def _layer(self, p, h, key_bias, maps, select, key=None):
+        """One block: self-attention then the feed-forward, each with residual + LayerNorm;
+        dropout where HF's ``BertLayer`` has it when ``key`` is given."""
         c = self.config
+        k_attn, k_out, k_ff = (None,) * 3 if key is None else jax.random.split(key, 3)
         eps = c.layer_norm_eps
         B, T, E = h.shape
         a_in = layer_norm(h, p["attn_ln"], eps) if c.pre_ln else h
@@ -232,8 +255,9 @@ class Bert:
         probs = jax.nn.softmax(scores + key_bias, axis=-1)
         if maps is not None:
             probs = jnp.where(select[None, :, None, None], maps, probs)
-        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, T, E)
-        attended = dense(context, p["attn_out"])
+        dropped = dropout(k_attn, probs, c.attention_dropout)
+        context = jnp.einsum("bhqk,bkhd->bqhd", dropped, v).reshape(B, T, E)
+        attended = dropout(k_out, dense(context, p["attn_out"]), c.hidden_dropout)
         if c.pre_ln:
             h = h + attended
             f_in = layer_norm(h, p["out_ln"], eps)
@@ -241,7 +265,7 @@ class Bert:
             h = layer_norm(attended + h, p["attn_ln"], eps)
             f_in = h
         inner = jax.nn.gelu(dense(f_in, p["intermediate"]), approximate=False)
-        out = dense(inner, p["output"])
+        out = dropout(k_ff, dense(inner, p["output"]), c.hidden_dropout)
         h = h + out if c.pre_ln else layer_norm(out + h, p["out_ln"], eps)
         return h, probs
 
@@ -253,10 +277,12 @@ class Bert:
         valid: jnp.ndarray,
         heads: HeadMaps | None = None,
         return_attention: bool = False,
+        dropout_key: jax.Array | None = None,
     ) -> BertOutput:
         """:meth:`encode_embedded` of ``ids``' own embeddings <int32>[B, T]."""
         return self.encode_embedded(
-            params, self.embed(params, ids), token_type_ids, valid, heads, return_attention
+            params, self.embed(params, ids), token_type_ids, valid, heads, return_attention,
+            dropout_key,
         )
 
     def self_attention(

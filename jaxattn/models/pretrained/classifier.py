@@ -1,12 +1,20 @@
-"""A BERT encoder with Jain & Wallace's additive attention head as a
-:class:`jaxattn.core.protocol.AttentionModel`, so every analysis runs on it unchanged.
+"""BERT classifiers under the model contract (:mod:`jaxattn.core.protocol`), so every analysis
+and the trainer run on them unchanged. Two heads read the last hidden states:
 
-``batch.tokens`` are word-piece ids ([CLS] ... [SEP], as :func:`~jaxattn.models.pretrained.
-hf_files.tokenize` gives them), ``batch.valid`` the positions self-attention may read and
-``batch.mask`` the real tokens (word pieces) the pooling attention goes to. A single text has
-token type 0 everywhere. Params are ``{"bert": ..., "head": ...}``: put the params of
-:func:`~jaxattn.models.pretrained.hf_files.load_folder` under ``"bert"`` to start from pretrained
-weights. Dropout is not modelled (``batch.dropout_key`` is not read).
+* :class:`BertClsClassifier` (``model.head = "cls"``): HF's ``BertForSequenceClassification``,
+  the pooler (``tanh(dense(h[CLS]))``) then a linear layer. A base-only model (``logits``): no
+  pooling attention, so the stages that need one are skipped with the reason.
+* :class:`BertAttentionClassifier` (``model.head = "attention"``): Jain & Wallace's additive
+  attention pooling over the word pieces, then a linear read-out; the attention is the pooling
+  seam (``attend`` / ``decode``, ``affine_decoder``).
+
+Both offer the self-attention seam (``heads=HeadMaps(...)``). ``batch.tokens`` are word-piece ids
+([CLS] ... [SEP], :class:`~jaxattn.data.tokenizers.WordPieceTokenizer`), ``batch.valid`` the
+positions self-attention may read, ``batch.mask`` the word pieces (what the pooling attention and
+the analyses score), ``batch.token_types`` the segments of a joined pair (None: all 0). Params
+are ``{"bert": ..., "head": ...}``: the encoder's (:func:`~jaxattn.models.pretrained.hf_files.
+load_folder`) and the head's. With ``batch.dropout_key`` (training) BERT's dropout applies
+(``config.hidden_dropout`` / ``attention_dropout``); without it the model is deterministic.
 """
 
 from __future__ import annotations
@@ -17,36 +25,45 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.core.protocol import Batch, Encoded, HeadMaps, output_distribution
+from jaxattn.models.config import HEADS
 from jaxattn.models.pretrained.bert import (
     Bert,
     additive_attention,
     additive_decode,
+    cls_logits,
     init_additive_head,
 )
 
 
 @dataclasses.dataclass(frozen=True)
-class BertAttentionClassifier:
-    """BERT + additive attention pooling + linear read-out (``affine_decoder``), with the
-    self-attention seam (``self_attention_seam``)."""
-
+class _BertBase:
     bert: Bert
     task: str = "binary"
     num_classes: int = 2
-    affine_decoder: bool = True
     self_attention_seam: bool = True
+    head = ""
 
     @property
     def num_logits(self) -> int:
         return 1 if self.task == "binary" else self.num_classes
 
-    def init(self, rng: jax.Array, batch: Batch | None = None) -> dict:
-        k_bert, k_head = jax.random.split(rng)
-        size = self.bert.config.hidden_size
-        return {
-            "bert": self.bert.init(k_bert, pooler=False),
-            "head": init_additive_head(k_head, size, self.num_logits),
-        }
+    @property
+    def num_layers(self) -> int:
+        return self.bert.config.num_layers
+
+    def parameter_group(self, path: tuple[str, ...]) -> str:
+        """``embeddings``, ``layers`` (stacked ``[L, ...]``, layer ``l`` on axis 0) or ``head``
+        (pooler, classifier, attention head): what layer-wise learning rates and frozen
+        embeddings act on (:func:`jaxattn.training.trainer.make_optimizer`)."""
+        if path[:2] == ("bert", "embeddings"):
+            return "embeddings"
+        if path[:2] == ("bert", "layers"):
+            return "layers"
+        return "head"
+
+    def _bert_params(self, rng: jax.Array) -> dict:
+        # Only the cls head reads the pooler.
+        return self.bert.init(rng, pooler=self.head == "cls")
 
     def embed(self, params: dict, tokens: jnp.ndarray) -> jnp.ndarray:
         """<int32>[B, T] -> <float32>[B, T, E] word-piece embeddings."""
@@ -55,9 +72,64 @@ class BertAttentionClassifier:
     def encode_embedded(
         self, params: dict, batch: Batch, embedded: jnp.ndarray, heads: HeadMaps | None = None
     ) -> Encoded:
-        types = jnp.zeros(embedded.shape[:2], jnp.int32)
-        out = self.bert.encode_embedded(params["bert"], embedded, types, batch.valid, heads)
+        out = self.bert.encode_embedded(
+            params["bert"], embedded, _types(batch, embedded.shape[:2]), batch.valid, heads,
+            dropout_key=batch.dropout_key,
+        )
         return Encoded(hidden=out.hidden, mask=batch.mask)
+
+    def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
+        return output_distribution(logits)
+
+    def self_attention(self, params: dict, batch: Batch) -> jnp.ndarray:
+        """<float32>[L, B, H, T, T] the encoder's own attention probabilities."""
+        types = _types(batch, batch.tokens.shape)
+        return self.bert.self_attention(params["bert"], batch.tokens, types, batch.valid)
+
+
+def _types(batch: Batch, shape) -> jnp.ndarray:
+    if batch.token_types is None:
+        return jnp.zeros(shape, jnp.int32)
+    return batch.token_types
+
+
+@dataclasses.dataclass(frozen=True)
+class BertClsClassifier(_BertBase):
+    """BERT + pooler + linear layer over [CLS] (``BertForSequenceClassification``); binary
+    tasks give one sigmoid logit. Params ``{"bert": {..., "pooler"}, "head": {"classifier"}}``.
+    HF's dropout on the pooled vector is not applied (the base contract's ``logits`` has no
+    key); the encoder's dropout is."""
+
+    head = "cls"
+
+    def init(self, rng: jax.Array, batch: Batch | None = None) -> dict:
+        k_bert, k_head = jax.random.split(rng)
+        size = self.bert.config.hidden_size
+        kernel = 0.02 * jax.random.normal(k_head, (size, self.num_logits), jnp.float32)
+        return {
+            "bert": self._bert_params(k_bert),
+            "head": {"classifier": {"kernel": kernel, "bias": jnp.zeros(self.num_logits)}},
+        }
+
+    def logits(self, params: dict, enc: Encoded) -> jnp.ndarray:
+        return cls_logits({**params["bert"], **params["head"]}, enc.hidden)
+
+
+@dataclasses.dataclass(frozen=True)
+class BertAttentionClassifier(_BertBase):
+    """BERT + additive attention pooling + linear read-out (``affine_decoder``). Params
+    ``{"bert": ..., "head": {"W", "v", "out"}}``."""
+
+    affine_decoder: bool = True
+    head = "attention"
+
+    def init(self, rng: jax.Array, batch: Batch | None = None) -> dict:
+        k_bert, k_head = jax.random.split(rng)
+        size = self.bert.config.hidden_size
+        return {
+            "bert": self._bert_params(k_bert),
+            "head": init_additive_head(k_head, size, self.num_logits),
+        }
 
     def attend(self, params: dict, enc: Encoded) -> jnp.ndarray:
         return additive_attention(params["head"], enc.hidden, enc.mask)
@@ -65,10 +137,11 @@ class BertAttentionClassifier:
     def decode(self, params: dict, enc: Encoded, attn: jnp.ndarray) -> jnp.ndarray:
         return additive_decode(params["head"], enc.hidden, attn)
 
-    def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
-        return output_distribution(logits)
 
-    def self_attention(self, params: dict, batch: Batch) -> jnp.ndarray:
-        """<float32>[L, B, H, T, T] the encoder's own attention probabilities."""
-        types = jnp.zeros(batch.tokens.shape, jnp.int32)
-        return self.bert.self_attention(params["bert"], batch.tokens, types, batch.valid)
+def bert_classifier(bert: Bert, head: str, task: str, num_classes: int):
+    """The classifier ``head`` names (:data:`HEADS`) over ``bert``."""
+    if head == "cls":
+        return BertClsClassifier(bert, task, num_classes)
+    if head == "attention":
+        return BertAttentionClassifier(bert, task, num_classes)
+    raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")

@@ -36,6 +36,7 @@ from safetensors.numpy import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from jaxattn.core.errors import JaxattnError, read_text, text_lines
+from jaxattn.data.tokenizers import sum_over_words, word_index_of  # noqa: F401 (re-exported)
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 
 CONFIG_FILE = "config.json"
@@ -151,7 +152,15 @@ def read_config(folder: str | Path) -> BertConfig:
         raise PretrainedError(
             f"{path}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
         )
+    rates = {}
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        rate = raw.get(key, 0.1)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise PretrainedError(f"{path}: {key} {rate!r} is not a number in [0, 1)")
+        rates[key] = float(rate)
     return BertConfig(
+        hidden_dropout=rates["hidden_dropout_prob"],
+        attention_dropout=rates["attention_probs_dropout_prob"],
         vocab_size=integer("vocab_size"),
         hidden_size=hidden,
         num_layers=integer("num_hidden_layers"),
@@ -181,8 +190,8 @@ def config_json(config: BertConfig, *, classifier: bool) -> dict:
         "layer_norm_eps": config.layer_norm_eps,
         "pad_token_id": config.pad_token_id,
         "position_embedding_type": "absolute",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
+        "hidden_dropout_prob": config.hidden_dropout,
+        "attention_probs_dropout_prob": config.attention_dropout,
         "initializer_range": 0.02,
     }
     if classifier:
@@ -462,22 +471,10 @@ def word_index(encoding) -> np.ndarray:
     encoding, a pair's second text after the first), -1 for special tokens and padding.
 
     Words are what the tokenizer's pre-tokenizer splits (for BERT: at whitespace and at each
-    punctuation character, so ``don't`` is three words ``don`` ``'`` ``t``).
+    punctuation character, so ``don't`` is three words ``don`` ``'`` ``t``); a word that lost
+    all its pieces to truncation leaves no gap (:func:`jaxattn.data.tokenizers.word_index_of`).
     """
-    special = np.asarray(encoding.special_tokens_mask, dtype=bool)
-    words = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
-    sequence = np.array([-1 if s is None else s for s in encoding.sequence_ids], dtype=np.int64)
-    words = np.where(special, -1, words)
-    first = words[(sequence == 0) & (words >= 0)]
-    offset = int(first.max()) + 1 if first.size else 0
-    words = np.where((sequence == 1) & (words >= 0), words + offset, words)
-    # Renumber densely: a word whose pieces were all dropped (truncation) leaves no gap.
-    out = np.full(words.shape, -1, dtype=np.int32)
-    real = words >= 0
-    if real.any():
-        _, dense = np.unique(words[real], return_inverse=True)
-        out[real] = dense
-    return out
+    return word_index_of(encoding)
 
 
 def tokenize(
@@ -523,14 +520,6 @@ def tokenize(
         word_index=words,
         num_words=(words.max(axis=1, initial=-1) + 1).astype(np.int32),
     )
-
-
-def sum_over_words(values: jnp.ndarray, word_index: jnp.ndarray, num_words: int) -> jnp.ndarray:
-    """Sums per-piece ``values`` <float32>[B, T] into per-word <float32>[B, num_words]; pieces
-    with ``word_index`` -1 ([CLS], [SEP], padding) count nowhere. jit-friendly for a static
-    ``num_words`` (at least the batch's largest)."""
-    onehot = word_index[:, :, None] == jnp.arange(num_words)[None, None, :]
-    return jnp.einsum("bt,btw->bw", values, onehot.astype(values.dtype))
 
 
 # ---------------------------------------------------------------- the whole folder

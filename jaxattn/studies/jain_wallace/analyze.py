@@ -20,7 +20,7 @@ from jaxattn.config import ConfigError
 from jaxattn.core.protocol import AttentionModel, Params, check_model, check_model_outputs
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
-from jaxattn.data.vocab import real_token_mask
+from jaxattn.data.vocab import Vocab
 from jaxattn.explain.erasure import LIMITS
 from jaxattn.models.vocab_features import with_vocabulary_features
 from jaxattn.runs.run import load_run
@@ -161,14 +161,27 @@ def _instances(prepared: Prepared, split: str, indices, digests, setting, params
         tokens[row, : len(enc.tokens[i])] = enc.tokens[i]
         if rationale is not None:
             rationale[row, : len(enc.rationales[i])] = enc.rationales[i]
-    arrays = {"mask": np.asarray(real_token_mask(tokens)), "labels": enc.labels[indices],
+    word_index = np.full((len(indices), t_max), -1, np.int32)
+    for row, i in enumerate(indices):
+        word_index[row, : len(enc.word_index[i])] = enc.word_index[i]
+    arrays = {"mask": word_index >= 0, "labels": enc.labels[indices],
               "index": np.asarray(indices), "row_digest": digests}
     if rationale is not None:
         arrays["rationale"] = rationale
+    words = [list(examples[i].tokens) for i in indices]
+    pieces = None
+    if not isinstance(prepared.vocab, Vocab):
+        # The analyses score pieces; the report also shows each word, the sum of its pieces.
+        arrays["word_index"] = word_index
+        pieces = [prepared.vocab.piece_names(enc.tokens[i][enc.word_index[i] >= 0])
+                  for i in indices]
+        if prepared.vocab.joins_pairs and prepared.dataset.is_pair:
+            words = [w + list(examples[i].query or ()) for w, i in zip(words, indices)]
     info = {
         "task": prepared.dataset.task,
         "class_names": list(prepared.dataset.label_names),
-        "words": [list(examples[i].tokens) for i in indices],
+        "words": words,
+        "pieces": pieces,
         "queries": [list(examples[i].query) if examples[i].query else None for i in indices],
         "setting": setting,
         "params": params,
@@ -236,13 +249,6 @@ def analyze(
             return [root / f"{name}.npz", *sorted(root.glob(f"views/*/{name}.npz"))]
 
         skipped = skipped_stages(model, params, encoded, indices)
-        if "attention" in skipped:  # the report is built around the pooling attention
-            raise TypeError(
-                f"analyze: {type(model).__name__} has no pooling attention (attend, decode), "
-                "which the J&W report is built around; run its gradient, leave-one-out and "
-                "integrated-gradients importance with jaxattn.explain.importance or "
-                "jaxattn.studies.runner.compute_stage"
-            )
         runnable = [s for s in list_stages() if s not in skipped]
 
         def meta(name: str) -> dict:

@@ -50,8 +50,12 @@ def export_attributions(folder: str | Path, path: str | Path) -> int:
     lines = []
     for row in range(len(data.labels)):
         scores = {key: [float(v) for v in data.real(values, row)] for key, values in imps.items()}
-        record = {"id": int(data.index[row]), "split": split, "tokens": data.words[row],
+        record = {"id": int(data.index[row]), "split": split, "tokens": data.tokens[row],
                   "scores": scores}
+        if data.word_index is not None:  # pieces: also per word, the sum of its pieces
+            record["words"] = data.words[row]
+            record["word_scores"] = {key: [float(v) for v in data.word_row(values, row)]
+                                     for key, values in imps.items()}
         lines.append(json.dumps(record) + "\n")
     write_atomic(path, "".join(lines))
     return len(lines)

@@ -64,6 +64,8 @@ def load_data(out_dir: Path) -> AnalysisData:
         labels_of=importance_labels(),
         stages=stages,
         meta=metas,
+        word_index=arrays.get("word_index"),
+        pieces=info.get("pieces"),
     )
 
 
@@ -89,8 +91,9 @@ def instance_html(data: AnalysisData, row: int) -> str:
     facts = [
         f"gold: {data.class_names[int(data.labels[row])]}",
         f"predicted: {data.class_names[pred]} (p = {data.probs[row, pred]:.3f})",
-        f"max attention {data.max_attention[row]:.3f}",
     ]
+    if data.has_attention:
+        facts.append(f"max attention {data.max_attention[row]:.3f}")
     for name, stage in STAGE_SPECS.items():
         if name in data.stages:
             if stage.facts is not None:
@@ -108,7 +111,24 @@ def instance_html(data: AnalysisData, row: int) -> str:
     head = f"<h3>#{int(data.index[row])}</h3>" + report_html.paragraph("; ".join(facts), "muted")
     if data.queries[row]:
         head += report_html.paragraph("query: " + " ".join(data.queries[row]), "muted")
-    return head + report_html.token_heatmap_html(data.words[row], weights, marks)
+    if data.word_index is None:
+        return head + report_html.token_heatmap_html(data.words[row], weights, marks)
+    # Pieces, then words: each word's value the sum of its pieces' (attention likewise).
+    per_word = {label: _word_row(data, row, values) for label, values in weights.items()}
+    word_marks = None if data.rationale is None else data.word_rationale()[row][
+        : len(data.words[row])]
+    return (head + report_html.paragraph("word pieces", "muted")
+            + report_html.token_heatmap_html(data.pieces[row], weights, marks)
+            + report_html.paragraph("words (the sum of each word's pieces)", "muted")
+            + report_html.token_heatmap_html(data.words[row], per_word, word_marks))
+
+
+def _word_row(data: AnalysisData, row: int, real_values: np.ndarray) -> np.ndarray:
+    """Values at the real tokens (pieces) of ``row`` summed per word of ``data.words[row]``."""
+    words = data.word_index[row][data.mask[row]]
+    out = np.zeros(len(data.words[row]))
+    np.add.at(out, words, np.asarray(real_values, np.float64))
+    return out
 
 
 def evidence(out_dir: Path, summary: dict):
@@ -203,6 +223,11 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
     if tables.rationale_rows(summary):
         sections.append(report_html.section(
             "Agreement with the rationale", html_table(tables.rationale_rows(summary)), "rationale"))
+    word_rows = tables.rationale_rows({"rationale": summary.get("rationale_words")})
+    if word_rows:
+        sections.append(report_html.section(
+            "Agreement with the rationale, per word (each word the sum of its pieces)",
+            html_table(word_rows), "rationale-words"))
     if figures:
         sections.append(report_html.section(
             "Figures", "".join(report_html.figure_html(src, cap) for src, cap in figures),

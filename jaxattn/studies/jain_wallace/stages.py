@@ -29,7 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn.core.protocol import AttentionModel, Batch, Params, forward, has_self_attention
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Batch,
+    Params,
+    forward,
+    has_pooling_attention,
+    has_self_attention,
+    predict_logits,
+)
 from jaxattn.explain import agreement, importance, interventions
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
@@ -82,7 +90,16 @@ def _forward(model: AttentionModel, params: Params, batch: Batch):
     return model.probs(logits), attn
 
 
+@functools.partial(jax.jit, static_argnames=("model",))
+def _outputs(model, params: Params, batch: Batch):
+    return model.probs(predict_logits(model, params, batch))
+
+
 def attention_outputs(model, params, batch, opts):
+    """The output distribution, and the pooling attention of a model that has one (a base-only
+    model, e.g. a [CLS] head, gives ``probs`` alone: the report then has no attention rows)."""
+    if not has_pooling_attention(model):
+        return {"probs": _outputs(model, params, batch)}
     probs, attn = _forward(model, params, batch)
     return {"probs": probs, "attn": attn}
 
@@ -283,16 +300,19 @@ def _summarize_self_attn(data: summ.AnalysisData) -> dict:
     received = data.stages["self_attn"]["self_attn"]  # [N, L, T]
     layers = []
     for layer in range(received.shape[1]):
-        tau, p = agreement.kendall_tau(received[:, layer], data.attn, data.mask)
+        tau = None
+        if data.has_attention:  # a [CLS] head has no pooling attention to compare with
+            tau = data.by_class(*agreement.kendall_tau(received[:, layer], data.attn, data.mask))
         layers.append({
-            "kendall_with_attention": data.by_class(tau, p),
+            "kendall_with_attention": tau,
             "real_token_share": agreement.summarize(received[:, layer].sum(axis=-1)),
         })
     return {
         "self_attention": {
             "layers": layers,
             "last_layer_kendall_mean": (
-                layers[-1]["kendall_with_attention"]["overall"]["mean"] if layers else None
+                layers[-1]["kendall_with_attention"]["overall"]["mean"]
+                if layers and layers[-1]["kendall_with_attention"] else None
             ),
         }
     }
@@ -301,14 +321,15 @@ def _summarize_self_attn(data: summ.AnalysisData) -> dict:
 def _self_attn_tables(summary: dict) -> list[tuple[str, list[dict]]]:
     rows = []
     for layer, stats in enumerate(summary["self_attention"]["layers"]):
-        tau = stats["kendall_with_attention"]["overall"]
+        tau = (stats["kendall_with_attention"] or {}).get("overall")
         share = stats["real_token_share"]
         rows.append({
             "layer": layer + 1,
-            "tau with pooling attention": mean_std(tau["mean"], tau["std"], 2),
-            "p <= .05": tau["frac_significant"],
+            "tau with pooling attention": mean_std(tau["mean"], tau["std"], 2) if tau else
+            "not applicable (no pooling attention)",
+            "p <= .05": tau["frac_significant"] if tau else None,
             "share received by real tokens": mean_std(share["mean"], share["std"], 2),
-            "n": tau["n"],
+            "n": tau["n"] if tau else share.get("n"),
         })
     return [("Self-attention received per token, by layer, vs the pooling attention", rows)]
 
@@ -321,7 +342,6 @@ def _self_attn_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarr
 STAGE_SPECS: dict[str, Stage] = {
     "attention": Stage(
         "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),),
-        requires=POOLING,
     ),
     "grad": Stage(
         "grad",

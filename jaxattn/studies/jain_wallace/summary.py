@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from jaxattn.core.errors import RunError
 from jaxattn.core.metrics import classification_scores
+from jaxattn.data.tokenizers import sum_over_words
 from jaxattn.explain import agreement
 from jaxattn.report import plots
 from jaxattn.report.timings import compile_summary
@@ -56,6 +57,38 @@ class AnalysisData:
     labels_of: dict[str, str]  # importance key -> label, in display order
     stages: dict[str, dict[str, np.ndarray]]
     meta: dict[str, dict]
+    # Pretrained tokenizers: the analyses score word pieces; ``word_index`` <int>[N, T] maps
+    # each piece to its word of ``words`` (-1: not a piece of a word) and ``pieces`` names the
+    # real tokens. None when every token is a word (the word vocabulary).
+    word_index: np.ndarray | None = None
+    pieces: list[list[str]] | None = None
+
+    @property
+    def tokens(self) -> list[list[str]]:
+        """The real tokens of each instance as text: the pieces, or the words."""
+        return self.pieces if self.pieces is not None else self.words
+
+    def word_values(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-piece ``values`` <float>[N, T] as per-word values <float64>[N, W] (the rule:
+        a word's value is the sum of its pieces'), with the word mask <bool>[N, W]."""
+        W = max((len(w) for w in self.words), default=0)
+        counts = np.asarray([len(w) for w in self.words])
+        mask = np.arange(W)[None, :] < counts[:, None]
+        return sum_over_words(np.asarray(values, np.float64), self.word_index, W), mask
+
+    def word_row(self, values: np.ndarray, row: int) -> np.ndarray:
+        """<float64>[len(words[row])] row ``row`` of per-piece ``values`` <[N, T]> per word
+        (the sum of each word's pieces)."""
+        index = self.word_index[row]
+        out = np.zeros(len(self.words[row]))
+        np.add.at(out, index[index >= 0], np.asarray(values[row], np.float64)[index >= 0])
+        return out
+
+    def word_rationale(self) -> np.ndarray | None:
+        """<bool>[N, W] the rationale per word: a word is in it when its pieces are."""
+        if self.rationale is None:
+            return None
+        return self.word_values(self.rationale.astype(np.float64))[0] > 0
 
     @property
     def probs(self) -> np.ndarray:
@@ -70,8 +103,13 @@ class AnalysisData:
         return self.stages["attention"]["attn"]
 
     @property
-    def max_attention(self) -> np.ndarray:
-        return self.attn.max(axis=-1)
+    def has_attention(self) -> bool:
+        """Whether the model has a pooling attention (a [CLS] head has none)."""
+        return "attn" in self.stages["attention"]
+
+    @property
+    def max_attention(self) -> np.ndarray | None:
+        return self.attn.max(axis=-1) if self.has_attention else None
 
     def importances(self) -> dict[str, np.ndarray]:
         """Key -> <float>[N, T] for every importance computed so far (attention first)."""
@@ -130,8 +168,9 @@ def build_summary(
     summary: dict = {
         "setting": data.setting,
         "n": int(len(data.labels)),
+        "pooling_attention": data.has_attention,
         "scores": classification_scores(data.probs, data.labels, data.task == "binary"),
-        "max_attention": data.by_class(data.max_attention),
+        "max_attention": data.by_class(data.max_attention) if data.has_attention else None,
         "kendall": {},
         "agreement": {m: {} for m in VALUE_MEASURES},
         "timings": {name: data.meta[name].get("seconds") for name in data.meta},
@@ -155,9 +194,27 @@ def build_summary(
                 for name, s in imps.items()
             },
         }
+    if data.rationale is not None and data.word_index is not None:
+        summary["rationale_words"] = word_rationale_summary(data, imps)
     for part in stage_summaries:
         summary.update(part)
     return strict_json_value(summary)
+
+
+def word_rationale_summary(data: AnalysisData, imps: dict[str, np.ndarray]) -> dict:
+    """Plausibility per word: every importance summed over each word's pieces, against the
+    per-word rationale (the same measures as ``summary["rationale"]`` on pieces)."""
+    rationale = data.word_rationale()
+    per_word = {name: data.word_values(values) for name, values in imps.items()}
+    mask = next(iter(per_word.values()))[1] if per_word else data.word_values(data.mask)[1]
+    scored = {**{n: v for n, (v, _) in per_word.items()}, "uniform": mask.astype(np.float64)}
+    return {
+        "rule": "a word's importance is the sum of its pieces'",
+        "auprc": {name: data.by_class(agreement.average_precision(s, rationale, mask))
+                  for name, s in scored.items()},
+        "topk_f1": {name: data.by_class(agreement.topk_f1(v, rationale, mask))
+                    for name, (v, _) in per_word.items()},
+    }
 
 
 def load_instances(out_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
