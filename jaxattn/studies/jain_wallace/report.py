@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxattn.core.errors import RunError
 from jaxattn.report import html as report_html
@@ -247,6 +246,4 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
     figures += write_tau_figures(out_dir, data, pairs)
     path = write_index(out_dir, data, summary, figures, named_tables,
                        shown.get("samples", 20), shown.get("seed", 0))
-    if progress:
-        tqdm.write(f"report: {path}")
     return path
