@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxattn.core.errors import RunError
+from jaxattn.explain.plausibility import CHANCE_DEFINITION
 from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
@@ -201,7 +202,9 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
         sections.append(report_html.section(title_, html_table(rows), anchor))
     if tables.rationale_rows(summary):
         sections.append(report_html.section(
-            "Agreement with the rationale", html_table(tables.rationale_rows(summary)), "rationale"))
+            "Agreement with the rationale", html_table(tables.rationale_rows(summary))
+            + report_html.paragraph(CHANCE_DEFINITION[0].upper() + CHANCE_DEFINITION[1:] + ".",
+                                    "muted"), "rationale"))
     if figures:
         sections.append(report_html.section(
             "Figures", "".join(report_html.figure_html(src, cap) for src, cap in figures),
@@ -218,7 +221,8 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
     ))
     timings = stage_time_rows(data.meta, summary["n"])
     sections.append(report_html.section("Time per stage", html_table(timings, digits=2), "timings"))
-    return report_html.write_page(out_dir / "index.html", report_html.page(title, sections, nav))
+    return report_html.write_page(out_dir / "index.html", report_html.page(
+        title, sections, nav, top=report_html.top_page_href(out_dir)))
 
 
 def write_report(out_dir: str | Path, progress: bool = False) -> Path:
