@@ -124,8 +124,14 @@ SECTION_HEAD = re.compile(r'<section id="([^"]+)"><h2>(.*?)<a class="up"')
 def contents_html(sections: Sequence[str]) -> str:
     """The table of contents: a link to every :func:`section`'s anchor, in page order."""
     entries = SECTION_HEAD.findall("".join(sections))
-    items = "".join(f'<li><a href="#{ident}">{title}</a></li>' for ident, title in entries)
+    items = "".join(f'<li><a href="#{ident}">{escape(_short(html.unescape(title)))}</a></li>'
+                    for ident, title in entries)
     return f'<nav class="toc" aria-label="contents"><strong>Contents</strong><ol>{items}</ol></nav>'
+
+
+def _short(title: str, limit: int = 64) -> str:
+    """A long section title cut at a word before ``limit`` characters, for the contents."""
+    return title if len(title) <= limit else title[:limit].rsplit(" ", 1)[0].rstrip(",;:(") + "\u2026"
 
 
 # Marks the page of ``jaxattn reproduce`` (the top page of a run's reports).
