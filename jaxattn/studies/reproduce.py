@@ -80,4 +80,5 @@ def _index_page(dataset: str, metrics: dict, reports: dict[str, Path], out: Path
             "The studies are running; their reports are linked here when they finish."),
             "reports"),
     ]
-    return report_html.page(f"jaxattn reproduction: {dataset}", sections, top_page=True)
+    nav = [(name, str(p.relative_to(out))) for name, p in reports.items()]
+    return report_html.page(f"jaxattn reproduction: {dataset}", sections, nav, top_page=True)
