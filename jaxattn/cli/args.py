@@ -52,11 +52,28 @@ def stages(text: str) -> set[str]:
     return stages
 
 
-DATA_DIR_HELP = "data folder (sets data.data_dir; default $JAXATTN_DATA, then ../shared/data)"
+DATA_DIR_HELP = "data folder (sets data.data_dir; default: $JAXATTN_DATA, then ../shared/data)"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, ``(default: X)``, unless the help already
+    says what the default is (an option whose default is None must say it in words)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text or action.required or action.nargs == 0
+                or action.default in (None, argparse.SUPPRESS) or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its usage errors as one line like every other error."""
+    """argparse, with its usage errors as one line like every other error and every default in
+    the help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -1,4 +1,5 @@
-"""The ``jaxattn`` command: ``train``, ``data list``, ``analyze``, ``wp`` and ``reproduce``.
+"""The ``jaxattn`` command: ``train``, ``analyze``, ``score``, ``wp``, ``reproduce``,
+``import-torch``, ``export-torch`` and ``data list``.
 
 Errors the user can fix (bad arguments, config, data or run directories, files that cannot be
 read or written) end in exactly one line on stderr, ``jaxattn <command>: error: <message>``,
@@ -15,6 +16,7 @@ import os
 import sys
 from pathlib import Path, PurePath
 
+from jaxattn.cli.answer import own_summary, print_answer
 from jaxattn.cli.args import DATA_DIR_HELP, Parser, count, path, stages
 from jaxattn.config import HEADS, WORD_ENCODERS, file_data_overrides, load_config
 from jaxattn.core.errors import JaxattnError
@@ -114,11 +116,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     report = analyze_run(
         args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet
     )
-    print(f"report: {report}")
     if args.export_attributions is not None:
-
         n = export_attributions(report.parent, args.export_attributions)
         print(f"attributions: {n} instances -> {args.export_attributions}")
+    # The verdict of the analysis just written (a narrower one is written beside the main one).
+    print_answer(args.run, report, jw=own_summary(report))
     return 0
 
 
@@ -132,7 +134,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_wp(args: argparse.Namespace) -> int:
 
     report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
-    print(f"report: {report}")
+    print_answer(args.run, report, wp=own_summary(report))
     return 0
 
 
@@ -151,7 +153,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         progress=not args.quiet,
     )
-    print(f"report: {index.resolve()}")
+    print_answer(args.out / "run", index)
     return 0
 
 
@@ -199,38 +201,53 @@ class CliError(JaxattnError):
     """A command-line argument that cannot be used; the message names the option."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="jaxattn", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = (
+    "Is attention an explanation? Train attention models, run the Jain & Wallace and "
+    "Wiegreffe & Pinter analyses on them and write HTML reports with a verdict."
+)
+EPILOG = "Run 'jaxattn COMMAND --help' for a command's options and their defaults."
+RUN_HELP = "a run directory written by 'jaxattn train'"
+SET_HELP = "override a config value; may be repeated (default: none)"
+QUIET_HELP = "no progress bars or per-epoch lines (the closing lines are still printed)"
 
-    p = sub.add_parser("train", help="train one model from a config into a run directory")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="jaxattn", description=DESCRIPTION, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands",
+                                metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one model from a config into a run directory",
+                       description="Train one model from a config into a run directory.")
     p.add_argument(
-        "--config", type=path, help="TOML config (configs/<dataset>_<encoder>_<attention>.toml)"
+        "--config", type=path,
+        help="TOML config, e.g. configs/<dataset>_<encoder>_<attention>.toml "
+        "(default: the built-in defaults)",
     )
-    p.add_argument(
-        "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value"
-    )
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
     p.add_argument(
         "--data-file",
         type=path,
         metavar="PATH",
-        help="train on your own CSV/TSV/JSONL file (sets data.name=file, data.train_file=PATH)",
+        help="train on your own CSV/TSV/JSONL file (sets data.name=file, data.train_file=PATH; "
+        "default: the config's data set)",
     )
     p.add_argument("--out", type=path, required=True, help="run directory (resumed if it exists)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("analyze", help="J&W analyses of a trained run (writes RUN/analysis/)")
-    p.add_argument(
-        "--run", type=path, required=True, help="a run directory written by `jaxattn train`"
-    )
-    p.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    p = sub.add_parser("analyze", help="Jain & Wallace analyses of a trained run (RUN/analysis/)",
+                       description="Jain & Wallace analyses of a trained run; writes "
+                       "RUN/analysis/index.html and prints the verdict, the test scores and "
+                       "the report's path.")
+    p.add_argument("--run", type=path, required=True, help=RUN_HELP)
+    p.add_argument("--split", default="test", choices=("train", "dev", "test"),
+                   help="the split to analyse")
     p.add_argument(
         "--only",
         type=stages,
-        help="comma-separated stages (default all; a stage that does not apply to the model is "
+        help="comma-separated stages (default: all; a stage that does not apply to the model is "
         "skipped, and the stages a chosen one reads run with it): "
         + "; ".join(f"{name}: {get_stage(name).description}" for name in list_stages()),
     )
@@ -239,82 +256,100 @@ def build_parser() -> argparse.ArgumentParser:
         type=path,
         default=None,
         metavar="FILE.jsonl",
-        help="also write every importance per instance as JSON lines (read by `jaxattn score`)",
+        help="also write every importance per instance as JSON lines, read by 'jaxattn score' "
+        "(default: not written)",
     )
     p.add_argument(
-        "--limit", type=count(1), default=None, help="analyse only the first N instances"
+        "--limit", type=count(1), default=None,
+        help="analyse only the first N instances (default: the whole split)",
     )
     p.add_argument(
         "--cpu-devices",
         type=count(0, "one per core"),
         default=0,
         help="on a CPU, split each batch over this many single-threaded devices "
-        "(default: one per core; 1 turns it off)",
+        "(default: 0, one per core; 1 turns it off)",
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser(
         "score",
         help="faithfulness and plausibility tables of token attributions computed elsewhere "
-        "(writes RUN/score/NAME/)",
+        "(RUN/score/NAME/)",
+        description="Faithfulness and plausibility tables of token attributions computed "
+        "elsewhere.",
     )
-    p.add_argument(
-        "--run", type=path, required=True, help="a run directory written by `jaxattn train`"
-    )
+    p.add_argument("--run", type=path, required=True, help=RUN_HELP)
     p.add_argument(
         "--attributions", type=path, required=True, metavar="FILE.jsonl",
         help='one JSON object a line: {"id": row, "split": "test", "tokens": [...], '
         '"scores": {"method": [one number per token]}}',
     )
-    p.add_argument("--out", type=path, default=None, help="default RUN/score/<file name>")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", type=path, default=None,
+                   help="output folder (default: RUN/score/<file name>)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("wp", help="W&P analyses of a trained run (writes RUN/wp/)")
-    p.add_argument(
-        "--run", type=path, required=True, help="a run directory written by `jaxattn train`"
-    )
+    p = sub.add_parser("wp", help="Wiegreffe & Pinter analyses of a trained run (RUN/wp/)",
+                       description="Wiegreffe & Pinter analyses of a trained run; writes "
+                       "RUN/wp/index.html and prints the verdict, the test scores and the "
+                       "report's path.")
+    p.add_argument("--run", type=path, required=True, help=RUN_HELP)
     p.add_argument(
         "--only",
         type=stages,
-        help="comma-separated stages: uniform,seeds,diagnostic,adversary (default all)",
+        help="comma-separated stages: uniform, seeds, diagnostic, adversary (default: all)",
     )
     p.add_argument(
         "--seeds", type=count(1), default=8, help="extra seeds for the variance baseline"
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_wp)
 
-    p = sub.add_parser("reproduce", help="train one model and run both studies (demo: no files needed)")
-    p.add_argument("--suite", default="demo", choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"))
-    p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--encoder", default="bilstm", choices=WORD_ENCODERS)
-    p.add_argument("--attention", default="additive", choices=("additive", "dot"))
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
-    p.add_argument("--limit", type=count(1), default=None, help="analyse only the first N test instances")
-    p.add_argument("--seeds", type=count(1), default=8, help="extra seeds for the variance baseline")
+    p = sub.add_parser(
+        "reproduce", help="train one model and run both studies (demo: no files needed)",
+        description="Train one model and run both studies on it, then write OUT/index.html "
+        "with the verdict and links to both reports. Every stage resumes: running it again "
+        "skips what is done.")
+    p.add_argument("--suite", default="demo",
+                   choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"),
+                   help="which studies: demo and all run both")
+    p.add_argument("--dataset", default="synthetic",
+                   help="data set name, one of 'jaxattn data list'")
+    p.add_argument("--encoder", default="bilstm", choices=WORD_ENCODERS, help="encoder")
+    p.add_argument("--attention", default="additive", choices=("additive", "dot"),
+                   help="attention scorer")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
+    p.add_argument("--limit", type=count(1), default=None,
+                   help="analyse only the first N test instances (default: all of them)")
+    p.add_argument("--seeds", type=count(1), default=8,
+                   help="extra seeds for the variance baseline")
     p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
-    p.add_argument("--out", type=path, default=Path("runs/demo"))
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", type=path, default=Path("runs/demo"),
+                   help="output folder (the run is trained into OUT/run)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_reproduce)
 
-    p = sub.add_parser("import-torch", help="a J&W PyTorch model folder (enc.th, dec.th) -> run")
+    p = sub.add_parser(
+        "import-torch", help="a Jain & Wallace PyTorch model folder (enc.th, dec.th) -> run",
+        description="Turn a Jain & Wallace PyTorch model folder into a jaxattn run.")
     p.add_argument("--checkpoint", type=path, required=True,
                    help="folder with the J&W enc.th and dec.th state dicts")
     p.add_argument("--vocab", type=path, required=True,
                    help="its vocabulary: J&W's pickled vec.p, a JSON list / object, or a text file")
-    p.add_argument("--config", type=path, help="TOML config naming the data set (model keys are "
-                   "taken from the checkpoint)")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--config", type=path, help="TOML config naming the data set; model keys are "
+                   "taken from the checkpoint (default: the built-in defaults)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=path, required=True, help="new run directory")
     p.set_defaults(func=_cmd_import_torch)
 
-    p = sub.add_parser("export-torch", help="a run -> a J&W PyTorch model folder")
+    p = sub.add_parser("export-torch", help="a run -> a Jain & Wallace PyTorch model folder",
+                       description="Write a run as a Jain & Wallace PyTorch model folder.")
     p.add_argument("--run", type=path, required=True, help="a run directory")
     p.add_argument("--out", type=path, required=True, help="folder for enc.th, dec.th, config.json")
     p.set_defaults(func=_cmd_export_torch)
@@ -340,19 +375,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "model.safetensors, tokenizer.json")
     p.set_defaults(func=_cmd_export_hf)
 
-    p = sub.add_parser("data", help="data sets")
-    dsub = p.add_subparsers(dest="data_command", required=True)
+    p = sub.add_parser("data", help="data sets: 'jaxattn data list' lists them",
+                       description="Data sets.")
+    dsub = p.add_subparsers(dest="data_command", required=True, title="commands",
+                            metavar="COMMAND")
     p = dsub.add_parser(
-        "list", help="list the data sets, their split sizes and where they were found"
+        "list", help="list the data sets, their split sizes and where they were found",
+        description="List the data sets, their split sizes and where they were found.",
     )
-    p.add_argument("names", nargs="*", help="only these data sets")
+    p.add_argument("names", nargs="*", help="only these data sets (default: all)")
     p.add_argument(
         "--data-dir",
         type=path,
         default=None,
-        help="data folder (default $JAXATTN_DATA, then ../shared/data)",
+        help="data folder (default: $JAXATTN_DATA, then ../shared/data)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_data_list)
     for name in ("train", "analyze", "wp", "reproduce"):
         add_cache_option(sub.choices[name])

@@ -7,6 +7,7 @@ instances), and looks at each instance's real tokens only.
 
 * :func:`auprc`: average precision per instance (``sklearn``'s definition), NaN for an instance
   with a single label (no rationale token, or every token in it), as ERASER skips them.
+* :func:`chance_auprc`: the AUPRC of knowing nothing, :data:`CHANCE_DEFINITION`.
 * :func:`topk_prf`: token precision / recall / F1 of the ``k`` top-scoring tokens.
 * :func:`iou_f1`: ERASER's partial-match F1: the predicted tokens and the rationale are split into
   contiguous spans; a predicted span counts as a match when its IOU with some rationale span is at
@@ -31,6 +32,23 @@ def auprc(scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray) -> np.nda
     positive, mask = _positives(rationale, mask)
     single = (positive.sum(-1) == 0) | (positive.sum(-1) == mask.sum(-1))
     return np.where(single, np.nan, average_precision(scores, positive, mask))
+
+
+CHANCE_DEFINITION = (
+    "chance AUPRC: the share of rationale tokens among an instance's tokens, i.e. the AUPRC of "
+    "scores that tie every token (the precision of a token picked at random), averaged over "
+    "the same instances as the methods; a single random ranking (the random row) scores above "
+    "it by luck of the draw"
+)
+
+
+def chance_auprc(rationale: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """<float64>[N] the share of rationale tokens among each instance's real tokens (the AUPRC
+    of scores that tie every token); NaN where :func:`auprc` is NaN (single-label instances)."""
+    positive, mask = _positives(rationale, mask)
+    n_pos, n = positive.sum(-1), mask.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos == 0) | (n_pos == n), np.nan, n_pos / n)
 
 
 def topk_prf(

@@ -7,6 +7,8 @@ the network. All text is escaped here, so callers pass plain strings.
 from __future__ import annotations
 
 import html
+import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -34,6 +36,11 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2e
 h1 { font-size: 1.6em; } h2 { font-size: 1.3em; border-bottom: 1px solid #ddd; margin-top: 1.6em; }
 h3 { font-size: 1.05em; margin-bottom: .3em; }
 nav a { margin-right: 1.2em; }
+nav.toc { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .4em 1em; margin: 1em 0;
+          display: inline-block; }
+nav.toc ol { margin: .2em 0; padding-left: 1.4em; columns: 2; column-gap: 2.5em; }
+nav.toc a { margin-right: 0; }
+a.up { font-size: .8em; font-weight: normal; margin-left: .8em; }
 table { border-collapse: collapse; margin: .6em 0 1em; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .55em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
@@ -98,10 +105,53 @@ def figure_html(src: str, caption: str = "") -> str:
     return f'<figure><img src="{escape(src)}" alt="{escape(caption or src)}">{cap}</figure>'
 
 
+def slug(title: str) -> str:
+    """An anchor made of ``title``'s words: ``Time per stage`` -> ``time-per-stage``."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+
+
 def section(title: str, body: str, anchor: str | None = None) -> str:
-    """An ``<h2>`` section; ``body`` is HTML."""
-    ident = f' id="{escape(anchor)}"' if anchor else ""
-    return f"<section{ident}><h2>{escape(title)}</h2>{body}</section>"
+    """An ``<h2>`` section with an anchor (``anchor``, else :func:`slug` of the title), listed
+    in the page's table of contents; ``body`` is HTML."""
+    ident = escape(anchor or slug(title))
+    up = '<a class="up" href="#top">contents</a>'
+    return f'<section id="{ident}"><h2>{escape(title)}{up}</h2>{body}</section>'
+
+
+SECTION_HEAD = re.compile(r'<section id="([^"]+)"><h2>(.*?)<a class="up"')
+
+
+def contents_html(sections: Sequence[str]) -> str:
+    """The table of contents: a link to every :func:`section`'s anchor, in page order."""
+    entries = SECTION_HEAD.findall("".join(sections))
+    items = "".join(f'<li><a href="#{ident}">{escape(_short(html.unescape(title)))}</a></li>'
+                    for ident, title in entries)
+    return f'<nav class="toc" aria-label="contents"><strong>Contents</strong><ol>{items}</ol></nav>'
+
+
+def _short(title: str, limit: int = 64) -> str:
+    """A long section title cut at a word before ``limit`` characters, for the contents."""
+    return title if len(title) <= limit else title[:limit].rsplit(" ", 1)[0].rstrip(",;:(") + "\u2026"
+
+
+# Marks the page of ``jaxattn reproduce`` (the top page of a run's reports).
+TOP_PAGE_MARK = '<meta name="generator" content="jaxattn reproduce">'
+
+
+def top_page_href(page_dir: str | Path, levels: int = 4) -> str | None:
+    """The relative href of the top page above a report in ``page_dir``: the ``index.html``
+    that ``jaxattn reproduce`` wrote beside the run the report belongs to (the first folder
+    at or above ``page_dir`` holding a ``metrics.json``), or None when there is none."""
+    page_dir = Path(page_dir).resolve()
+    for run in [page_dir, *page_dir.parents][:levels]:
+        if (run / "metrics.json").exists():
+            top = run.parent / "index.html"
+            try:
+                marked = TOP_PAGE_MARK in top.read_text("utf-8")[:4000]
+            except OSError:
+                return None
+            return Path(os.path.relpath(top, page_dir)).as_posix() if marked else None
+    return None
 
 
 def paragraph(text: str, cls: str | None = None) -> str:
@@ -113,14 +163,24 @@ def link(href: str, text: str) -> str:
     return f'<a href="{escape(href)}">{escape(text)}</a>'
 
 
-def page(title: str, sections: Sequence[str], nav: Sequence[tuple[str, str]] = ()) -> str:
-    """A complete HTML document; ``nav`` is (text, href) links shown under the title."""
+def page(title: str, sections: Sequence[str], nav: Sequence[tuple[str, str]] = (),
+         top: str | None = None, top_page: bool = False) -> str:
+    """A complete HTML document: the title, ``nav`` (text, href) links under it, a table of
+    contents of the sections (from two on) and the sections.
+
+    Args:
+      top: href of the top page (:func:`top_page_href`), the first link under the title.
+      top_page: this page is ``jaxattn reproduce``'s top page (marked for :func:`top_page_href`).
+    """
+    nav = [("\u2191 top page (all reports)", top), *nav] if top else list(nav)
     links = " ".join(link(href, text) for text, href in nav)
     nav_html = f"<nav>{links}</nav>" if links else ""
+    toc = contents_html(sections) if len(sections) >= 2 else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"{TOP_PAGE_MARK if top_page else ''}"
         f"<title>{escape(title)}</title><style>{CSS}</style></head>"
-        f"<body><h1>{escape(title)}</h1>{nav_html}{''.join(sections)}</body></html>\n"
+        f'<body><h1 id="top">{escape(title)}</h1>{nav_html}{toc}{"".join(sections)}</body></html>\n'
     )
 
 

@@ -52,6 +52,17 @@ def assign_bins(x: np.ndarray, bins: Sequence[float] = MAX_ATTENTION_BINS) -> np
     return np.clip(np.digitize(np.asarray(x), bins[1:-1], right=False), 0, len(bins) - 2)
 
 
+def padded_limits(lo: float, hi: float, data: np.ndarray, pad: float = 0.03) -> tuple:
+    """``(lo, hi)`` widened to hold every finite value of ``data``, with ``pad`` of the span
+    free on each side, so that nothing drawn at the data's extremes touches the axis edge."""
+    finite = np.asarray(data, np.float64)
+    finite = finite[np.isfinite(finite)]
+    if len(finite):
+        lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    margin = pad * ((hi - lo) or 1.0)
+    return lo - margin, hi + margin
+
+
 def violin_by_bin(
     values: np.ndarray,
     binned_by: np.ndarray,
@@ -68,7 +79,26 @@ def violin_by_bin(
     per class side by side (J&W's permutation / adversarial figures).
 
     Groups with fewer than two distinct values are drawn as points; empty groups are left out.
+    ``xlim``: the range the axis shows at least (e.g. JSD's ``(0, ln 2)``); it is widened by a
+    small margin so that violins reaching its ends are not cut by the frame.
     """
+    fig = violin_figure(values, binned_by, classes, class_names, xlabel, ylabel, bins, xlim,
+                        title)
+    return save_figure(fig, path)
+
+
+def violin_figure(
+    values: np.ndarray,
+    binned_by: np.ndarray,
+    classes: np.ndarray,
+    class_names: Sequence[str],
+    xlabel: str,
+    ylabel: str = "max attention",
+    bins: Sequence[float] = MAX_ATTENTION_BINS,
+    xlim: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The figure :func:`violin_by_bin` writes."""
     values = np.asarray(values, np.float64)
     which = assign_bins(binned_by, bins)
     groups = _class_groups(classes, class_names)
@@ -101,12 +131,12 @@ def violin_by_bin(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if xlim is not None:
-        ax.set_xlim(*xlim)
+        ax.set_xlim(*padded_limits(*xlim, values))
     if title:
         ax.set_title(title, fontsize=10)
     if groups:
         ax.legend(fontsize=8, loc="best")
-    return save_figure(fig, path)
+    return fig
 
 
 def histogram_by_class(

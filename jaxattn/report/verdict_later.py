@@ -36,8 +36,13 @@ def plausibility(ev: Evidence) -> Row:
     if "attn" not in means or means["attn"] is None:
         return Row(test, "–", compared, "the data set has no rationales", NOT_APPLICABLE, source)
     means = dict(means)
+    # One chance for every page (explain.plausibility.CHANCE_DEFINITION): the share of rationale
+    # tokens; the plausibility stage's random ranking is one draw above it, a floor of the ranks.
+    means.pop("random", None)
     chance = means.pop("uniform", None)
-    chance = means.pop("random", chance)
+    chance = get_path(ev.jw, "plausibility.headline.chance") or chance
+    if chance is None:
+        chance = get_path(ev.jw, "rationale.auprc.uniform.overall.mean")
     others = {k: v for k, v in means.items() if k != "attn" and v is not None}
     attn = means["attn"]
     rank = 1 + sum(v > attn for v in others.values())

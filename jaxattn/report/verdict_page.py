@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from jaxattn.explain.plausibility import CHANCE_DEFINITION
 from jaxattn.report import html
 from jaxattn.report.verdict import (
     JSD_HALF,
@@ -32,7 +33,7 @@ THRESHOLDS_NOTE = (
     "adversaries use J&W's output tolerance epsilon; very different attention means JSD of at "
     f"least ln(2)/2 = {JSD_HALF:.3f}, half the maximum; the W&P rows compare with retraining "
     f"({SEED_SPREAD:g} sd of the test score over seeds, the seeds' attention JSD and output "
-    "TVD). Each test is one row of jaxattn/report/verdict.py, or of the stage that declares it "
+    "TVD); the plausibility row's " + CHANCE_DEFINITION + ". Each test is one row of jaxattn/report/verdict.py, or of the stage that declares it "
     "(its source column names it)."
 )
 

@@ -78,6 +78,6 @@ def add_cache_option(parser) -> None:
         "--compilation-cache",
         metavar="DIR|off",
         default=None,
-        help=f"persistent JAX compilation cache folder, or off (default ${ENV_VAR}, "
+        help=f"persistent JAX compilation cache folder, or off (default: ${ENV_VAR}, "
         "then $XDG_CACHE_HOME/jaxattn/jax or ~/.cache/jaxattn/jax)",
     )

@@ -53,11 +53,14 @@ def add_arguments(parser) -> None:
         "run one process per host/slot, all with the same command; without these flags the "
         "variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID are read")
     group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
-                       help="address of process 0, which coordinates")
-    group.add_argument("--num-processes", type=int, metavar="N", default=None)
-    group.add_argument("--process-id", type=int, metavar="I", default=None)
+                       help="address of process 0, which coordinates (default: "
+                       "$JAX_COORDINATOR_ADDRESS, else one process)")
+    group.add_argument("--num-processes", type=int, metavar="N", default=None,
+                       help="how many processes take part (default: $JAX_NUM_PROCESSES, else 1)")
+    group.add_argument("--process-id", type=int, metavar="I", default=None,
+                       help="this process's id, 0 to N-1 (default: $JAX_PROCESS_ID, else 0)")
     group.add_argument("--coordinator-timeout", type=float, metavar="SECONDS", default=None,
-                       help=f"how long the processes wait for each other to start (default "
+                       help=f"how long the processes wait for each other to start (default: "
                        f"${TIMEOUT_ENV}, else {DEFAULT_TIMEOUT:g})")
     group.add_argument("--cluster-auto", action="store_true",
                        help="let JAX detect the cluster (Slurm, Open MPI, TPU pod, Kubernetes)")

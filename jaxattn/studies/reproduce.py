@@ -49,6 +49,9 @@ def reproduce(
     run_dir = out / "run"
     with run_lock(out, "jaxattn reproduce"):
         metrics = train_run(cfg, run_dir, progress=progress)
+        index = out / "index.html"
+        # Written now and again at the end: the study pages link back to it as they are written.
+        write_atomic(index, _index_page(cfg.data.name, metrics, {}, out))
         reports = {}
         if "jain_wallace" in suites:
             reports["Jain & Wallace analyses"] = analyze_run(run_dir, limit=limit, progress=progress)
@@ -56,7 +59,6 @@ def reproduce(
             reports["Wiegreffe & Pinter suite"] = wp_run(run_dir, seeds=seeds, progress=progress)
             if "jain_wallace" in suites:  # its verdict now has the W&P rows too
                 write_report(reports["Jain & Wallace analyses"].parent)
-        index = out / "index.html"
         write_atomic(index, _index_page(cfg.data.name, metrics, reports, out))
     return index
 
@@ -74,6 +76,9 @@ def _index_page(dataset: str, metrics: dict, reports: dict[str, Path], out: Path
         verdict_section(run_evidence(out / "run", out, run_name=str(out / "run"))),
         report_html.section("Model and data", report_html.paragraph(model)
                             + dataset_table_html(metrics["data"]), "data"),
-        report_html.section("Reports", f"<ul>{links}</ul>", "reports"),
+        report_html.section("Reports", f"<ul>{links}</ul>" if links else report_html.paragraph(
+            "The studies are running; their reports are linked here when they finish."),
+            "reports"),
     ]
-    return report_html.page(f"jaxattn reproduction: {dataset}", sections)
+    nav = [(name, str(p.relative_to(out))) for name, p in reports.items()]
+    return report_html.page(f"jaxattn reproduction: {dataset}", sections, nav, top_page=True)

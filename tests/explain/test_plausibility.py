@@ -60,3 +60,21 @@ def test_plausibility_keys():
     assert {"auprc", "p_k", "r_k", "f1_k", "p_5", "r_5", "f1_5", "iou_matched"} <= set(out)
     assert all(len(v) == 4 for v in out.values())
     np.testing.assert_allclose(out["p_k"], out["r_k"])  # k = the rationale's length
+
+
+def test_chance_auprc_is_the_auprc_of_tied_scores_and_the_share_of_rationale_tokens():
+    rng = np.random.default_rng(3)
+    mask = np.arange(9)[None, :] < rng.integers(2, 10, size=(40, 1))
+    rationale = (rng.random((40, 9)) < 0.3) & mask
+    rationale[0] = mask[0]  # every token: single-label, NaN like auprc
+    rationale[1] = False  # none
+    chance = pl.chance_auprc(rationale, mask)
+    tied = pl.auprc(np.ones(mask.shape), rationale, mask)
+    for i in range(40):
+        y = rationale[i][mask[i]]
+        if y.all() or not y.any():
+            assert np.isnan(chance[i]) and np.isnan(tied[i])
+            continue
+        assert chance[i] == y.sum() / len(y)
+        assert np.isclose(tied[i], average_precision_score(y, np.ones(len(y))))
+        assert np.isclose(chance[i], tied[i])

@@ -48,3 +48,34 @@ def test_page_is_well_formed_and_self_contained(tmp_path):
     checker = Checker()
     checker.feed(text)
     assert checker.stack == []
+
+
+def test_every_page_has_contents_linking_each_section():
+    sections = [html.section("Verdict", "<p>v</p>", "verdict"),
+                html.section("Time per stage", "<p>t</p>"),
+                html.section("A & B", "<p>ab</p>", "ab")]
+    doc = html.page("T", sections)
+    toc = re.search(r'<nav class="toc".*?</nav>', doc).group(0)
+    links = re.findall(r'<a href="#([^"]+)">([^<]*)</a>', toc)
+    assert links == [("verdict", "Verdict"), ("time-per-stage", "Time per stage"),
+                     ("ab", "A &amp; B")]
+    for anchor, _ in links:  # every link has its target
+        assert doc.count(f'id="{anchor}"') == 1
+    assert doc.index(toc) < doc.index('<section id="verdict">')
+    assert doc.count('href="#top"') == 3 and '<h1 id="top">' in doc
+
+
+def test_the_top_page_link_finds_the_reproduce_page_above_the_run(tmp_path):
+    run = tmp_path / "out" / "run"
+    (run / "analysis" / "views" / "test-8").mkdir(parents=True)
+    (run / "wp").mkdir()
+    (run / "metrics.json").write_text("{}")
+    assert html.top_page_href(run / "analysis") is None  # no top page yet
+    (tmp_path / "out" / "index.html").write_text(html.page("other page", []))
+    assert html.top_page_href(run / "analysis") is None  # not one reproduce wrote
+    html.write_page(tmp_path / "out" / "index.html", html.page("top", [], top_page=True))
+    assert html.top_page_href(run / "analysis") == "../../index.html"
+    assert html.top_page_href(run / "wp") == "../../index.html"
+    assert html.top_page_href(run / "analysis" / "views" / "test-8") == "../../../../index.html"
+    doc = html.page("J&W", [], top=html.top_page_href(run / "wp"))
+    assert re.search(r'<nav><a href="\.\./\.\./index\.html">[^<]*top page', doc)

@@ -179,12 +179,16 @@ def test_eraser_rank_halves_out_of_seven_methods(comp, suff, status):
                         f"{suff} of 7 on sufficiency (AOPC 0.082)")
 
 
-def test_plausibility_reads_the_plausibility_stage_with_random_as_chance():
-    summary = jw(plausibility={"headline": {"auprc": {"attn": 0.82, "grad": 0.99, "loo": 0.98,
-                                                      "random": 0.28}}})
-    r = row(v.Evidence(jw=summary, jw_page=""), "plausibility")
+def test_plausibility_reads_the_plausibility_stage_with_one_chance():
+    # Chance is the share of rationale tokens, never the random ranking's AUPRC (one draw).
+    head = {"auprc": {"attn": 0.82, "grad": 0.99, "loo": 0.98, "random": 0.28}, "chance": 0.14}
+    r = row(v.Evidence(jw=jw(plausibility={"headline": head}), jw_page=""), "plausibility")
     assert r.status == v.AGAINST and r.evidence == "#stage-plausibility"
-    assert r.figure == "AUPRC attention 0.82, rank 3 of 3; others 0.98-0.99; chance 0.28"
+    assert r.figure == "AUPRC attention 0.82, rank 3 of 3; others 0.98-0.99; chance 0.14"
+    # An older summary without it: the rationale table's chance row, the same definition.
+    older = jw(plausibility={"headline": {"auprc": {**head["auprc"]}}},
+               rationale={"auprc": {"uniform": {"overall": {"mean": 0.15}}}})
+    assert row(v.Evidence(jw=older, jw_page=""), "plausibility").figure.endswith("chance 0.15")
 
 
 def test_the_sentence_counts_the_tests_that_ran():

@@ -71,5 +71,5 @@ def test_chromium_renders_the_page_with_the_verdict_table_first(tmp_path):
     html.write_page(page, html.page("report", [verdict_section(Evidence(jw=SUMMARY, jw_page="")),
                                                other]))
     dom = chromium_dom(page)
-    assert "<h1>report</h1>" in dom and first_table_class(dom) == "verdict"
+    assert '<h1 id="top">report</h1>' in dom and first_table_class(dom) == "verdict"
     assert dom.count('<td class="v-') == len(VERDICT_ROWS)

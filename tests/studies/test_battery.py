@@ -64,7 +64,9 @@ def test_battery_tables_and_headline_figures(run_dir):
     tables = (out / "tables.md").read_text()
     for title in ("ERASER comprehensiveness", "ERASER sufficiency", "Plausibility against"):
         assert title in tables
-    assert "random (floor)" in tables and "norm-based (Kobayashi)" in tables
+    assert "random ranking (floor)" in tables and "norm-based (Kobayashi)" in tables
+    assert "chance (share of rationale tokens)" in tables
+    assert 0 < plaus["chance"] < 1 and "chance" not in plaus["auprc"]  # not a ranked method
 
 
 def test_attributions_round_trip(run_dir, tmp_path, capsys):

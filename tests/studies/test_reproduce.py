@@ -17,7 +17,10 @@ def test_reproduce_trains_analyses_links_and_resumes(tmp_path, capsys):
         args += ["--set", override]
     assert main(args) == 0
     index = out / "index.html"
-    assert f"report: {index.resolve()}" in capsys.readouterr().out
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"report: {index.resolve()}"
+    assert [line.split(":")[0] for line in printed[-3:]] == ["verdict", "test", "report"]
+    assert sum(line.startswith(("report:", "verdict:", "test:")) for line in printed) == 3
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     assert metrics["data"]["name"] == "synthetic" and metrics["data"]["sizes"]["train"] == 200
     summary = json.loads((out / "run" / "analysis" / "summary.json").read_text())
@@ -25,6 +28,9 @@ def test_reproduce_trains_analyses_links_and_resumes(tmp_path, capsys):
     assert 0.0 <= summary["adversarial"]["frac_found"] <= 1.0
     page = index.read_text()
     assert 'href="run/analysis/index.html"' in page and 'href="run/wp/index.html"' not in page
+    # The study page links back to this one, and lists its sections.
+    jw_page = (out / "run" / "analysis" / "index.html").read_text()
+    assert '<nav><a href="../../index.html">' in jw_page and 'class="toc"' in jw_page
     # The page opens with the verdict; the data set is a table, not JSON.
     dom = chromium_dom(index)
     assert first_table_class(dom) == "verdict"

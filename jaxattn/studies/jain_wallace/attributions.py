@@ -21,7 +21,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxattn.core.errors import JaxattnError, read_text
 from jaxattn.report.tables import markdown_table
@@ -212,8 +211,6 @@ def score_attributions(model, params, prepared, path, out, setting=None, progres
     for title, rows in tables:
         text += [f"\n## {title}\n", markdown_table(rows)]
     write_atomic(out / "tables.md", "".join(text))
-    if progress:
-        tqdm.write(f"tables: {out / 'tables.md'}")
     return out / "tables.md"
 
 

@@ -42,7 +42,8 @@ from jaxattn.studies.runner import Stage
 # The importances every faithfulness / plausibility table compares (those computed), in order.
 METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm")
 RANDOM = "random"
-RANDOM_LABEL = "random (floor)"
+RANDOM_LABEL = "random ranking (floor)"
+CHANCE_LABEL = "chance (share of rationale tokens)"
 # The stages that read, replace or decode through the pooling attention require its seam.
 POOLING = ("pooling",)
 
@@ -219,8 +220,11 @@ def _summarize_plausibility(data) -> dict:
         entry["iou_f1"] = plausibility.micro_f1(*counts)["f1"]
         methods[name] = entry
     auprc = {m: e["auprc"]["mean"] for m, e in methods.items()}
+    chance = agreement.summarize(plausibility.chance_auprc(data.rationale, data.mask))
     headline = {"auprc": auprc, "attention_rank_auprc": _rank(auprc, "attn", higher_better=True),
-                "iou_f1": {m: e["iou_f1"] for m, e in methods.items()}}
+                "iou_f1": {m: e["iou_f1"] for m, e in methods.items()},
+                "chance": chance["mean"]}
+    methods["chance"] = {"label": CHANCE_LABEL, "auprc": chance}
     return {"plausibility": {"methods": methods, "headline": headline}}
 
 
@@ -310,7 +314,9 @@ def _plausibility_tables(summary: dict) -> list[tuple[str, list[dict]]]:
         "F1@5": _ms(s["f1_5"]),
         "IOU F1 (0.5)": s["iou_f1"],
         "n (AUPRC)": s["auprc"]["n"],
-    } for s in summary["plausibility"]["methods"].values()]
+    } if "p_k" in s else {"importance": s["label"], "AUPRC": _ms(s["auprc"]),
+                          "n (AUPRC)": s["auprc"]["n"]}
+        for s in summary["plausibility"]["methods"].values()]
     return [("Plausibility against the rationale (k = the rationale's length; IOU F1: ERASER "
              "partial match, micro over the set)", rows)]
 

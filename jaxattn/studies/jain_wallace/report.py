@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxattn.core.errors import RunError
+from jaxattn.explain.plausibility import CHANCE_DEFINITION
 from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
@@ -222,7 +222,9 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
         sections.append(report_html.section(title_, html_table(rows), anchor))
     if tables.rationale_rows(summary):
         sections.append(report_html.section(
-            "Agreement with the rationale", html_table(tables.rationale_rows(summary)), "rationale"))
+            "Agreement with the rationale", html_table(tables.rationale_rows(summary))
+            + report_html.paragraph(CHANCE_DEFINITION[0].upper() + CHANCE_DEFINITION[1:] + ".",
+                                    "muted"), "rationale"))
     word_rows = tables.rationale_rows({"rationale": summary.get("rationale_words")})
     if word_rows:
         sections.append(report_html.section(
@@ -244,7 +246,8 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
     ))
     timings = stage_time_rows(data.meta, summary["n"])
     sections.append(report_html.section("Time per stage", html_table(timings, digits=2), "timings"))
-    return report_html.write_page(out_dir / "index.html", report_html.page(title, sections, nav))
+    return report_html.write_page(out_dir / "index.html", report_html.page(
+        title, sections, nav, top=report_html.top_page_href(out_dir)))
 
 
 def write_report(out_dir: str | Path, progress: bool = False) -> Path:
@@ -272,6 +275,4 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
     figures += write_tau_figures(out_dir, data, pairs)
     path = write_index(out_dir, data, summary, figures, named_tables,
                        shown.get("samples", 20), shown.get("seed", 0))
-    if progress:
-        tqdm.write(f"report: {path}")
     return path

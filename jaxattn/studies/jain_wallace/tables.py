@@ -185,7 +185,7 @@ def rationale_rows(summary: dict) -> list[dict]:
         f1 = rat["topk_f1"].get(name, {}).get("overall", {})
         rows.append(
             {
-                "importance": importance_labels().get(name, "uniform (chance)"),
+                "importance": importance_labels().get(name, "chance (share of rationale tokens)"),
                 "AUPRC": mean_std(stats["overall"]["mean"], stats["overall"]["std"]),
                 "top-k F1": mean_std(f1.get("mean"), f1.get("std")),
                 "n": stats["overall"]["n"],

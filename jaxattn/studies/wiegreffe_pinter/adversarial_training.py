@@ -271,6 +271,8 @@ def _train_adversary_stack(
         step, state, tc.epochs, epoch_batches, num_batches(len(train_split), tc.batch_size),
         len(train_split), evaluate, on_epoch_end=lambda st: save_checkpoint(ckpt, st, meta),
         progress=progress, desc=f"adversary x{len(lambdas)}",
+        score_name=f"{options.selection} objective", score_sign=-1.0,
+        member_names=[f"lambda {value:g}" for value in lambdas],
     )
     elapsed = time.perf_counter() - start
     gold = ("accuracy", "f1", "auc", "n")

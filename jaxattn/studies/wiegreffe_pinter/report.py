@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +16,68 @@ from jaxattn.runtime.files import read_json, write_atomic
 from jaxattn.studies.comparison import Comparison
 
 DIAGNOSTIC_KINDS = ("learned", "uniform", "imposed", "adversary")
+
+# Results written before the rule was stored: "<reason> (threshold: <origin>)".
+_OLD_CHOICE = re.compile(r"^(?P<reason>.*?) <= (?P<t>[0-9.eE+-]+)(?P<rest>.*?)"
+                         r"(?: \(threshold: (?P<origin>.*)\))?$")
+_OLD_SOURCES = {"consistency_tvd option": "set by the consistency_tvd option",
+                "mean dev TVD of the seeds to the base":
+                    "the retrained seeds' mean dev TVD to the base model",
+                "fallback (no seeds stage)": "a fixed fallback, as the seeds stage has not run"}
+
+
+def adversary_choice(chosen: dict, sweep: Sequence[dict] = ()) -> str:
+    """Which adversary the diagnostic imposes, and why, as plain sentences.
+
+    Args:
+      chosen: the diagnostic's adversary entry: ``lambda``, ``rule`` (``diagnostic_lambda``,
+        ``most_different_consistent`` or ``closest``), ``threshold``, ``threshold_source`` and
+        its ``dev_tvd``; or, for older results, ``lambda`` and the ``chosen_by`` text.
+      sweep: the adversary sweep, for the chosen row's dev TVD when ``chosen`` lacks it.
+    """
+    lam = chosen.get("lambda")
+    rule, threshold = chosen.get("rule"), chosen.get("threshold")
+    source = chosen.get("threshold_source")
+    if rule is None:  # an older result: read its rule off the text
+        old = chosen.get("chosen_by", "")
+        match = _OLD_CHOICE.match(old)
+        if "diagnostic_lambda" in old:
+            rule = "diagnostic_lambda"
+        elif match:
+            rule = "closest" if match["reason"].startswith("no ") else "most_different_consistent"
+            threshold = float(match["t"])
+            source = _OLD_SOURCES.get(match["origin"] or "", match["origin"])
+        else:
+            return old
+    dev_tvd = chosen.get("dev_tvd")
+    if dev_tvd is None:
+        dev_tvd = next((r["dev_tvd"] for r in sweep if r.get("lambda") == lam), None)
+    head = f"The diagnostic imposes the attention of the adversary trained with lambda {lam:g}"
+    if rule == "diagnostic_lambda":
+        return f"{head}, as the diagnostic_lambda option asks."
+    bound = f"a mean dev TVD of at most {threshold:.4f}" + (f" ({source})" if source else "")
+    if rule == "most_different_consistent":
+        return (f"{head}. The adversaries whose outputs stay as close to the base model's as "
+                f"retraining does ({bound}) count as model-consistent, and of those this one's "
+                "attention is the furthest from the base model's (the largest dev JSD).")
+    closest = f", {dev_tvd:.4f}" if dev_tvd is not None else ""
+    return (f"{head}. No adversary kept its outputs within {bound}, so the one whose outputs "
+            f"are closest to the base model's is used (the smallest mean dev TVD{closest}).")
+
+
+def options_table(options: dict) -> str:
+    """The adversary's options as a two-column HTML table, one row per option."""
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_option(v))}</td></tr>"
+                   for k, v in options.items())
+    return f'<table class="dataset options"><tbody>{rows}</tbody></table>'
+
+
+def _option(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_option(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _write_table(stem: Path, rows: Sequence[dict], columns: Sequence[str]) -> str:
@@ -78,9 +140,9 @@ def write_report(out: Path) -> Path:
         wp_figures.tradeoff_plot(fdir / "adversary_tradeoff.png", *cloud, points, a["sweep"],
                                  f"{data}: model-consistent adversaries vs seeds")
         text = (f"Per lambda, the {a['aggregate']} over the test set of the TVD to the base's outputs "
-                f"and of the JSD / KL to its attention; F1 against gold. Options: "
-                f"{json.dumps(a['params']['options'])}.")
-        body = (html.paragraph(text) + table
+                f"and of the JSD / KL to its attention; F1 against gold. The adversaries were "
+                "trained with these options:")
+        body = (html.paragraph(text) + options_table(a["params"]["options"]) + table
                 + html.figure_html("figures/adversary_tradeoff.png", "adversaries over the seed cloud"))
         lambdas = [r["lambda"] for r in a["sweep"]]
         shown = summary.get("diagnostic", {}).get("adversary", {}).get("lambda", lambdas[-1])
@@ -101,14 +163,15 @@ def write_report(out: Path) -> Path:
         text = ("A per-token MLP without context and a linear decoder over the attention-weighted "
                 "sum, trained with the attention named.")
         if "adversary" in d:
-            text += f" The adversary: {d['adversary'].get('chosen_by', '')}."
+            sweep = summary.get("adversary", {}).get("sweep", [])
+            text += " " + adversary_choice(d["adversary"], sweep)
         sections.append(html.section("Diagnostic MLP (average encoder, test)",
                                      html.paragraph(text) + table, "diagnostic"))
 
     timing_rows = [{"stage": k, "seconds": v} for k, v in summary["timings"].items()]
     sections.append(html.section("Timings", tables.html_table(timing_rows, ["stage", "seconds"], 1)
                                  + html.paragraph(f"Base run: {summary['run']}", "muted"), "timings"))
-    nav = [("verdict", "#verdict")] + [(title, f"#{anchor}") for title, anchor in (("uniform", "uniform"), ("seeds", "seeds"),
-           ("adversary", "adversary"), ("diagnostic", "diagnostic")) if anchor in summary]
-    return html.write_page(out / "index.html",
-                           html.page(f"Wiegreffe & Pinter suite: {data}", sections, nav))
+    nav = ([("Jain & Wallace analyses", "../analysis/index.html")]
+           if (out.parent / "analysis" / "index.html").exists() else [])
+    return html.write_page(out / "index.html", html.page(
+        f"Wiegreffe & Pinter suite: {data}", sections, nav, top=html.top_page_href(out)))

@@ -63,7 +63,7 @@ from jaxattn.studies.wiegreffe_pinter.adversarial_training import (
     train_adversaries,
 )
 from jaxattn.studies.wiegreffe_pinter.provenance import check_base, record_base
-from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, write_report
+from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, adversary_choice, write_report
 
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
 RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
@@ -238,29 +238,31 @@ def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
 
 
 def consistency_threshold(options: WPOptions, seeds: dict | None) -> tuple[float, str]:
-    """The largest mean dev TVD of a model-consistent adversary, and where it comes from."""
+    """The largest mean dev TVD of a model-consistent adversary, and where it comes from (a
+    phrase the report's sentence reads)."""
     if options.consistency_tvd is not None:
-        return options.consistency_tvd, "consistency_tvd option"
+        return options.consistency_tvd, "set by the consistency_tvd option"
     if seeds and "dev_tvd_mean" in seeds:
-        return seeds["dev_tvd_mean"], "mean dev TVD of the seeds to the base"
-    return FALLBACK_CONSISTENCY_TVD, "fallback (no seeds stage)"
+        return seeds["dev_tvd_mean"], "the retrained seeds' mean dev TVD to the base model"
+    return FALLBACK_CONSISTENCY_TVD, "a fixed fallback, as the seeds stage has not run"
 
 
 def _choose_adversary(
     sweep: Sequence[dict], options: WPOptions, threshold: float
 ) -> tuple[dict, str]:
-    """The sweep row the diagnostic imposes (see the module docstring) and why."""
+    """The sweep row the diagnostic imposes (see the module docstring) and the rule that chose
+    it: ``diagnostic_lambda`` (the option), ``most_different_consistent`` (the largest dev JSD
+    among the rows with mean dev TVD <= ``threshold``) or ``closest`` (none is; the smallest
+    dev TVD)."""
     if options.diagnostic_lambda is not None:
         for row in sweep:
             if np.isclose(row["lambda"], options.diagnostic_lambda):
-                return row, "the diagnostic_lambda option"
+                return row, "diagnostic_lambda"
         raise ConfigError(f"diagnostic_lambda={options.diagnostic_lambda} is not in the sweep")
     consistent = [r for r in sweep if r["dev_tvd"] <= threshold]
     if consistent:
-        return (max(consistent, key=lambda r: r["dev_jsd"]),
-                f"the largest dev JSD among mean dev TVD <= {threshold:.4f}")
-    return (min(sweep, key=lambda r: r["dev_tvd"]),
-            f"no mean dev TVD <= {threshold:.4f}; the smallest dev TVD")
+        return max(consistent, key=lambda r: r["dev_jsd"]), "most_different_consistent"
+    return min(sweep, key=lambda r: r["dev_tvd"]), "closest"
 
 
 def _adversary_stage(suite: _Suite, lambdas: Sequence[float]) -> dict:
@@ -314,8 +316,10 @@ def _diagnostic_stage(suite: _Suite, adversary: dict, seeds: dict | None) -> dic
             out = suite.runs / "diagnostic" / name
             metrics = train_run(cfg, out, suite.progress, suite.prepared)
             result[kind] = {**_scores(metrics), "attention": text, "run": _relative(out, suite.out)}
-        result["adversary"]["lambda"] = lam
-        result["adversary"]["chosen_by"] = f"{reason} (threshold: {origin})"
+        result["adversary"].update(
+            {"lambda": lam, "rule": reason, "threshold": threshold, "threshold_source": origin,
+             "dev_tvd": chosen["dev_tvd"], "dev_jsd": chosen["dev_jsd"]})
+        result["adversary"]["chosen_by"] = adversary_choice(result["adversary"])
         return result
 
     return _stage(suite, "diagnostic", {"adversary_run": str(adversary_run)}, compute)
