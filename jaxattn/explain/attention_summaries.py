@@ -106,7 +106,8 @@ def query_rows(valid: jnp.ndarray, query: str | int = "first") -> jnp.ndarray:
 
 def _read(matrix: jnp.ndarray, rows: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
     """``sum_i rows[b, i] matrix[..., b, i, j]`` for [..., B, T, T], zero off ``valid``."""
-    return jnp.where(valid, jnp.einsum("bi,...bij->...bj", rows, matrix), 0.0)
+    read = jnp.einsum("bi,...bij->...bj", rows, matrix)
+    return jnp.where(jnp.broadcast_to(valid, read.shape), read, 0.0)
 
 
 def target_score(
@@ -150,7 +151,7 @@ def residual_attention(maps: jnp.ndarray, residual: float = 0.5) -> jnp.ndarray:
     """<float32>[L, B, T, T] ``(1 - residual) mean_h A + residual I``, rows renormalised (Abnar &
     Zuidema's account of the residual connection). Padding rows become identity rows."""
     t = maps.shape[-1]
-    mixed = (1.0 - residual) * maps.mean(axis=2) + residual * jnp.eye(t, dtype=maps.dtype)
+    mixed = (1.0 - residual) * maps.mean(axis=2) + residual * jnp.eye(t, dtype=maps.dtype)[None, None]
     total = mixed.sum(-1, keepdims=True)
     return mixed / jnp.where(total > 0, total, 1.0)
 
@@ -510,7 +511,7 @@ def _head_outputs(normed, value, out_kernel, heads):
     """<float32>[B, H, T, W] ``(x W_V + b_V)_h W_O[h]`` per head."""
     b, t, w = normed.shape
     size = w // heads
-    v = (normed @ value["kernel"] + value["bias"]).reshape(b, t, heads, size)
+    v = (normed @ value["kernel"] + value["bias"][None, None]).reshape(b, t, heads, size)
     per_head = out_kernel.reshape(heads, size, w)
     return jnp.einsum("bthd,hdw->bhtw", v, per_head)
 
