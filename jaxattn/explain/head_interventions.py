@@ -1,0 +1,282 @@
+"""Interventions on single self-attention heads through the seam of
+:class:`jaxattn.core.protocol.HeadMaps`: what the output does when one (layer, head)'s attention
+is replaced while every other head computes its own on the changed stream.
+
+- :func:`intervene_heads`: for every (layer, head), replace that head's maps by uniform attention
+  over the valid keys, by ``P`` permutations of the valid keys (J&W's permutation, per head), by
+  a donor head's maps, or by zeros (Michel et al. 2019's head masking), and measure the output's
+  TVD and JSD from the original and whether the decision flips. All ``L * H`` heads are one
+  jitted program: a ``vmap`` over heads, chunked with ``lax.map``; only ``[B, L, H]`` statistics
+  leave it.
+- :func:`search_adversarial_heads`: J&W's adversarial search for one head's (or one layer's)
+  attention that differs most (JSD, averaged over the valid query rows) from its own while the
+  output stays within ``epsilon`` (TVD), as :func:`jaxattn.explain.interventions.
+  search_adversarial_attention` does for pooling attention.
+
+Randomness is drawn per instance from ``fold_in(key, batch.index)``, so an instance gets the same
+permutations and initial adversaries whatever batch it lands in.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxattn.core.metrics import jsd, tvd
+from jaxattn.core.protocol import Batch, Params
+from jaxattn.explain.attention_summaries import seam_logits
+from jaxattn.explain.interventions import instance_keys, permutation_indices
+from jaxattn.models.attention import masked_softmax
+
+KINDS = ("uniform", "permute", "donor", "zero")
+
+
+def uniform_maps(valid: jnp.ndarray, queries: int | None = None) -> jnp.ndarray:
+    """<float32>[B, T, T]: every query row uniform over the row's valid keys (<bool>[B, T])."""
+    v = jnp.asarray(valid, jnp.float32)
+    rows = v / jnp.maximum(v.sum(-1, keepdims=True), 1.0)
+    t = valid.shape[-1] if queries is None else queries
+    return jnp.broadcast_to(rows[:, None, :], (valid.shape[0], t, valid.shape[-1]))
+
+
+def permute_keys(head_maps: jnp.ndarray, perms: jnp.ndarray) -> jnp.ndarray:
+    """<float32>[B, T, T] maps, <int32>[B, P, T] key permutations -> <float32>[P, B, T, T] with
+    column ``k`` of permutation ``p`` taken from column ``perms[b, p, k]`` (every query row
+    permuted alike)."""
+    return jnp.take_along_axis(head_maps[None], jnp.swapaxes(perms, 0, 1)[:, :, None, :], axis=-1)
+
+
+@struct.dataclass
+class HeadEffects:
+    """Each <float32>[B, L, H]: the intervened head's effect on the output distribution.
+
+    Attributes:
+      tvd: TVD from the original output (for ``permute``: the median over permutations, J&W's).
+      jsd: JSD from the original output (nats; ``permute``: median).
+      flip: 1 where the decision (argmax) changes (``permute``: the fraction of permutations).
+    """
+
+    tvd: jnp.ndarray
+    jsd: jnp.ndarray
+    flip: jnp.ndarray
+
+
+@functools.partial(
+    jax.jit, static_argnames=("model", "kind", "num_permutations", "chunk")
+)
+def intervene_heads(
+    model,
+    params: Params,
+    batch: Batch,
+    kind: str = "uniform",
+    key: jax.Array | None = None,
+    num_permutations: int = 20,
+    donor: jnp.ndarray | None = None,
+    chunk: int | None = None,
+) -> HeadEffects:
+    """Replaces each head's attention in turn and measures the output change.
+
+    Args:
+      model: a model with the self-attention seam (static).
+      kind: ``uniform`` (1/n over the valid keys of every query row), ``permute``
+        (``num_permutations`` permutations of the valid keys, the same for every head of an
+        instance), ``donor`` (the maps of head ``donor``), ``zero`` (all zeros: the head adds only
+        its output bias).
+      key: PRNG key for ``permute``.
+      donor: <int32>[2] or [L, H, 2] the (layer, head) whose maps replace each head's.
+      chunk: heads per vmapped slice (``lax.map`` batch size); None: all ``L * H`` at once.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    maps = model.self_attention(params, batch)
+    n_layers, b, n_heads, t, _ = maps.shape
+    logits_given = seam_logits(model, params, batch)
+    original = model.probs(logits_given(maps, jnp.zeros((n_layers, n_heads), bool)))
+    decision = jnp.argmax(original, axis=-1)
+    if kind == "permute":
+        if key is None:
+            raise ValueError("kind='permute' needs a key")
+        perms = jax.vmap(permutation_indices, in_axes=(0, 0, None))(
+            instance_keys(key, batch.index), jnp.asarray(batch.valid, bool), num_permutations
+        )  # [B, P, T]
+    if kind == "donor":
+        if donor is None:
+            raise ValueError("kind='donor' needs a donor (layer, head)")
+        donors = jnp.broadcast_to(jnp.asarray(donor, jnp.int32), (n_layers, n_heads, 2))
+
+    def run(new: jnp.ndarray, select: jnp.ndarray) -> jnp.ndarray:
+        # Only the selected pair's maps are read, so one [B, T, T] map is broadcast to all.
+        given = jnp.broadcast_to(new[None, :, None], maps.shape)
+        return model.probs(logits_given(given, select))
+
+    def effect(pair):
+        layer, head = pair // n_heads, pair % n_heads
+        select = (jnp.arange(n_layers)[:, None] == layer) & (jnp.arange(n_heads)[None] == head)
+        own = maps[layer, :, head]
+        if kind == "uniform":
+            outs = run(uniform_maps(batch.valid, t), select)[None]
+        elif kind == "zero":
+            outs = run(jnp.zeros_like(own), select)[None]
+        elif kind == "donor":
+            d_layer, d_head = donors[layer, head, 0], donors[layer, head, 1]
+            outs = run(maps[d_layer, :, d_head], select)[None]
+        else:
+            outs = jax.vmap(lambda m: run(m, select))(permute_keys(own, perms))  # [P, B, K]
+        distance = tvd(outs, original[None])
+        divergence = jsd(outs, original[None])
+        flips = (jnp.argmax(outs, axis=-1) != decision[None]).astype(jnp.float32)
+        return jnp.median(distance, 0), jnp.median(divergence, 0), flips.mean(0)
+
+    pairs = jnp.arange(n_layers * n_heads)
+    results = jax.lax.map(effect, pairs, batch_size=chunk)  # each [L * H, B]
+
+    def per_instance(x):
+        return x.reshape(n_layers, n_heads, b).transpose(2, 0, 1)
+
+    distance, divergence, flips = (per_instance(x) for x in results)
+    return HeadEffects(tvd=distance, jsd=divergence, flip=flips)
+
+
+# ------------------------------------------------------------------------------------------------
+# Adversarial search over one head's (or one layer's) attention
+
+
+def map_jsd(p: jnp.ndarray, q: jnp.ndarray, rows: jnp.ndarray, heads: jnp.ndarray) -> jnp.ndarray:
+    """Mean JSD over the chosen heads and query rows between maps [..., H, T, T].
+
+    Args:
+      rows: <float32>[..., T] weights of the query rows (the valid ones).
+      heads: <bool>[H] heads that count.
+    Returns:
+      <float32>[...] ``sum_{h in heads, i} rows_i JSD(p[h, i], q[h, i]) / (|heads| sum_i rows_i)``.
+    """
+    per_row = jsd(p, q)  # [..., H, T]
+    h = heads.astype(per_row.dtype)
+    total = jnp.einsum("...hi,...i,h->...", per_row, rows, h)
+    return total / jnp.maximum(rows.sum(-1) * h.sum(), 1e-12)
+
+
+@struct.dataclass
+class AdversarialHeadResult:
+    """Attributes:
+    tvd: <float32>[B, K] each adversary's output TVD from the original output.
+    jsd: <float32>[B, K] its mean JSD (over the heads in scope and the valid query rows) from
+      the original maps.
+    max_jsd: <float32>[B] the largest JSD among the original (0) and the adversaries with
+      TVD <= epsilon.
+    found: <bool>[B] whether any adversary is within epsilon.
+    best_maps: <float32>[B, H, T, T] the layer's maps achieving ``max_jsd`` (heads out of scope:
+      their own).
+    best_tvd: <float32>[B] its output TVD.
+    """
+
+    tvd: jnp.ndarray
+    jsd: jnp.ndarray
+    max_jsd: jnp.ndarray
+    found: jnp.ndarray
+    best_maps: jnp.ndarray
+    best_tvd: jnp.ndarray
+
+
+@functools.partial(jax.jit, static_argnames=("model", "scope", "num_adversaries", "steps"))
+def search_adversarial_heads(
+    model,
+    params: Params,
+    batch: Batch,
+    key: jax.Array,
+    layer: int | jnp.ndarray,
+    head: int | jnp.ndarray = 0,
+    scope: str = "head",
+    num_adversaries: int = 5,
+    steps: int = 300,
+    learning_rate: float = 0.01,
+    penalty: float = 500.0,
+    tolerance: float = 0.01,
+    epsilon: float = 0.05,
+    init_scale: float = 3.0,
+) -> AdversarialHeadResult:
+    """J&W's multi-adversary search for the maps of head ``(layer, head)`` (``scope="head"``) or
+    of every head of ``layer`` (``scope="layer"``; ``head`` ignored), the model frozen.
+
+    Each adversary is a log-map per head in scope, masked to the valid keys, initialised at
+    ``log(1 / n) + init_scale * N(0, 1)``; the loss per instance is ``sum_k [-JSD_k + penalty *
+    relu(TVD_k - tolerance)] - mean_{k, l} JSD(adv_k, adv_l)`` (JSD as :func:`map_jsd`),
+    minimised with AMSGrad for ``steps`` steps inside one ``lax.scan``. ``layer`` and ``head``
+    are traced: one program serves every head.
+    """
+    if scope not in ("head", "layer"):
+        raise ValueError(f"scope must be 'head' or 'layer', not {scope!r}")
+    maps = jax.lax.stop_gradient(model.self_attention(params, batch))
+    n_layers, b, n_heads, t, _ = maps.shape
+    logits_given = seam_logits(model, params, batch)
+    original = model.probs(logits_given(maps, jnp.zeros((n_layers, n_heads), bool)))
+    in_scope = (
+        jnp.ones(n_heads, bool) if scope == "layer" else jnp.arange(n_heads) == head
+    )
+    select = (jnp.arange(n_layers)[:, None] == layer) & in_scope[None]
+    own = jax.lax.dynamic_index_in_dim(maps, layer, 0, keepdims=False)  # [B, H, T, T]
+    valid = jnp.asarray(batch.valid, bool)
+    rows = valid.astype(jnp.float32)  # the valid query rows count alike
+    keys_mask = valid[:, None, None, None, :]  # [B, 1, 1, 1, T] over [B, K, H, T, T]
+    length = jnp.maximum(valid.sum(-1), 1)[:, None, None, None, None]
+    noise = jax.vmap(lambda k: jax.random.normal(k, (num_adversaries, n_heads, t, t)))(
+        instance_keys(key, batch.index)
+    )
+    log_maps = jnp.where(keys_mask, -jnp.log(length) + init_scale * noise, 0.0)
+
+    def decode(adv):  # [B, K, H, T, T] -> [B, K, C']
+        def one(m):
+            layer_maps = jnp.where(in_scope[None, :, None, None], m, own)
+            full = jax.lax.dynamic_update_index_in_dim(maps, layer_maps, layer, 0)
+            return model.probs(logits_given(full, select))
+
+        return jax.vmap(one, in_axes=1, out_axes=1)(adv)
+
+    def divergence(adv):  # [B, K]
+        return map_jsd(adv, own[:, None], rows[:, None], in_scope)
+
+    def diversity(adv):  # [B]: mean over K x K ordered pairs (self-pairs 0)
+        first, second = jnp.triu_indices(num_adversaries, 1)
+        pair = map_jsd(adv[:, first], adv[:, second], rows[:, None], in_scope)
+        return 2.0 * pair.sum(-1) / num_adversaries**2
+
+    def loss(log_maps):
+        adv = masked_softmax(log_maps, keys_mask)
+        out = decode(adv)
+        per_adversary = -divergence(adv) + penalty * jax.nn.relu(
+            tvd(out, original[:, None]) - tolerance
+        )
+        return per_adversary.sum() - diversity(adv).sum()
+
+    optimizer = optax.amsgrad(learning_rate)
+
+    def step(carry, _):
+        log_maps, opt_state = carry
+        grad = jax.grad(loss)(log_maps)
+        updates, opt_state = optimizer.update(grad, opt_state, log_maps)
+        return (optax.apply_updates(log_maps, updates), opt_state), None
+
+    (log_maps, _), _ = jax.lax.scan(
+        step, (log_maps, optimizer.init(log_maps)), None, length=steps
+    )
+    adv = masked_softmax(log_maps, keys_mask)
+    adv = jnp.where(in_scope[None, None, :, None, None], adv, own[:, None])
+    adv_tvd = tvd(decode(adv), original[:, None])
+    adv_jsd = divergence(adv)
+    within = adv_tvd <= epsilon
+    scores = jnp.concatenate([jnp.zeros_like(adv_jsd[:, :1]), jnp.where(within, adv_jsd, -1.0)], 1)
+    best = jnp.argmax(scores, axis=-1)
+    candidates = jnp.concatenate([own[:, None], adv], axis=1)
+    candidate_tvd = jnp.concatenate([jnp.zeros_like(adv_tvd[:, :1]), adv_tvd], axis=1)
+    return AdversarialHeadResult(
+        tvd=adv_tvd,
+        jsd=adv_jsd,
+        max_jsd=jnp.take_along_axis(scores, best[:, None], axis=1)[:, 0],
+        found=within.any(axis=-1),
+        best_maps=jnp.take_along_axis(candidates, best[:, None, None, None, None], axis=1)[:, 0],
+        best_tvd=jnp.take_along_axis(candidate_tvd, best[:, None], axis=1)[:, 0],
+    )
