@@ -362,9 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default="cls", choices=HEADS,
                    help="cls: pooler + linear over [CLS]; attention: additive attention pooling")
     p.add_argument("--config", type=path, help="TOML config (data set, training); the model "
-                   "keys come from the folder")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override a config value (e.g. data.name=sst2)")
+                   "keys come from the folder (default: none, the built-in defaults)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=path, required=True, help="new run directory")
     p.set_defaults(func=_cmd_import_hf)
