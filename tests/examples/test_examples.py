@@ -28,6 +28,16 @@ def _load(name: str):
     return module
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _registry_restored():
+    """The stages registered here leave the registry as they found it: other tests in the
+    process analyse with every registered stage."""
+    before = dict(registry.REGISTRY)
+    yield
+    registry.REGISTRY.clear()
+    registry.REGISTRY.update(before)
+
+
 @pytest.fixture(scope="module")
 def custom_stage():
     return _load("custom_stage")

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 from helpers import tiny_bert_folder
-from jaxattn.cli.main import main
+from jaxattn.cli.commands import main
 from safetensors.numpy import load_file, save_file
 
 from jaxattn.config import Config, ConfigError, load_config
