@@ -4,7 +4,6 @@ reference tokenizer gives them, each piece's word, and the per-word sum rule."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import tiny_bert_folder
 
 from jaxattn.data.batching import encode_split, make_batch
 from jaxattn.data.dataset import Dataset, Example
@@ -17,6 +16,7 @@ from jaxattn.data.tokenizers import (
 )
 from jaxattn.data.vocab import PAD, Vocab, real_token_mask
 from jaxattn.models.pretrained import minilm_folder, minilm_installed, read_tokenizer
+from tests.helpers import tiny_bert_folder
 
 WORDS = ["the", "film", "was", "charming", "and", "script", "simply", "dull"]
 

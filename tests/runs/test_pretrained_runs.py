@@ -8,10 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import tiny_bert_folder
-from jaxattn.cli.commands import main
 from safetensors.numpy import load_file, save_file
 
+from jaxattn.cli.commands import main
 from jaxattn.config import Config, ConfigError, load_config
 from jaxattn.data.generators import make_synthetic
 from jaxattn.models.pretrained import (
@@ -24,6 +23,7 @@ from jaxattn.models.pretrained import (
 from jaxattn.runs.run import load_run
 from jaxattn.training.config import TrainConfig
 from jaxattn.training.trainer import make_optimizer
+from tests.helpers import tiny_bert_folder
 
 DATA = ["--set", 'data.name="synthetic"', "--set", "data.limit_train=64"]
 

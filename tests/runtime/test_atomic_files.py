@@ -57,7 +57,6 @@ def test_atomic_files_get_ordinary_permissions_and_stale_temporaries_are_removed
 @pytest.mark.parametrize("where", ["fsync", "replace"])
 def test_a_failed_write_names_the_path_asked_for(tmp_path, monkeypatch, where):
     from jaxattn.cli.commands import error_line
-
     from jaxattn.runtime import files
 
     def full(*args):
