@@ -411,7 +411,8 @@ def _shape_problem(name: str, got: Any, want: tuple, what: str) -> str | None:
     return None
 
 
-def check_model_outputs(model: Any, params: Params, batch: Batch) -> None:
+def check_model_outputs(model: Any, params: Params, batch: Batch,
+                        num_classes: int | None = None) -> None:
     """Runs ``model`` once on ``batch`` and refuses outputs that break the contract, with a
     :class:`ModelOutputError` of one sentence per problem.
 
@@ -419,7 +420,7 @@ def check_model_outputs(model: Any, params: Params, batch: Batch) -> None:
     ``hidden`` [B, T, H] and ``mask`` [B, T]; ``attend`` (pooling models) [B, T] that sums to 1
     over ``batch.mask`` on every row with a real token and is 0 off it; ``decode`` / ``logits``
     [B, C]; ``probs`` of those logits [B, K] (K = 2 for a binary model's single logit), finite,
-    non-negative and summing to 1.
+    non-negative and summing to 1; with ``num_classes``, K equals it (the data's classes).
     """
     name = type(model).__name__
     b, t = batch.tokens.shape
@@ -482,6 +483,10 @@ def check_model_outputs(model: Any, params: Params, batch: Batch) -> None:
     problem = _shape_problem(f"{name}.probs", probs, (b, want), "[B, K] for the logits")
     if problem:
         problems.append(problem)
+        done()
+    if num_classes is not None and probs.shape[-1] != num_classes:
+        problems.append(f"{name}.probs gives {probs.shape[-1]} classes, the data has "
+                        f"{num_classes}.")
         done()
     p = jnp.asarray(probs, jnp.float32)
     if not bool(jnp.isfinite(p).all()):

@@ -192,7 +192,8 @@ def train_model(
             init = model.init(jax.random.key(cfg.seed), first_batch(data.splits["train"]))
         # Outputs of the wrong shape, or attention that is no distribution, would train silently.
         train_split = data.splits["train"]
-        check_model_outputs(model, init, make_batch(train_split, range(min(8, len(train_split)))))
+        check_model_outputs(model, init, make_batch(train_split, range(min(8, len(train_split)))),
+                            num_classes=len(data.dataset.label_names))
         finished = (out / "metrics.json").exists() and (out / "params.msgpack").exists()
         if finished and len(read_json(out / "metrics.json").get("epochs", [])) >= cfg.epochs:
             return read_params(out / "params.msgpack", init), read_json(out / "metrics.json")

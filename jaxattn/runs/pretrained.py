@@ -7,7 +7,7 @@ architecture, HF's layout) and ``pretrained/tokenizer.json`` (its WordPiece toke
 of ``vocab.json``; the weights are in ``params.msgpack`` (``{"bert": ..., "head": ...}``), so the
 run no longer needs the folder it came from.
 
-``import_hf`` writes such a run with an unfitted head (``metrics.json`` says ``imported``, with
+``import_hf`` writes such a run with an unfitted head (``metrics.json`` says ``unfitted``, with
 no epochs): ``jaxattn train --config RUN/config.toml --out RUN`` fine-tunes it from those
 params, and ``load_run`` / ``analyze`` read it as it is. ``export_hf`` writes a run back as a HF
 folder (:func:`~jaxattn.models.pretrained.hf_files.write_folder`).

@@ -99,19 +99,22 @@ def load_run(path: str | Path) -> Run:
             )
 
     cfg = load_config(path / "config.toml")
-    info = read_json(path / "data.json")
-    if not isinstance(info, dict) or not {"task", "label_names"} <= set(info):
-        raise RunError(f"{path}/data.json: not a jaxattn data description (task, label_names)")
-    if is_pretrained(cfg):
-        source = run_source(path, cfg)
-        vocab = source.tokenizer
-        model = model_for(cfg, info, len(vocab), source.architecture)
-    else:
+    # The vocabulary (or a pretrained encoder's files) first, then the data description.
+    source = run_source(path, cfg) if is_pretrained(cfg) else None
+    if source is None:
         if not (path / "vocab.json").exists():
             raise RunError(f"{path}: not a finished run (vocab.json missing); run `jaxattn "
                            "train` first")
         vocab = Vocab.load(path / "vocab.json")
+    else:
+        vocab = source.tokenizer
+    info = read_json(path / "data.json")
+    if not isinstance(info, dict) or not {"task", "label_names"} <= set(info):
+        raise RunError(f"{path}/data.json: not a jaxattn data description (task, label_names)")
+    if source is None:
         model = model_for(cfg, info, len(vocab))
+    else:
+        model = model_for(cfg, info, len(vocab), source.architecture)
     # Shapes only: initialising for real ran ~65 small programs (12 s cold) just to be overwritten.
     template = jax.eval_shape(lambda: _init_params(model, cfg, vocab, info, prepared=None))
     params = read_params(path / "params.msgpack", template)
@@ -180,7 +183,7 @@ def is_finished_run(path: Path) -> bool:
     if not ((path / "metrics.json").exists() and (path / "params.msgpack").exists()):
         return False
     metrics = read_json(path / "metrics.json")
-    return not (isinstance(metrics, dict) and metrics.get("imported"))
+    return not (isinstance(metrics, dict) and metrics.get("unfitted"))
 
 
 def write_run_files(
@@ -390,10 +393,9 @@ def _train_pretrained(cfg: Config, out: Path, progress: bool, prepared: Prepared
                   "pretrained": cfg.model.pretrained, "max_pieces": cfg.model.max_pieces},
     }
     if (out / "metrics.json").exists():  # an imported run's record goes on
-        imported = read_json(out / "metrics.json").get("imported")
-        if imported:
-            extra["imported"] = False
-            extra["imported_from"] = imported
+        record = read_json(out / "metrics.json")
+        if record.get("unfitted"):
+            extra["imported_from"] = record.get("imported_from")
             (out / "metrics.json").unlink()
     return train_model(model, prepared, cfg.train, out, params, progress, on_start=write_files,
                        extra=extra)[1]
@@ -402,7 +404,8 @@ def _train_pretrained(cfg: Config, out: Path, progress: bool, prepared: Prepared
 def import_hf(cfg: Config, out: str | Path) -> dict:
     """Writes a run directory of the pretrained encoder ``cfg`` names (``model.pretrained``) with
     an unfitted head (``train.seed``), ready to fine-tune (:func:`train_run` with the same config)
-    and readable by :func:`load_run`; returns its ``metrics.json`` (``imported``: the folder)."""
+    and readable by :func:`load_run`; returns its ``metrics.json`` (``unfitted``, and
+    ``imported_from``: the folder)."""
     if not is_pretrained(cfg):
         raise ConfigError(f"import-hf: model.encoder is {cfg.model.encoder!r}, not a pretrained "
                           "encoder")
@@ -415,7 +418,7 @@ def import_hf(cfg: Config, out: str | Path) -> dict:
         model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
         params = pretrained_params(model, cfg, source.params)
         folder = str(pretrained_folder(cfg.model.pretrained).resolve())
-        metrics = {"imported": folder, "epochs": [], "data": prepared.info(),
+        metrics = {"unfitted": True, "imported_from": folder, "epochs": [], "data": prepared.info(),
                    "model": {"encoder": cfg.model.encoder, "head": cfg.model.head,
                              "pretrained": cfg.model.pretrained}}
         write_run_files(out, cfg, prepared, source)

@@ -28,6 +28,7 @@ from jaxattn.core import (
     predict_logits,
 )
 from jaxattn.core.metrics import tvd
+from jaxattn.core.protocol import ModelOutputError
 from jaxattn.data.batching import make_batch
 from jaxattn.explain import importance
 from jaxattn.studies.jain_wallace import stages
@@ -43,12 +44,13 @@ class _Net(nn.Module):
 
     vocab_size: int
     width: int = 6
+    classes: int = NUM_CLASSES
 
     def setup(self):
         self.embedder = nn.Embed(self.vocab_size, self.width)
         self.token = nn.Dense(self.width)
         self.mix = nn.Dense(self.width)
-        self.out = nn.Dense(NUM_CLASSES)
+        self.out = nn.Dense(self.classes)
 
     def embed(self, tokens):
         return self.embedder(tokens)
@@ -72,10 +74,11 @@ class FirstTokenClassifier:
 
     vocab_size: int
     task: str = "multiclass"
+    classes: int = NUM_CLASSES
 
     @property
     def net(self) -> _Net:
-        return _Net(self.vocab_size)
+        return _Net(self.vocab_size, classes=self.classes)
 
     def init(self, rng, batch: Batch):
         return self.net.init(rng, batch.tokens, batch.valid, batch.mask)["params"]
@@ -190,7 +193,8 @@ def test_the_stages_it_can_run_run_and_the_others_say_why_not(setup):
     model, params, batch, split = setup
     indices = np.arange(len(split))
     skipped = skipped_stages(model, params, split, indices)
-    for name in ("attention", "perm", "adv", "erasure", "eraser"):
+    assert "attention" not in skipped  # its output distribution is every model's
+    for name in ("perm", "adv", "erasure", "eraser"):
         assert "'pooling'" in skipped[name] and "FirstTokenClassifier" in skipped[name]
     assert "'affine_decoder'" in skipped["norm"] and "self_attention" in skipped["self_attn"]
     runnable = applicable_stages(model, params, split, indices)
@@ -213,10 +217,17 @@ def test_the_stages_it_can_run_run_and_the_others_say_why_not(setup):
         assert np.all(np.isfinite(got)) and got.max() > 0
 
 
-def test_analyze_refuses_it_with_the_reason(tmp_path):
+def test_analyze_reports_it_with_the_pooling_tests_not_applicable(tmp_path):
     data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic", limit_train=40))
-    model = FirstTokenClassifier(len(data.vocab))
+    model = FirstTokenClassifier(len(data.vocab), classes=len(data.dataset.label_names))
     params = model.init(jax.random.key(0), make_batch(data.splits["test"], range(2)))
-    with pytest.raises(TypeError, match="no pooling attention .* jaxattn.explain.importance"):
-        jaxattn.analyze(model, params, data, out=tmp_path / "analysis", limit=4,
-                        only={"grad"}, progress=False)
+    page = jaxattn.analyze(model, params, data, out=tmp_path / "analysis", limit=4,
+                           only={"grad", "loo"}, progress=False).read_text()
+    assert "Verdict" in page and "not applicable" in page
+    assert (tmp_path / "analysis" / "grad.npz").exists()
+    assert not (tmp_path / "analysis" / "perm.npz").exists()
+    three = FirstTokenClassifier(len(data.vocab), classes=3)  # the data has 2 classes
+    with pytest.raises(ModelOutputError, match="probs gives 3 classes, the data has 2"):
+        jaxattn.analyze(three, three.init(jax.random.key(0), make_batch(data.splits["test"],
+                                                                          range(2))),
+                        data, out=tmp_path / "other", limit=4, only={"grad"}, progress=False)

@@ -40,7 +40,7 @@ def test_import_hf_writes_a_run_that_loads_with_the_folders_encoder(folder, tmp_
     assert "unfitted cls head" in capsys.readouterr().out
     run = load_run(out)
     assert isinstance(run.model, BertClsClassifier)
-    assert json.loads((out / "metrics.json").read_text())["imported"]
+    assert json.loads((out / "metrics.json").read_text())["unfitted"]
     loaded = load_folder(folder)
     for path, leaf in jax.tree_util.tree_flatten_with_path(loaded.params)[0]:
         got = run.params["bert"]
@@ -101,7 +101,7 @@ def test_fine_tune_and_analyse_both_heads(folder, tmp_path, capsys):
         assert main(["train", "--config", str(out / "config.toml"), "--out", str(out),
                      "--quiet"]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
-        assert len(metrics["epochs"]) == 1 and not metrics["imported"]
+        assert len(metrics["epochs"]) == 1 and not metrics.get("unfitted") and metrics["imported_from"]
         stages = "grad,loo" + (",perm" if head == "attention" else "")
         assert main(["analyze", "--run", str(out), "--limit", "6", "--only", stages,
                      "--quiet", "--export-attributions", str(out / "a.jsonl")]) == 0

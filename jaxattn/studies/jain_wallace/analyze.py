@@ -234,7 +234,8 @@ def analyze(
         raise ConfigError(f"analyze --limit {limit}: nothing to analyse")
     n = len(encoded) if limit is None else min(limit, len(encoded))
     indices = np.arange(n)
-    check_model_outputs(model, params, make_batch(encoded, indices[:8]))
+    check_model_outputs(model, params, make_batch(encoded, indices[:8]),
+                        num_classes=len(data.dataset.label_names))
     widths = [len(encoded.tokens[i]) for i in indices]
     opts = dataclasses.replace(opts, buckets=choose_buckets(widths, opts.buckets, opts.max_buckets))
     digests = row_digests(encoded, indices)
