@@ -137,3 +137,13 @@ def tiny_bert_folder(folder, words, *, hidden=32, layers=2, heads=2, seed=0):
     tokenizer = read_tokenizer(folder)
     (folder / "vocab.txt").unlink()
     return write_folder(folder, config, params, tokenizer)
+
+
+def perturbed(params, seed=1, scale=0.3):
+    """``params`` plus Gaussian noise, so that LayerNorms, biases, positions and attention maps
+    are far from their initial, near-uniform values."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree_util.tree_unflatten(
+        tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    )

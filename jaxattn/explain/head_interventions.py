@@ -23,13 +23,17 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from jaxattn.core.metrics import jsd, tvd
 from jaxattn.core.protocol import Batch, Params
 from jaxattn.explain.attention_summaries import seam_logits
-from jaxattn.explain.interventions import instance_keys, permutation_indices
+from jaxattn.explain.interventions import (
+    amsgrad_descent,
+    best_within_epsilon,
+    instance_keys,
+    permutation_indices,
+)
 from jaxattn.models.attention import masked_softmax
 
 KINDS = ("uniform", "permute", "donor", "zero")
@@ -252,31 +256,11 @@ def search_adversarial_heads(
         )
         return per_adversary.sum() - diversity(adv).sum()
 
-    optimizer = optax.amsgrad(learning_rate)
-
-    def step(carry, _):
-        log_maps, opt_state = carry
-        grad = jax.grad(loss)(log_maps)
-        updates, opt_state = optimizer.update(grad, opt_state, log_maps)
-        return (optax.apply_updates(log_maps, updates), opt_state), None
-
-    (log_maps, _), _ = jax.lax.scan(
-        step, (log_maps, optimizer.init(log_maps)), None, length=steps
-    )
+    log_maps = amsgrad_descent(loss, log_maps, learning_rate, steps)
     adv = masked_softmax(log_maps, keys_mask)
     adv = jnp.where(in_scope[None, None, :, None, None], adv, own[:, None])
     adv_tvd = tvd(decode(adv), original[:, None])
     adv_jsd = divergence(adv)
-    within = adv_tvd <= epsilon
-    scores = jnp.concatenate([jnp.zeros_like(adv_jsd[:, :1]), jnp.where(within, adv_jsd, -1.0)], 1)
-    best = jnp.argmax(scores, axis=-1)
-    candidates = jnp.concatenate([own[:, None], adv], axis=1)
-    candidate_tvd = jnp.concatenate([jnp.zeros_like(adv_tvd[:, :1]), adv_tvd], axis=1)
-    return AdversarialHeadResult(
-        tvd=adv_tvd,
-        jsd=adv_jsd,
-        max_jsd=jnp.take_along_axis(scores, best[:, None], axis=1)[:, 0],
-        found=within.any(axis=-1),
-        best_maps=jnp.take_along_axis(candidates, best[:, None, None, None, None], axis=1)[:, 0],
-        best_tvd=jnp.take_along_axis(candidate_tvd, best[:, None], axis=1)[:, 0],
-    )
+    best = best_within_epsilon(own, adv, adv_tvd, adv_jsd, epsilon)
+    return AdversarialHeadResult(tvd=adv_tvd, jsd=adv_jsd, max_jsd=best.max_jsd,
+                                 found=best.found, best_maps=best.best, best_tvd=best.best_tvd)

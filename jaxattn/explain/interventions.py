@@ -236,31 +236,59 @@ def search_adversarial_attention(
         )
         return per_adversary.sum() - mean_pairwise_jsd(adv).sum()
 
-    optimizer = optax.amsgrad(learning_rate)
-
-    def step(carry, _):
-        log_attn, opt_state = carry
-        grad = jax.grad(loss)(log_attn)
-        updates, opt_state = optimizer.update(grad, opt_state, log_attn)
-        return (optax.apply_updates(log_attn, updates), opt_state), None
-
-    (log_attn, _), _ = jax.lax.scan(step, (log_attn, optimizer.init(log_attn)), None, length=steps)
-
+    log_attn = amsgrad_descent(loss, log_attn, learning_rate, steps)
     adv = masked_softmax(log_attn, mask)
     adv_tvd = tvd(decode(adv), probs[:, None])
     adv_jsd = jsd(adv, attn[:, None])
+    best = best_within_epsilon(attn, adv, adv_tvd, adv_jsd, epsilon)
+    return AdversarialResult(attn=adv, tvd=adv_tvd, jsd=adv_jsd, max_jsd=best.max_jsd,
+                             found=best.found, best_attn=best.best, best_tvd=best.best_tvd)
+
+
+def amsgrad_descent(loss: Callable, init: jnp.ndarray, learning_rate: float,
+                    steps: int) -> jnp.ndarray:
+    """``init`` after ``steps`` AMSGrad steps on ``loss`` (one ``lax.scan``)."""
+    optimizer = optax.amsgrad(learning_rate)
+
+    def step(carry, _):
+        x, opt_state = carry
+        updates, opt_state = optimizer.update(jax.grad(loss)(x), opt_state, x)
+        return (optax.apply_updates(x, updates), opt_state), None
+
+    (x, _), _ = jax.lax.scan(step, (init, optimizer.init(init)), None, length=steps)
+    return x
+
+
+@struct.dataclass
+class BestCandidate:
+    """The J&W choice among the original and K adversaries: the largest JSD within epsilon.
+
+    Attributes:
+      max_jsd: <float32>[B] the chosen candidate's JSD (0 when only the original qualifies).
+      found: <bool>[B] whether any adversary kept the output within epsilon.
+      best: <float32>[B, ...] the chosen candidate (the original when none is found).
+      best_tvd: <float32>[B] its output TVD.
+    """
+
+    max_jsd: jnp.ndarray
+    found: jnp.ndarray
+    best: jnp.ndarray
+    best_tvd: jnp.ndarray
+
+
+def best_within_epsilon(original: jnp.ndarray, adv: jnp.ndarray, adv_tvd: jnp.ndarray,
+                        adv_jsd: jnp.ndarray, epsilon: float) -> BestCandidate:
+    """``original`` [B, ...] and ``adv`` [B, K, ...] with their TVD / JSD [B, K]: candidate 0 is
+    the original (JSD 0, TVD 0, always within epsilon); those with TVD > ``epsilon`` drop out."""
     within = adv_tvd <= epsilon
-    # Candidate 0 is the original attention (JSD 0, TVD 0), always within epsilon.
     scores = jnp.concatenate([jnp.zeros_like(adv_jsd[:, :1]), jnp.where(within, adv_jsd, -1.0)], 1)
     best = jnp.argmax(scores, axis=-1)
-    candidates = jnp.concatenate([attn[:, None], adv], axis=1)
+    candidates = jnp.concatenate([original[:, None], adv], axis=1)
     candidate_tvd = jnp.concatenate([jnp.zeros_like(adv_tvd[:, :1]), adv_tvd], axis=1)
-    return AdversarialResult(
-        attn=adv,
-        tvd=adv_tvd,
-        jsd=adv_jsd,
+    chosen = best.reshape(best.shape + (1,) * (candidates.ndim - 1))
+    return BestCandidate(
         max_jsd=jnp.take_along_axis(scores, best[:, None], axis=1)[:, 0],
         found=within.any(axis=-1),
-        best_attn=jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0],
+        best=jnp.take_along_axis(candidates, chosen, axis=1)[:, 0],
         best_tvd=jnp.take_along_axis(candidate_tvd, best[:, None], axis=1)[:, 0],
     )

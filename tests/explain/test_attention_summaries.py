@@ -14,22 +14,13 @@ from jaxattn.explain import attention_summaries as S
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.classifier import BertAttentionClassifier
 from jaxattn.models.transformer import SelfAttention
-from tests.helpers import toy_model
-
-
-def _perturbed(params, seed=1, scale=0.3):
-    """``params`` plus noise, so that the attention maps are far from uniform."""
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
-    )
+from tests.helpers import perturbed, toy_model
 
 
 @pytest.fixture(scope="module")
 def transformer():
     model, params, batch = toy_model("multiclass", "transformer", num_classes=3)
-    return model, _perturbed(params), batch
+    return model, perturbed(params), batch
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,7 +205,7 @@ def test_attention_attribution_is_complete(transformer):
 def test_attention_attribution_is_complete_for_a_smooth_model():
     # BERT (GELU) is smooth in the maps: the midpoint rule's error falls as 1 / m^2.
     batch = _bert_batch()
-    params = _perturbed(BERT.init(jax.random.key(0), batch), scale=0.2)
+    params = perturbed(BERT.init(jax.random.key(0), batch), scale=0.2)
     got = S.attribute_attention(BERT, params, batch, steps=64, rule="midpoint")
     sums = np.asarray(got.maps).sum(axis=(2, 3, 4))
     assert np.abs(np.asarray(got.gap)).min() > 1e-3
@@ -302,7 +293,7 @@ def _bert_batch():
 
 def test_bert_summaries_through_the_same_interface():
     batch = _bert_batch()
-    params = _perturbed(BERT.init(jax.random.key(0), batch), scale=0.2)
+    params = perturbed(BERT.init(jax.random.key(0), batch), scale=0.2)
     maps = BERT.self_attention(params, batch)
     rows = S.query_rows(batch.valid, "first")
     inputs = S.bert_norm_inputs(BERT, params, batch)

@@ -12,23 +12,15 @@ from jaxattn.core.metrics import jsd, tvd
 from jaxattn.core.protocol import HeadMaps
 from jaxattn.explain import head_interventions as HI
 from jaxattn.explain.interventions import instance_keys, permutation_indices
-from tests.helpers import toy_model
+from tests.helpers import perturbed, toy_model
 
 P = 4
-
-
-def _perturbed(params, seed=1, scale=0.3):
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
-    )
 
 
 @pytest.fixture(scope="module")
 def setup():
     model, params, batch = toy_model("multiclass", "transformer", num_classes=3)
-    return model, _perturbed(params), batch
+    return model, perturbed(params), batch
 
 
 def _edited_by_hand(maps, layer, head, kind, valid, donor=(0, 1), perms=None):

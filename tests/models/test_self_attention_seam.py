@@ -13,22 +13,13 @@ import numpy as np
 import pytest
 
 from jaxattn.core.protocol import HeadMaps, capabilities, check_model, has_self_attention_seam
-from tests.helpers import toy_model
-
-
-def _perturbed(params, seed=1, scale=0.3):
-    """``params`` plus noise, so LayerNorms, biases and positions are all non-trivial."""
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
-    )
+from tests.helpers import perturbed, toy_model
 
 
 @pytest.fixture(scope="module")
 def setup():
     model, params, batch = toy_model("binary", "transformer")
-    return model, _perturbed(params), batch
+    return model, perturbed(params), batch
 
 
 def _select(layers, heads, pairs):
