@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 import jax
-from jax._src import xla_bridge
 
 COUNT_FLAG = "--xla_force_host_platform_device_count"
 
@@ -28,8 +27,11 @@ def split_cpu_into_devices(count: int | None = None) -> bool:
     """
     count = count or os.cpu_count() or 1
     chosen = COUNT_FLAG in os.environ.get("XLA_FLAGS", "") or os.environ.get("JAX_NUM_CPU_DEVICES")
-    if count <= 1 or chosen or xla_bridge.backends_are_initialized():
+    if count <= 1 or chosen:
         return False
-    jax.config.update("jax_num_cpu_devices", count)
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # JAX refuses the setting once its backends have started
+        return False
     return True
 
