@@ -8,7 +8,8 @@ erasure       Serrano & Smith: zero the top / a random attention weight; remove 
               (``erasure_limit = "all"``, their code's convention, the default) or n - 1
               (``"n-1"``)
 eraser        ERASER comprehensiveness / sufficiency at 1..50% and their AOPC, every importance
-              and a random floor; ferret's ``taucorr_loo``
+              (the summaries of self-attention included) and a random floor; ferret's
+              ``taucorr_loo``; tokens are only deleted, so every model runs it
 plausibility  AUPRC, top-k token P/R/F1 and IOU F1 against the data's rationale (data sets with
               rationales only)
 ============  ================================================================================
