@@ -24,7 +24,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import AttentionModel, Batch, Params
+from jaxattn.core.protocol import AttentionModel, Batch, Params, model_logits
 from jaxattn.data.batching import keep_tokens, kept_first
 from jaxattn.explain.erasure import descending_ranks
 from jaxattn.explain.importance import _per_token_inputs
@@ -65,8 +65,9 @@ def comprehensiveness_sufficiency(
     inputs, encoder, _ = _per_token_inputs(model, params, query)
 
     def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
-        enc = encoder(b, x)
-        return model.probs(model.decode(params, enc, model.attend(params, enc)))
+        # The model's own output (a pooling model's decode(attend), a [CLS] head's logits):
+        # only tokens are deleted, no attention is read or replaced.
+        return model.probs(model_logits(model, params, encoder(b, x)))
 
     full = output(query, inputs)
     target = jnp.argmax(full, axis=-1)[:, None]

@@ -35,8 +35,9 @@ class Evidence:
       jw_page: href of the J&W report from the verdict's page ("" for the same page).
       wp_page: href of the W&P report from the verdict's page.
       run: the run directory as commands should name it.
-      stage_rows: ``(evidence) -> Row`` of the stages that declare a verdict row of their own
-        (:attr:`jaxattn.studies.runner.Stage.verdict`), after the built-in rows.
+      stage_rows: ``(evidence) -> Row`` (or a list of rows) of the stages that declare verdict
+        rows of their own (:attr:`jaxattn.studies.runner.Stage.verdict`), after the built-in
+        rows.
     """
 
     jw: Mapping | None = None

@@ -109,3 +109,56 @@ PERFORMANCE = {
 def published_tau(dataset: str, cls: str, measure: str, encoder: str) -> tuple[float, float] | None:
     """(mean, std) of the published Kendall tau, or None where the paper has no such cell."""
     return TABLE2.get(dataset, {}).get(cls, {}).get(measure, {}).get(encoder)
+
+
+# Published comparison points for the summaries of self-attention (the ``summaries`` stage). No
+# figure is quoted: each entry states the finding and how far it is comparable with ours.
+SELF_ATTENTION_PUBLISHED = (
+    {
+        "source": "Abnar & Zuidema 2020",
+        "keys": ("sa_raw", "sa_rollout", "sa_flow"),
+        "short": "rollout and flow correlate better than raw attention with blank-out and input "
+                 "gradients; a small Transformer on subject-verb agreement, so only the "
+                 "direction compares",
+        "summaries": "raw attention, rollout, flow",
+        "finding": "Spearman correlation with blank-out (ablation) and input-gradient "
+                   "importance is higher for attention rollout and attention flow than for raw "
+                   "attention.",
+        "comparability": "a small Transformer trained on subject-verb agreement, the importance "
+                         "of the input tokens for the verb's number; ours is a sentence "
+                         "classifier read at its query row, with Kendall tau against gradient "
+                         "and leave-one-out: the direction (rollout / flow above raw) is what "
+                         "compares, not the values.",
+    },
+    {
+        "source": "Chefer, Gur & Wolf 2021",
+        "keys": ("sa_chefer",),
+        "short": "on ERASER Movie Reviews (BERT) their relevance beats rollout and raw attention "
+                 "in token F1 against the rationale: plausibility, with their LRP-based rule, so "
+                 "compare our AUPRC there in direction only",
+        "summaries": "gradient-weighted relevance, rollout, raw attention",
+        "finding": "on the ERASER Movie Reviews data with BERT, their relevance propagation "
+                   "agrees better with the human rationales (token F1 of the top tokens) than "
+                   "rollout and raw attention.",
+        "comparability": "a plausibility measure (agreement with the rationale), not ERASER "
+                         "comprehensiveness / sufficiency; their Movie Reviews method is the "
+                         "LRP-based propagation (CVPR 2021), while the gradient-weighted rule "
+                         "computed here is their generic one (ICCV 2021): compare our AUPRC "
+                         "column on Movie Reviews in direction only.",
+    },
+    {
+        "source": "Neely et al. 2022",
+        "keys": ("sa_raw",),
+        "short": "attention and attribution methods agree little in rank on DistilBERT; "
+                 "agreement is not faithfulness, so the ERASER columns decide",
+        "summaries": "attention vs attribution methods",
+        "finding": "on DistilBERT (and an LSTM) the rank agreement between attention-based "
+                   "explanations and attribution methods (e.g. integrated gradients, LIME, "
+                   "SHAP) is low, and agreement between explainers is argued not to certify "
+                   "faithfulness.",
+        "comparability": "their attention is the model's own weights over several data sets; "
+                         "our tau columns measure the same kind of agreement per word, so low "
+                         "tau here is the published pattern, and the ERASER columns, not tau, "
+                         "say which summary is faithful.",
+    },
+)

@@ -273,8 +273,19 @@ def verdict_rows(ev: Evidence) -> list[Row]:
     if has_no_pooling_attention(ev):
         built_in = [Row(r.test, "–", r.compared_with, NO_POOLING, NOT_APPLICABLE, r.source)
                     for r in (row(Evidence()) for row in VERDICT_ROWS.values())]
-        return built_in + [row(ev) for row in ev.stage_rows]
-    return [row(ev) for row in (*VERDICT_ROWS.values(), *ev.stage_rows)]
+    else:
+        built_in = [row(ev) for row in VERDICT_ROWS.values()]
+    return built_in + stage_rows(ev)
+
+
+def stage_rows(ev: Evidence) -> list[Row]:
+    """The rows of the stages that declare their own: each gives one :class:`Row` or a list
+    of them (one per summary, say)."""
+    rows: list[Row] = []
+    for row in ev.stage_rows:
+        got = row(ev)
+        rows.extend(got if isinstance(got, (list, tuple)) else [got])
+    return rows
 
 
 def verdict_sentence(rows: Sequence[Row]) -> str:

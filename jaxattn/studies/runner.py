@@ -77,7 +77,7 @@ class Stage:
       stream: the stage's stream of the analysis seed; None (the default) derives it from the
         name (:func:`jaxattn.studies.registry.random_key`). The stages of jaxattn 0.2 keep the
         numbers they had, so their results and cached files stay the same.
-      verdict: ``(evidence) -> Row`` the stage's row of the verdict table
+      verdict: ``(evidence) -> Row`` the stage's row of the verdict table, or a list of rows
         (:mod:`jaxattn.report.evidence`), or None.
       description: one line for ``--only``'s help and the documentation.
       settings: ``((name, value), ...)`` fixed settings of a stage of your own that its results

@@ -194,12 +194,13 @@ def test_the_stages_it_can_run_run_and_the_others_say_why_not(setup):
     indices = np.arange(len(split))
     skipped = skipped_stages(model, params, split, indices)
     assert "attention" not in skipped  # its output distribution is every model's
-    for name in ("perm", "adv", "erasure", "eraser"):
+    for name in ("perm", "adv", "erasure"):
         assert "'pooling'" in skipped[name] and "FirstTokenClassifier" in skipped[name]
     assert "'affine_decoder'" in skipped["norm"] and "self_attention" in skipped["self_attn"]
+    assert "'self_attention_seam'" in skipped["summaries"] and "eraser" not in skipped
     runnable = applicable_stages(model, params, split, indices)
-    assert {"grad", "loo", "ig"} <= set(runnable)
-    assert not {"perm", "adv", "erasure", "eraser", "norm"} & set(runnable)
+    assert {"grad", "loo", "ig", "eraser"} <= set(runnable)  # ERASER only deletes tokens
+    assert not {"perm", "adv", "erasure", "norm", "summaries"} & set(runnable)
 
     opts = stages.AnalysisOptions(buckets=(batch.tokens.shape[1],), ig_steps=8, ig_chunk=4)
     expected = {

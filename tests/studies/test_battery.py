@@ -35,8 +35,8 @@ def run_dir(tmp_path_factory):
 
 
 def test_a_stage_brings_the_stages_it_reads():
-    assert chosen_stages({"erasure"}) == ["loo", "ig", "erasure"]
-    assert chosen_stages({"eraser"}) == ["grad", "loo", "ig", "norm", "eraser"]
+    assert chosen_stages({"erasure"}) == ["loo", "ig", "summaries", "erasure"]
+    assert chosen_stages({"eraser"}) == ["grad", "loo", "ig", "summaries", "norm", "eraser"]
 
 
 def test_a_stage_reading_others_is_keyed_on_their_keys():

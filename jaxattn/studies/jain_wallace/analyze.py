@@ -210,9 +210,9 @@ def analyze(
       data: the prepared data set (:func:`jaxattn.prepare_data`), encoded with the vocabulary the
         model was trained with.
       only: stages to compute (names of :func:`jaxattn.list_stages`: ``grad, loo, ig, perm,
-        adv, self_attn, norm, erasure, eraser, plausibility`` and any registered since, or
-        :class:`~jaxattn.studies.runner.Stage` objects of your own; default all; the stages a
-        chosen one reads run with it). Results
+        adv, self_attn, summaries, norm, erasure, eraser, plausibility`` and any registered
+        since, or :class:`~jaxattn.studies.runner.Stage` objects of your own; default all; the
+        stages a chosen one reads run with it). Results
         of other stages already cached for the same instances, model and options are reported
         too. ``self_attn`` (the per-layer self-attention each token receives) runs only for a
         model whose ``self_attention`` gives layers, and is skipped for any other.

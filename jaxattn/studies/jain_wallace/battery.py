@@ -8,7 +8,8 @@ erasure       Serrano & Smith: zero the top / a random attention weight; remove 
               (``erasure_limit = "all"``, their code's convention, the default) or n - 1
               (``"n-1"``)
 eraser        ERASER comprehensiveness / sufficiency at 1..50% and their AOPC, every importance
-              and a random floor; ferret's ``taucorr_loo``
+              (the summaries of self-attention included) and a random floor; ferret's
+              ``taucorr_loo``; tokens are only deleted, so every model runs it
 plausibility  AUPRC, top-k token P/R/F1 and IOU F1 against the data's rationale (data sets with
               rationales only)
 ============  ================================================================================
@@ -38,13 +39,19 @@ from jaxattn.explain.norm_importance import norm_importance
 from jaxattn.report.tables import mean_std
 from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
+from jaxattn.studies.self_attention.summaries import FLOW, SUMMARY_KEYS, SUMMARY_LABELS
 
-# The importances every faithfulness / plausibility table compares (those computed), in order.
-METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm")
+# The importances every faithfulness / plausibility table compares (those computed), in order;
+# the summaries of self-attention are there for the models that have the seam.
+METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm", *SUMMARY_KEYS)
+# Many-weight erasure's rankings beyond its own: attention flow is left out, as it is NaN on
+# rows beyond its length limit and a removal count cannot say "not computed".
+ERASURE_RANKINGS = ("loo", "ig", *(k for k in SUMMARY_KEYS if k != FLOW))
 RANDOM = "random"
 RANDOM_LABEL = "random ranking (floor)"
 CHANCE_LABEL = "chance (share of rationale tokens)"
-# The stages that read, replace or decode through the pooling attention require its seam.
+# The stages that read, replace or decode through the pooling attention require its seam
+# (ERASER only deletes tokens: it runs on any model).
 POOLING = ("pooling",)
 
 
@@ -76,13 +83,25 @@ def erasure_tests(model, params, batch, opts, given):
     return out
 
 
+def unscored(scores, mask) -> np.ndarray:
+    """<bool>[B] rows a ranking leaves unscored (not finite on a real token: attention flow
+    beyond its length limit)."""
+    scores, mask = np.asarray(scores), np.asarray(mask, bool)
+    return ~np.all(np.isfinite(scores) | ~mask, axis=-1)
+
+
 def eraser_tests(model, params, batch, opts, given):
     names = [*sorted(given), RANDOM]
-    scores = jnp.stack([*(given[n] for n in sorted(given)), _random_scores(opts, "eraser", batch)])
+    missing = [unscored(given[n], batch.mask) for n in sorted(given)]
+    scores = jnp.stack([*(jnp.nan_to_num(given[n]) for n in sorted(given)),
+                        _random_scores(opts, "eraser", batch)])
     comp, suff, p_full = faithfulness.comprehensiveness_sufficiency(model, params, batch, scores)
+    comp, suff = np.asarray(comp), np.asarray(suff)
     out = {"p_full": p_full}
     for m, name in enumerate(names):
-        out[f"{name}.comprehensiveness"], out[f"{name}.sufficiency"] = comp[m], suff[m]
+        gone = missing[m][:, None] if m < len(missing) else False
+        out[f"{name}.comprehensiveness"] = np.where(gone, np.nan, comp[m])
+        out[f"{name}.sufficiency"] = np.where(gone, np.nan, suff[m])
     return out
 
 
@@ -90,12 +109,16 @@ def plausibility_tests(model, params, batch, opts, given):
     """Per-instance plausibility (NumPy on the host: a few comparisons per token)."""
     scored = {**given, RANDOM: _random_scores(opts, "plausibility", batch)}
     rationale, mask = np.asarray(batch.rationale), np.asarray(batch.mask)
-    return {
-        f"{name}.{measure}": values
-        for name, scores in scored.items()
-        for measure, values in plausibility.plausibility(np.asarray(scores), rationale,
-                                                         mask).items()
-    }
+    out = {}
+    for name, scores in scored.items():
+        gone = unscored(scores, mask)
+        measures = plausibility.plausibility(np.nan_to_num(np.asarray(scores)), rationale, mask)
+        for measure, values in measures.items():
+            if measure.startswith("iou_"):  # span counts: an unscored row counts nothing
+                out[f"{name}.{measure}"] = np.where(gone, 0, values)
+            else:
+                out[f"{name}.{measure}"] = np.where(gone, np.nan, values)
+    return out
 
 
 def _has_rationale(model, params, batch) -> bool:
@@ -281,6 +304,7 @@ RANKING_LABELS = {
     "random": "random (5 orders, pooled)",
     "loo": "leave-one-out",
     "ig": "integrated gradients",
+    **{k: v for k, v in SUMMARY_LABELS.items() if k in ERASURE_RANKINGS},
 }
 
 
@@ -335,13 +359,13 @@ BATTERY_SPECS: dict[str, Stage] = {
         # version 2: many-weight erasure may remove all n weights (erasure_limit, default "all");
         # version 1 stopped at n - 1, so its files are recomputed.
         "erasure", erasure_tests, (), ("seed", "erasure_limit"), "erasure_batch_size",
-        version=2, needs=("loo", "ig"),
+        version=2, needs=ERASURE_RANKINGS,
         stream=3, requires=POOLING,
         summarize=_summarize_erasure, tables=_erasure_tables,
     ),
     "eraser": Stage(
+        # Only tokens are deleted: every model runs it ([CLS] / [SEP] stay, as boundary markers).
         "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS, stream=4,
-        requires=POOLING,
         summarize=_summarize_eraser, tables=_eraser_tables,
     ),
     "plausibility": Stage(

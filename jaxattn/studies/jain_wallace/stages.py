@@ -9,6 +9,8 @@ perm       attention permuted over the real tokens P times; per instance the med
 adv        K adversarial attentions per instance; max JSD within epsilon
 self_attn  a Transformer's self-attention per layer: the attention each real token receives,
            averaged over heads and real query positions (only models with self-attention layers)
+summaries  token importances summarising self-attention (raw, rollout, flow, Chefer, Kobayashi,
+           Hao; :mod:`jaxattn.studies.self_attention.summaries`; models with the seam)
 =========  ===================================================================================
 
 plus the post-2019 stages of :mod:`.battery` (norm, erasure, eraser, plausibility).
@@ -45,6 +47,7 @@ from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import summary as summ
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
 from jaxattn.studies.runner import Stage
+from jaxattn.studies.self_attention.summaries import SUMMARIES_STAGE
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
 # position, and one more compilation per bucket is cheap next to that.
@@ -75,6 +78,7 @@ class AnalysisOptions:
     # removal leaves a zero context) or at most n - 1 ("n-1"); jaxattn.explain.erasure.LIMITS.
     erasure_limit: str = "all"
     eraser_batch_size: int = 16
+    summaries_batch_size: int = 8  # the attention summaries hold [L, B, H, T, T] maps per batch
     topk: int = 5
     seed: int = 0
     samples: int = 20
@@ -390,6 +394,8 @@ STAGE_SPECS: dict[str, Stage] = {
         heatmaps=_self_attn_heatmaps,
         heatmaps_after="attn",
     ),
+    # Before the battery: erasure, eraser and plausibility score its importances too.
+    "summaries": SUMMARIES_STAGE,
     **BATTERY_SPECS,
 }
 _DESCRIPTIONS = {
@@ -406,7 +412,8 @@ _DESCRIPTIONS = {
     "plausibility": "every importance against the human rationale (data with rationales)",
 }
 for _name, _stage in STAGE_SPECS.items():
-    registry.register_stage(dataclasses.replace(_stage, description=_DESCRIPTIONS[_name]))
+    registry.register_stage(dataclasses.replace(
+        _stage, description=_DESCRIPTIONS.get(_name, _stage.description)))
 # A stage the model cannot run (its ``requires`` not offered: perm, adv, erasure, eraser,
 # norm without the pooling seam; or its ``applies`` False: self_attn without self-attention
 # layers) is skipped, whether chosen or by default. grad, loo and ig need only the base contract.

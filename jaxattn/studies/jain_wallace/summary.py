@@ -21,6 +21,7 @@ from jaxattn.report import plots
 from jaxattn.report.timings import compile_summary
 from jaxattn.runtime.files import read_json, strict_json_value
 from jaxattn.studies.runner import load_stage
+from jaxattn.studies.self_attention.summaries import SUMMARY_KEYS
 
 PAIRS = (
     ("attn", "grad"),
@@ -33,6 +34,8 @@ PAIRS = (
     ("grad", "grad_through"),
     ("attn", "norm"),
     ("norm", "loo"),
+    # The summaries of self-attention against gradient and leave-one-out (models with the seam).
+    *((key, other) for key in SUMMARY_KEYS for other in ("grad", "loo")),
 )
 PAIR_NAMES = {f"{a}_{b}": (a, b) for a, b in PAIRS}
 VALUE_MEASURES = ("spearman", "pearson", "weighted_tau", "jsd", "topk_overlap")
@@ -151,9 +154,19 @@ def pairwise_agreement(
     imps = data.importances()
     pairs = [(a, b) for a, b in PAIRS if a in imps and b in imps]
     return {
-        f"{a}_{b}": agreement.agreement_measures(imps[a], imps[b], data.mask, topk)
+        f"{a}_{b}": _measures(imps[a], imps[b], data.mask, topk)
         for a, b in tqdm(pairs, desc="agreement", disable=not progress, leave=False)
     }
+
+
+def _measures(a: np.ndarray, b: np.ndarray, mask: np.ndarray, topk: int) -> dict:
+    """:func:`agreement.agreement_measures`, NaN on rows where either importance is not finite
+    on a real token (attention flow beyond its length limit)."""
+    finite = np.all((np.isfinite(a) & np.isfinite(b)) | ~np.asarray(mask, bool), axis=-1)
+    if finite.all():
+        return agreement.agreement_measures(a, b, mask, topk)
+    out = agreement.agreement_measures(np.nan_to_num(a), np.nan_to_num(b), mask, topk)
+    return {k: np.where(finite, np.asarray(v, np.float64), np.nan) for k, v in out.items()}
 
 
 def build_summary(

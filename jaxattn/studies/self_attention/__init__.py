@@ -1,0 +1,1 @@
+"""Studies of self-attention models (the models with the self-attention seam)."""
