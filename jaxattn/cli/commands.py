@@ -32,7 +32,7 @@ from jaxattn.runtime.devices import split_cpu_into_devices
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.attributions import export_attributions, score_run
 from jaxattn.studies.registry import get_stage, list_stages
-from jaxattn.studies.reproduce import reproduce
+from jaxattn.studies.reproduce import DEMO_DATASET, reproduce
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run
 
 # Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
@@ -317,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="demo",
                    choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"),
                    help="which studies: demo and all run both")
-    p.add_argument("--dataset", default="synthetic",
-                   help="data set name, one of 'jaxattn data list'")
+    p.add_argument("--dataset", default=DEMO_DATASET,
+                   help="data set name, one of 'jaxattn data list' (default: the generated "
+                   "asked-aspect task, which needs attention; synthetic: the planted-rationale "
+                   "task, on which uniform attention does as well)")
     p.add_argument("--encoder", default="bilstm", choices=WORD_ENCODERS, help="encoder")
     p.add_argument("--attention", default="additive", choices=("additive", "dot"),
                    help="attention scorer")
