@@ -92,6 +92,14 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Reads a finished run directory."""
     path = Path(path)
+    if not (path / "config.toml").exists() and (path / "params.msgpack").exists():
+        # jaxattn.train's folder: the model is the caller's own object, which no file rebuilds.
+        raise RunError(
+            f"{path}: trained with jaxattn.train from a model of your own (no config.toml to "
+            "rebuild it from); run its studies from Python with the model: jaxattn.analyze("
+            f'model, params, data, out="{path}/analysis") and jaxattn.wiegreffe_pinter(model, '
+            f'params, data, out="{path}/wp", config=...)'
+        )
     for name in ("config.toml", "data.json", "params.msgpack", "metrics.json"):
         if not (path / name).exists():
             raise RunError(
