@@ -318,9 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"),
                    help="which studies: demo and all run both")
     p.add_argument("--dataset", default=DEMO_DATASET,
-                   help="data set name, one of 'jaxattn data list' (default: the generated "
-                   "asked-aspect task, which needs attention; synthetic: the planted-rationale "
-                   "task, on which uniform attention does as well)")
+                   help="data set name, one of 'jaxattn data list'; synthetic_aspects, the "
+                   "generated asked-aspect task, needs attention; synthetic, the planted-rationale "
+                   "task, does not (uniform attention does as well)")
     p.add_argument("--encoder", default="bilstm", choices=WORD_ENCODERS, help="encoder")
     p.add_argument("--attention", default="additive", choices=("additive", "dot"),
                    help="attention scorer")

@@ -19,7 +19,6 @@ from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
 from jaxattn.report.timings import stage_time_rows
-from jaxattn.report.verdict import Evidence
 from jaxattn.report.verdict_page import run_evidence, verdict_markdown, verdict_section
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.studies.jain_wallace import tables
