@@ -8,6 +8,7 @@ It satisfies :class:`jaxattn.AttentionModel` with five pure functions (plus ``in
     python examples/custom_model.py --out runs/custom            # the synthetic planted task
     python examples/custom_model.py --data sst2 --out runs/sst2  # a real data set
     python examples/custom_model.py --wp 4 --out runs/custom     # and the W&P suite, 4 seeds
+    jaxattn wp --run runs/custom --model examples/custom_model.py:rebuild   # the same, later
 
 It has no ``featurize`` fast path and no ``affine_decoder``, so the analyses take their generic
 paths (leave-one-out re-encodes each shortened text; interventions decode in full).
@@ -92,6 +93,14 @@ class RunningMeanModel:
         return jnp.concatenate([1.0 - p, p], axis=-1)
 
 
+def rebuild(data: str = "synthetic", limit_train: int = 0, epochs: int = 4):
+    """The model, the prepared data and the training settings, as ``main`` trains them (what
+    ``jaxattn wp --model examples/custom_model.py:rebuild`` calls, with the defaults)."""
+    prepared = jaxattn.prepare_data(jaxattn.DataConfig(name=data, limit_train=limit_train))
+    model = jaxattn.check_model(RunningMeanModel(RunningMeanNet(vocab_size=len(prepared.vocab))))
+    return model, prepared, jaxattn.TrainConfig(epochs=epochs)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="synthetic", help="a data set name (binary task)")
@@ -104,9 +113,7 @@ def main(argv=None) -> None:
                         "(0: not)")
     args = parser.parse_args(argv)
 
-    data = jaxattn.prepare_data(jaxattn.DataConfig(name=args.data, limit_train=args.limit_train))
-    model = jaxattn.check_model(RunningMeanModel(RunningMeanNet(vocab_size=len(data.vocab))))
-    config = jaxattn.TrainConfig(epochs=args.epochs)
+    model, data, config = rebuild(args.data, args.limit_train, args.epochs)
     params, metrics = jaxattn.train(model, data, config, out=args.out)
     print(f"test: {metrics['test']}")
     report = jaxattn.analyze(model, params, data, out=f"{args.out}/analysis", limit=args.limit,

@@ -96,7 +96,8 @@ def load_run(path: str | Path) -> Run:
         # jaxattn.train's folder: the model is the caller's own object, which no file rebuilds.
         raise RunError(
             f"{path}: trained with jaxattn.train from a model of your own (no config.toml to "
-            "rebuild it from); run its studies from Python with the model: jaxattn.analyze("
+            f"rebuild it from); `jaxattn wp --run {path} --model FILE.py:FUNCTION` with a "
+            "function returning (model, data, TrainConfig), or from Python: jaxattn.analyze("
             f'model, params, data, out="{path}/analysis") and jaxattn.wiegreffe_pinter(model, '
             f'params, data, out="{path}/wp", config=...)'
         )

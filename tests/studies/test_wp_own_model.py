@@ -83,13 +83,19 @@ CONFIG = jaxattn.TrainConfig(epochs=2, batch_size=16, buckets=(40,))
 MLP_SIZE = jaxattn.ModelConfig(encoder="average", embed_dim=8, hidden_size=8)
 
 
+def rebuild():
+    """The model, data and training settings, as ``jaxattn wp --model FILE.py:rebuild`` takes."""
+    dataset = make_synthetic(n_train=96, n_dev=32, n_test=40, seed=3)
+    data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic"), dataset=dataset)
+    return TinyModel(TinyNet(vocab_size=len(data.vocab))), data, CONFIG
+
+
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):
     """A tiny model of our own trained with jaxattn.train, its J&W analysis, and the suite."""
     root = tmp_path_factory.mktemp("own") / "mine"
-    dataset = make_synthetic(n_train=96, n_dev=32, n_test=40, seed=3)
-    data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic"), dataset=dataset)
-    model = jaxattn.check_model(TinyModel(TinyNet(vocab_size=len(data.vocab))))
+    model, data, _ = rebuild()
+    model = jaxattn.check_model(model)
     params, _ = jaxattn.train(model, data, CONFIG, out=root, progress=False)
     jaxattn.analyze(model, params, data, out=root / "analysis", only={"grad"}, progress=False)
     report = jaxattn.wiegreffe_pinter(model, params, data, out=root / "wp", config=CONFIG,
@@ -188,11 +194,24 @@ def test_a_model_needs_its_params_data_and_folder():
         jaxattn.wiegreffe_pinter(TinyModel(TinyNet(vocab_size=5)))
 
 
-def test_the_command_on_such_a_folder_names_the_python_call(own, capsys):
+def test_the_command_runs_on_such_a_folder_given_the_function_that_rebuilds_it(own, capsys):
     from jaxattn.cli import main
 
-    root = own[0]
+    root, report = own[0], own[1]
     assert main(["wp", "--run", str(root), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "trained with jaxattn.train from a model of your own" in err
+    assert f"jaxattn wp --run {root} --model FILE.py:FUNCTION" in err
     assert f'jaxattn.wiegreffe_pinter(model, params, data, out="{root}/wp"' in err
+
+    done = {p: p.stat().st_mtime_ns for p in (root / "wp").glob("[us]*[!y].json")}
+    assert set(p.name for p in done) == {"uniform.json", "seeds.json"}
+    args = ["wp", "--run", str(root), "--model", f"{__file__}:rebuild", "--only", "uniform,seeds",
+            "--seeds", "2", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"report: {report.resolve()}" and printed[0].startswith("verdict:")
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # read back, not retrained
+    with pytest.raises(SystemExit) as usage:
+        main(["wp", "--run", str(root), "--model", f"{__file__}:nothing", "--quiet"])
+    assert usage.value.code == 2 and "defines no function 'nothing'" in capsys.readouterr().err

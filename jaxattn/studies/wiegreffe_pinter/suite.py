@@ -39,10 +39,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from jaxattn.config import Config, ConfigError
+from jaxattn.core.errors import RunError
 from jaxattn.core.metrics import classification_scores
 from jaxattn.core.protocol import (
     AttentionModel,
@@ -83,7 +85,7 @@ from jaxattn.studies.wiegreffe_pinter.provenance import check_base, record_base
 from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, adversary_choice, write_report
 from jaxattn.training.config import TrainConfig
 from jaxattn.training.train_state import stack_trees
-from jaxattn.training.trainer import LEARNED, AttentionSource, predict
+from jaxattn.training.trainer import LEARNED, AttentionSource, first_batch, predict
 
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
 RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
@@ -571,6 +573,28 @@ def wp_model(
     if (analysis / "summary.json").exists():  # its verdict now has the W&P rows too
         write_jw_report(analysis)
     return report
+
+
+def wp_trained(
+    folder: str | Path,
+    model: AttentionModel,
+    data: Prepared,
+    config: TrainConfig | Config | None = None,
+    **kwargs,
+) -> Path:
+    """:func:`wp_model` of the model :func:`jaxattn.train` saved in ``folder`` (its
+    ``params.msgpack`` and ``metrics.json``), with ``model``, ``data`` and ``config`` rebuilt as
+    they were trained; the suite goes to ``folder/wp`` (``jaxattn wp --run FOLDER --model
+    FILE.py:FUNCTION``)."""
+    folder = Path(folder)
+    for name in ("params.msgpack", "metrics.json"):
+        if not (folder / name).exists():
+            raise RunError(f"{folder}: not a finished jaxattn.train folder ({name} missing)")
+    model = check_model(model, needs=("pooling",))
+    template = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                 first_batch(data.splits["train"])))
+    params = read_params(folder / "params.msgpack", template)
+    return wp_model(model, params, data, folder / "wp", config=config, **kwargs)
 
 
 def wiegreffe_pinter(
