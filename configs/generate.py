@@ -67,7 +67,7 @@ COMMENTS = {
 
 def settings(name: str) -> dict[str, dict]:
     """The protocol's training settings for the registered data set ``name``."""
-    if name == "synthetic":
+    if name in ("synthetic", "synthetic_aspects"):
         return SYNTHETIC
     return {"binary": BINARY, "multiclass": BINARY, "nli": NLI, "qa": QA}[REGISTRY[name].task]
 
@@ -96,7 +96,8 @@ def render(name: str, encoder: str, attention: str) -> str:
         f"# {name} / {encoder} / {attention}: {REGISTRY[name].description}",
         "# Written by configs/generate.py; edit that script, not this file.",
     ]
-    comment = COMMENTS.get(REGISTRY[name].task, "")
+    comment = "" if name in ("synthetic", "synthetic_aspects") else COMMENTS.get(
+        REGISTRY[name].task, "")
     lines += comment.splitlines()
     for section, values in sections.items():
         lines += ["", f"[{section}]"] + [f"{key} = {_value(v)}" for key, v in values.items()]

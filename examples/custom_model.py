@@ -7,6 +7,8 @@ It satisfies :class:`jaxattn.AttentionModel` with five pure functions (plus ``in
 
     python examples/custom_model.py --out runs/custom            # the synthetic planted task
     python examples/custom_model.py --data sst2 --out runs/sst2  # a real data set
+    python examples/custom_model.py --wp 4 --out runs/custom     # and the W&P suite, 4 seeds
+    jaxattn wp --run runs/custom --model examples/custom_model.py:rebuild   # the same, later
 
 It has no ``featurize`` fast path and no ``affine_decoder``, so the analyses take their generic
 paths (leave-one-out re-encodes each shortened text; interventions decode in full).
@@ -91,6 +93,14 @@ class RunningMeanModel:
         return jnp.concatenate([1.0 - p, p], axis=-1)
 
 
+def rebuild(data: str = "synthetic", limit_train: int = 0, epochs: int = 4):
+    """The model, the prepared data and the training settings, as ``main`` trains them (what
+    ``jaxattn wp --model examples/custom_model.py:rebuild`` calls, with the defaults)."""
+    prepared = jaxattn.prepare_data(jaxattn.DataConfig(name=data, limit_train=limit_train))
+    model = jaxattn.check_model(RunningMeanModel(RunningMeanNet(vocab_size=len(prepared.vocab))))
+    return model, prepared, jaxattn.TrainConfig(epochs=epochs)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="synthetic", help="a data set name (binary task)")
@@ -98,18 +108,26 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit", type=int, default=500, help="instances to analyse")
     parser.add_argument("--limit-train", type=int, default=0, help="training examples (0: all)")
+    parser.add_argument("--wp", type=int, default=0, metavar="SEEDS",
+                        help="also run the Wiegreffe & Pinter suite with this many extra seeds "
+                        "(0: not)")
     args = parser.parse_args(argv)
 
-    data = jaxattn.prepare_data(jaxattn.DataConfig(name=args.data, limit_train=args.limit_train))
-    model = jaxattn.check_model(RunningMeanModel(RunningMeanNet(vocab_size=len(data.vocab))))
-    params, metrics = jaxattn.train(
-        model, data, jaxattn.TrainConfig(epochs=args.epochs), out=args.out
-    )
+    model, data, config = rebuild(args.data, args.limit_train, args.epochs)
+    params, metrics = jaxattn.train(model, data, config, out=args.out)
     print(f"test: {metrics['test']}")
     report = jaxattn.analyze(model, params, data, out=f"{args.out}/analysis", limit=args.limit,
                              setting={"encoder": "running mean (custom)", "attention": "additive",
                                       "embeddings": "random", "selection": "dev"})
     print(f"report: {report}")
+    if args.wp:
+        # Uniform attention, seeds, adversaries and the diagnostic MLP, retrained with `config`;
+        # the J&W report above is rewritten with the W&P rows in its verdict.
+        wp = jaxattn.wiegreffe_pinter(model, params, data, out=f"{args.out}/wp", config=config,
+                                      seeds=args.wp,
+                                      setting={"encoder": "running mean (custom)",
+                                               "attention": "additive"})
+        print(f"W&P report: {wp}")
 
 
 if __name__ == "__main__":

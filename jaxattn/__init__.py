@@ -3,8 +3,10 @@
     import jaxattn
     jaxattn.check_model(model)                           # your model satisfies the contract
     data = jaxattn.prepare_data(jaxattn.DataConfig(name="sst2"))
-    params, metrics = jaxattn.train(model, data, jaxattn.TrainConfig(), out="runs/mine")
+    config = jaxattn.TrainConfig()
+    params, metrics = jaxattn.train(model, data, config, out="runs/mine")
     report = jaxattn.analyze(model, params, data, out="runs/mine/analysis")
+    wp = jaxattn.wiegreffe_pinter(model, params, data, out="runs/mine/wp", config=config)
 
 The public names are listed here, explicitly; everything else is reached through its layer
 (``jaxattn.core``, ``jaxattn.runtime``, ``jaxattn.data``, ``jaxattn.models``,
@@ -55,6 +57,7 @@ from jaxattn.studies.jain_wallace.stages import list_stages as list_stages
 from jaxattn.studies.registry import random_key as stage_random_key
 from jaxattn.studies.registry import register_stage as register_stage
 from jaxattn.studies.runner import Stage as Stage
+from jaxattn.studies.wiegreffe_pinter.suite import wiegreffe_pinter as wiegreffe_pinter
 from jaxattn.training.config import TrainConfig as TrainConfig
 
 __all__ = [
@@ -99,4 +102,5 @@ __all__ = [
     "train",
     "train_run",
     "tvd",
+    "wiegreffe_pinter",
 ]

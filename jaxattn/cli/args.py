@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,24 @@ def stages(text: str) -> set[str]:
             f"expected one or more comma-separated stages, got {text!r}"
         )
     return stages
+
+
+def python_function(text: str) -> Callable:
+    """An argparse type: ``FILE.py:NAME``, the function ``NAME`` of the Python file ``FILE.py``
+    (the file is imported, under a name of its own, so its ``if __name__ == "__main__"`` part
+    does not run)."""
+    file, sep, name = text.rpartition(":")
+    if not sep or not file.endswith(".py") or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected FILE.py:FUNCTION, got {text!r}")
+    if not Path(file).is_file():
+        raise argparse.ArgumentTypeError(f"{file}: no such file")
+    spec = importlib.util.spec_from_file_location(f"jaxattn_user_{Path(file).stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise argparse.ArgumentTypeError(f"{file}: defines no function {name!r}")
+    return function
 
 
 DATA_DIR_HELP = "data folder (sets data.data_dir; default: $JAXATTN_DATA, then ../shared/data)"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path, PurePath
 
 from jaxattn.cli.answer import own_summary, print_answer
-from jaxattn.cli.args import DATA_DIR_HELP, Parser, count, path, stages
+from jaxattn.cli.args import DATA_DIR_HELP, Parser, count, path, python_function, stages
 from jaxattn.config import HEADS, WORD_ENCODERS, file_data_overrides, load_config
 from jaxattn.core.errors import JaxattnError
 from jaxattn.data.catalog import describe_datasets
@@ -32,8 +32,8 @@ from jaxattn.runtime.devices import split_cpu_into_devices
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.attributions import export_attributions, score_run
 from jaxattn.studies.registry import get_stage, list_stages
-from jaxattn.studies.reproduce import reproduce
-from jaxattn.studies.wiegreffe_pinter.suite import wp_run
+from jaxattn.studies.reproduce import DEMO_DATASET, reproduce
+from jaxattn.studies.wiegreffe_pinter.suite import wp_run, wp_trained
 
 # Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
 # or read-only disk.
@@ -133,7 +133,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_wp(args: argparse.Namespace) -> int:
 
-    report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
+    if args.model is not None:
+        built = args.model()
+        if not (isinstance(built, tuple) and len(built) == 3):
+            raise CliError("--model: the function must return (model, data, TrainConfig), got "
+                           f"{type(built).__name__}")
+        model, data, config = built
+        report = wp_trained(args.run, model, data, config, only=args.only, seeds=args.seeds,
+                            progress=not args.quiet)
+    else:
+        report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
     print_answer(args.run, report, wp=own_summary(report))
     return 0
 
@@ -305,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", type=count(1), default=8, help="extra seeds for the variance baseline"
     )
+    p.add_argument(
+        "--model", type=python_function, default=None, metavar="FILE.py:FUNCTION",
+        help="for a folder that jaxattn.train wrote from a model of your own: a function of no "
+        "arguments returning (model, data, TrainConfig) as they were trained (default: none, "
+        "RUN has the config.toml of jaxattn train)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
     p.set_defaults(func=_cmd_wp)
@@ -317,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="demo",
                    choices=("demo", "all", "jain_wallace", "wiegreffe_pinter"),
                    help="which studies: demo and all run both")
-    p.add_argument("--dataset", default="synthetic",
-                   help="data set name, one of 'jaxattn data list'")
+    p.add_argument("--dataset", default=DEMO_DATASET,
+                   help="data set name, one of 'jaxattn data list'; synthetic_aspects, the "
+                   "generated asked-aspect task, needs attention; synthetic, the planted-rationale "
+                   "task, does not (uniform attention does as well)")
     p.add_argument("--encoder", default="bilstm", choices=WORD_ENCODERS, help="encoder")
     p.add_argument("--attention", default="additive", choices=("additive", "dot"),
                    help="attention scorer")

@@ -3,7 +3,16 @@
 ``synthetic``: binary classification with planted rationale tokens. Each text is a run of neutral
 filler words with a few class-bearing words planted at random places; the label is the class that
 has more planted words. The rationale mask marks the planted words, so the ground-truth importance
-of every token is known.
+of every token is known. Counting class words solves it, and a BiLSTM can carry that count to every
+position, so an average of its states does as well as attending to them: uniform attention loses
+nothing here, and the tests of attention that assume the model needs it say little.
+
+``synthetic_aspects``: a pair task on which attention is needed. The text mentions two to four aspects
+of a film, each aspect word followed by a class word ("... pacing tedious ... visuals superb ..."); the
+query names one of them, and the label is the class of the word after it. The model has to find one
+position among look-alikes, chosen by the query: attention does, while an average of the text's states,
+fixed before the query is seen, has to carry every aspect's class at once. The rationale marks the
+class word of the asked aspect.
 
 ``make_babi``: bAbI-style question answering (Weston et al., 2015, tasks 1-3). A story simulates
 four people moving between six places and picking up / dropping three objects, with bAbI's
@@ -92,6 +101,48 @@ def make_synthetic(
         splits=splits,
         source=f"generated (jaxattn.data.generators.make_synthetic, seed={seed})",
         notes=("rationale = planted class words (ground-truth importance)",),
+    )
+
+
+ASPECT_WORDS = ("acting", "soundtrack", "dialogue", "pacing", "visuals", "costumes", "humour", "sets")
+
+
+def _aspects_example(rng: np.random.Generator, uid: str) -> Example:
+    n = int(rng.integers(2, 5))
+    aspects = rng.choice(ASPECT_WORDS, n, replace=False)
+    words = rng.choice(POSITIVE_WORDS + NEGATIVE_WORDS, n, replace=False)
+    length = int(rng.integers(16, 41))
+    tokens = [str(t) for t in rng.choice(FILLER_WORDS, size=length)]
+    rationale = [0] * length
+    # Each (aspect, class word) pair takes two positions; even starts keep the pairs apart.
+    starts = sorted(int(p) for p in rng.choice(np.arange(0, length - 1, 2), n, replace=False))
+    asked = int(rng.integers(n))
+    for j, (aspect, word, start) in enumerate(zip(aspects, words, starts)):
+        tokens[start], tokens[start + 1] = str(aspect), str(word)
+        rationale[start + 1] = int(j == asked)
+    return Example(tokens=tuple(tokens), label=int(str(words[asked]) in POSITIVE_WORDS),
+                   query=(str(aspects[asked]),), rationale=tuple(rationale), uid=uid)
+
+
+def make_synthetic_aspects(
+    n_train: int = 3000, n_dev: int = 500, n_test: int = 1000, seed: int = 0
+) -> Dataset:
+    """The asked-aspect pair task (deterministic for a given ``seed``): text, query = one aspect
+    word, label = the class of the class word right after that aspect in the text."""
+    rng = np.random.default_rng(seed)
+    sizes = {"train": n_train, "dev": n_dev, "test": n_test}
+    splits = {
+        name: [_aspects_example(rng, f"{name}:{i}") for i in range(n)]
+        for name, n in sizes.items()
+    }
+    return Dataset(
+        name="synthetic_aspects",
+        task="nli",  # a pair task: the query is the asked aspect
+        label_names=("negative", "positive"),
+        splits=splits,
+        source=f"generated (jaxattn.data.generators.make_synthetic_aspects, seed={seed})",
+        notes=("query = the asked aspect; label = the class of the word after it in the text",
+               "rationale = the class word of the asked aspect (ground-truth importance)"),
     )
 
 

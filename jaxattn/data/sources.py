@@ -32,7 +32,7 @@ from jaxattn.data.config import FILE_DATA, DataConfig
 from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2, sst2_distractors
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError
-from jaxattn.data.generators import make_babi, make_synthetic
+from jaxattn.data.generators import make_babi, make_synthetic, make_synthetic_aspects
 
 Loader = Callable[[Path | None], Dataset]
 DATA_ENV = "JAXATTN_DATA"
@@ -138,6 +138,15 @@ register(
     SourceSpec(
         loader=lambda data_dir: make_synthetic(),
         description="generated binary task with planted rationale words (3000/500/1000)",
+    ),
+)
+register(
+    "synthetic_aspects",
+    SourceSpec(
+        loader=lambda data_dir: make_synthetic_aspects(),
+        task="nli",
+        description="generated pair task: the class of the aspect the query asks about, "
+        "attention needed (3000/500/1000)",
     ),
 )
 

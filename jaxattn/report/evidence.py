@@ -38,6 +38,9 @@ class Evidence:
       stage_rows: ``(evidence) -> Row`` (or a list of rows) of the stages that declare verdict
         rows of their own (:attr:`jaxattn.studies.runner.Stage.verdict`), after the built-in
         rows.
+      own_model: the model was brought through the Python API (``jaxattn.train``), so the
+        commands, which rebuild a model from a run's config, cannot run its missing stages: the
+        verdict names the Python calls instead, with ``run`` the folder it was trained into.
     """
 
     jw: Mapping | None = None
@@ -46,6 +49,7 @@ class Evidence:
     wp_page: str | None = None
     run: str = "RUN"
     stage_rows: tuple = ()
+    own_model: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +80,21 @@ def not_run(test: str, compared_with: str, source: str, command: str) -> Row:
     return Row(test, "–", compared_with, f"not run — run `{command}`", NOT_RUN, source)
 
 
+def _stage_set(only: str) -> str:
+    return "{" + ", ".join(f'"{name}"' for name in only.split(",")) + "}"
+
+
 def analyze_command(ev: Evidence, only: str) -> str:
+    if ev.own_model:
+        return (f'jaxattn.analyze(model, params, data, out="{ev.run}/analysis", '
+                f"only={_stage_set(only)})")
     return f"jaxattn analyze --run {ev.run} --only {only}"
 
 
 def wp_command(ev: Evidence, only: str) -> str:
+    if ev.own_model:
+        return (f'jaxattn.wiegreffe_pinter(model, params, data, out="{ev.run}/wp", '
+                f"config=..., only={_stage_set(only)})")
     return f"jaxattn wp --run {ev.run} --only {only}"
 
 

@@ -288,6 +288,14 @@ def stage_rows(ev: Evidence) -> list[Row]:
     return rows
 
 
+NOT_NEEDED_WHY = (
+    "That happens when the encoder can carry what decides the label to every position (a BiLSTM "
+    "counting class words, as on the generated synthetic task), so an average of its states "
+    "loses nothing; to see the tests where attention matters, run a task whose label hangs on "
+    "one position picked by a query: `jaxattn reproduce --dataset synthetic_aspects` (the "
+    "demo's default), or bAbI / SNLI.")
+
+
 def verdict_sentence(rows: Sequence[Row]) -> str:
     """The plain-words verdict over ``rows``: which way the tests that ran lean, and what is
     missing."""
@@ -317,5 +325,6 @@ def verdict_sentence(rows: Sequence[Row]) -> str:
     text = f"{lead}: {', '.join(parts)}."
     if any(r.status == NOT_NEEDED for r in rows):
         text += (" Uniform attention does as well as learned attention here, so the model does not "
-                 "need its attention and the tests above say little about it.")
+                 "need its attention and the tests above say little about it. "
+                 + NOT_NEEDED_WHY)
     return text + tail

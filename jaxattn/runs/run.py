@@ -92,6 +92,15 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Reads a finished run directory."""
     path = Path(path)
+    if not (path / "config.toml").exists() and (path / "params.msgpack").exists():
+        # jaxattn.train's folder: the model is the caller's own object, which no file rebuilds.
+        raise RunError(
+            f"{path}: trained with jaxattn.train from a model of your own (no config.toml to "
+            f"rebuild it from); `jaxattn wp --run {path} --model FILE.py:FUNCTION` with a "
+            "function returning (model, data, TrainConfig), or from Python: jaxattn.analyze("
+            f'model, params, data, out="{path}/analysis") and jaxattn.wiegreffe_pinter(model, '
+            f'params, data, out="{path}/wp", config=...)'
+        )
     for name in ("config.toml", "data.json", "params.msgpack", "metrics.json"):
         if not (path / name).exists():
             raise RunError(

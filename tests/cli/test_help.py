@@ -70,7 +70,7 @@ def test_every_option_shows_its_default(words, capsys):
 
 def test_reproduce_help_shows_its_settings(capsys):
     text = " ".join(_help(["reproduce"], capsys).split())
-    for needle in ("(default: demo)", "(default: synthetic)", "(default: bilstm)",
+    for needle in ("(default: demo)", "(default: synthetic_aspects)", "(default: bilstm)",
                    "(default: additive)", "(default: 8)", "(default: runs/demo)"):
         assert needle in text
 

@@ -203,6 +203,10 @@ def test_the_sentence_counts_the_tests_that_ran():
     assert v.verdict_sentence([mk(v.SUPPORTS), mk(v.AGAINST)]).startswith("The tests are split")
     assert v.verdict_sentence([mk(v.SUPPORTS), mk(v.NOT_NEEDED)]).startswith("The tests lean towards")
     assert "does not need its attention" in v.verdict_sentence([mk(v.NOT_NEEDED)])
+    # ... and says why, and what to run to see the tests where attention matters.
+    assert "`jaxattn reproduce --dataset synthetic_aspects`" in v.verdict_sentence(
+        [mk(v.NOT_NEEDED)])
+    assert "synthetic_aspects" not in v.verdict_sentence([mk(v.SUPPORTS)])
 
 
 # Every number a J&W verdict row reads from summary.json; any of them may be null (a statistic

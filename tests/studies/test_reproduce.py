@@ -22,7 +22,9 @@ def test_reproduce_trains_analyses_links_and_resumes(tmp_path, capsys):
     assert [line.split(":")[0] for line in printed[-3:]] == ["verdict", "test", "report"]
     assert sum(line.startswith(("report:", "verdict:", "test:")) for line in printed) == 3
     metrics = json.loads((out / "run" / "metrics.json").read_text())
-    assert metrics["data"]["name"] == "synthetic" and metrics["data"]["sizes"]["train"] == 200
+    # The default task is the one that needs attention (the planted-rationale one does not).
+    assert metrics["data"]["name"] == "synthetic_aspects"
+    assert metrics["data"]["sizes"]["train"] == 200
     summary = json.loads((out / "run" / "analysis" / "summary.json").read_text())
     assert summary["n"] == 24
     assert 0.0 <= summary["adversarial"]["frac_found"] <= 1.0

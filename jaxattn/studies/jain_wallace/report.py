@@ -19,7 +19,6 @@ from jaxattn.report import html as report_html
 from jaxattn.report import plots
 from jaxattn.report.tables import html_table
 from jaxattn.report.timings import stage_time_rows
-from jaxattn.report.verdict import Evidence
 from jaxattn.report.verdict_page import run_evidence, verdict_markdown, verdict_section
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.studies.jain_wallace import tables
@@ -138,7 +137,12 @@ def evidence(out_dir: Path, summary: dict):
                  if stage.verdict is not None and name in summary.get("timings", {}))
     run = summary["setting"].get("run")
     if not run:
-        return Evidence(jw=summary, jw_page="", stage_rows=rows)
+        # A model of your own (jaxattn.analyze): its W&P suite, if run, is beside this folder.
+        folder = Path(out_dir).parent
+        found = run_evidence(folder, out_dir, jw=summary)
+        wp = found.wp if found.wp and found.wp.get("own_model") else None
+        return dataclasses.replace(found, jw_page="", stage_rows=rows, own_model=True, wp=wp,
+                                   wp_page=found.wp_page if wp else None)
     found = run_evidence(run, out_dir, jw=summary)
     return dataclasses.replace(found, jw_page="", stage_rows=rows)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import jax
@@ -46,10 +46,11 @@ from jaxattn.core.protocol import forward, is_binary
 from jaxattn.data.batching import Batch, num_batches, training_batches
 from jaxattn.data.prepare import Prepared
 from jaxattn.models.model import Model, Params
-from jaxattn.runs.fit import run_metrics
+from jaxattn.runs.fit import run_metrics, write_result
 from jaxattn.runs.run import Run, initial_params, is_finished_run, model_for, write_run
 from jaxattn.runtime import distributed
 from jaxattn.studies.comparison import Comparison, compare_members
+from jaxattn.training.config import TrainConfig
 from jaxattn.training.train_state import (
     init_state,
     load_checkpoint,
@@ -57,7 +58,13 @@ from jaxattn.training.train_state import (
     save_checkpoint,
     stack_trees,
 )
-from jaxattn.training.trainer import make_optimizer, over_members, over_processes, train_members
+from jaxattn.training.trainer import (
+    first_batch,
+    make_optimizer,
+    over_members,
+    over_processes,
+    train_members,
+)
 
 DEFAULT_LAMBDAS = (0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -214,30 +221,78 @@ def train_adversaries(
     dirs = [adversary_dir(out_dir, lam) for lam in lambdas]
     pending = [lam for lam, d in zip(lambdas, dirs) if not is_finished_run(d)]
     if pending:
-        _train_adversary_stack(base, pending, prepared, out_dir, options, progress)
+        cfg = adversary_config(base.config, options)
+        model = model_for(cfg, prepared, len(prepared.vocab))
+        if model != base.model:
+            raise ConfigError(
+                f"{base.path}: the adversary's architecture differs from the base run's")
+        params, embeddings = initial_params(cfg, model, prepared)
+        meta = {"config": cfg.to_dict(), "base": str(base.path.resolve())}
+
+        def write(lam, params, metrics):
+            metrics.update(embeddings=embeddings,
+                           model={"encoder": cfg.model.encoder, "attention": cfg.model.attention})
+            write_run(adversary_dir(out_dir, lam), cfg, prepared, params, metrics)
+
+        train_adversary_stack(model, base.params, params, cfg.train, pending, prepared, out_dir,
+                              options, progress, meta, str(base.path.resolve()), write)
     return dirs
 
 
-def _train_adversary_stack(
-    base: Run,
+def train_model_adversaries(
+    model: Model,
+    base_params: Params,
+    config: TrainConfig,
+    lambdas: Sequence[float],
+    prepared: Prepared,
+    out_dir: str | Path,
+    options: AdversaryOptions = AdversaryOptions(),
+    progress: bool = True,
+    base_name: str = "the base model",
+) -> list[Path]:
+    """:func:`train_adversaries` for a model brought through the Python API: ``model`` (any
+    :class:`~jaxattn.core.protocol.AttentionModel`) with ``base_params`` is the base, ``config``
+    its training settings; each adversary is a folder of ``params.msgpack`` and ``metrics.json``
+    (read back with :func:`jaxattn.runs.fit.read_params`)."""
+    out_dir = Path(out_dir)
+    dirs = [adversary_dir(out_dir, lam) for lam in lambdas]
+    pending = [lam for lam, d in zip(lambdas, dirs) if not is_finished_run(d)]
+    if pending:
+        tc = dataclasses.replace(config, seed=config.seed + options.seed_offset)
+        params = model.init(jax.random.key(tc.seed), first_batch(prepared.splits["train"]))
+        meta = {"train": dataclasses.asdict(tc), "model": repr(model)}
+
+        def write(lam, params, metrics):
+            write_result(adversary_dir(out_dir, lam), params, metrics)
+
+        train_adversary_stack(model, base_params, params, tc, pending, prepared, out_dir,
+                              options, progress, meta, base_name, write)
+    return dirs
+
+
+def train_adversary_stack(
+    model: Model,
+    base_params: Params,
+    init_params: Params,
+    tc: TrainConfig,
     lambdas: Sequence[float],
     prepared: Prepared,
     out_dir: Path,
     options: AdversaryOptions,
     progress: bool,
+    meta: dict,
+    base_name: str,
+    write: Callable[[float, Params, dict], None],
 ) -> None:
-    cfg = adversary_config(base.config, options)
-    tc = cfg.train
-    model = model_for(cfg, prepared, len(prepared.vocab))
-    if model != base.model:
-        raise ConfigError(f"{base.path}: the adversary's architecture differs from the base run's")
-    params, embeddings = initial_params(cfg, model, prepared)
+    """Trains one adversary of ``model`` per lambda against ``base_params``, all from
+    ``init_params`` as one stack (resumable per epoch from ``out_dir``'s checkpoint, which must
+    match ``meta``); ``write(lambda, params, metrics)`` saves each selected adversary."""
     optimizer = make_optimizer(tc, len(prepared.splits["train"]))
     lam = np.asarray(lambdas, np.float32)
-    state = init_state(stack_trees([params] * len(lambdas)), optimizer)
+    state = init_state(stack_trees([init_params] * len(lambdas)), optimizer)
     ckpt = out_dir / "adversary_checkpoint.msgpack"
-    meta = {"config": cfg.to_dict(), "lambdas": [float(x) for x in lambdas],
-            "options": dataclasses.asdict(options), "base": str(base.path.resolve())}
+    meta = {**meta, "lambdas": [float(x) for x in lambdas],
+            "options": dataclasses.asdict(options)}
     state = load_checkpoint(ckpt, state, meta) or state
 
     one_step = make_adversary_step(model, optimizer, options)
@@ -247,7 +302,7 @@ def _train_adversary_stack(
     lam_device = jnp.asarray(lam)
 
     def step(params, opt_state, batch):
-        return stacked_step(params, opt_state, batch, lam_device, base.params)
+        return stacked_step(params, opt_state, batch, lam_device, base_params)
 
     train_split = prepared.splits["train"]
 
@@ -259,7 +314,7 @@ def _train_adversary_stack(
         scored = {}
         for name in ("dev", "test"):
             split = prepared.splits[name]
-            comp = compare_members(model, base.params, params, split, tc.eval_batch_size,
+            comp = compare_members(model, base_params, params, split, tc.eval_batch_size,
                                    tc.buckets, options.kl_eps)
             scored[name] = summarise_adversaries(model, comp, split.labels, lambdas, options)
         records = [{"dev": d, "test": t} for d, t in zip(scored["dev"], scored["test"])]
@@ -278,8 +333,6 @@ def _train_adversary_stack(
     gold = ("accuracy", "f1", "auc", "n")
     for m, value in enumerate(lambdas):
         metrics = run_metrics(state, m, tc, model, prepared, elapsed)
-        metrics.update(embeddings=embeddings,
-                       model={"encoder": cfg.model.encoder, "attention": cfg.model.attention})
         best = {name: metrics[name] for name in ("dev", "test")}  # with the adversarial measures
         metrics.update(
             {name: {k: v for k, v in best[name].items() if k in gold} for name in ("dev", "test")},
@@ -288,12 +341,12 @@ def _train_adversary_stack(
             attention="learned",
             adversary={
                 "lambda": float(value),
-                "base_run": str(base.path.resolve()),
+                "base_run": base_name,
                 "options": dataclasses.asdict(options),
                 "test": best["test"],
                 "dev": best["dev"],
                 "trained_as": f"stack of {len(lambdas)} lambdas, vmapped",
             },
         )
-        write_run(adversary_dir(out_dir, value), cfg, prepared, member(state.best_params, m), metrics)
+        write(float(value), member(state.best_params, m), metrics)
     ckpt.unlink(missing_ok=True)

@@ -96,7 +96,8 @@ def write_report(out: Path) -> Path:
     data = summary.get("data")
     # ``out`` is always RUN/wp: its parent holds the J&W analysis, whatever the current folder.
     evidence = dataclasses.replace(
-        run_evidence(out.parent, out, wp=summary, run_name=summary["run"]), wp_page="")
+        run_evidence(out.parent, out, wp=summary, run_name=summary["run"]), wp_page="",
+        own_model=bool(summary.get("own_model")))
     sections = [verdict_section(evidence)]
     jsd_range = (-0.01, float(np.log(2)) + 0.01)
 

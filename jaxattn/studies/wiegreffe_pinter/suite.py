@@ -39,31 +39,53 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from jaxattn.config import Config, ConfigError
+from jaxattn.core.errors import RunError
+from jaxattn.core.metrics import classification_scores
+from jaxattn.core.protocol import (
+    AttentionModel,
+    Params,
+    check_model,
+    check_model_outputs,
+    is_binary,
+)
+from jaxattn.data.batching import make_batch
 from jaxattn.data.dataset import Dataset
 from jaxattn.data.prepare import Prepared, prepare
+from jaxattn.models.config import ModelConfig
+from jaxattn.models.encoders import EncoderSettings
+from jaxattn.models.model import build_model
+from jaxattn.runs.fit import check_train_config, read_params, train_model
 from jaxattn.runs.run import Run, load_run, train_run
 from jaxattn.runs.seeds import (
     SEED_MODES,
     check_seed_count,
     check_stack_memory,
     resolve_seed_mode,
+    seed_dir,
     train_seeds,
 )
+from jaxattn.runtime.compile_cache import enable_compilation_cache
 from jaxattn.runtime.files import read_json, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.comparison import compare_members, load_stacked_params
+from jaxattn.studies.jain_wallace.report import write_report as write_jw_report
 from jaxattn.studies.wiegreffe_pinter.adversarial_training import (
     DEFAULT_LAMBDAS,
     AdversaryOptions,
     summarise_adversaries,
     train_adversaries,
+    train_model_adversaries,
 )
 from jaxattn.studies.wiegreffe_pinter.provenance import check_base, record_base
 from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, adversary_choice, write_report
+from jaxattn.training.config import TrainConfig
+from jaxattn.training.train_state import stack_trees
+from jaxattn.training.trainer import LEARNED, AttentionSource, first_batch, predict
 
 STAGES = ("uniform", "seeds", "diagnostic", "adversary")
 RUN_ORDER = ("uniform", "seeds", "adversary", "diagnostic")
@@ -108,16 +130,60 @@ class WPOptions:
 
 
 @dataclasses.dataclass
-class _Suite:
-    """What every stage reads: the base run, its data, the output folder and the options."""
+class OwnBase:
+    """A base model brought through the Python API rather than a run directory: any
+    :class:`~jaxattn.core.protocol.AttentionModel` with the pooling seam, its parameters, the
+    training settings its variants are trained with, and what the report calls it."""
 
-    base: Run
+    model: AttentionModel
+    params: Params
+    train: TrainConfig
+    metrics: dict
+    data_info: dict
+    path: Path  # the folder the report and the verdict name as the model's
+    names: dict  # {"encoder": ..., "attention": ...} for the report
+    diagnostic: ModelConfig  # the diagnostic MLP's sizes
+
+
+@dataclasses.dataclass
+class _Suite:
+    """What every stage reads: the base run (or model), its data, the output folder and the
+    options."""
+
+    base: Run | OwnBase
     out: Path
     options: WPOptions
     progress: bool
     dataset: Dataset | None
     _prepared: Prepared | None = None
     base_key: dict | None = None  # what every result here depends on (see provenance)
+
+    @property
+    def own(self) -> bool:
+        """Whether the base is a model of the caller's own (variants train with
+        :func:`jaxattn.runs.fit.train_model`, not from a config)."""
+        return isinstance(self.base, OwnBase)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return self.base.train if self.own else self.base.config.train
+
+    def stacked_params(self, dirs: Sequence[Path]) -> Params:
+        """The selected parameters of the sub-runs ``dirs`` (of the base's architecture)."""
+        if self.own:
+            return stack_trees([read_params(d / "params.msgpack", self.base.params)
+                                for d in dirs])
+        return load_stacked_params(dirs)
+
+    def train_variant(self, out: Path, source: AttentionSource = LEARNED,
+                      source_params: Params | None = None, model: AttentionModel | None = None,
+                      **train) -> dict:
+        """Trains a variant of a model of the caller's own (``model``: another one, e.g. the
+        diagnostic MLP) with ``train`` changes to its training settings; its metrics."""
+        tc = dataclasses.replace(self.base.train, **train)
+        return train_model(model or self.base.model, self.prepared, tc, out,
+                           progress=self.progress, source=source,
+                           source_params=source_params)[1]
 
     @property
     def prepared(self) -> Prepared:
@@ -184,8 +250,11 @@ def _relative(path: Path, root: Path) -> str:
 def _uniform_stage(suite: _Suite) -> dict:
     def compute():
         out = suite.runs / "uniform"
-        metrics = train_run(suite.config(train={"attention": "uniform"}), out, suite.progress,
-                            suite.prepared)
+        if suite.own:
+            metrics = suite.train_variant(out, AttentionSource("uniform"))
+        else:
+            metrics = train_run(suite.config(train={"attention": "uniform"}), out,
+                                suite.progress, suite.prepared)
         return {**_scores(metrics), "best_epoch": metrics["best_epoch"],
                 "run": _relative(out, suite.out)}
 
@@ -195,18 +264,24 @@ def _uniform_stage(suite: _Suite) -> dict:
 def _seeds_stage(suite: _Suite, n_seeds: int) -> dict:
     if n_seeds < 1:
         raise ConfigError("the seeds stage needs at least one extra seed (--seeds N, N >= 1)")
-    base_seed = suite.base.config.train.seed
-    mode = resolve_seed_mode(suite.options.seed_mode)
+    base_seed = suite.train_config.seed
+    # A model of your own trains its seeds one by one (a stack needs a config's model).
+    mode = "sequential" if suite.own else resolve_seed_mode(suite.options.seed_mode)
     check_seed_count(n_seeds)
     if mode != "sequential":
         check_stack_memory(suite.base.config, suite.prepared, n_seeds)
     seeds = [base_seed + k for k in range(1, n_seeds + 1)]
 
     def compute():
-        tc = suite.base.config.train
-        dirs = train_seeds(suite.base.config, seeds, suite.prepared, suite.runs / "seeds", mode,
-                           suite.progress)
-        params = load_stacked_params(dirs)
+        tc = suite.train_config
+        if suite.own:
+            dirs = [seed_dir(suite.runs / "seeds", s) for s in seeds]
+            for s, d in zip(seeds, dirs):
+                suite.train_variant(d, seed=s)
+        else:
+            dirs = train_seeds(suite.base.config, seeds, suite.prepared, suite.runs / "seeds",
+                               mode, suite.progress)
+        params = suite.stacked_params(dirs)
         comp = compare_members(suite.base.model, suite.base.params, params,
                                suite.prepared.splits["test"], tc.eval_batch_size, tc.buckets)
         comp.save(suite.out / "seeds.npz")
@@ -272,12 +347,17 @@ def _adversary_stage(suite: _Suite, lambdas: Sequence[float]) -> dict:
     adv = suite.options.adversary
 
     def compute():
-        tc = suite.base.config.train
-        dirs = train_adversaries(suite.base, lambdas, suite.prepared, suite.runs / "adversary", adv,
-                                 suite.progress)
+        tc = suite.train_config
+        if suite.own:
+            dirs = train_model_adversaries(suite.base.model, suite.base.params, tc, lambdas,
+                                           suite.prepared, suite.runs / "adversary", adv,
+                                           suite.progress, str(suite.base.path))
+        else:
+            dirs = train_adversaries(suite.base, lambdas, suite.prepared,
+                                     suite.runs / "adversary", adv, suite.progress)
         test = suite.prepared.splits["test"]
-        comp = compare_members(suite.base.model, suite.base.params, load_stacked_params(dirs), test,
-                               tc.eval_batch_size, tc.buckets, adv.kl_eps)
+        comp = compare_members(suite.base.model, suite.base.params, suite.stacked_params(dirs),
+                               test, tc.eval_batch_size, tc.buckets, adv.kl_eps)
         comp.save(suite.out / "adversary.npz")
         rows = summarise_adversaries(suite.base.model, comp, test.labels, lambdas, adv)
         sweep = []
@@ -311,10 +391,13 @@ def _diagnostic_stage(suite: _Suite, adversary: dict, seeds: dict | None) -> dic
         for kind in tqdm(DIAGNOSTIC_KINDS, desc="diagnostic MLP", disable=not suite.progress):
             mode, imposed, text = sources[kind]
             name = kind if kind != "adversary" else f"adversary_lambda_{lam:g}"
-            cfg = suite.config(model={"encoder": "average"},
-                               train={"attention": mode, "imposed_run": imposed})
             out = suite.runs / "diagnostic" / name
-            metrics = train_run(cfg, out, suite.progress, suite.prepared)
+            if suite.own:
+                metrics = _own_diagnostic(suite, kind, adversary_run, out)
+            else:
+                cfg = suite.config(model={"encoder": "average"},
+                                   train={"attention": mode, "imposed_run": imposed})
+                metrics = train_run(cfg, out, suite.progress, suite.prepared)
             result[kind] = {**_scores(metrics), "attention": text, "run": _relative(out, suite.out)}
         result["adversary"].update(
             {"lambda": lam, "rule": reason, "threshold": threshold, "threshold_source": origin,
@@ -322,7 +405,35 @@ def _diagnostic_stage(suite: _Suite, adversary: dict, seeds: dict | None) -> dic
         result["adversary"]["chosen_by"] = adversary_choice(result["adversary"])
         return result
 
-    return _stage(suite, "diagnostic", {"adversary_run": str(adversary_run)}, compute)
+    params = {"adversary_run": str(adversary_run)}
+    if suite.own:
+        params["mlp"] = {"embed_dim": suite.base.diagnostic.embed_dim,
+                         "hidden_size": suite.base.diagnostic.hidden_size}
+    return _stage(suite, "diagnostic", params, compute)
+
+
+def diagnostic_model(data: Prepared, config: ModelConfig | None = None) -> AttentionModel:
+    """W&P's diagnostic MLP for ``data``: the non-contextual ``average`` encoder (a projection of
+    each embedding on its own) with additive attention and a linear decoder, sized by ``config``
+    (``embed_dim``, ``hidden_size``; default :class:`ModelConfig`'s)."""
+    config = config or ModelConfig()
+    info = data.info()
+    return build_model(vocab_size=len(data.vocab), task=info["task"],
+                       num_classes=len(info["label_names"]), encoder="average",
+                       attention="additive", embed_dim=config.embed_dim,
+                       **dataclasses.asdict(EncoderSettings.of(config)))
+
+
+def _own_diagnostic(suite: _Suite, kind: str, adversary_run: Path, out: Path) -> dict:
+    """One diagnostic MLP beside a model of the caller's own: its attention is the MLP's own,
+    uniform, the base model's, or the adversary's (read from ``adversary_run``)."""
+    mlp = diagnostic_model(suite.prepared, suite.base.diagnostic)
+    if kind in ("learned", "uniform"):
+        return suite.train_variant(out, AttentionSource(kind), model=mlp)
+    params = suite.base.params if kind == "imposed" else read_params(
+        adversary_run / "params.msgpack", suite.base.params)
+    return suite.train_variant(out, AttentionSource("imposed", suite.base.model), params,
+                               model=mlp)
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,6 +484,12 @@ def _wp_locked(run_dir, stages, seeds, lambdas, progress, dataset, opts) -> Path
     suite = _Suite(base=base, out=Path(run_dir) / "wp", options=opts, progress=progress,
                    dataset=dataset)
     suite.base_key = check_base(suite.out, suite.base.params, suite.prepared)
+    _run_stages(suite, stages, seeds, lambdas)
+    write_summary(suite.out, base)
+    return write_report(suite.out)
+
+
+def _run_stages(suite: _Suite, stages: Sequence[str], seeds: int, lambdas) -> None:
     results: dict[str, dict] = {}
     for stage in stages:
         if stage == "uniform":
@@ -386,16 +503,133 @@ def _wp_locked(run_dir, stages, seeds, lambdas, progress, dataset, opts) -> Path
             seeds_result = results.get("seeds") or (
                 read_json(seeds_done) if seeds_done.exists() else None)
             results[stage] = _diagnostic_stage(suite, results["adversary"], seeds_result)
-    write_summary(suite.out, base)
-    return write_report(suite.out)
 
 
-def write_summary(out: Path, base: Run) -> dict:
+def wp_model(
+    model: AttentionModel,
+    params: Params,
+    data: Prepared,
+    out: str | Path,
+    config: TrainConfig | Config | None = None,
+    only: set[str] | None = None,
+    seeds: int = 8,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    progress: bool = True,
+    setting: dict | None = None,
+    metrics: dict | None = None,
+    diagnostic: ModelConfig | None = None,
+    **options,
+) -> Path:
+    """The W&P suite of a model brought through the Python API (``jaxattn.wiegreffe_pinter``).
+
+    ``model`` (any :class:`~jaxattn.core.protocol.AttentionModel` with the pooling seam) with
+    ``params``, trained on ``data`` with the training settings ``config``, is the base. Its
+    variants train with :func:`jaxattn.runs.fit.train_model` and ``config``: itself with uniform
+    attention, itself with ``seeds`` other ``config.seed`` values, the model-consistent
+    adversaries (one per lambda, of its architecture), and the diagnostic MLP (the built-in
+    ``average`` encoder on ``data``, :func:`diagnostic_model`) with its own, uniform, ``model``'s
+    and an adversary's attention. Everything is written under ``out`` (the layout of ``RUN/wp``;
+    finished stages are read back, not recomputed) and ``out/index.html``, whose path is returned. With ``out`` =
+    ``FOLDER/wp`` beside ``FOLDER/analysis`` (:func:`jaxattn.analyze`), each report's verdict
+    has the other's rows.
+
+    Args:
+      metrics: the base's ``metrics.json`` from :func:`jaxattn.train` (default: read from
+        ``out/../metrics.json`` when :func:`jaxattn.train` wrote it there, else the base's test
+        scores are computed here).
+      setting: what the report calls the model: ``encoder`` and ``attention``.
+      diagnostic: the diagnostic MLP's ``embed_dim`` and ``hidden_size`` (default
+        :class:`~jaxattn.ModelConfig`'s).
+      only, seeds, lambdas, options: as :func:`wp_run`.
+    """
+    enable_compilation_cache()
+    model = check_model(model, needs=("pooling",))
+    tc = check_train_config(config or TrainConfig(), "jaxattn.wiegreffe_pinter")
+    opts = WPOptions.from_kwargs(**options)
+    stages = _wanted(only)
+    out = Path(out)
+    check_model_outputs(model, params, make_batch(data.splits["test"], range(
+        min(8, len(data.splits["test"])))), num_classes=len(data.dataset.label_names))
+    if metrics is None:
+        saved = out.parent / "metrics.json"
+        metrics = read_json(saved) if saved.exists() else None
+    if metrics is None:
+        probs = predict(model, params, data.splits["test"], tc.eval_batch_size, tc.buckets)
+        metrics = {"test": classification_scores(probs, data.splits["test"].labels,
+                                                 is_binary(model))}
+    names = {"encoder": f"{type(model).__name__} (your own)", "attention": "its own",
+             **(setting or {})}
+    base = OwnBase(model=model, params=params, train=tc, metrics=metrics,
+                   data_info=data.info(), path=out.parent, names=names,
+                   diagnostic=diagnostic or ModelConfig())
+    with run_lock(out, "jaxattn.wiegreffe_pinter"):
+        suite = _Suite(base=base, out=out, options=opts, progress=progress,
+                       dataset=data.dataset, _prepared=data)
+        suite.base_key = check_base(out, params, data)
+        _run_stages(suite, stages, seeds, lambdas)
+        write_summary(out, base)
+        report = write_report(out)
+    analysis = out.parent / "analysis"
+    if (analysis / "summary.json").exists():  # its verdict now has the W&P rows too
+        write_jw_report(analysis)
+    return report
+
+
+def wp_trained(
+    folder: str | Path,
+    model: AttentionModel,
+    data: Prepared,
+    config: TrainConfig | Config | None = None,
+    **kwargs,
+) -> Path:
+    """:func:`wp_model` of the model :func:`jaxattn.train` saved in ``folder`` (its
+    ``params.msgpack`` and ``metrics.json``), with ``model``, ``data`` and ``config`` rebuilt as
+    they were trained; the suite goes to ``folder/wp`` (``jaxattn wp --run FOLDER --model
+    FILE.py:FUNCTION``)."""
+    folder = Path(folder)
+    for name in ("params.msgpack", "metrics.json"):
+        if not (folder / name).exists():
+            raise RunError(f"{folder}: not a finished jaxattn.train folder ({name} missing)")
+    model = check_model(model, needs=("pooling",))
+    template = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                 first_batch(data.splits["train"])))
+    params = read_params(folder / "params.msgpack", template)
+    return wp_model(model, params, data, folder / "wp", config=config, **kwargs)
+
+
+def wiegreffe_pinter(
+    run_or_model: str | Path | AttentionModel,
+    params: Params | None = None,
+    data: Prepared | None = None,
+    out: str | Path | None = None,
+    **kwargs,
+) -> Path:
+    """``jaxattn.wiegreffe_pinter``: the W&P suite of a run directory (``jaxattn train``,
+    :func:`jaxattn.train_run`; as ``jaxattn wp --run RUN``, written to ``RUN/wp``) or of a model
+    of your own with its ``params``, ``data`` and ``out`` folder (:func:`wp_model`). ``kwargs``:
+    ``only``, ``seeds``, ``lambdas``, ``progress``, the options of :func:`wp_run`, and for a
+    model ``config`` (its :class:`~jaxattn.TrainConfig`), ``setting`` and ``metrics``.
+    Returns the path of the report's ``index.html``."""
+    if isinstance(run_or_model, (str, Path)):
+        if params is not None or data is not None or out is not None:
+            raise ConfigError("jaxattn.wiegreffe_pinter(RUN): a run directory brings its own "
+                              "params, data and output folder (RUN/wp); give only the run")
+        return wp_run(run_or_model, **kwargs)
+    if params is None or data is None or out is None:
+        raise ConfigError("jaxattn.wiegreffe_pinter(model, params, data, out): a model needs "
+                          "its params, its prepared data and an output folder")
+    return wp_model(run_or_model, params, data, out, **kwargs)
+
+
+def write_summary(out: Path, base: Run | OwnBase) -> dict:
     """Gathers every finished stage under ``out`` into ``out/summary.json``."""
+    names = base.names if isinstance(base, OwnBase) else {
+        "encoder": base.config.model.encoder, "attention": base.config.model.attention}
     summary: dict = {
         "run": str(base.path),
         "data": base.data_info.get("name"),
-        "model": {"encoder": base.config.model.encoder, "attention": base.config.model.attention},
+        "model": names,
+        "own_model": isinstance(base, OwnBase),
         "label_names": list(base.data_info.get("label_names") or ["0", "1"]),
         "base": _scores(base.metrics),
         "timings": {},
