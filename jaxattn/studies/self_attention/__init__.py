@@ -1,0 +1,1 @@
+"""Stages about Transformer self-attention and the tests run on pretrained encoders."""
