@@ -153,6 +153,10 @@ def test_the_verdict_row_reads_reliance_and_precision_at_1():
     assert row.status == AGAINST and "ranked first most often by grad" in row.figure
     row = shortcut_verdict(Evidence(jw=_summary(0.3, {"attn": 0.9, "grad": 0.5, "loo": 0.8})))
     assert row.status == SUPPORTS
+    row = shortcut_verdict(Evidence(jw=_summary(0.3, {"attn": 0.97, "grad": 1.0, "loo": 1.0})))
+    assert row.status == SUPPORTS  # within the margin of the others' median
+    row = shortcut_verdict(Evidence(jw=_summary(0.3, {"attn": 0.9, "grad": 1.0, "loo": 1.0})))
+    assert row.status == AGAINST
     row = shortcut_verdict(Evidence(jw=_summary(0.01, {"attn": 0.9, "grad": 0.5})))
     assert row.status == NOT_APPLICABLE and "does not rely" in row.reading
     row = shortcut_verdict(Evidence(jw=_summary(0.3, {"grad": 0.5})))

@@ -61,6 +61,10 @@ from jaxattn.studies.runner import Stage
 
 NAME = "shortcut"
 RELIANCE_DROP = 0.05  # accuracy drop (with minus without the word) that counts as reliance
+# Attention counts as finding the shortcut as often as the others when its P@1 is within this of
+# their median: a model that relies on one planted word can let every method find it almost
+# always, and a hundredth apart is no difference to read.
+MARGIN = 0.05
 MEASURES = ("p_at_1", "rank", "auprc")
 SOURCE = "Bastings et al. 2022"
 
@@ -249,13 +253,13 @@ def shortcut_verdict(ev: Evidence) -> Row:
         return Row(test, figure, compared, f"{relies}; no other method to compare with",
                    INCOMPLETE, SOURCE, link)
     middle = float(np.median(others))
-    if p1["attn"] >= middle:
-        status, reading = SUPPORTS, "attention ranks it first at least as often as"
+    if p1["attn"] >= middle - MARGIN:
+        status, reading = SUPPORTS, ("attention ranks it first about as often as, or more "
+                                     "often than,")
     else:
         status, reading = AGAINST, "attention ranks it first less often than"
-    reading += " the typical other method"
-    return Row(test, figure, compared, f"{relies}; {reading} (their median P@1 {middle:.2f})",
-               status, SOURCE, link)
+    reading += f" the typical other method (their median P@1 {middle:.2f}; margin {MARGIN})"
+    return Row(test, figure, compared, f"{relies}; {reading}", status, SOURCE, link)
 
 
 SHORTCUT_STAGE = registry.register_stage(Stage(
