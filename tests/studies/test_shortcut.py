@@ -114,6 +114,9 @@ def test_the_stage_figures_equal_a_brute_force_count(trained):
             assert np.allclose(stage_rows[f"{key}.rank"], ranks)
     lengths = data.mask.sum(-1)
     assert summary["chance"]["rank"]["mean"] == pytest.approx(np.mean((lengths + 1) / 2))
+    fact = REGISTRY["shortcut"].facts(data, 0)[0]
+    removed = data.stages["shortcut"]["probs_removed"][0]
+    assert fact.endswith(f"(p {removed.max():.3f})") and data.class_names[removed.argmax()] in fact
     p1 = summary["headline"]["p_at_1"]
     assert summary["headline"]["most_often_first"] == max(p1, key=p1.get)
 

@@ -189,6 +189,14 @@ def summarize_shortcut(data) -> dict:
     }}
 
 
+def _shortcut_facts(data, row: int) -> list[str]:
+    if not (data.rationale[row] & data.mask[row]).any():
+        return []
+    probs = data.stages[NAME]["probs_removed"][row]
+    top = int(probs.argmax())
+    return [f"without the planted word: predicted {data.class_names[top]} (p {probs[top]:.3f})"]
+
+
 def _shortcut_tables(summary: dict) -> list[tuple[str, list[dict]]]:
     sc = summary[NAME]
     rel = sc["reliance"]
@@ -273,6 +281,7 @@ SHORTCUT_STAGE = registry.register_stage(Stage(
     needs=tuple(registry.importance_labels()),
     summarize=summarize_shortcut,
     tables=_shortcut_tables,
+    facts=_shortcut_facts,
     verdict=shortcut_verdict,
     description="planted shortcut (Bastings et al. 2022): reliance and each importance's rank "
                 "of the planted word",
