@@ -3,12 +3,14 @@ sentence, the run's test scores and the report's path, each on one labelled line
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 from jaxattn.report.verdict import verdict_rows, verdict_sentence
 from jaxattn.report.verdict_page import read_summary, run_evidence
 from jaxattn.runtime.files import read_json
+from jaxattn.studies.registry import REGISTRY
 
 SCORE_NAMES = (("accuracy", "accuracy"), ("f1", "F1"), ("auc", "AUC"))
 
@@ -35,7 +37,12 @@ def answer_lines(run_dir: str | Path, report: str | Path, jw: Mapping | None = N
     (an analysis written beside the main one reads its own).
     """
     run_dir, report = Path(run_dir), Path(report).resolve()
-    rows = verdict_rows(run_evidence(run_dir, report.parent, jw=jw, wp=wp))
+    ev = run_evidence(run_dir, report.parent, jw=jw, wp=wp)
+    # the rows of the stages that declare one and ran, as on the report's page
+    ran = (ev.jw or {}).get("timings", {})
+    rows = verdict_rows(dataclasses.replace(ev, stage_rows=tuple(
+        stage.verdict for name, stage in REGISTRY.items()
+        if stage.verdict is not None and name in ran)))
     lines = [f"verdict: {verdict_sentence(rows)}"]
     metrics = read_summary(run_dir / "metrics.json")
     if metrics is not None:

@@ -29,7 +29,16 @@ from pathlib import Path
 
 from jaxattn.data import packages, tabular, tfds
 from jaxattn.data.config import FILE_DATA, DataConfig
-from jaxattn.data.corpora import ag_news, babi, eraser, newsgroups, snli, sst2, sst2_distractors
+from jaxattn.data.corpora import (
+    ag_news,
+    babi,
+    eraser,
+    newsgroups,
+    snli,
+    sst2,
+    sst2_distractors,
+    sst2_shortcut,
+)
 from jaxattn.data.dataset import DataError, Dataset, Task
 from jaxattn.data.files import MissingDataError
 from jaxattn.data.generators import make_babi, make_synthetic, make_synthetic_aspects
@@ -194,6 +203,15 @@ register(
         min_df=1,
         min_length=5,
         description="SST-2 sentences among AG News distractors, SST tokens as rationale (deception)",
+    ),
+)
+register(
+    "sst2_shortcut",
+    SourceSpec(
+        loader=sst2_shortcut.load_sst2_shortcut,
+        min_df=1,
+        min_length=5,
+        description="SST-2 with a planted shortcut word per class; its position is the rationale",
     ),
 )
 register(

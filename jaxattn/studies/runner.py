@@ -71,6 +71,8 @@ class Stage:
       applies: ``(model, params, batch) -> bool``, whether the stage can run on ``model`` (asked
         on one batch) once ``requires`` is met; a stage that does not apply is skipped. None:
         every model.
+      skip_note: why the stage is skipped when ``applies`` is False (default: "it does not
+        apply to this model"), e.g. what the data lacks.
       needs: token-importance keys of other stages the computation reads: it is then called
         with ``given={key: <float32>[B, T]}`` (those of them that were computed), the rows of
         each batch taken from the other stages' results.
@@ -99,6 +101,7 @@ class Stage:
     heatmaps_after: str | None = None
     requires: tuple[str, ...] = ()
     applies: Callable[[AttentionModel, Params, Any], bool] | None = None
+    skip_note: str = ""
     needs: tuple[str, ...] = ()
     stream: int | None = None
     verdict: Callable[[Any], Any] | None = None
@@ -113,7 +116,7 @@ def skip_reason(stage: Stage, model: Any, params: Params, batch: Any) -> str | N
         names = " and ".join(repr(name) for name in lacking)
         return f"it needs the model capability {names}, which {type(model).__name__} lacks"
     if stage.applies is not None and not stage.applies(model, params, batch):
-        return "it does not apply to this model"
+        return stage.skip_note or "it does not apply to this model"
     return None
 
 

@@ -41,6 +41,7 @@ from jaxattn.studies.runner import (
     skip_reason,
     stage_key,
 )
+from jaxattn.studies.self_attention import shortcut as _shortcut  # noqa: F401  (registers it)
 
 
 def analysis_options(options: dict) -> AnalysisOptions:

@@ -1,1 +1,2 @@
-"""Studies of self-attention models (the models with the self-attention seam)."""
+"""Stages about Transformer self-attention: summaries of the maps, head-level interventions and
+planted shortcuts."""
