@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxattn.core.metrics import jsd, tvd
-from jaxattn.core.protocol import Batch, Params
+from jaxattn.core.protocol import Batch, Params, has_layer_restart, model_logits
 from jaxattn.explain.attention_summaries import seam_logits
 from jaxattn.explain.interventions import (
     amsgrad_descent,
@@ -69,6 +69,32 @@ class HeadEffects:
     flip: jnp.ndarray
 
 
+def layer_runner(model, params: Params, batch: Batch):
+    """``(maps, run)`` for a model with the self-attention seam: its own maps <float32>[L, B, H,
+    T, T] and ``run(layer, layer_maps, select) -> <float32>[B, K]``, its output distribution with
+    ``layer_maps`` <float32>[B, H, T, T] in place of the heads ``select`` <bool>[H] of ``layer``
+    (a Python int). With :func:`~jaxattn.core.protocol.has_layer_restart` the states entering
+    each layer are computed once and ``run`` executes layers ``layer..L-1`` only; otherwise it
+    re-runs the whole encoder through the seam."""
+    if has_layer_restart(model):
+        states, maps = model.layer_inputs(params, batch)
+
+        def run(layer: int, layer_maps: jnp.ndarray, select: jnp.ndarray) -> jnp.ndarray:
+            enc = model.encode_from_layer(params, batch, states[layer], layer, layer_maps, select)
+            return model.probs(model_logits(model, params, enc))
+
+        return maps, run
+    maps = model.self_attention(params, batch)
+    logits_given = seam_logits(model, params, batch)
+    none = jnp.zeros((maps.shape[0], maps.shape[2]), bool)
+
+    def run(layer: int, layer_maps: jnp.ndarray, select: jnp.ndarray) -> jnp.ndarray:
+        full = maps.at[layer].set(layer_maps)
+        return model.probs(logits_given(full, none.at[layer].set(select)))
+
+    return maps, run
+
+
 @functools.partial(
     jax.jit, static_argnames=("model", "kind", "num_permutations", "chunk")
 )
@@ -84,6 +110,11 @@ def intervene_heads(
 ) -> HeadEffects:
     """Replaces each head's attention in turn and measures the output change.
 
+    Layer by layer (a Python loop: each layer's program restarts the encoder there, see
+    :func:`layer_runner`), the ``H`` heads (times ``P`` permutations for ``permute``) are one
+    ``lax.map`` whose slices of ``chunk`` interventions are vmapped; each leaves only its
+    ``[B]`` statistics, so memory is that of ``chunk`` encodings whatever ``H`` and ``P``.
+
     Args:
       model: a model with the self-attention seam (static).
       kind: ``uniform`` (1/n over the valid keys of every query row), ``permute``
@@ -92,57 +123,58 @@ def intervene_heads(
         its output bias).
       key: PRNG key for ``permute``.
       donor: <int32>[2] or [L, H, 2] the (layer, head) whose maps replace each head's.
-      chunk: heads per vmapped slice (``lax.map`` batch size); None: all ``L * H`` at once.
+      chunk: interventions per vmapped slice (``lax.map`` batch size); None: all of a layer's at
+        once (``H``, or ``H * P`` for ``permute``).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    maps = model.self_attention(params, batch)
+    maps, run = layer_runner(model, params, batch)
     n_layers, b, n_heads, t, _ = maps.shape
-    logits_given = seam_logits(model, params, batch)
-    original = model.probs(logits_given(maps, jnp.zeros((n_layers, n_heads), bool)))
+    # The untouched output through the same path the interventions take (identical ops, so an
+    # intervention that changes nothing measures exactly 0).
+    original = run(n_layers - 1, maps[-1], jnp.zeros(n_heads, bool))
     decision = jnp.argmax(original, axis=-1)
+    repeats = 1
     if kind == "permute":
         if key is None:
             raise ValueError("kind='permute' needs a key")
         perms = jax.vmap(permutation_indices, in_axes=(0, 0, None))(
             instance_keys(key, batch.index), jnp.asarray(batch.valid, bool), num_permutations
         )  # [B, P, T]
+        repeats = num_permutations
     if kind == "donor":
         if donor is None:
             raise ValueError("kind='donor' needs a donor (layer, head)")
         donors = jnp.broadcast_to(jnp.asarray(donor, jnp.int32), (n_layers, n_heads, 2))
 
-    def run(new: jnp.ndarray, select: jnp.ndarray) -> jnp.ndarray:
-        # Only the selected pair's maps are read, so one [B, T, T] map is broadcast to all.
-        given = jnp.broadcast_to(new[None, :, None], maps.shape)
-        return model.probs(logits_given(given, select))
+    def layer_effects(layer: int):
+        def effect(item):
+            head, p = item // repeats, item % repeats
+            own = maps[layer, :, head]  # [B, T, T]
+            if kind == "uniform":
+                new = uniform_maps(batch.valid, t)
+            elif kind == "zero":
+                new = jnp.zeros_like(own)
+            elif kind == "donor":
+                new = maps[donors[layer, head, 0], :, donors[layer, head, 1]]
+            else:
+                new = permute_keys(own, perms[:, p][:, None])[0]
+            # Only the selected head's maps are read, so one [B, T, T] map is broadcast to all.
+            out = run(layer, jnp.broadcast_to(new[:, None], maps.shape[1:]),
+                      jnp.arange(n_heads) == head)
+            flips = (jnp.argmax(out, axis=-1) != decision).astype(jnp.float32)
+            return tvd(out, original), jsd(out, original), flips
 
-    def effect(pair):
-        layer, head = pair // n_heads, pair % n_heads
-        select = (jnp.arange(n_layers)[:, None] == layer) & (jnp.arange(n_heads)[None] == head)
-        own = maps[layer, :, head]
-        if kind == "uniform":
-            outs = run(uniform_maps(batch.valid, t), select)[None]
-        elif kind == "zero":
-            outs = run(jnp.zeros_like(own), select)[None]
-        elif kind == "donor":
-            d_layer, d_head = donors[layer, head, 0], donors[layer, head, 1]
-            outs = run(maps[d_layer, :, d_head], select)[None]
-        else:
-            outs = jax.vmap(lambda m: run(m, select))(permute_keys(own, perms))  # [P, B, K]
-        distance = tvd(outs, original[None])
-        divergence = jsd(outs, original[None])
-        flips = (jnp.argmax(outs, axis=-1) != decision[None]).astype(jnp.float32)
-        return jnp.median(distance, 0), jnp.median(divergence, 0), flips.mean(0)
+        results = jax.lax.map(effect, jnp.arange(n_heads * repeats), batch_size=chunk)
+        distance, divergence, flips = (x.reshape(n_heads, repeats, b) for x in results)
+        return jnp.median(distance, 1), jnp.median(divergence, 1), flips.mean(1)  # [H, B]
 
-    pairs = jnp.arange(n_layers * n_heads)
-    results = jax.lax.map(effect, pairs, batch_size=chunk)  # each [L * H, B]
+    per_layer = [layer_effects(layer) for layer in range(n_layers)]
 
-    def per_instance(x):
-        return x.reshape(n_layers, n_heads, b).transpose(2, 0, 1)
+    def per_instance(i):  # [L, H, B] -> [B, L, H]
+        return jnp.stack([x[i] for x in per_layer]).transpose(2, 0, 1)
 
-    distance, divergence, flips = (per_instance(x) for x in results)
-    return HeadEffects(tvd=distance, jsd=divergence, flip=flips)
+    return HeadEffects(tvd=per_instance(0), jsd=per_instance(1), flip=per_instance(2))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -186,13 +218,13 @@ class AdversarialHeadResult:
     best_tvd: jnp.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("model", "scope", "num_adversaries", "steps"))
+@functools.partial(jax.jit, static_argnames=("model", "layer", "scope", "num_adversaries", "steps"))
 def search_adversarial_heads(
     model,
     params: Params,
     batch: Batch,
     key: jax.Array,
-    layer: int | jnp.ndarray,
+    layer: int,
     head: int | jnp.ndarray = 0,
     scope: str = "head",
     num_adversaries: int = 5,
@@ -209,20 +241,22 @@ def search_adversarial_heads(
     Each adversary is a log-map per head in scope, masked to the valid keys, initialised at
     ``log(1 / n) + init_scale * N(0, 1)``; the loss per instance is ``sum_k [-JSD_k + penalty *
     relu(TVD_k - tolerance)] - mean_{k, l} JSD(adv_k, adv_l)`` (JSD as :func:`map_jsd`),
-    minimised with AMSGrad for ``steps`` steps inside one ``lax.scan``. ``layer`` and ``head``
-    are traced: one program serves every head.
+    minimised with AMSGrad for ``steps`` steps inside one ``lax.scan``. ``layer`` is static (the
+    encoder restarts there, :func:`layer_runner`); ``head`` is traced: one program serves every
+    head of a layer.
     """
     if scope not in ("head", "layer"):
         raise ValueError(f"scope must be 'head' or 'layer', not {scope!r}")
-    maps = jax.lax.stop_gradient(model.self_attention(params, batch))
+    maps, run = layer_runner(model, params, batch)
+    maps = jax.lax.stop_gradient(maps)
     n_layers, b, n_heads, t, _ = maps.shape
-    logits_given = seam_logits(model, params, batch)
-    original = model.probs(logits_given(maps, jnp.zeros((n_layers, n_heads), bool)))
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer {layer} is not in [0, {n_layers})")
+    original = run(n_layers - 1, maps[-1], jnp.zeros(n_heads, bool))
     in_scope = (
         jnp.ones(n_heads, bool) if scope == "layer" else jnp.arange(n_heads) == head
     )
-    select = (jnp.arange(n_layers)[:, None] == layer) & in_scope[None]
-    own = jax.lax.dynamic_index_in_dim(maps, layer, 0, keepdims=False)  # [B, H, T, T]
+    own = maps[layer]  # [B, H, T, T]
     valid = jnp.asarray(batch.valid, bool)
     rows = valid.astype(jnp.float32)  # the valid query rows count alike
     keys_mask = valid[:, None, None, None, :]  # [B, 1, 1, 1, T] over [B, K, H, T, T]
@@ -234,9 +268,7 @@ def search_adversarial_heads(
 
     def decode(adv):  # [B, K, H, T, T] -> [B, K, C']
         def one(m):
-            layer_maps = jnp.where(in_scope[None, :, None, None], m, own)
-            full = jax.lax.dynamic_update_index_in_dim(maps, layer_maps, layer, 0)
-            return model.probs(logits_given(full, select))
+            return run(layer, m, in_scope)
 
         return jax.vmap(one, in_axes=1, out_axes=1)(adv)
 

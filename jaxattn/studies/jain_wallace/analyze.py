@@ -41,6 +41,7 @@ from jaxattn.studies.runner import (
     skip_reason,
     stage_key,
 )
+from jaxattn.studies.self_attention import heads as head_stages
 
 
 def analysis_options(options: dict) -> AnalysisOptions:
@@ -59,13 +60,14 @@ def analysis_options(options: dict) -> AnalysisOptions:
                           f"{', '.join(repr(x) for x in LIMITS)}")
     for f in dataclasses.fields(opts):
         value = getattr(opts, f.name)
-        if f.name == "erasure_limit":
+        if f.name == "erasure_limit" or f.name in head_stages.TEXT_OPTIONS:
             continue
         if f.name in ("seed", "samples", "topk") and value < 0 or (
             f.name not in ("seed", "samples", "topk", "buckets", "adv_learning_rate", "epsilon")
             and value < 1
         ):
             raise ConfigError(f"analyze: option {f.name}={value!r} is out of range")
+    head_stages.check_options(opts)
     if not (0 < opts.adv_learning_rate < float("inf")) or not (0 <= opts.epsilon <= 1):
         raise ConfigError("analyze: adv_learning_rate must be finite > 0 and epsilon in [0, 1]")
     return opts
