@@ -20,6 +20,7 @@ from jaxattn.core.protocol import Batch, HeadMaps, has_layer_restart
 from jaxattn.explain.interventions import instance_keys, permutation_indices
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.classifier import BertClsClassifier
+from jaxattn.studies.jain_wallace.analyze import chosen_stages
 from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import load_stage
@@ -155,6 +156,11 @@ def test_the_head_map_figure_holds_its_data_inside_the_axes():
         assert image.get_clim() == (0.0, 0.5)
 
 
+def test_the_stages_run_only_when_asked_for():
+    assert "heads" not in chosen_stages(None) and "head_adv" not in chosen_stages(None)
+    assert chosen_stages({"heads", "head_adv"}) == ["heads", "head_adv"]
+
+
 def test_options_are_checked():
     with pytest.raises(ConfigError, match="head_adv_layers"):
         heads.check_options(AnalysisOptions(head_adv_layers="0"))
@@ -170,7 +176,7 @@ def test_the_report_has_the_tables_figures_and_verdict_rows(tmp_path):
     report = jaxattn.analyze(
         model, perturbed(params), data, out=tmp_path / "analysis", limit=limit,
         only={"heads", "head_adv"}, progress=False, samples=2, buckets=(64,),
-        head_interventions="uniform,zero", head_adv_instances=2, head_adv_steps=4, head_adv_batch_size=4,
+        head_interventions="uniform", head_adv_instances=2, head_adv_steps=2, head_adv_batch_size=4,
     )
     folder = report.parent
     arrays, _ = load_stage(folder / "heads.npz")

@@ -28,7 +28,9 @@ FAST = dict(
     buckets=(64,),
 )  # one compilation per stage
 LIMIT = 24
-RUN = tuple(s for s in stages.list_stages() if s != "self_attn")  # the Average encoder has no self-attention
+# The stages a plain analysis runs (the Average encoder has no self-attention).
+RUN = tuple(s for s in stages.list_stages()
+            if s != "self_attn" and stages.STAGE_SPECS[s].by_default)
 
 
 @pytest.fixture(scope="module")

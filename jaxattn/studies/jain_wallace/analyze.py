@@ -74,7 +74,8 @@ def analysis_options(options: dict) -> AnalysisOptions:
 
 
 def chosen_stages(only) -> list[str]:
-    """The stages ``only`` names (default all registered), in run order; unknown names are
+    """The stages ``only`` names (default: all registered but those not run ``by_default``),
+    in run order; unknown names are
     refused. Items may be stage names or :class:`~jaxattn.studies.runner.Stage` objects, which
     are registered first (:func:`~jaxattn.studies.registry.register_stage`).
 
@@ -87,7 +88,8 @@ def chosen_stages(only) -> list[str]:
     names = None if only is None else [
         register_stage(s).name if isinstance(s, Stage) else s for s in only]
     every = list_stages()
-    wanted = set(every) if names is None else set(names)
+    wanted = ({s for s in every if STAGE_SPECS[s].by_default} if names is None
+              else set(names))
     if not wanted or wanted - set(every):
         raise ConfigError(
             f"analyze --only: unknown or no stage(s) {', '.join(sorted(wanted - set(every)))}; "

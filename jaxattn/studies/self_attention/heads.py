@@ -14,7 +14,9 @@ head_adv   J&W's adversarial search on one layer's attention (``head_adv_scope =
 
 The computations are :func:`jaxattn.explain.head_interventions.intervene_heads` and
 :func:`~jaxattn.explain.head_interventions.search_adversarial_heads`; each returns ``[B, L, H]``
-statistics per batch, never maps. The report pieces (summaries, per-layer tables, the L x H map
+statistics per batch, never maps. Both cost many encodings per instance (``heads``: ``L * H``
+per intervention, times ``P`` for permutations), so they run only when asked for by name
+(``jaxattn analyze --only heads,head_adv``). The report pieces (summaries, per-layer tables, the L x H map
 figures, verdict rows) are in :mod:`.head_report`.
 """
 
@@ -143,6 +145,7 @@ HEAD_SPECS: dict[str, Stage] = {
         figures=head_report.heads_figures,
         verdict=head_report.heads_verdict,
         settings=(("donor_rule", DONOR_RULE),),
+        by_default=False,
     ),
     "head_adv": Stage(
         "head_adv",
@@ -155,6 +158,7 @@ HEAD_SPECS: dict[str, Stage] = {
         tables=head_report.head_adv_tables,
         figures=head_report.head_adv_figures,
         verdict=head_report.head_adv_verdict,
+        by_default=False,
     ),
 }
 DESCRIPTIONS = {
