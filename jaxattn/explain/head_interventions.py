@@ -2,12 +2,14 @@
 :class:`jaxattn.core.protocol.HeadMaps`: what the output does when one (layer, head)'s attention
 is replaced while every other head computes its own on the changed stream.
 
-- :func:`intervene_heads`: for every (layer, head), replace that head's maps by uniform attention
-  over the valid keys, by ``P`` permutations of the valid keys (J&W's permutation, per head), by
-  a donor head's maps, or by zeros (Michel et al. 2019's head masking), and measure the output's
-  TVD and JSD from the original and whether the decision flips. All ``L * H`` heads are one
-  jitted program: a ``vmap`` over heads, chunked with ``lax.map``; only ``[B, L, H]`` statistics
-  leave it.
+- :func:`intervene_heads` (one kind) and :func:`intervene_heads_all` (several, one program):
+  for every (layer, head), replace that head's maps by uniform attention over the valid keys,
+  by ``P`` permutations of the valid keys (J&W's permutation, per head), by a donor head's maps,
+  or by zeros (Michel et al. 2019's head masking), and measure the output's TVD and JSD from the
+  original and whether the decision flips. All ``L * H`` heads and all kinds are one jitted
+  program: per layer a ``vmap`` over interventions chunked with ``lax.map``, the encoder
+  restarted at that layer where the model can (:func:`layer_runner`); only ``[B, L, H]``
+  statistics leave it.
 - :func:`search_adversarial_heads`: J&W's adversarial search for one head's (or one layer's)
   attention that differs most (JSD, averaged over the valid query rows) from its own while the
   output stays within ``epsilon`` (TVD), as :func:`jaxattn.explain.interventions.
@@ -96,8 +98,89 @@ def layer_runner(model, params: Params, batch: Batch):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("model", "kind", "num_permutations", "chunk")
+    jax.jit, static_argnames=("model", "kinds", "num_permutations", "chunk")
 )
+def intervene_heads_all(
+    model,
+    params: Params,
+    batch: Batch,
+    kinds: tuple[str, ...] = KINDS,
+    key: jax.Array | None = None,
+    num_permutations: int = 20,
+    donor: jnp.ndarray | None = None,
+    chunk: int | None = None,
+) -> dict[str, HeadEffects]:
+    """Replaces each head's attention in turn, in every way of ``kinds``, and measures the
+    output change: ``{kind: HeadEffects}`` (arguments as :func:`intervene_heads`).
+
+    Layer by layer (a Python loop: each layer's program restarts the encoder there, see
+    :func:`layer_runner`), the layer's ``H * V`` interventions (``V``: one per kind, ``P`` for
+    ``permute``) are one ``lax.map`` whose slices of ``chunk`` are vmapped; each leaves only its
+    ``[B]`` statistics, so memory is that of ``chunk`` encodings whatever ``H``, ``V`` and ``P``,
+    and all kinds share one program per layer (compiled once).
+    """
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds or len(set(kinds)) < len(kinds):
+        raise ValueError(f"kinds must be distinct names of {KINDS}, not {kinds!r}")
+    maps, run = layer_runner(model, params, batch)
+    n_layers, b, n_heads, t, _ = maps.shape
+    # The untouched output through the same path the interventions take (identical ops, so an
+    # intervention that changes nothing measures exactly 0).
+    original = run(n_layers - 1, maps[-1], jnp.zeros(n_heads, bool))
+    decision = jnp.argmax(original, axis=-1)
+    single = [kind for kind in kinds if kind != "permute"]  # one map per head each
+    permute = "permute" in kinds
+    variants = len(single) + (num_permutations if permute else 0)
+    if permute:
+        if key is None:
+            raise ValueError("kind 'permute' needs a key")
+        perms = jax.vmap(permutation_indices, in_axes=(0, 0, None))(
+            instance_keys(key, batch.index), jnp.asarray(batch.valid, bool), num_permutations
+        )  # [B, P, T]
+    if "donor" in kinds:
+        if donor is None:
+            raise ValueError("kind 'donor' needs a donor (layer, head)")
+        donors = jnp.broadcast_to(jnp.asarray(donor, jnp.int32), (n_layers, n_heads, 2))
+
+    def layer_effects(layer: int):
+        def replacement(head, v):  # [B, T, T] variant v of head's maps
+            own = maps[layer, :, head]
+            candidates = []
+            for kind in single:
+                if kind == "uniform":
+                    candidates.append(uniform_maps(batch.valid, t))
+                elif kind == "zero":
+                    candidates.append(jnp.zeros_like(own))
+                else:
+                    candidates.append(maps[donors[layer, head, 0], :, donors[layer, head, 1]])
+            if permute:
+                p = jnp.maximum(v - len(single), 0)
+                candidates.append(permute_keys(own, perms[:, p][:, None])[0])
+            return jnp.stack(candidates)[jnp.minimum(v, len(candidates) - 1)]
+
+        def effect(item):
+            head, v = item // variants, item % variants
+            # Only the selected head's maps are read, so one [B, T, T] map is broadcast to all.
+            new = jnp.broadcast_to(replacement(head, v)[:, None], maps.shape[1:])
+            out = run(layer, new, jnp.arange(n_heads) == head)
+            flips = (jnp.argmax(out, axis=-1) != decision).astype(jnp.float32)
+            return tvd(out, original), jsd(out, original), flips
+
+        results = jax.lax.map(effect, jnp.arange(n_heads * variants), batch_size=chunk)
+        return [x.reshape(n_heads, variants, b) for x in results]  # 3 x [H, V, B]
+
+    per_layer = [layer_effects(layer) for layer in range(n_layers)]
+    stats = [jnp.stack([x[i] for x in per_layer]).transpose(3, 0, 1, 2) for i in range(3)]
+    out = {}  # each stat [B, L, H, V]
+    for j, kind in enumerate(single):
+        out[kind] = HeadEffects(*(x[..., j] for x in stats))
+    if permute:
+        distance, divergence, flips = (x[..., len(single):] for x in stats)
+        out["permute"] = HeadEffects(tvd=jnp.median(distance, -1), jsd=jnp.median(divergence, -1),
+                                     flip=flips.mean(-1))
+    return out
+
+
 def intervene_heads(
     model,
     params: Params,
@@ -108,12 +191,8 @@ def intervene_heads(
     donor: jnp.ndarray | None = None,
     chunk: int | None = None,
 ) -> HeadEffects:
-    """Replaces each head's attention in turn and measures the output change.
-
-    Layer by layer (a Python loop: each layer's program restarts the encoder there, see
-    :func:`layer_runner`), the ``H`` heads (times ``P`` permutations for ``permute``) are one
-    ``lax.map`` whose slices of ``chunk`` interventions are vmapped; each leaves only its
-    ``[B]`` statistics, so memory is that of ``chunk`` encodings whatever ``H`` and ``P``.
+    """Replaces each head's attention in turn and measures the output change (one kind of
+    :func:`intervene_heads_all`, which computes several in one program).
 
     Args:
       model: a model with the self-attention seam (static).
@@ -125,56 +204,13 @@ def intervene_heads(
       donor: <int32>[2] or [L, H, 2] the (layer, head) whose maps replace each head's.
       chunk: interventions per vmapped slice (``lax.map`` batch size); None: all of a layer's at
         once (``H``, or ``H * P`` for ``permute``).
+    Returns:
+      :class:`HeadEffects` of <float32>[B, L, H] arrays.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    maps, run = layer_runner(model, params, batch)
-    n_layers, b, n_heads, t, _ = maps.shape
-    # The untouched output through the same path the interventions take (identical ops, so an
-    # intervention that changes nothing measures exactly 0).
-    original = run(n_layers - 1, maps[-1], jnp.zeros(n_heads, bool))
-    decision = jnp.argmax(original, axis=-1)
-    repeats = 1
-    if kind == "permute":
-        if key is None:
-            raise ValueError("kind='permute' needs a key")
-        perms = jax.vmap(permutation_indices, in_axes=(0, 0, None))(
-            instance_keys(key, batch.index), jnp.asarray(batch.valid, bool), num_permutations
-        )  # [B, P, T]
-        repeats = num_permutations
-    if kind == "donor":
-        if donor is None:
-            raise ValueError("kind='donor' needs a donor (layer, head)")
-        donors = jnp.broadcast_to(jnp.asarray(donor, jnp.int32), (n_layers, n_heads, 2))
-
-    def layer_effects(layer: int):
-        def effect(item):
-            head, p = item // repeats, item % repeats
-            own = maps[layer, :, head]  # [B, T, T]
-            if kind == "uniform":
-                new = uniform_maps(batch.valid, t)
-            elif kind == "zero":
-                new = jnp.zeros_like(own)
-            elif kind == "donor":
-                new = maps[donors[layer, head, 0], :, donors[layer, head, 1]]
-            else:
-                new = permute_keys(own, perms[:, p][:, None])[0]
-            # Only the selected head's maps are read, so one [B, T, T] map is broadcast to all.
-            out = run(layer, jnp.broadcast_to(new[:, None], maps.shape[1:]),
-                      jnp.arange(n_heads) == head)
-            flips = (jnp.argmax(out, axis=-1) != decision).astype(jnp.float32)
-            return tvd(out, original), jsd(out, original), flips
-
-        results = jax.lax.map(effect, jnp.arange(n_heads * repeats), batch_size=chunk)
-        distance, divergence, flips = (x.reshape(n_heads, repeats, b) for x in results)
-        return jnp.median(distance, 1), jnp.median(divergence, 1), flips.mean(1)  # [H, B]
-
-    per_layer = [layer_effects(layer) for layer in range(n_layers)]
-
-    def per_instance(i):  # [L, H, B] -> [B, L, H]
-        return jnp.stack([x[i] for x in per_layer]).transpose(2, 0, 1)
-
-    return HeadEffects(tvd=per_instance(0), jsd=per_instance(1), flip=per_instance(2))
+    return intervene_heads_all(model, params, batch, (kind,), key, num_permutations, donor,
+                               chunk)[kind]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -27,7 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxattn.core.errors import ConfigError
-from jaxattn.explain.head_interventions import KINDS, intervene_heads, search_adversarial_heads
+from jaxattn.explain.head_interventions import (
+    KINDS,
+    intervene_heads_all,
+    search_adversarial_heads,
+)
 from jaxattn.runtime import distributed
 from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
@@ -93,15 +97,16 @@ def head_effects(model, params, batch, opts) -> dict:
     """``{kind}_tvd``, ``{kind}_jsd``, ``{kind}_flip`` <float32>[B, L, H] for every kind of
     ``opts.head_interventions``."""
     n_layers, n_heads = _shape(model, params, batch)
+    kinds = intervention_kinds(opts.head_interventions)
+    effects = intervene_heads_all(
+        model, params, batch, kinds,
+        key=random_key(opts.seed, "heads") if "permute" in kinds else None,
+        num_permutations=opts.head_permutations if "permute" in kinds else 1,
+        donor=next_head_donors(n_layers, n_heads) if "donor" in kinds else None,
+        chunk=opts.heads_chunk,
+    )
     out = {}
-    for kind in intervention_kinds(opts.head_interventions):
-        got = intervene_heads(
-            model, params, batch, kind,
-            key=random_key(opts.seed, "heads") if kind == "permute" else None,
-            num_permutations=opts.head_permutations if kind == "permute" else 1,
-            donor=next_head_donors(n_layers, n_heads) if kind == "donor" else None,
-            chunk=opts.heads_chunk,
-        )
+    for kind, got in effects.items():
         out.update({f"{kind}_tvd": got.tvd, f"{kind}_jsd": got.jsd, f"{kind}_flip": got.flip})
     return out
 
