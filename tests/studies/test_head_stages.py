@@ -187,6 +187,7 @@ def test_the_report_has_the_tables_figures_and_verdict_rows(tmp_path):
     assert np.isnan(adv["max_jsd"][:, 0]).all()
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["head_adv"]["layers"] == [2] and summary["head_adv"]["instances"] == 2
+    assert summary["heads"]["donor_rule"] == heads.DONOR_RULE
     uniform = np.asarray(summary["heads"]["uniform"]["mean_tvd"])
     np.testing.assert_allclose(uniform, arrays["uniform_tvd"].mean(0), rtol=1e-6)
     page = report.read_text()

@@ -27,8 +27,9 @@ KIND_LABELS = {
     "donor": "next head's map",
     "zero": "zeroed (masked)",
 }
-MICHEL = ("Michel et al. (2019) found that most heads of trained BERT / Transformer models can "
-          "be masked at test time with little loss")
+MICHEL = ("Michel et al. (2019), who found that most heads of trained BERT / Transformer models "
+          "can be masked at test time with little loss")
+DONOR_RULE = "the next head of the same layer, (l, (h + 1) mod H)"
 
 
 def _kinds(stage: dict) -> list[str]:
@@ -57,7 +58,7 @@ def summarize_heads(data) -> dict:
     epsilon = float(options.get("epsilon", DEFAULT_EPSILON))
     out = {"n": int(len(data.labels)), "epsilon": epsilon,
            "num_permutations": options.get("head_permutations"),
-           "donor_rule": dict(data.meta["heads"].get("settings", {})).get("donor_rule")}
+           "donor_rule": DONOR_RULE}
     for kind in _kinds(stage):
         tvd = _mean(stage[f"{kind}_tvd"])  # [L, H]
         layer, head = np.unravel_index(int(np.argmax(tvd)), tvd.shape)
@@ -143,11 +144,11 @@ def heads_verdict(ev) -> Row:
                f"{got['max_mean_tvd']:.3f} (mean TVD over instances)")
     if got["max_mean_tvd"] <= heads["epsilon"]:
         status = AGAINST
-        reading += f": no single head's map is needed for the output, in line with what {MICHEL}"
+        reading += f": no single head's map is needed for the output, in line with {MICHEL}"
     else:
         status = MIXED
         reading += (f": some heads' maps matter while {100 * got['share_within_epsilon']:.0f}% "
-                    f"do not; {MICHEL}")
+                    f"do not; compare {MICHEL}")
     return Row(test, figure, compared, reading, status, SOURCE, href(ev.jw_page, "stage-heads"))
 
 

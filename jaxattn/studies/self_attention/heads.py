@@ -37,7 +37,7 @@ from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import head_report
 
-DONOR_RULE = "the next head of the same layer, (l, (h + 1) mod H)"
+DONOR_RULE = head_report.DONOR_RULE
 SCOPES = ("layer", "head")
 # The analysis options these stages add that hold text, not numbers (checked by check_options).
 TEXT_OPTIONS = ("head_interventions", "head_adv_layers", "head_adv_scope")
