@@ -172,11 +172,11 @@ def test_options_are_checked():
 def test_the_report_has_the_tables_figures_and_verdict_rows(tmp_path):
     data = jaxattn.prepare_data(jaxattn.DataConfig(name="synthetic", limit_train=100))
     model, params, _ = toy_model("binary", "transformer", vocab_size=len(data.vocab))
-    limit = 6
+    limit = 4
     report = jaxattn.analyze(
         model, perturbed(params), data, out=tmp_path / "analysis", limit=limit,
-        only={"heads", "head_adv"}, progress=False, samples=2, buckets=(64,),
-        head_interventions="uniform", head_adv_instances=2, head_adv_steps=2, head_adv_batch_size=4,
+        only={"heads", "head_adv"}, progress=False, samples=0, buckets=(64,),
+        head_interventions="uniform", head_adv_instances=2, head_adv_steps=2, head_adv_batch_size=2,
     )
     folder = report.parent
     arrays, _ = load_stage(folder / "heads.npz")
