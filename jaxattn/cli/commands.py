@@ -256,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         type=stages,
-        help="comma-separated stages (default: all; a stage that does not apply to the model is "
+        help="comma-separated stages (default: all but the opt-in "
+        + ", ".join(name for name in list_stages() if not get_stage(name).by_default)
+        + "; a stage that does not apply to the model is "
         "skipped, and the stages a chosen one reads run with it): "
         + "; ".join(f"{name}: {get_stage(name).description}" for name in list_stages()),
     )

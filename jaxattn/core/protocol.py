@@ -59,6 +59,9 @@ Optional, for speed (the analyses fall back to the generic path when absent):
 * ``affine_decoder = True`` (pooling models) declares that ``decode(params, enc, attn)`` is
   affine in ``attn`` for a fixed ``enc`` (a linear read-out of ``sum_t attn_t hidden_t``);
   interventions then decode many attentions as ``T x C`` weighted sums instead of full decodes.
+* ``layer_inputs`` and ``encode_from_layer`` beside the self-attention seam: the encoder
+  restarted at a layer from the states entering it (:func:`has_layer_restart`), so that an
+  intervention on a head of layer ``l`` recomputes only layers ``l..L-1``.
 * ``self_attention`` without the seam: the maps for inspection beside the pooling attention
   (``L = 0`` for a model without self-attention; :func:`has_self_attention`).
 
@@ -273,11 +276,24 @@ def has_self_attention_seam(model: Any) -> bool:
     return bool(getattr(model, "self_attention_seam", False)) and has_self_attention(model)
 
 
+def has_layer_restart(model: Any) -> bool:
+    """Whether a model with the self-attention seam can restart its encoder at a layer:
+    ``layer_inputs(params, batch) -> (states <float32>[L, B, T, E], maps <float32>[L, B, H, T,
+    T])`` (the states entering each layer and its own attention, one pass) and
+    ``encode_from_layer(params, batch, states[l], l, maps=<float32>[B, H, T, T],
+    select=<bool>[H]) -> Encoded`` (``l`` static; layer ``l``'s heads ``select`` use ``maps``,
+    every later head its own). A head intervention at layer ``l`` then runs only layers ``l..L-1``.
+    """
+    return (has_self_attention_seam(model) and callable(getattr(model, "layer_inputs", None))
+            and callable(getattr(model, "encode_from_layer", None)))
+
+
 # Capability name -> predicate; what :func:`capabilities` reports and stages may require.
 CAPABILITIES = {
     "pooling": has_pooling_attention,
     "self_attention_seam": has_self_attention_seam,
     "self_attention": has_self_attention,
+    "layer_restart": has_layer_restart,
     "features": has_features,
     "affine_decoder": has_affine_decoder,
 }

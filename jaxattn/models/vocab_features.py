@@ -29,6 +29,7 @@ from jaxattn.core.protocol import (
     AttentionModel,
     Batch,
     Encoded,
+    HeadMaps,
     Params,
     has_features,
     has_pooling_attention,
@@ -71,11 +72,22 @@ class VocabularyFeatures:
         features = embedded + offset.reshape((1,) * (embedded.ndim - 1) + offset.shape)
         return features.reshape(features.shape[:-1] + self.feature_shape)
 
-    def encode_features(self, params: Params, batch: Batch, features: jnp.ndarray) -> Encoded:
-        return self.model.encode_features(params["model"], batch, features)
+    @property
+    def self_attention_seam(self) -> bool:
+        """The wrapped model's self-attention seam, passed through (``heads=``)."""
+        return bool(getattr(self.model, "self_attention_seam", False))
 
-    def encode_embedded(self, params: Params, batch: Batch, embedded: jnp.ndarray) -> Encoded:
-        return self.encode_features(params, batch, self.featurize(params, embedded))
+    def encode_features(
+        self, params: Params, batch: Batch, features: jnp.ndarray, heads: HeadMaps | None = None
+    ) -> Encoded:
+        if heads is None:
+            return self.model.encode_features(params["model"], batch, features)
+        return self.model.encode_features(params["model"], batch, features, heads=heads)
+
+    def encode_embedded(
+        self, params: Params, batch: Batch, embedded: jnp.ndarray, heads: HeadMaps | None = None
+    ) -> Encoded:
+        return self.encode_features(params, batch, self.featurize(params, embedded), heads)
 
     def attend(self, params: Params, enc: Encoded) -> jnp.ndarray:
         return self.model.attend(params["model"], enc)

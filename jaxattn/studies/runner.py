@@ -84,6 +84,8 @@ class Stage:
       description: one line for ``--only``'s help and the documentation.
       settings: ``((name, value), ...)`` fixed settings of a stage of your own that its results
         depend on (e.g. a noise level); part of the cache key.
+      by_default: whether the stage runs when ``only`` names no stages; False for a stage that
+        is costly enough to be asked for by name (``--only``).
     """
 
     name: str
@@ -107,6 +109,7 @@ class Stage:
     verdict: Callable[[Any], Any] | None = None
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
+    by_default: bool = True
 
 
 def skip_reason(stage: Stage, model: Any, params: Params, batch: Any) -> str | None:

@@ -237,6 +237,42 @@ class Bert:
         hidden_states = jnp.concatenate([x[None], states], axis=0)
         return BertOutput(hidden=last, hidden_states=hidden_states, attentions=probs)
 
+    def encode_from(
+        self,
+        params: Params,
+        hidden: jnp.ndarray,
+        valid: jnp.ndarray,
+        start: int,
+        maps: jnp.ndarray | None = None,
+        select: jnp.ndarray | None = None,
+    ) -> jnp.ndarray:
+        """The encoder's output from the states entering layer ``start`` (deterministic).
+
+        Args:
+          hidden: <float32>[B, T, E] the states entering layer ``start`` (``hidden_states[start]``
+            of :meth:`encode_embedded`).
+          start: the first layer to run (static), 0 <= start < L.
+          maps: <float32>[B, H, T, T] attention for layer ``start``'s heads ``select`` <bool>[H];
+            every head of a later layer computes its own. None: layer ``start`` computes its own.
+        Returns:
+          <float32>[B, T, E] what :meth:`encode_embedded` returns as ``hidden``.
+        """
+        c = self.config
+        if not 0 <= start < c.num_layers:
+            raise ValueError(f"start layer {start} is not in [0, {c.num_layers})")
+        key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
+        key_bias = key_bias[:, None, None, :]
+        first = jax.tree_util.tree_map(lambda x: x[start], params["layers"])
+        h, _ = self._layer(first, hidden, key_bias, maps, select)
+        if start + 1 < c.num_layers:
+            rest = jax.tree_util.tree_map(lambda x: x[start + 1:], params["layers"])
+            h, _ = jax.lax.scan(
+                lambda h, p: (self._layer(p, h, key_bias, None, None)[0], None), h, rest
+            )
+        if c.pre_ln:
+            h = layer_norm(h, params["final_ln"], c.layer_norm_eps)
+        return h
+
     def _layer(self, p, h, key_bias, maps, select, key=None):
         """One block: self-attention then the feed-forward, each with residual + LayerNorm;
         dropout where HF's ``BertLayer`` has it when ``key`` is given."""

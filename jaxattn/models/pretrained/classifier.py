@@ -87,6 +87,30 @@ class _BertBase:
         return self.bert.self_attention(params["bert"], batch.tokens, types, batch.valid)
 
 
+    def layer_inputs(self, params: dict, batch: Batch) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The states entering each layer <float32>[L, B, T, E] and the encoder's own attention
+        <float32>[L, B, H, T, T], from one pass (for :meth:`encode_from_layer`)."""
+        types = _types(batch, batch.tokens.shape)
+        out = self.bert.encode(params["bert"], batch.tokens, types, batch.valid,
+                               return_attention=True)
+        return out.hidden_states[:-1], out.attentions
+
+    def encode_from_layer(
+        self,
+        params: dict,
+        batch: Batch,
+        hidden: jnp.ndarray,
+        layer: int,
+        maps: jnp.ndarray | None = None,
+        select: jnp.ndarray | None = None,
+    ) -> Encoded:
+        """:meth:`encode_embedded` restarted at ``layer`` (static) from ``hidden``
+        <float32>[B, T, E] (``layer_inputs(...)[0][layer]``), with ``maps`` <float32>[B, H, T, T]
+        in place of that layer's heads ``select`` <bool>[H] (deterministic)."""
+        out = self.bert.encode_from(params["bert"], hidden, batch.valid, layer, maps, select)
+        return Encoded(hidden=out, mask=batch.mask)
+
+
 def _types(batch: Batch, shape) -> jnp.ndarray:
     if batch.token_types is None:
         return jnp.zeros(shape, jnp.int32)

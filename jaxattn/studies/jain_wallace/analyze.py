@@ -41,6 +41,7 @@ from jaxattn.studies.runner import (
     skip_reason,
     stage_key,
 )
+from jaxattn.studies.self_attention import heads as head_stages
 from jaxattn.studies.self_attention import shortcut as _shortcut  # noqa: F401  (registers it)
 
 
@@ -60,20 +61,22 @@ def analysis_options(options: dict) -> AnalysisOptions:
                           f"{', '.join(repr(x) for x in LIMITS)}")
     for f in dataclasses.fields(opts):
         value = getattr(opts, f.name)
-        if f.name == "erasure_limit":
+        if f.name == "erasure_limit" or f.name in head_stages.TEXT_OPTIONS:
             continue
         if f.name in ("seed", "samples", "topk") and value < 0 or (
             f.name not in ("seed", "samples", "topk", "buckets", "adv_learning_rate", "epsilon")
             and value < 1
         ):
             raise ConfigError(f"analyze: option {f.name}={value!r} is out of range")
+    head_stages.check_options(opts)
     if not (0 < opts.adv_learning_rate < float("inf")) or not (0 <= opts.epsilon <= 1):
         raise ConfigError("analyze: adv_learning_rate must be finite > 0 and epsilon in [0, 1]")
     return opts
 
 
 def chosen_stages(only) -> list[str]:
-    """The stages ``only`` names (default all registered), in run order; unknown names are
+    """The stages ``only`` names (default: all registered but those not run ``by_default``),
+    in run order; unknown names are
     refused. Items may be stage names or :class:`~jaxattn.studies.runner.Stage` objects, which
     are registered first (:func:`~jaxattn.studies.registry.register_stage`).
 
@@ -86,7 +89,8 @@ def chosen_stages(only) -> list[str]:
     names = None if only is None else [
         register_stage(s).name if isinstance(s, Stage) else s for s in only]
     every = list_stages()
-    wanted = set(every) if names is None else set(names)
+    wanted = ({s for s in every if STAGE_SPECS[s].by_default} if names is None
+              else set(names))
     if not wanted or wanted - set(every):
         raise ConfigError(
             f"analyze --only: unknown or no stage(s) {', '.join(sorted(wanted - set(every)))}; "

@@ -47,6 +47,7 @@ from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import summary as summ
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
 from jaxattn.studies.runner import Stage
+from jaxattn.studies.self_attention import heads as head_stages
 from jaxattn.studies.self_attention.summaries import SUMMARIES_STAGE
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
@@ -80,6 +81,21 @@ class AnalysisOptions:
     eraser_batch_size: int = 16
     summaries_batch_size: int = 8  # the attention summaries hold [L, B, H, T, T] maps per batch
     topk: int = 5
+    # Head-level stages (jaxattn.studies.self_attention.heads): heads replaces each (layer,
+    # head)'s attention by the kinds named; permutations per instance (J&W use 100 for pooling
+    # attention); interventions per vmapped slice (memory, not results).
+    heads_batch_size: int = 16
+    head_interventions: str = "uniform,permute,donor,zero"
+    head_permutations: int = 20
+    heads_chunk: int = 12
+    # head_adv: J&W's search on the layers named ("last", "all" or 1-based "1,6"), all heads of
+    # a layer at once ("layer") or one head at a time ("head"), for the instances whose split
+    # row is below head_adv_instances (a few minutes for MiniLM on 2 CPU cores).
+    head_adv_batch_size: int = 8
+    head_adv_layers: str = "last"
+    head_adv_scope: str = "layer"
+    head_adv_instances: int = 16
+    head_adv_steps: int = 100
     seed: int = 0
     samples: int = 20
     buckets: tuple[int, ...] = ANALYSIS_BUCKETS
@@ -397,6 +413,7 @@ STAGE_SPECS: dict[str, Stage] = {
     # Before the battery: erasure, eraser and plausibility score its importances too.
     "summaries": SUMMARIES_STAGE,
     **BATTERY_SPECS,
+    **head_stages.HEAD_SPECS,
 }
 _DESCRIPTIONS = {
     "attention": "the model's attention and output distribution (always run)",
@@ -410,6 +427,7 @@ _DESCRIPTIONS = {
     "erasure": "attention weights erased until the decision flips (Serrano & Smith 2019)",
     "eraser": "ERASER comprehensiveness, sufficiency and AOPC of every importance",
     "plausibility": "every importance against the human rationale (data with rationales)",
+    **head_stages.DESCRIPTIONS,
 }
 for _name, _stage in STAGE_SPECS.items():
     registry.register_stage(dataclasses.replace(

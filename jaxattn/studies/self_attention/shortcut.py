@@ -277,6 +277,9 @@ SHORTCUT_STAGE = registry.register_stage(Stage(
     (),
     version=1,
     applies=_has_planted,
+    # Only where asked (--only shortcut): on human rationales (eraser_movies) its reading as a
+    # planted shortcut would not hold, and plausibility already measures them.
+    by_default=False,
     skip_note="the data carries no planted positions (no rationale)",
     needs=tuple(registry.importance_labels()),
     summarize=summarize_shortcut,
