@@ -50,7 +50,10 @@ SETTINGS: dict[str, set[str]] = {
     },
     "docs/pages/pretrained.md": {"-1"},  # an option value
     "docs/pages/scale.md": {"60"},  # a timeout's default
-    "docs/pages/self_attention.md": {"2021", "0.1%", "1%"},  # a year, the tests' tolerances
+    "docs/pages/self_attention.md": {  # years, the tests' tolerances, a confidence level
+        "2021", "2022", "0.1%", "1%", "95%",
+    },
+    "docs/pages/shortcuts.md": {"2022", "864", "80%"},  # a year, split sizes, the planted share
     "docs/pages/stages.md": {"60", "0.2"},  # an example's length, a version
     "docs/pages/tokenization.md": {  # code points, and what a tokenizer change did to IMDB
         "2066", "2069", "2060", "0301", "1,067", "143", "304", "3,005", "479", "539", "60",
