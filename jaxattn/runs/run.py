@@ -199,11 +199,13 @@ def write_run_files(
     write_atomic(out / "config.toml", dump_config(cfg))
 
 
-def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metrics: dict) -> None:
-    """A finished run directory that :func:`load_run` reads (metrics last)."""
+def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metrics: dict,
+              source: Source | None = None) -> None:
+    """A finished run directory that :func:`load_run` reads (metrics last); ``source``: the
+    pretrained encoder's files, for a run of one."""
 
     with run_lock(out, "jaxattn train"):
-        write_run_files(out, cfg, prepared)
+        write_run_files(out, cfg, prepared, source)
         write_result(out, params, metrics)
 
 
