@@ -62,6 +62,18 @@ def test_import_hf_writes_a_run_that_loads_with_the_folders_encoder(folder, tmp_
         jax.tree_util.tree_map(np.testing.assert_array_equal, exported.params[key], source)
     assert np.asarray(exported.params["classifier"]["kernel"]).shape[1] == 2
 
+    # A binary cls run saved with one sigmoid logit z is read as the two logits [0, z].
+    from flax import serialization
+    old = jax.tree_util.tree_map(np.asarray, run.params)
+    z = {"kernel": old["head"]["classifier"]["kernel"][:, 1:] * 3.0,
+         "bias": old["head"]["classifier"]["bias"][1:] + 0.5}
+    old["head"]["classifier"] = z
+    (out / "params.msgpack").write_bytes(serialization.to_bytes(old))
+    widened = load_run(out).params["head"]["classifier"]
+    np.testing.assert_array_equal(widened["kernel"][:, 0], 0)
+    np.testing.assert_array_equal(widened["kernel"][:, 1:], z["kernel"])
+    np.testing.assert_array_equal(widened["bias"], [0.0, z["bias"][0]])
+
 
 def test_import_hf_errors_are_one_line(folder, tmp_path, capsys):
     assert main(["import-hf", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r1"),
