@@ -15,7 +15,8 @@ permutation padded to their longest row (jaxattn sorts by length into buckets in
 
 Each run starts from the folder's weights with a fresh classifier (``--seed``); run 1 is cold
 (first use of every kernel in the process), later runs warm. Per run it prints the training
-loop's seconds, the evaluation's, dev/test accuracy, and the load averages before and after.
+loop's wall and CPU seconds (all threads), the evaluation's, dev/test accuracy, and the load
+averages before and after.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def one_run(folder: str, cfg, splits, seed: int) -> dict:
     sched = get_linear_schedule_with_warmup(opt, round(tc.warmup_fraction * total), total)
     gen = torch.Generator().manual_seed(seed)
     load_before = os.getloadavg()
+    cpu = time.process_time()
     start = time.perf_counter()
     loss_sum = 0.0
     for _ in range(tc.epochs):
@@ -96,14 +98,16 @@ def one_run(folder: str, cfg, splits, seed: int) -> dict:
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            loss_sum += float(out.loss) * len(idx)
+            loss_sum += float(out.loss.detach()) * len(idx)
     train_s = time.perf_counter() - start
+    train_cpu = time.process_time() - cpu
     load_train = os.getloadavg()
     start = time.perf_counter()
     dev = evaluate(model, *splits["dev"])
     test = evaluate(model, *splits["test"])
     eval_s = time.perf_counter() - start
-    return {"train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
+    return {"train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
+            "eval_seconds": round(eval_s, 1),
             "train_loss": round(loss_sum / (len(rows) * tc.epochs), 4),
             "dev_accuracy": round(dev, 4), "test_accuracy": round(test, 4), "steps": total,
             "load_before": [round(x, 2) for x in load_before],
