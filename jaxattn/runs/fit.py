@@ -34,6 +34,7 @@ from jaxattn.data.dataset import Dataset
 from jaxattn.data.prepare import Prepared, prepare
 from jaxattn.data.vocab import Vocab
 from jaxattn.runtime.compile_cache import enable_compilation_cache
+from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.training.penalties import Penalty, split_conicity
@@ -210,14 +211,20 @@ def train_model(
             on_start()
 
         start = time.perf_counter()
-        state = train(model, template.params, data.splits, cfg, source, source_params, state,
-                      lambda st: save_checkpoint(ckpt, st, meta), progress, penalty=penalty,
-                      optimizer=optimizer)
+        with CompileCounter() as counted:
+            state = train(model, template.params, data.splits, cfg, source, source_params, state,
+                          lambda st: save_checkpoint(ckpt, st, meta), progress, penalty=penalty,
+                          optimizer=optimizer)
         metrics = {**run_metrics(state, 0, cfg, model, data, time.perf_counter() - start),
                    **(extra or {})}
         metrics["data"] = data.info()
         best = member(state.best_params, 0)
+        conicity_start = time.perf_counter()
         metrics["test_conicity"] = split_conicity(
             model, best, eval_batches(data.splits["test"], cfg.eval_batch_size, cfg.buckets))
+        # Where this session's time went: the XLA programs training and evaluation compiled
+        # (their compile time is inside the epochs' seconds), and the conicity pass.
+        metrics["compilation"] = counted.stats.as_dict()
+        metrics["conicity_seconds"] = time.perf_counter() - conicity_start
         write_result(out, best, metrics)
         return best, metrics

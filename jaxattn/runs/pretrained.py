@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from flax.serialization import msgpack_restore
 from safetensors.numpy import save_file
 
 from jaxattn.config import Config
@@ -118,11 +119,41 @@ def initial_params(model, cfg: Config, encoder_params: dict) -> dict:
     return {"bert": bert, "head": fresh["head"]}
 
 
+def one_logit_cls_head(path: Path, template: dict) -> bool:
+    """Whether ``path`` (a run's ``params.msgpack``) holds a binary cls head of one sigmoid logit
+    where ``template`` has two (runs written before the head had HF's two logits)."""
+    classifier = template.get("head", {}).get("classifier")
+    if classifier is None or classifier["kernel"].shape[-1] != 2:
+        return False
+    try:
+        raw = msgpack_restore(Path(path).read_bytes())
+        return raw["head"]["classifier"]["kernel"].shape[-1] == 1
+    except Exception:  # unreadable or another layout: read_params reports it in one line
+        return False
+
+
+def narrowed(template: dict) -> dict:
+    """``template`` with a one-logit classifier (shapes only)."""
+    kernel = template["head"]["classifier"]["kernel"]
+    one = {"kernel": jax.ShapeDtypeStruct(kernel.shape[:-1] + (1,), kernel.dtype),
+           "bias": jax.ShapeDtypeStruct((1,), kernel.dtype)}
+    return {**template, "head": {**template["head"], "classifier": one}}
+
+
+def widen_one_logit(params: dict) -> dict:
+    """A one-logit binary classifier ``z`` as the two logits ``[0, z]``: the softmax of those is
+    the sigmoid's ``[1 - p, p]``, so every output and analysis is unchanged."""
+    c = params["head"]["classifier"]
+    kernel, bias = np.asarray(c["kernel"]), np.asarray(c["bias"])
+    two = {"kernel": np.concatenate([np.zeros_like(kernel), kernel], axis=-1),
+           "bias": np.concatenate([np.zeros_like(bias), bias])}
+    return {**params, "head": {**params["head"], "classifier": two}}
+
+
 def export_hf(run, out: str | Path) -> Path:
     """Writes run ``run`` (a :class:`~jaxattn.runs.run.Run` of a pretrained encoder) as a HF
     folder: the encoder and tokenizer; for the cls head also the pooler and classifier as
-    ``BertForSequenceClassification`` (a binary run's one sigmoid logit ``z`` becomes the two
-    logits ``[0, z]``, whose softmax is the same distribution); for the attention head, which
+    ``BertForSequenceClassification``; for the attention head, which
     has no HF layout, the head's tensors in ``jaxattn_head.safetensors``."""
     if not is_pretrained(run.config):
         raise RunError(f"{run.path}: model.encoder is {run.config.model.encoder!r}; export-hf "
@@ -132,12 +163,7 @@ def export_hf(run, out: str | Path) -> Path:
     params = dict(run.params["bert"])
     head = run.params["head"]
     if run.config.model.head == "cls":
-        kernel = np.asarray(head["classifier"]["kernel"])
-        bias = np.asarray(head["classifier"]["bias"])
-        if kernel.shape[1] == 1:
-            kernel = np.concatenate([np.zeros_like(kernel), kernel], axis=1)
-            bias = np.concatenate([np.zeros_like(bias), bias])
-        params["classifier"] = {"kernel": kernel, "bias": bias}
+        params["classifier"] = jax.tree_util.tree_map(np.asarray, head["classifier"])
     write_folder(out, source.architecture, params, source.tokenizer.tokenizer)
     if run.config.model.head != "cls":
         flat = {

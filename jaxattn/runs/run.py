@@ -37,8 +37,11 @@ from jaxattn.runs.pretrained import (
     bert_model,
     is_pretrained,
     load_source,
+    narrowed,
+    one_logit_cls_head,
     pretrained_folder,
     run_source,
+    widen_one_logit,
     write_source,
 )
 from jaxattn.runs.pretrained import initial_params as pretrained_params
@@ -126,7 +129,10 @@ def load_run(path: str | Path) -> Run:
         model = model_for(cfg, info, len(vocab), source.architecture)
     # Shapes only: initialising for real ran ~65 small programs (12 s cold) just to be overwritten.
     template = jax.eval_shape(lambda: _init_params(model, cfg, vocab, info, prepared=None))
-    params = read_params(path / "params.msgpack", template)
+    if source is not None and one_logit_cls_head(path / "params.msgpack", template):
+        params = widen_one_logit(read_params(path / "params.msgpack", narrowed(template)))
+    else:
+        params = read_params(path / "params.msgpack", template)
     metrics = read_json(path / "metrics.json")
     return Run(path, cfg, vocab, info, model, params, metrics)
 
@@ -208,11 +214,13 @@ def write_run_files(
     write_atomic(out / "config.toml", dump_config(cfg))
 
 
-def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metrics: dict) -> None:
-    """A finished run directory that :func:`load_run` reads (metrics last)."""
+def write_run(out: Path, cfg: Config, prepared: Prepared, params: Params, metrics: dict,
+              source: Source | None = None) -> None:
+    """A finished run directory that :func:`load_run` reads (metrics last); ``source``: the
+    pretrained encoder's files, for a run of one."""
 
     with run_lock(out, "jaxattn train"):
-        write_run_files(out, cfg, prepared)
+        write_run_files(out, cfg, prepared, source)
         write_result(out, params, metrics)
 
 

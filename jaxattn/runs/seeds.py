@@ -9,6 +9,9 @@ ordinary run directory that :func:`jaxattn.runs.run.load_run` reads. Two ways, t
   and stacked (padding does not change a row's outputs, but it is work).
 * ``sequential``: one seed after another through :func:`jaxattn.runs.run.train_run` (its own resume).
 
+A pretrained encoder's seeds (``model.encoder = "bert"``) start, either way, from the folder's
+weights (``model.pretrained``) with a fresh head drawn from the seed, as ``jaxattn train`` does.
+
 ``auto`` (the default) takes ``vmap`` on an accelerator, where a stack of M small models costs little
 more than one, and ``sequential`` on a CPU, where it does not: on 2 cores, one epoch of the synthetic
 BiLSTM config took 2.4 s per seed one by one (19 s for 8), 22 s for a stack of 8 sharing batches and
@@ -29,6 +32,8 @@ from tqdm.auto import tqdm
 from jaxattn.config import Config, ConfigError
 from jaxattn.data.prepare import Prepared
 from jaxattn.runs.fit import run_metrics
+from jaxattn.runs.pretrained import initial_params as pretrained_params
+from jaxattn.runs.pretrained import is_pretrained, load_source
 from jaxattn.runs.run import (
     available_memory,
     gib,
@@ -136,11 +141,21 @@ def _train_seed_stack(
     if cfg.train.attention not in ("learned", "uniform"):
         raise ConfigError("stacked seed training supports train.attention learned or uniform")
     tc = cfg.train
-    model = model_for(cfg, prepared, len(prepared.vocab))
-    inits = [initial_params(seed_config(cfg, s), model, prepared) for s in seeds]
-    embeddings = inits[0][1]
-    optimizer = make_optimizer(tc, len(prepared.splits["train"]))
-    state = init_state(stack_trees([p for p, _ in inits]), optimizer)
+    source = load_source(cfg) if is_pretrained(cfg) else None
+    if source is not None:
+        # As `jaxattn train` of each seed: the folder's encoder with a fresh head per seed.
+        model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
+        inits = [pretrained_params(model, seed_config(cfg, s), source.params) for s in seeds]
+        embeddings = {"name": "pretrained", "folder": cfg.model.pretrained}
+        model_record = {"encoder": cfg.model.encoder, "head": cfg.model.head,
+                        "pretrained": cfg.model.pretrained, "max_pieces": cfg.model.max_pieces}
+    else:
+        model = model_for(cfg, prepared, len(prepared.vocab))
+        inits, notes = zip(*(initial_params(seed_config(cfg, s), model, prepared) for s in seeds))
+        embeddings = notes[0]
+        model_record = {"encoder": cfg.model.encoder, "attention": cfg.model.attention}
+    optimizer = make_optimizer(tc, len(prepared.splits["train"]), model, inits[0])
+    state = init_state(stack_trees(list(inits)), optimizer)
     ckpt = out_dir / "seeds_checkpoint.msgpack"
     meta = {"config": cfg.to_dict(), "seeds": list(seeds)}
     state = load_checkpoint(ckpt, state, meta) or state
@@ -156,9 +171,9 @@ def _train_seed_stack(
             * len(seeds) / max(metrics["train_seconds"], 1e-9),
             embeddings=embeddings,
             attention=tc.attention,
-            model={"encoder": cfg.model.encoder, "attention": cfg.model.attention},
+            model=model_record,
             trained_as=f"stack of {len(seeds)} seeds ({', '.join(map(str, seeds))}), vmapped",
         )
         write_run(seed_dir(out_dir, s), seed_config(cfg, s), prepared, member(state.best_params, m),
-                  metrics)
+                  metrics, source)
     ckpt.unlink(missing_ok=True)

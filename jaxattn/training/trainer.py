@@ -115,12 +115,13 @@ def batch_loss(
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """(objective, the per-instance losses summed over the batch's real rows).
 
-    The objective is J&W's: binary, class-weighted BCE summed over the batch; else the mean
-    cross-entropy. The sum is what the history logs (divided by the split's size: a mean per
-    instance for every task).
+    The objective is J&W's for a binary model with one sigmoid logit: class-weighted BCE summed
+    over the batch; else (several classes, or a binary task read by two logits, as HF's
+    ``BertForSequenceClassification``) the mean softmax cross-entropy, unweighted. The sum is
+    what the history logs (divided by the split's size: a mean per instance for every task).
     """
     w = batch.weights
-    if is_binary(model):
+    if is_binary(model) and logits.shape[-1] == 1:
         y = batch.labels.astype(jnp.float32)
         per = optax.sigmoid_binary_cross_entropy(logits[:, 0], y)
         per = per * jnp.where(batch.labels == 1, pos_weight, 1.0)
@@ -344,14 +345,17 @@ def train_members(
                 f"{state.epoch} is kept; try a lower train.learning_rate"
             )
         seconds = time.perf_counter() - start
+        start = time.perf_counter()
         scores, records = evaluate(params)
+        eval_seconds = time.perf_counter() - start
         scores = np.asarray(scores, np.float64)
         improved = (scores > state.best_score) | (state.best_epoch == 0)
         state.best_params = select_members(state.best_params, params, improved)
         state.best_score = np.where(improved, scores, state.best_score)
         state.best_epoch = np.where(improved, epoch + 1, state.best_epoch)
         for record, loss in zip(records, losses):
-            record.update(epoch=epoch + 1, loss=float(loss), seconds=seconds)
+            record.update(epoch=epoch + 1, loss=float(loss), seconds=seconds,
+                          eval_seconds=eval_seconds)
         state.params, state.opt_state = params, opt_state
         state.epoch = epoch + 1
         state.history.append(records)

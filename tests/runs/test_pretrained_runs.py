@@ -18,6 +18,7 @@ from jaxattn.models.pretrained import (
     BertAttentionClassifier,
     BertClsClassifier,
     BertConfig,
+    BertEncoded,
     load_folder,
 )
 from jaxattn.runs.run import load_run
@@ -51,17 +52,27 @@ def test_import_hf_writes_a_run_that_loads_with_the_folders_encoder(folder, tmp_
     assert (cfg.model.encoder, cfg.train.optimizer, cfg.train.learning_rate) == (
         "bert", "adamw", 1e-4)
 
-    # export-hf: the encoder comes back exactly; binary [z] becomes [0, z] (same softmax)
+    # export-hf: the encoder and the binary head's two logits come back exactly
     back = tmp_path / "back"
     assert main(["export-hf", "--run", str(out), "--out", str(back)]) == 0
     exported = load_folder(back)
     assert exported.model.config.num_labels == 2
-    for key in ("embeddings", "layers", "pooler"):
-        jax.tree_util.tree_map(np.testing.assert_array_equal, exported.params[key],
-                               run.params["bert"][key])
-    kernel = np.asarray(exported.params["classifier"]["kernel"])
-    np.testing.assert_array_equal(kernel[:, 0], 0)
-    np.testing.assert_array_equal(kernel[:, 1:], run.params["head"]["classifier"]["kernel"])
+    for key in ("embeddings", "layers", "pooler", "classifier"):
+        source = run.params["head" if key == "classifier" else "bert"][key]
+        jax.tree_util.tree_map(np.testing.assert_array_equal, exported.params[key], source)
+    assert np.asarray(exported.params["classifier"]["kernel"]).shape[1] == 2
+
+    # A binary cls run saved with one sigmoid logit z is read as the two logits [0, z].
+    from flax import serialization
+    old = jax.tree_util.tree_map(np.asarray, run.params)
+    z = {"kernel": old["head"]["classifier"]["kernel"][:, 1:] * 3.0,
+         "bias": old["head"]["classifier"]["bias"][1:] + 0.5}
+    old["head"]["classifier"] = z
+    (out / "params.msgpack").write_bytes(serialization.to_bytes(old))
+    widened = load_run(out).params["head"]["classifier"]
+    np.testing.assert_array_equal(widened["kernel"][:, 0], 0)
+    np.testing.assert_array_equal(widened["kernel"][:, 1:], z["kernel"])
+    np.testing.assert_array_equal(widened["bias"], [0.0, z["bias"][0]])
 
 
 def test_import_hf_errors_are_one_line(folder, tmp_path, capsys):
@@ -172,3 +183,27 @@ def test_dropout_only_with_a_key():
     c = model.bert.encode(params["bert"], ids, types, valid, dropout_key=jax.random.key(1)).hidden
     d = model.bert.encode(params["bert"], ids, types, valid, dropout_key=jax.random.key(2)).hidden
     assert not np.allclose(a, c) and not np.allclose(c, d)
+
+
+def test_cls_head_drops_out_the_pooled_state_only_in_training():
+    """HF's dropout on the pooled [CLS] state: with an identity classifier each logit is one
+    pooled unit, zero where dropped and scaled by 1 / (1 - rate) where kept; without the
+    batch's dropout key the head is deterministic."""
+    config = BertConfig(vocab_size=20, hidden_size=8, num_layers=1, num_heads=2,
+                        intermediate_size=8, max_position_embeddings=8)
+    model = BertClsClassifier(Bert(config), task="multiclass", num_classes=8)
+    params = model.init(jax.random.key(0))
+    params["head"]["classifier"] = {"kernel": jnp.eye(8), "bias": jnp.zeros(8)}
+    hidden = jax.random.normal(jax.random.key(3), (64, 5, 8))
+    mask = jnp.ones((64, 5), bool)
+    plain = np.asarray(model.logits(params, BertEncoded(hidden, mask)))
+    np.testing.assert_allclose(plain, model.bert.pool(params["bert"], hidden), atol=1e-6)
+    key = np.asarray([0, 7], np.uint32)
+    dropped = np.asarray(model.logits(params, BertEncoded(hidden, mask, dropout_key=key)))
+    rate = config.hidden_dropout
+    ratio = dropped / plain
+    kept = np.isclose(ratio, 1 / (1 - rate), rtol=1e-5)
+    assert np.all(kept | (dropped == 0))
+    assert 0.04 < 1 - kept.mean() < 0.2  # 512 units at rate 0.1
+    again = model.logits(params, BertEncoded(hidden, mask, dropout_key=key))
+    np.testing.assert_array_equal(dropped, again)

@@ -119,3 +119,34 @@ def test_a_stack_too_large_for_the_memory_is_refused_before_any_seed(data, tmp_p
         seeds_module.train_seeds(cfg, range(10**8), prepared, tmp_path / "s", mode="sequential",
                                  progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_seeds_of_a_pretrained_run_start_from_its_encoder_with_a_new_head(tmp_path):
+    """Both seed modes retrain a BERT run from the folder's weights (not from random ones),
+    each seed with its own head, and agree with each other."""
+    from jaxattn.models.pretrained import load_folder
+    from jaxattn.runs.pretrained import load_source
+    from tests.helpers import tiny_bert_folder
+
+    dataset = make_synthetic(n_train=48, n_dev=16, n_test=16, seed=2)
+    words = {w for split in dataset.splits.values() for ex in split for w in ex.tokens}
+    folder = tiny_bert_folder(tmp_path / "hf", words, hidden=16, layers=1)
+    cfg = load_config(None, ["data.name=synthetic", "model.encoder=bert", "model.head=cls",
+                             f"model.pretrained='{folder}'", "train.optimizer=adamw",
+                             "train.epochs=1", "train.batch_size=16", "train.buckets=[16, 40]"])
+    prepared = prepare(cfg.data, vocab=load_source(cfg).tokenizer, dataset=dataset)
+    stacked = train_seeds(cfg, [3, 4], prepared, tmp_path / "stack", mode="vmap", progress=False)
+    alone = train_seeds(cfg, [4], prepared, tmp_path / "alone", mode="sequential",
+                        progress=False)
+    encoder = load_folder(folder).params
+    runs = [load_run(d) for d in (*stacked, *alone)]
+    for run in runs:
+        moved = jax.tree_util.tree_map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
+                                       run.params["bert"]["layers"], encoder["layers"])
+        assert max(jax.tree_util.tree_leaves(moved)) < 0.01  # 3 small steps from the folder's
+    # Seed 4's head starts from the same draw in both modes (dropout masks differ with the
+    # stack's padding, so the few steps do not agree exactly); seed 3's is another draw.
+    heads = [np.asarray(r.params["head"]["classifier"]["kernel"]) for r in runs]
+    assert heads[0].shape == (16, 2)
+    np.testing.assert_allclose(heads[1], heads[2], atol=2e-3)
+    assert np.abs(heads[0] - heads[1]).max() > 0.02

@@ -13,6 +13,7 @@ from jaxattn.models.pretrained.classifier import (
     HEADS,
     BertAttentionClassifier,
     BertClsClassifier,
+    BertEncoded,
     bert_classifier,
 )
 from jaxattn.models.pretrained.hf_files import (
@@ -34,6 +35,7 @@ __all__ = [
     "Bert",
     "BertAttentionClassifier",
     "BertClsClassifier",
+    "BertEncoded",
     "HEADS",
     "bert_classifier",
     "BertConfig",

@@ -332,10 +332,16 @@ class Bert:
         return jnp.tanh(dense(hidden[:, 0], params["pooler"]))
 
 
-def cls_logits(params: Params, hidden: jnp.ndarray) -> jnp.ndarray:
+def cls_logits(
+    params: Params, hidden: jnp.ndarray, dropout_key: jax.Array | None = None,
+    rate: float = 0.0,
+) -> jnp.ndarray:
     """``BertForSequenceClassification``'s head: <float32>[B, T, E] -> logits <float32>[B, C],
-    a linear layer (``params["classifier"]``) over the pooled [CLS] state."""
-    return dense(jnp.tanh(dense(hidden[:, 0], params["pooler"])), params["classifier"])
+    a linear layer (``params["classifier"]``) over the pooled [CLS] state, with dropout at
+    ``rate`` on the pooled state when ``dropout_key`` is given (HF's ``classifier_dropout``,
+    by default ``hidden_dropout_prob``)."""
+    pooled = dropout(dropout_key, jnp.tanh(dense(hidden[:, 0], params["pooler"])), rate)
+    return dense(pooled, params["classifier"])
 
 
 def init_additive_head(

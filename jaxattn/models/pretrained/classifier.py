@@ -2,8 +2,10 @@
 and the trainer run on them unchanged. Two heads read the last hidden states:
 
 * :class:`BertClsClassifier` (``model.head = "cls"``): HF's ``BertForSequenceClassification``,
-  the pooler (``tanh(dense(h[CLS]))``) then a linear layer. A base-only model (``logits``): no
-  pooling attention, so the stages that need one are skipped with the reason.
+  the pooler (``tanh(dense(h[CLS]))``), dropout, then a linear layer with one logit per class
+  (two for a binary task, trained with the mean softmax cross-entropy, as HF's). A base-only
+  model (``logits``): no pooling attention, so the stages that need one are skipped with the
+  reason.
 * :class:`BertAttentionClassifier` (``model.head = "attention"``): Jain & Wallace's additive
   attention pooling over the word pieces, then a linear read-out; the attention is the pooling
   seam (``attend`` / ``decode``, ``affine_decoder``).
@@ -14,7 +16,8 @@ positions self-attention may read, ``batch.mask`` the word pieces (what the pool
 the analyses score), ``batch.token_types`` the segments of a joined pair (None: all 0). Params
 are ``{"bert": ..., "head": ...}``: the encoder's (:func:`~jaxattn.models.pretrained.hf_files.
 load_folder`) and the head's. With ``batch.dropout_key`` (training) BERT's dropout applies
-(``config.hidden_dropout`` / ``attention_dropout``); without it the model is deterministic.
+(``config.hidden_dropout`` / ``attention_dropout``, and on the cls head's pooled state); without
+it the model is deterministic.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from jaxattn.core.protocol import Batch, Encoded, HeadMaps, output_distribution
 from jaxattn.models.config import HEADS
@@ -45,6 +49,7 @@ class _BertBase:
 
     @property
     def num_logits(self) -> int:
+        """The attention head's: one sigmoid logit for a binary task (Jain & Wallace's)."""
         return 1 if self.task == "binary" else self.num_classes
 
     @property
@@ -76,7 +81,7 @@ class _BertBase:
             params["bert"], embedded, _types(batch, embedded.shape[:2]), batch.valid, heads,
             dropout_key=batch.dropout_key,
         )
-        return Encoded(hidden=out.hidden, mask=batch.mask)
+        return BertEncoded(hidden=out.hidden, mask=batch.mask, dropout_key=batch.dropout_key)
 
     def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
         return output_distribution(logits)
@@ -108,7 +113,20 @@ class _BertBase:
         <float32>[B, T, E] (``layer_inputs(...)[0][layer]``), with ``maps`` <float32>[B, H, T, T]
         in place of that layer's heads ``select`` <bool>[H] (deterministic)."""
         out = self.bert.encode_from(params["bert"], hidden, batch.valid, layer, maps, select)
-        return Encoded(hidden=out, mask=batch.mask)
+        return BertEncoded(hidden=out, mask=batch.mask)
+
+
+@struct.dataclass
+class BertEncoded(Encoded):
+    """:class:`~jaxattn.core.protocol.Encoded` with the batch's dropout key (None outside
+    training), for the dropout the cls head applies after the encoder."""
+
+    dropout_key: jax.Array | None = None
+
+
+#: Folded into the batch's dropout key for the pooled state's dropout (the encoder splits the
+#: key itself; a fold-in draws a mask independent of all of those).
+POOLED_DROPOUT_STREAM = 0x9E37
 
 
 def _types(batch: Batch, shape) -> jnp.ndarray:
@@ -119,12 +137,17 @@ def _types(batch: Batch, shape) -> jnp.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class BertClsClassifier(_BertBase):
-    """BERT + pooler + linear layer over [CLS] (``BertForSequenceClassification``); binary
-    tasks give one sigmoid logit. Params ``{"bert": {..., "pooler"}, "head": {"classifier"}}``.
-    HF's dropout on the pooled vector is not applied (the base contract's ``logits`` has no
-    key); the encoder's dropout is."""
+    """BERT + pooler + dropout + linear layer over [CLS] (``BertForSequenceClassification``):
+    one logit per class, two for a binary task (``[B, 2]``, a softmax; the trainer's loss is
+    then HF's mean cross-entropy, without J&W's class weights). Params ``{"bert": {...,
+    "pooler"}, "head": {"classifier"}}``. The pooled state's dropout (``hidden_dropout``) applies
+    when the encoding carries a dropout key (:class:`BertEncoded`, training only)."""
 
     head = "cls"
+
+    @property
+    def num_logits(self) -> int:
+        return self.num_classes
 
     def init(self, rng: jax.Array, batch: Batch | None = None) -> dict:
         k_bert, k_head = jax.random.split(rng)
@@ -136,7 +159,11 @@ class BertClsClassifier(_BertBase):
         }
 
     def logits(self, params: dict, enc: Encoded) -> jnp.ndarray:
-        return cls_logits({**params["bert"], **params["head"]}, enc.hidden)
+        key = getattr(enc, "dropout_key", None)
+        if key is not None:
+            key = jax.random.fold_in(key, POOLED_DROPOUT_STREAM)
+        return cls_logits({**params["bert"], **params["head"]}, enc.hidden, key,
+                          self.bert.config.hidden_dropout)
 
 
 @dataclasses.dataclass(frozen=True)

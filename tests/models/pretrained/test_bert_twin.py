@@ -127,3 +127,49 @@ def test_written_folder_equals_transformers_folder_and_loads_in_transformers(twi
             token_type_ids=torch.tensor(types).long(),
         ).logits
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_binary_cls_head_and_its_loss_are_bert_for_sequence_classifications(tmp_path):
+    """A binary task's cls head gives HF's two logits, and the trainer's objective on them is
+    HF's mean cross-entropy (J&W's class weight ignored), with the same gradients."""
+    from jaxattn.core.protocol import Batch, encode, model_logits
+    from jaxattn.models.pretrained import BertClsClassifier
+    from jaxattn.training.trainer import batch_loss
+
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=24, max_position_embeddings=16, num_labels=2,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(1)
+    hf = transformers.BertForSequenceClassification(config)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = load_folder(tmp_path)
+    model = BertClsClassifier(loaded.model, task="binary", num_classes=2)
+    head = {"classifier": loaded.params["classifier"]}
+    params = {"bert": {k: v for k, v in loaded.params.items() if k != "classifier"}, "head": head}
+    assert model.init(jax.random.key(0))["head"]["classifier"]["kernel"].shape == (16, 2)
+
+    ids = np.array([[2, 7, 9, 11, 3], [2, 5, 3, 0, 0], [2, 8, 8, 3, 0]], np.int32)
+    valid = ids > 0
+    labels = np.array([1, 0, 1])
+    batch = Batch(tokens=jnp.asarray(ids), mask=jnp.asarray(valid & (ids > 3)),
+                  valid=jnp.asarray(valid), labels=jnp.asarray(labels),
+                  weights=jnp.ones(3), index=jnp.arange(3))
+
+    def objective(p):
+        logits = model_logits(model, p, encode(model, p, batch))
+        return batch_loss(model, logits, batch, jnp.float32(5.0))[0], logits
+
+    (loss, logits), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    out = hf(input_ids=torch.tensor(ids).long(), attention_mask=torch.tensor(valid).long(),
+             labels=torch.tensor(labels).long())
+    out.loss.backward()
+    np.testing.assert_allclose(logits, out.logits.detach().numpy(), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(float(loss), float(out.loss), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(grads["head"]["classifier"]["kernel"],
+                               hf.classifier.weight.grad.numpy().T, atol=ATOL, rtol=0)
+    assert np.abs(hf.classifier.weight.grad.numpy()).max() > 1e-3
