@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from jaxattn.config import parse_literal
+
 
 def count(minimum: int, meaning: str = "") -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum`` (``meaning`` explains the smallest value)."""
@@ -51,6 +53,16 @@ def stages(text: str) -> set[str]:
             f"expected one or more comma-separated stages, got {text!r}"
         )
     return stages
+
+
+def option(text: str) -> tuple[str, object]:
+    """An argparse type: ``NAME=VALUE``, the value read as a TOML value, else a bare string
+    (``num_permutations=100``, ``head_interventions=uniform,zero``). The name is checked where
+    the options are used, against the fields it may set."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), parse_literal(value.strip())
 
 
 def python_function(text: str) -> Callable:

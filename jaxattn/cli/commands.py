@@ -11,13 +11,22 @@ its table and exits with status 1 when a data set it names is not available.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path, PurePath
 
 from jaxattn.cli.answer import own_summary, print_answer
-from jaxattn.cli.args import DATA_DIR_HELP, Parser, count, path, python_function, stages
+from jaxattn.cli.args import (
+    DATA_DIR_HELP,
+    Parser,
+    count,
+    option,
+    path,
+    python_function,
+    stages,
+)
 from jaxattn.config import HEADS, WORD_ENCODERS, file_data_overrides, load_config
 from jaxattn.core.errors import JaxattnError
 from jaxattn.data.catalog import describe_datasets
@@ -31,6 +40,7 @@ from jaxattn.runtime.compile_cache import add_cache_option, enable_compilation_c
 from jaxattn.runtime.devices import split_cpu_into_devices
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.attributions import export_attributions, score_run
+from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 from jaxattn.studies.registry import get_stage, list_stages
 from jaxattn.studies.reproduce import DEMO_DATASET, reproduce
 from jaxattn.studies.wiegreffe_pinter.suite import wp_run, wp_trained
@@ -114,7 +124,8 @@ def _cmd_data_list(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
 
     report = analyze_run(
-        args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet
+        args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet,
+        **dict(args.option),
     )
     if args.export_attributions is not None:
         n = export_attributions(report.parent, args.export_attributions)
@@ -273,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=count(1), default=None,
         help="analyse only the first N instances (default: the whole split)",
+    )
+    p.add_argument(
+        "--option", type=option, action="append", default=[], metavar="NAME=VALUE",
+        help="an analysis option, repeatable, part of its stages' cache keys (default: none, "
+        "so each option has its default: " + ", ".join(
+            f"{f.name}={getattr(AnalysisOptions(), f.name)}"
+            for f in dataclasses.fields(AnalysisOptions)) + ")",
     )
     p.add_argument(
         "--cpu-devices",
