@@ -8,6 +8,7 @@ import numpy as np
 
 from jaxattn.cli import main
 from jaxattn.cli.answer import answer_lines, scores_line
+from jaxattn.studies.runner import load_stage
 from jaxattn.training.trainer import epoch_line
 
 CONFIG = Path(__file__).parents[2] / "configs" / "synthetic_bilstm_additive.toml"
@@ -63,3 +64,16 @@ def test_train_then_analyze_prints_labelled_epochs_and_one_answer(tmp_path, caps
                         r"\(epoch \d, selected on dev\)", test), test
     assert report == f"report: {(run / 'analysis' / 'index.html').resolve()}"
     assert answer_lines(run, run / "analysis" / "index.html")[0] == verdict
+
+    # --option sets an analysis option (part of the stage's key); a bad one is one line and
+    # leaves the analysis as it was
+    assert main(["analyze", "--run", str(run), "--only", "ig", "--limit", "4", "--quiet",
+                 "--option", "ig_steps=3"]) == 0
+    views = sorted((run / "analysis").rglob("ig.npz"))
+    assert views and all(load_stage(p)[1]["options"]["ig_steps"] == 3 for p in views)
+    capsys.readouterr()
+    before = sorted(p for p in (run / "analysis").rglob("*"))
+    assert main(["analyze", "--run", str(run), "--only", "ig", "--option", "ig_stepz=3"]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert line.startswith("jaxattn analyze: error: ") and "ig_stepz" in line
+    assert sorted(p for p in (run / "analysis").rglob("*")) == before
