@@ -5,6 +5,7 @@ the stage's vectorised occlusion equals a loop over windows."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 import jaxattn
 from jaxattn.core.errors import ConfigError
 from jaxattn.studies import registry
-from tests.helpers import toy_model
+from tests.helpers import chromium_dom, first_table_class, toy_model
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -106,3 +107,7 @@ def test_custom_model_runs_to_a_report(tmp_path):
                        "--limit-train", "200"])
     page = (out / "analysis" / "index.html").read_text()
     assert "running mean (custom)" in page and "Verdict" in page
+    # as a browser shows it: the verdict table first, a table of contents, no JSON dump
+    dom = chromium_dom(out / "analysis" / "index.html")
+    assert first_table_class(dom) == "verdict" and 'class="toc"' in dom
+    assert not re.search(r'\{"[^"]*": ', dom)  # a JSON object's first key
