@@ -187,7 +187,7 @@ def attention_flow(
     maps,
     valid,
     rows,
-    residual: float = 0.5,
+    residual: float | None = 0.5,
     max_length: int = FLOW_MAX_LENGTH,
     max_edges: int = 2_000_000,
 ) -> np.ndarray:
@@ -198,7 +198,9 @@ def attention_flow(
     ``residual=0`` for the bare head-averaged attention). A source feeds level ``L``'s position
     ``i`` with capacity ``rows[b, i]``; the flow of token ``j`` is the maximum flow from the
     source to ``(0, j)``. With one-hot ``rows`` this is the flow from that output node, as the
-    paper computes it.
+    paper computes it. ``residual=None``: ``maps`` are ``A~`` already, <float>[L, B, T, T] (mixed
+    inside a caller's jitted program, where the bucket's shape is fixed: slicing a row's
+    positions off the padded ``A~`` afterwards gives the same rows).
 
     Solved with :func:`scipy.sparse.csgraph.maximum_flow` on capacities rounded to multiples of
     ``1 / FLOW_SCALE`` (2^-24): exact for those capacities, so within ``k 2^-25`` of the flow of
@@ -210,16 +212,17 @@ def attention_flow(
       FlowLengthError: inputs are longer than ``max_length`` (the graph has ``L T^2`` edges per
         token and instance; use :func:`rollout` there).
     """
-    maps = np.asarray(maps, np.float64)
+    if residual is not None:
+        maps = residual_attention(jnp.asarray(maps), residual)
+    mixed = np.asarray(maps, np.float64)  # [L, B, T, T]
     valid = np.asarray(valid, bool)
     rows = np.asarray(rows, np.float64)
-    n_layers, b, _, t, _ = maps.shape
+    n_layers, b, t, _ = mixed.shape
     if t > max_length:
         raise FlowLengthError(
             f"attention flow: inputs of length {t} exceed max_length {max_length} (exact max-flow "
             f"over {n_layers * t * t} edges per token); use rollout or pass a larger max_length"
         )
-    mixed = np.asarray(residual_attention(jnp.asarray(maps), residual), np.float64)
     caps = np.rint(mixed * FLOW_SCALE).astype(np.int64)  # [L, B, T, T]
     feed = np.rint(np.where(valid, rows, 0.0) * FLOW_SCALE).astype(np.int64)  # [B, T]
     jobs = [(i, j) for i in range(b) for j in range(t) if valid[i, j] and feed[i].any()]

@@ -100,8 +100,8 @@ def test_flow_is_nan_beyond_its_length_limit(cls_model):
     model, params, batch = cls_model
     maps = model.self_attention(params, batch)
     rows = S.query_rows(batch.valid, "first")
-    mean_maps = np.asarray(maps).mean(axis=2, keepdims=True)
-    flow, beyond = stage.flow_rows(mean_maps, batch.valid, rows, batch.mask, limit=4)
+    mixed = S.residual_attention(maps, stage.RESIDUAL)  # padded rows and keys: same valid rows
+    flow, beyond = stage.flow_rows(mixed, batch.valid, rows, batch.mask, limit=4)
     # Row 0 has 5 positions ([CLS] 3 pieces [SEP]): beyond 4; row 1 has 4; row 2 none.
     np.testing.assert_array_equal(beyond, [True, False, False])
     assert np.all(np.isnan(flow[0])) and np.all(np.isfinite(flow[1:]))

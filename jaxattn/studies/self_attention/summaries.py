@@ -93,8 +93,9 @@ def norm_inputs(model, params, batch) -> S.NormInputs | None:
 
 @functools.partial(jax.jit, static_argnames=("model", "query"))
 def _norms_and_maps(model, params, batch, query: str) -> tuple[dict, jnp.ndarray]:
-    """(the last layer's norm-based summaries <float32>[B, T], head-mean maps
-    <float32>[L, B, 1, T, T] for the flow solver)."""
+    """(the last layer's norm-based summaries <float32>[B, T], the residual-mixed head-mean maps
+    ``A~`` <float32>[L, B, T, T] for the flow solver: mixed here, in the bucket's shape, so the
+    host's per-row slices compile nothing)."""
     maps = model.self_attention(params, batch)
     out = {}
     inputs = norm_inputs(model, params, batch)
@@ -103,16 +104,16 @@ def _norms_and_maps(model, params, batch, query: str) -> tuple[dict, jnp.ndarray
         out["sa_norm"] = norms.attention[-1]
         if norms.residual_ln is not None:
             out["sa_norm_ln"] = norms.residual_ln[-1]
-    return out, maps.mean(axis=2, keepdims=True)
+    return out, S.residual_attention(maps, RESIDUAL)
 
 
 def _jitted(model, params, batch, query: str) -> tuple[dict, jnp.ndarray]:
-    """({key: <float32>[B, T] or [B, L, T]}, head-mean maps): the explain layer's jitted entry
+    """({key: <float32>[B, T] or [B, L, T]}, residual-mixed maps): the explain layer's jitted entry
     points (:func:`~jaxattn.explain.attention_summaries.summarize`, ``attribute_attention``),
     one program each per batch shape."""
     read = S.summarize(model, params, batch, query, RESIDUAL)
     attribution = S.attribute_attention(model, params, batch, query, steps=ATTRIBUTION_STEPS)
-    out, mean_maps = _norms_and_maps(model, params, batch, query)
+    out, mixed = _norms_and_maps(model, params, batch, query)
     out.update({
         "sa_raw": read.raw,
         LAYERS: jnp.swapaxes(read.raw_layers, 0, 1),
@@ -120,7 +121,7 @@ def _jitted(model, params, batch, query: str) -> tuple[dict, jnp.ndarray]:
         "sa_chefer": read.gradient_weighted,
         "sa_attr": attribution.total,
     })
-    return out, mean_maps
+    return out, mixed
 
 
 def row_lengths(valid: np.ndarray) -> np.ndarray:
@@ -130,11 +131,13 @@ def row_lengths(valid: np.ndarray) -> np.ndarray:
     return last.astype(int)
 
 
-def flow_rows(mean_maps, valid, rows, mask, limit: int = FLOW_LIMIT):
-    """(<float32>[B, T] attention flow, <bool>[B] beyond the limit). Each row is solved on its
+def flow_rows(mixed, valid, rows, mask, limit: int = FLOW_LIMIT):
+    """(<float32>[B, T] attention flow, <bool>[B] beyond the limit) from the residual-mixed maps
+    ``mixed`` <float32>[L, B, T, T] (:func:`~jaxattn.explain.attention_summaries.
+    residual_attention`). Each row is solved on its
     own positions (padding cut off), so a short row in a long bucket is solved; a row longer
     than ``limit`` is NaN."""
-    mean_maps, valid, rows = (np.asarray(x) for x in (mean_maps, valid, rows))
+    mixed, valid, rows = (np.asarray(x) for x in (mixed, valid, rows))
     lengths = row_lengths(valid)
     beyond = lengths > limit
     out = np.zeros(valid.shape, np.float32)
@@ -142,8 +145,8 @@ def flow_rows(mean_maps, valid, rows, mask, limit: int = FLOW_LIMIT):
     ok = np.flatnonzero(~beyond & (lengths > 0))
     if len(ok):
         m = int(lengths[ok].max())
-        flow = S.attention_flow(mean_maps[:, ok, :, :m, :m], valid[ok, :m], rows[ok, :m],
-                                RESIDUAL, max_length=limit)
+        flow = S.attention_flow(mixed[:, ok, :m, :m], valid[ok, :m], rows[ok, :m], None,
+                                max_length=limit)
         out[ok, :m] = np.where(np.asarray(mask)[ok, :m], flow, 0.0)
     return out, beyond
 
@@ -151,12 +154,12 @@ def flow_rows(mean_maps, valid, rows, mask, limit: int = FLOW_LIMIT):
 def summaries(model, params, batch, opts) -> dict:
     model, params = unwrapped(model, params)
     query = query_of(model)
-    out, mean_maps = _jitted(model, params, batch, query)
+    out, mixed = _jitted(model, params, batch, query)
     real = np.asarray(batch.mask, bool)
     out = {k: np.where(real[:, None] if np.ndim(v) == 3 else real, np.asarray(v), 0.0)
            .astype(np.float32) for k, v in out.items()}
     rows = S.query_rows(batch.valid, query)
-    out[FLOW], out[BEYOND] = flow_rows(mean_maps, batch.valid, rows, batch.mask)
+    out[FLOW], out[BEYOND] = flow_rows(mixed, batch.valid, rows, batch.mask)
     noise = random_scores(random_key(opts.seed, "summaries"), batch.index, batch.tokens.shape[1])
     out[RANDOM] = np.where(np.asarray(batch.mask), np.asarray(noise), 0.0).astype(np.float32)
     out[QUERY] = np.full(batch.tokens.shape[0], query == "first")
