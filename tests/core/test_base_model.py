@@ -225,6 +225,7 @@ def test_analyze_reports_it_with_the_pooling_tests_not_applicable(tmp_path):
     page = jaxattn.analyze(model, params, data, out=tmp_path / "analysis", limit=4,
                            only={"grad", "loo"}, progress=False).read_text()
     assert "Verdict" in page and "not applicable" in page
+    assert "(no pooling attention) (test split)</h1>" in page  # names no attention it lacks
     assert (tmp_path / "analysis" / "grad.npz").exists()
     assert not (tmp_path / "analysis" / "perm.npz").exists()
     three = FirstTokenClassifier(len(data.vocab), classes=3)  # the data has 2 classes

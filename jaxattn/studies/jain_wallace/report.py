@@ -190,8 +190,11 @@ def write_index(out_dir: Path, data: AnalysisData, summary: dict, figures, stage
     instances. ``stage_tables``: (stage name, (title, rows)) of every stage table."""
     setting = summary["setting"]
     t2 = tables.table2_rows(summary)
-    title = (f"Jain & Wallace analyses: {setting.get('dataset')} / {setting.get('encoder')} + "
-             f"{setting.get('attention')} attention ({setting.get('split')} split)")
+    # A model without pooling attention (a [CLS] head) names no attention kind it does not have.
+    pooled = (f" + {setting.get('attention')} attention" if summary.get("pooling_attention", True)
+              else " (no pooling attention)")
+    title = (f"Jain & Wallace analyses: {setting.get('dataset')} / {setting.get('encoder')}"
+             f"{pooled} ({setting.get('split')} split)")
     nav = [("summary.json", "summary.json"), ("tables.md", "tables.md"),
            ("tables.csv", "tables.csv")]
     if setting.get("wp_report"):
