@@ -166,8 +166,8 @@ def test_gradients_with_later_attention_fixed_are_one_backward_pass(transformer)
     model, params, batch = transformer
     maps = model.self_attention(params, batch)
     target = jnp.zeros(batch.tokens.shape[0], jnp.int32)
-    fixed = S.layer_gradients(S.seam_logits(model, params, batch), maps, target,
-                              downstream=False)
+    fixed = jax.jit(lambda m: S.layer_gradients(S.seam_logits(model, params, batch), m, target,
+                                                downstream=False))(maps)
     every = jnp.ones(maps.shape[:1] + maps.shape[2:3], bool)
 
     def score(m):
@@ -176,7 +176,9 @@ def test_gradients_with_later_attention_fixed_are_one_backward_pass(transformer)
 
     np.testing.assert_allclose(fixed, jax.grad(score)(maps), atol=1e-6)
     # The last layer has nothing downstream: both conventions agree there.
-    recomputed = S.layer_gradients(S.seam_logits(model, params, batch), maps, target)
+    recomputed = jax.jit(
+        lambda m: S.layer_gradients(S.seam_logits(model, params, batch), m, target)
+    )(maps)
     np.testing.assert_allclose(recomputed[-1], fixed[-1], atol=1e-6)
 
 
