@@ -529,6 +529,8 @@ def _run_here(
     stderr, and a warning its line, as a fresh interpreter would print them."""
     monkeypatch.chdir(cwd)
     monkeypatch.delenv("JAXATTN_DATA", raising=False)
+    # XLA_FLAGS stays: it fixes this process's CPU device count, so analyze's device split is a
+    # no-op here (no case gets past validation to use devices) and later tests see one device.
     for key, value in env_extra.items():
         monkeypatch.setenv(key, value)
     capfd.readouterr()  # drop what came before
