@@ -536,9 +536,11 @@ def _run_here(
     capfd.readouterr()  # drop what came before
     extra = ""
     with warnings.catch_warnings(record=True) as caught:
+        # the categories a fresh interpreter shows by default
         warnings.simplefilter("default")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                       ResourceWarning):
+            warnings.filterwarnings("ignore", category=hidden)
         try:
             status = commands.main(argv)
         except SystemExit as exit_:  # argparse's usage errors
