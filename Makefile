@@ -35,7 +35,7 @@ docs: install
 	$(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml
 
 test: install lint docs
-	$(PY) -m pytest -n 2 --durations=15 tests
+	$(PY) -m pytest -n 2 --dist worksteal --durations=15 tests
 
 bench: install
 	$(PY) benchmarks/train_speed.py

@@ -1,10 +1,13 @@
 """Fault injection: bad input to ``jaxattn`` as a program, one case per kind of fault.
 
-Each case builds its input in a fresh folder and runs ``python -m jaxattn.cli`` on it. A failing
-case must exit with the documented status (2; ``data list`` of a missing data set: 1), print one
-line on stderr (``jaxattn <command>: error: ...``, naming the file, line or key, never a
-traceback) and leave every file it found exactly as it was, with nothing added. The cases fail in
-validation or data loading, before any training, so each takes a second or two.
+Each case builds its input in a fresh folder and runs ``jaxattn`` on it: in this process through
+``jaxattn.cli.main(argv)`` (in the folder, with the case's environment), so no case pays for a
+fresh Python and JAX, or in a subprocess ``python -m jaxattn.cli`` where only a fresh process can
+do what the case needs (see ``FRESH_PROCESS``). A failing case must exit with the documented
+status (2; ``data list`` of a missing data set: 1), print one line on stderr (``jaxattn
+<command>: error: ...``, naming the file, line or key, never a traceback: in this process, an
+exception out of ``main`` is the traceback) and leave every file it found exactly as it was, with
+nothing added. The cases fail in validation or data loading, before any training.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from jaxattn.cli import commands
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "data" / "fixtures"
@@ -488,10 +495,22 @@ def _snapshot(folder: Path) -> dict[str, bytes | str | None]:
     }
 
 
-def _run(argv: list[str], cwd: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+# Environment variables a case may set that only act when a process starts, so a case that sets
+# one runs in a subprocess: PYTHONPATH (a stand-in package must be found before the installed one
+# at import time) and XLA_FLAGS (read once, when JAX starts its backend).
+FRESH_PROCESS = ("PYTHONPATH", "XLA_FLAGS")
+
+
+@dataclasses.dataclass
+class Done:
+    returncode: int
+    stderr: str
+
+
+def _run_subprocess(argv: list[str], cwd: Path, env_extra: dict[str, str]) -> Done:
     env = {k: v for k, v in os.environ.items() if k not in ("JAXATTN_DATA", "XLA_FLAGS")}
     env.update({"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **env_extra})
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "jaxattn.cli", *argv],
         cwd=cwd,
         env=env,
@@ -499,6 +518,39 @@ def _run(argv: list[str], cwd: Path, env_extra: dict[str, str]) -> subprocess.Co
         text=True,
         timeout=300,
     )
+    return Done(done.returncode, done.stderr)
+
+
+def _run_here(
+    argv: list[str], cwd: Path, env_extra: dict[str, str], monkeypatch, capfd
+) -> Done:
+    """``main(argv)`` in this process, as ``python -m jaxattn.cli`` would run it: in ``cwd``,
+    with the environment of a fresh run. An exception out of ``main`` becomes its traceback on
+    stderr, and a warning its line, as a fresh interpreter would print them."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("JAXATTN_DATA", raising=False)
+    # XLA_FLAGS stays: it fixes this process's CPU device count, so analyze's device split is a
+    # no-op here (no case gets past validation to use devices) and later tests see one device.
+    for key, value in env_extra.items():
+        monkeypatch.setenv(key, value)
+    capfd.readouterr()  # drop what came before
+    extra = ""
+    with warnings.catch_warnings(record=True) as caught:
+        # the categories a fresh interpreter shows by default
+        warnings.simplefilter("default")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                       ResourceWarning):
+            warnings.filterwarnings("ignore", category=hidden)
+        try:
+            status = commands.main(argv)
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+            status = code if isinstance(code, int) else 0 if code is None else 1
+        except BaseException:  # noqa: B036 - any escape is the traceback a user would see
+            extra, status = traceback.format_exc(), 1
+    for w in caught:
+        extra += warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    return Done(status, capfd.readouterr().err + extra)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -515,11 +567,16 @@ def test_the_table_has_twenty_kinds_of_fault_or_more():
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_bad_input_is_one_line_and_changes_nothing(case: Case, tmp_path: Path):
+def test_bad_input_is_one_line_and_changes_nothing(
+    case: Case, tmp_path: Path, monkeypatch, capfd
+):
     argv, env = case.setup(tmp_path)
     before = _snapshot(tmp_path)
     try:
-        done = _run(argv, tmp_path, env)
+        if any(key in env for key in FRESH_PROCESS):
+            done = _run_subprocess(argv, tmp_path, env)
+        else:
+            done = _run_here(argv, tmp_path, env, monkeypatch, capfd)
     finally:
         for path in tmp_path.rglob("*"):  # let pytest clean up a locked folder
             if path.is_dir():

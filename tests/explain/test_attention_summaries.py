@@ -143,7 +143,12 @@ def test_gradient_weighted_follows_chefers_rule(transformer):
     model, params, batch = transformer
     maps = model.self_attention(params, batch)
     rows = S.query_rows(batch.valid, "first")
-    got = S.gradient_weighted_layers(S.seam_logits(model, params, batch), maps, batch.valid, rows)
+    # Jitted, as the analyses call it (through summarize): one program instead of an op-by-op
+    # run of L vmapped backward passes, which took most of this test's time.
+    got = jax.jit(
+        lambda m: S.gradient_weighted_layers(S.seam_logits(model, params, batch), m, batch.valid,
+                                             rows)
+    )(maps)
     target = S.predicted_class(model.logits(params, model.encode(params, batch)))
     n_layers, b, _, t, _ = maps.shape
     relevance = np.broadcast_to(np.eye(t), (b, t, t)).copy()
@@ -161,8 +166,8 @@ def test_gradients_with_later_attention_fixed_are_one_backward_pass(transformer)
     model, params, batch = transformer
     maps = model.self_attention(params, batch)
     target = jnp.zeros(batch.tokens.shape[0], jnp.int32)
-    fixed = S.layer_gradients(S.seam_logits(model, params, batch), maps, target,
-                              downstream=False)
+    fixed = jax.jit(lambda m: S.layer_gradients(S.seam_logits(model, params, batch), m, target,
+                                                downstream=False))(maps)
     every = jnp.ones(maps.shape[:1] + maps.shape[2:3], bool)
 
     def score(m):
@@ -171,7 +176,9 @@ def test_gradients_with_later_attention_fixed_are_one_backward_pass(transformer)
 
     np.testing.assert_allclose(fixed, jax.grad(score)(maps), atol=1e-6)
     # The last layer has nothing downstream: both conventions agree there.
-    recomputed = S.layer_gradients(S.seam_logits(model, params, batch), maps, target)
+    recomputed = jax.jit(
+        lambda m: S.layer_gradients(S.seam_logits(model, params, batch), m, target)
+    )(maps)
     np.testing.assert_allclose(recomputed[-1], fixed[-1], atol=1e-6)
 
 
@@ -180,8 +187,10 @@ def test_attention_attribution_is_a_riemann_sum_of_gradients(transformer):
     maps = model.self_attention(params, batch)
     rows = S.query_rows(batch.valid, "first")
     target = S.predicted_class(model.logits(params, model.encode(params, batch)))
-    got = S.attention_attribution(S.seam_logits(model, params, batch), maps, batch.valid, rows,
-                                  steps=3)
+    got = jax.jit(
+        lambda m: S.attention_attribution(S.seam_logits(model, params, batch), m, batch.valid,
+                                          rows, steps=3)
+    )(maps)
     for layer in range(maps.shape[0]):
         grads = [_layer_gradient_by_hand(model, params, batch, maps.at[layer].multiply(k / 3),
                                          layer, target, "prob") for k in (1, 2, 3)]

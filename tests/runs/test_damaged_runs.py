@@ -1,5 +1,7 @@
-"""Damaged and contested run directories through ``jaxattn`` as a program: each ends in one line
-naming the file and what to do (exit status 2, no traceback), and changes nothing."""
+"""Damaged and contested run directories through ``jaxattn``'s command line: each ends in one line
+naming the file and what to do (exit status 2, no traceback), and changes nothing. The damaged
+files go through ``jaxattn.cli.main`` in this process (no fresh Python and JAX per case; an
+exception out of ``main`` is the traceback); the contested run needs two processes."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
+
+from jaxattn.cli import commands
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -27,16 +33,39 @@ def _jaxattn(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=timeout)
 
 
+def _here(*argv: str, capfd=None) -> tuple[int, str]:
+    """(exit status, stderr) of ``main(argv)`` in this process; an exception out of ``main``
+    is its traceback on stderr and a warning its line, as a fresh interpreter would print them.
+    The process's XLA_FLAGS (one CPU device) stay; every analyze here says ``--cpu-devices 1``."""
+    if capfd is not None:
+        capfd.readouterr()
+    extra = ""
+    with warnings.catch_warnings(record=True) as caught:
+        # the categories a fresh interpreter shows by default
+        warnings.simplefilter("default")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                       ResourceWarning):
+            warnings.filterwarnings("ignore", category=hidden)
+        try:
+            status = commands.main(list(argv))
+        except SystemExit as exit_:  # argparse's usage errors
+            status = exit_.code if isinstance(exit_.code, int) else 1
+        except BaseException:  # noqa: B036 - any escape is the traceback a user would see
+            extra, status = traceback.format_exc(), 1
+    for w in caught:  # printed on stderr by a fresh interpreter
+        extra += warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    return status, (capfd.readouterr().err if capfd is not None else "") + extra
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     """A finished tiny run with a grad analysis and a second run of another shape."""
     root = tmp_path_factory.mktemp("runs")
-    assert _jaxattn("train", *TINY, "--out", str(root / "run"), "--quiet").returncode == 0
-    done = _jaxattn("analyze", "--run", str(root / "run"), "--only", "grad", "--limit", "8",
-                    "--quiet", "--cpu-devices", "1")
-    assert done.returncode == 0, done.stderr
+    assert _here("train", *TINY, "--out", str(root / "run"), "--quiet") == (0, "")
+    assert _here("analyze", "--run", str(root / "run"), "--only", "grad", "--limit", "8",
+                 "--quiet", "--cpu-devices", "1") == (0, "")
     wider = [*TINY, "--set", "model.hidden_size=12"]
-    assert _jaxattn("train", *wider, "--out", str(root / "wider"), "--quiet").returncode == 0
+    assert _here("train", *wider, "--out", str(root / "wider"), "--quiet") == (0, "")
     return root
 
 
@@ -71,7 +100,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_damaged_run_file_is_one_line_and_changes_nothing(case, finished, tmp_path):
+def test_damaged_run_file_is_one_line_and_changes_nothing(case, finished, tmp_path, capfd):
     damage, command, needle = CASES[case]
     shutil.copytree(finished / "run", tmp_path / "run")
     shutil.copytree(finished / "wider", tmp_path / "wider")
@@ -85,11 +114,11 @@ def test_damaged_run_file_is_one_line_and_changes_nothing(case, finished, tmp_pa
     else:
         argv = ["analyze", "--run", str(run), "--only", "grad", "--limit", "8", "--quiet",
                 "--cpu-devices", "1"]
-    done = _jaxattn(*argv)
-    assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"jaxattn {command}: error: "), done.stderr
+    status, stderr = _here(*argv, capfd=capfd)
+    assert "Traceback" not in stderr, stderr
+    assert status == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"jaxattn {command}: error: "), stderr
     assert needle in lines[0], lines[0]
     assert _snapshot(tmp_path) == before
 

@@ -101,37 +101,37 @@ def test_import_hf_errors_are_one_line(folder, tmp_path, capsys):
         load_config(None, ['model.encoder="bert"'])
 
 
-def test_fine_tune_and_analyse_both_heads(folder, tmp_path, capsys):
+@pytest.mark.parametrize("head", ["cls", "attention"])
+def test_fine_tune_and_analyse_each_head(head, folder, tmp_path, capsys):
     """A tiny random BERT (hidden 32, 2 layers) fine-tuned 1 epoch on the synthetic task via
     the CLI, then analysed to a report: the attention head has every stage, the cls head the
     base ones, its verdict "not applicable"."""
-    for head in ("cls", "attention"):
-        out = tmp_path / head
-        assert main(["import-hf", str(folder), "--out", str(out), "--head", head, *DATA,
-                     "--set", "train.eval_batch_size=512"]) == 0
-        assert main(["train", "--config", str(out / "config.toml"), "--out", str(out),
-                     "--quiet"]) == 0
-        metrics = json.loads((out / "metrics.json").read_text())
-        assert len(metrics["epochs"]) == 1 and not metrics.get("unfitted") and metrics["imported_from"]
-        stages = "grad,loo" + (",perm" if head == "attention" else "")
-        assert main(["analyze", "--run", str(out), "--limit", "6", "--only", stages,
-                     "--quiet", "--export-attributions", str(out / "a.jsonl")]) == 0
-        summary = json.loads((out / "analysis" / "summary.json").read_text())
-        assert summary["pooling_attention"] is (head == "attention")
-        assert ("attn_grad" in summary["kendall"]) is (head == "attention")
-        assert "grad_loo" in summary["kendall"]
-        words = summary["rationale_words"]
-        assert words["rule"] == "a word's importance is the sum of its pieces'"
-        assert set(words["auprc"]) >= {"grad", "loo", "uniform"}
-        html = (out / "analysis" / "index.html").read_text()
-        assert "words (the sum of each word" in html
-        if head == "cls":
-            assert "Not applicable: this model has no pooling attention" in html
-        record = json.loads((out / "a.jsonl").read_text().splitlines()[0])
-        pieces = [t for t in record["tokens"]]
-        assert any(p.startswith("##") for p in pieces) or len(pieces) == len(record["words"])
-        for key, scores in record["scores"].items():
-            assert np.isclose(sum(scores), sum(record["word_scores"][key]), atol=1e-5)
+    out = tmp_path / head
+    assert main(["import-hf", str(folder), "--out", str(out), "--head", head, *DATA,
+                 "--set", "train.eval_batch_size=512"]) == 0
+    assert main(["train", "--config", str(out / "config.toml"), "--out", str(out),
+                 "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 1 and not metrics.get("unfitted") and metrics["imported_from"]
+    stages = "grad,loo" + (",perm" if head == "attention" else "")
+    assert main(["analyze", "--run", str(out), "--limit", "6", "--only", stages,
+                 "--quiet", "--export-attributions", str(out / "a.jsonl")]) == 0
+    summary = json.loads((out / "analysis" / "summary.json").read_text())
+    assert summary["pooling_attention"] is (head == "attention")
+    assert ("attn_grad" in summary["kendall"]) is (head == "attention")
+    assert "grad_loo" in summary["kendall"]
+    words = summary["rationale_words"]
+    assert words["rule"] == "a word's importance is the sum of its pieces'"
+    assert set(words["auprc"]) >= {"grad", "loo", "uniform"}
+    html = (out / "analysis" / "index.html").read_text()
+    assert "words (the sum of each word" in html
+    if head == "cls":
+        assert "Not applicable: this model has no pooling attention" in html
+    record = json.loads((out / "a.jsonl").read_text().splitlines()[0])
+    pieces = [t for t in record["tokens"]]
+    assert any(p.startswith("##") for p in pieces) or len(pieces) == len(record["words"])
+    for key, scores in record["scores"].items():
+        assert np.isclose(sum(scores), sum(record["word_scores"][key]), atol=1e-5)
     capsys.readouterr()
 
 

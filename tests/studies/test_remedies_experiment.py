@@ -24,7 +24,10 @@ ARGS = ["--datasets", "synthetic", "--variants", "vanilla", "orthogonal", "decep
         "--set", "train.epochs=1", "--set", "data.limit_train=256",
         "--set", "model.hidden_size=8", "--set", "model.embed_dim=8",
         "--option", "adv_steps=3", "--option", "num_permutations=4",
-        "--option", "ig_steps=4", "--option", "num_adversaries=2"]
+        "--option", "ig_steps=4", "--option", "num_adversaries=2",
+        # one padded length for training and analysis: each length is a program to compile,
+        # and compiling is most of this test's time
+        "--set", "train.buckets=[64]", "--option", "max_buckets=1"]
 
 
 @pytest.mark.slow
