@@ -153,9 +153,11 @@ def histogram_by_class(
     values = np.asarray(values, np.float64)
     fig = new_figure()
     ax = fig.add_subplot()
+    drawn = False
     for c, name, color in _class_groups(classes, class_names):
         data = values[(np.asarray(classes) == c) & np.isfinite(values)]
         if len(data):
+            drawn = True
             ax.hist(
                 data,
                 bins=bins,
@@ -173,7 +175,11 @@ def histogram_by_class(
         ax.set_xlim(*value_range)
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    if drawn:
+        ax.legend(fontsize=8, loc="best")
+    else:  # e.g. a measure not defined for any instance (constant attention)
+        ax.text(0.5, 0.5, "no defined value to show", ha="center", va="center",
+                transform=ax.transAxes)
     return save_figure(fig, path)
 
 

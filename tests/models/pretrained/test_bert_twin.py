@@ -169,7 +169,7 @@ def test_binary_cls_head_and_its_loss_are_bert_for_sequence_classifications(tmp_
              labels=torch.tensor(labels).long())
     out.loss.backward()
     np.testing.assert_allclose(logits, out.logits.detach().numpy(), atol=ATOL, rtol=0)
-    np.testing.assert_allclose(float(loss), float(out.loss), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(float(loss), out.loss.item(), atol=ATOL, rtol=0)
     np.testing.assert_allclose(grads["head"]["classifier"]["kernel"],
                                hf.classifier.weight.grad.numpy().T, atol=ATOL, rtol=0)
     assert np.abs(hf.classifier.weight.grad.numpy()).max() > 1e-3
