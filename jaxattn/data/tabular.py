@@ -3,7 +3,7 @@
 The files' formats and columns, and how they are read, are in :mod:`jaxattn.data.table_rows`.
 A rationale has one entry per token of the text, so with a rationale column texts are split on
 whitespace only (as with ``data.pretokenized = true``) and the tokens are the ones you count; they
-are still lower-cased and digit runs become ``qqq``, as for every data set.
+are still lower-cased (and the word vocabulary reads digit runs as ``qqq``), as for every data set.
 
 Labels: their order is ``data.label_names`` when given, else the distinct labels of the training
 file, sorted (numerically when every label is an integer). For a binary task the second label is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
 import unicodedata
@@ -56,17 +57,24 @@ def is_blank(text: str) -> bool:
     return not _SPACING.sub(" ", text).strip()
 
 
+@functools.lru_cache(maxsize=1 << 18)  # a corpus repeats few word types many times
+def word_form(token: str) -> str:
+    """The word vocabulary's form of ``token``: every digit run becomes ``qqq`` (J&W's
+    convention, so that "1999" and "2003" share one embedding). Only :class:`Vocab` applies it;
+    a pretrained tokenizer reads the digits as written (its vocabulary has pieces for them)."""
+    return _DIGITS.sub(DIGIT_TOKEN, token)
+
+
 def clean_tokens(text: str, *, pretokenized: bool = False) -> list[str]:
-    """Lower-cases, maps digit runs to ``qqq`` and splits into tokens (docs/tokenization.md).
+    """Lower-cases and splits into tokens (docs/tokenization.md); digits are kept (the word
+    vocabulary maps them with :func:`word_form`).
 
     ``pretokenized`` text (SST-2, e-SNLI, ERASER) is split on whitespace only, so the corpus's own
     tokenisation (and any rationale offsets into it) is kept; raw text is split into words and
     punctuation marks. Non-ASCII text is first put in NFC form, with zero-width and bidirectional
     control characters read as spaces (:func:`normalize_text`).
     """
-    # Digit runs never span whitespace or a token boundary, so one substitution on the whole text
-    # gives the same tokens as one per token, at a fraction of the cost.
-    text = _DIGITS.sub(DIGIT_TOKEN, normalize_text(text))
+    text = normalize_text(text)
     if pretokenized:
         return text.split()
     # The ASCII pattern is the Unicode one restricted to ASCII (a test checks this), and 3x faster.
@@ -105,14 +113,14 @@ class Vocab:
         """Keeps words whose document frequency is at least ``min_df`` (most frequent first)."""
         df: collections.Counter[str] = collections.Counter()
         for tokens in texts:
-            df.update(set(tokens))
+            df.update({word_form(t) for t in tokens})
         words = sorted((w for w, n in df.items() if n >= min_df), key=lambda w: (-df[w], w))
         return cls(words)
 
     def encode(self, tokens: Sequence[str], *, add_boundaries: bool = True) -> np.ndarray:
         """Returns int32 ids, ``[SOS] tokens [EOS]`` unless ``add_boundaries`` is False; every
-        token gets a word id or UNK, never PAD, SOS or EOS."""
-        ids = [self.stoi.get(t, UNK) for t in tokens]
+        token gets the id of its :func:`word_form` or UNK, never PAD, SOS or EOS."""
+        ids = [self.stoi.get(word_form(t), UNK) for t in tokens]
         if add_boundaries:
             ids = [SOS, *ids, EOS]
         return np.asarray(ids, dtype=np.int32)

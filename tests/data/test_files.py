@@ -25,7 +25,7 @@ def test_sst2_loads_splits_tokens_and_labels(fixtures):
     first = ds.splits["train"][0]
     assert first.label == 1 and first.tokens[:3] == ("a", "stirring", ",")
     assert "re-imagining" in first.tokens  # whitespace tokens kept, not re-split
-    assert ds.splits["train"][2].tokens[1] == "qqqs"  # "1930s": digit runs -> qqq
+    assert ds.splits["train"][2].tokens[1] == "1930s"  # digits kept; the word vocabulary maps them
     assert [ex.label for ex in ds.splits["train"]] == [1, 0, 1, 0]
     assert first.uid == "sst2/train.tsv:1"
     assert str(fixtures / "sst2" / "test.tsv") in ds.source
@@ -214,7 +214,7 @@ def test_eraser_tokens_labels_and_rationales_keep_offsets(fixtures):
     assert (neg.label, pos.label) == (0, 1)
     raw = (fixtures / "eraser_movies" / "docs" / "negR_000.txt").read_text().split()
     assert len(neg.tokens) == len(raw) == len(neg.rationale) == 24
-    assert neg.tokens[11] == "qqq"  # "1999"
+    assert neg.tokens[11] == "1999"
     assert [t for t, r in zip(neg.tokens, neg.rationale) if r] == [
         "is", "a", "mess", "is", "dreadful", ".",
     ]  # fmt: skip

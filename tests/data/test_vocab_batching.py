@@ -16,14 +16,24 @@ from jaxattn.data.vocab import EOS, PAD, SOS, UNK, Vocab, clean_tokens, real_tok
 def test_clean_tokens():
     assert clean_tokens("It's 2 GOOD,<br />really 1999!") == [
         "it's",
-        "qqq",
+        "2",
         "good",
         ",",
         "really",
-        "qqq",
+        "1999",
         "!",
     ]
-    assert clean_tokens("a-b  c.d 42", pretokenized=True) == ["a-b", "c.d", "qqq"]
+    assert clean_tokens("a-b  c.d 42", pretokenized=True) == ["a-b", "c.d", "42"]
+
+
+def test_the_word_vocabulary_reads_digit_runs_as_qqq():
+    # J&W's convention: "1999" and "2003" share the word "qqq"; "1930s" is "qqqs".
+    vocab = Vocab.build([["in", "1999", "and", "2003"], ["the", "1930s", "\u0661\u0669"]])
+    assert "qqq" in vocab.stoi and "qqqs" in vocab.stoi and "1999" not in vocab.stoi
+    assert vocab.encode(["1999", "2003", "\u0661\u0669"], add_boundaries=False).tolist() == [
+        vocab.stoi["qqq"]
+    ] * 3
+    assert vocab.encode(["1930s"], add_boundaries=False).tolist() == [vocab.stoi["qqqs"]]
 
 
 def test_vocab_min_df_and_specials(tmp_path):

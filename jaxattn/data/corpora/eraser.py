@@ -49,9 +49,9 @@ def _evidence_mask(record: dict, docid: str, raw: list[str], path: Path, line: i
 def parse_eraser(path: Path, docs_dir: Path) -> list[Example]:
     """ERASER annotations with their documents; rationale = union of the evidence spans.
 
-    Evidence offsets count the whitespace tokens of the whole document. Cleaning lower-cases and
-    maps digit runs to ``qqq`` token by token (``clean_tokens(..., pretokenized=True)``), so the
-    token count and the offsets are unchanged; a document where they would change is an error.
+    Evidence offsets count the whitespace tokens of the whole document. Cleaning lower-cases
+    token by token (``clean_tokens(..., pretokenized=True)``), so the token count and the
+    offsets are unchanged; a document where they would change is an error.
     """
     out = []
     for n, record in json_lines(path):
