@@ -268,14 +268,21 @@ def has_no_pooling_attention(ev: Evidence) -> bool:
 
 def verdict_rows(ev: Evidence) -> list[Row]:
     """The built-in studies' rows, then the rows that stages of their own declare. For a model
-    without pooling attention every built-in row is "not applicable": each tests that
-    attention."""
+    without pooling attention every built-in row is "not applicable" (each tests that
+    attention), so the stages' rows, the tests that do apply, come first."""
+    built_in = list(built_in_rows(ev).values())
     if has_no_pooling_attention(ev):
-        built_in = [Row(r.test, "–", r.compared_with, NO_POOLING, NOT_APPLICABLE, r.source)
-                    for r in (row(Evidence()) for row in VERDICT_ROWS.values())]
-    else:
-        built_in = [row(ev) for row in VERDICT_ROWS.values()]
+        return stage_rows(ev) + built_in
     return built_in + stage_rows(ev)
+
+
+def built_in_rows(ev: Evidence) -> dict[str, Row]:
+    """The built-in studies' rows by their :data:`VERDICT_ROWS` key; "not applicable" for a
+    model without pooling attention."""
+    if has_no_pooling_attention(ev):
+        return {key: Row(r.test, "–", r.compared_with, NO_POOLING, NOT_APPLICABLE, r.source)
+                for key, r in ((key, row(Evidence())) for key, row in VERDICT_ROWS.items())}
+    return {key: row(ev) for key, row in VERDICT_ROWS.items()}
 
 
 def stage_rows(ev: Evidence) -> list[Row]:

@@ -19,6 +19,7 @@ from jaxattn.report.verdict import (
     VERDICT_ROWS,
     Evidence,
     Row,
+    built_in_rows,
     verdict_rows,
     verdict_sentence,
 )
@@ -83,14 +84,14 @@ def verdict_matrix_html(evidence: Mapping[str, Evidence]) -> str:
     """A combined study's verdict: one row per test, one column per model (name -> evidence),
     each cell the verdict and the figure, linked to that model's evidence."""
     names = list(evidence)
-    per_model = {name: verdict_rows(ev) for name, ev in evidence.items()}
+    per_model = {name: built_in_rows(ev) for name, ev in evidence.items()}
     head = "<th>test</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = []
-    for i, key in enumerate(VERDICT_ROWS):
-        first = per_model[names[0]][i] if names else None
+    for key in VERDICT_ROWS:
+        first = per_model[names[0]][key] if names else None
         cells = [f"<td>{html.escape(first.test if first else key)}</td>"]
         for name in names:
-            r = per_model[name][i]
+            r = per_model[name][key]
             label = html.escape(STATUS_LABELS[r.status])
             text = label if not r.evidence else html.link(r.evidence, STATUS_LABELS[r.status])
             cells.append(f'<td class="{status_class(r.status)}">{text}'
@@ -98,7 +99,7 @@ def verdict_matrix_html(evidence: Mapping[str, Evidence]) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     sentences = "".join(
         f"<li>{html.escape(name)}: {html.escape(verdict_sentence(rows))}</li>"
-        for name, rows in per_model.items())
+        for name, rows in ((name, verdict_rows(ev)) for name, ev in evidence.items()))
     table = (f'<table class="verdict"><thead><tr>{head}</tr></thead>'
              f'<tbody>{"".join(body)}</tbody></table>')
     return html.section("Verdict: is attention an explanation for these models?",
