@@ -84,11 +84,8 @@ class Model:
     ) -> Encoded:
         """Encodes given :meth:`featurize` output for ``batch``'s passage (and its query);
         ``heads`` as in :meth:`encode_embedded`."""
-        if heads is not None and not self.self_attention_seam:
-            raise TypeError(
-                f"heads=HeadMaps(...) needs the Transformer encoder; this model's is "
-                f"{self.network.encoder!r}, which has no self-attention heads"
-            )
+        if heads is not None:
+            self._require_seam("heads=HeadMaps(...)")
         if self.network.pair and query_embedded is None:
             query_embedded = self.embed(params, batch.query)
         rngs = None if batch.dropout_key is None else {"dropout": batch.dropout_key}
@@ -170,6 +167,40 @@ class Model:
             b, t = batch.tokens.shape
             return jnp.zeros((0, b, 0, t, t), jnp.float32)
         return jnp.stack(maps)
+
+    def layer_inputs(self, params: Params, batch: Batch) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The passage Transformer's states entering each layer <float32>[L, B, T, W] and its
+        attention <float32>[L, B, heads, T, T], from one deterministic pass (for
+        :meth:`encode_from_layer`; :func:`~jaxattn.core.protocol.has_layer_restart`)."""
+        self._require_seam("layer_inputs")
+        return self.network.apply({"params": params}, batch.tokens, batch.valid,
+                                  method=AttentionNetwork.layer_states)
+
+    def encode_from_layer(
+        self,
+        params: Params,
+        batch: Batch,
+        hidden: jnp.ndarray,
+        layer: int,
+        maps: jnp.ndarray | None = None,
+        select: jnp.ndarray | None = None,
+    ) -> Encoded:
+        """:meth:`encode` restarted at ``layer`` (static) from ``hidden`` <float32>[B, T, W]
+        (``layer_inputs(...)[0][layer]``), with ``maps`` <float32>[B, heads, T, T] in place of
+        that layer's heads ``select`` <bool>[heads]; deterministic. Layers below ``layer`` are
+        not run again."""
+        self._require_seam("encode_from_layer")
+        query_embedded = self.embed(params, batch.query) if self.network.pair else None
+        return self.network.apply(
+            {"params": params}, hidden, layer, maps, select, batch.mask, batch.valid,
+            query_embedded, batch.query_valid, batch.candidates,
+            method=AttentionNetwork.encode_from_layer,
+        )
+
+    def _require_seam(self, what: str) -> None:
+        if not self.self_attention_seam:
+            raise TypeError(f"{what} needs the Transformer encoder; this model's is "
+                            f"{self.network.encoder!r}, which has no self-attention layers")
 
     def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
         """<float32>[B, K] output distribution; binary models give [1 - p, p] (K = 2)."""

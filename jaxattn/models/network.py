@@ -86,10 +86,8 @@ class AttentionNetwork(nn.Module):
             hidden, _ = self.text_encoder.contextualize(features, valid)
         else:
             hidden, _ = self.text_encoder.contextualize(features, valid, heads)
-        query = None
-        if self.pair:
-            _, query = self.query_encoder(query_embedded, query_valid)
-        return Encoded(hidden=hidden, mask=mask, query=query, candidates=candidates)
+        return Encoded(hidden=hidden, mask=mask, query=self._query(query_embedded, query_valid),
+                       candidates=candidates)
 
     def encode_embedded(
         self, embedded, mask, valid, query_embedded=None, query_valid=None, candidates=None
@@ -97,6 +95,27 @@ class AttentionNetwork(nn.Module):
         return self.encode_features(
             self.featurize(embedded), mask, valid, query_embedded, query_valid, candidates
         )
+
+    def _query(self, query_embedded, query_valid):
+        """The query encoder's summary of a pair's query; None for single texts."""
+        if not self.pair:
+            return None
+        return self.query_encoder(query_embedded, query_valid)[1]
+
+    def layer_states(self, tokens, valid):
+        """The passage Transformer's states entering each layer and its maps (see
+        :meth:`~jaxattn.models.transformer.TransformerEncoder.layer_states`)."""
+        return self.text_encoder.layer_states(self.featurize(self.embed(tokens)), valid)
+
+    def encode_from_layer(
+        self, x, layer: int, given, select, mask, valid, query_embedded=None, query_valid=None,
+        candidates=None,
+    ):
+        """:meth:`encode_features` with the passage Transformer restarted at ``layer`` from the
+        states ``x`` entering it (see ``TransformerEncoder.contextualize_from``)."""
+        hidden, _ = self.text_encoder.contextualize_from(x, valid, layer, given, select)
+        return Encoded(hidden=hidden, mask=mask, query=self._query(query_embedded, query_valid),
+                       candidates=candidates)
 
     def self_attention(self, tokens, valid) -> None:
         """Runs the passage encoder so that a Transformer sows its per-layer attention maps

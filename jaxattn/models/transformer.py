@@ -200,6 +200,10 @@ class TransformerEncoder(nn.Module):
                 given, select = heads.maps[layer], heads.select[layer].astype(bool)
                 x, weights = block(x, valid, deterministic, given, select)
             self.sow("intermediates", "self_attention", weights)
+        return self._read_out(x, valid)
+
+    def _read_out(self, x: jnp.ndarray, valid: jnp.ndarray):
+        """The final LayerNorm (zero at padding) and the mean over valid positions."""
         nonpad = valid[..., None]
         hidden = self.final_norm(x) * nonpad
         count = jnp.maximum(nonpad.sum(axis=1), 1)
@@ -207,6 +211,40 @@ class TransformerEncoder(nn.Module):
 
     def __call__(self, embedded: jnp.ndarray, valid: jnp.ndarray):
         return self.contextualize(self.featurize(embedded), valid)
+
+    def layer_states(self, features: jnp.ndarray, valid: jnp.ndarray):
+        """The states entering each layer <float32>[L, B, T, W] and each layer's attention
+        <float32>[L, B, heads, T, T], from one deterministic pass (for :meth:`contextualize_from`).
+        """
+        valid = valid.astype(bool)
+        x = features + self.positions[None, : features.shape[1]]
+        states, maps = [], []
+        for block in self.blocks:
+            states.append(x)
+            x, weights = block(x, valid)
+            maps.append(weights)
+        return jnp.stack(states), jnp.stack(maps)
+
+    def contextualize_from(
+        self,
+        x: jnp.ndarray,
+        valid: jnp.ndarray,
+        layer: int,
+        given: jnp.ndarray | None = None,
+        select: jnp.ndarray | None = None,
+    ):
+        """:meth:`contextualize` restarted at ``layer`` (a Python int) from the states entering
+        it, ``x`` <float32>[B, T, W] (``layer_states(...)[0][layer]``), deterministic; ``given``
+        <float32>[B, heads, T, T] replaces that layer's heads ``select`` <bool>[heads] (later
+        layers compute their own). Layers below ``layer`` are not run: a head intervention
+        there costs ``L - layer`` layers. Returns what :meth:`contextualize` returns."""
+        valid = valid.astype(bool)
+        for index in range(layer, self.layers):
+            if index == layer and given is not None:
+                x, _ = self.blocks[index](x, valid, True, given, select.astype(bool))
+            else:
+                x, _ = self.blocks[index](x, valid)
+        return self._read_out(x, valid)
 
 
 def _check_heads(heads: HeadMaps, shape: tuple[int, ...]) -> None:

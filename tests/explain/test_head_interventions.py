@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxattn.core.metrics import jsd, tvd
-from jaxattn.core.protocol import HeadMaps
+from jaxattn.core.protocol import HeadMaps, has_layer_restart
 from jaxattn.explain import head_interventions as HI
 from jaxattn.explain.interventions import instance_keys, permutation_indices
 from tests.helpers import perturbed, toy_model
@@ -134,3 +134,42 @@ def test_adversarial_head_search_reports_what_it_found(setup, scope):
     found, max_jsd = np.asarray(got.found)[:-1], np.asarray(got.max_jsd)  # last row: padding
     assert found.any() and max_jsd[:-1][found].min() > 0.01
     assert np.all(max_jsd[:-1][~found] == 0)  # the original attention, JSD 0
+
+
+class _SeamOnly:
+    """``model`` without its restart methods: the interventions take the generic path."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        if name in ("layer_inputs", "encode_from_layer"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def __hash__(self):
+        return hash((_SeamOnly, self._model))
+
+    def __eq__(self, other):
+        return isinstance(other, _SeamOnly) and other._model == self._model
+
+
+def test_the_transformer_restarts_at_the_intervened_layer_with_the_same_results(setup):
+    model, params, batch = setup
+    assert has_layer_restart(model) and not has_layer_restart(_SeamOnly(model))
+    states, maps = model.layer_inputs(params, batch)
+    np.testing.assert_allclose(maps, model.self_attention(params, batch), atol=1e-6)
+    whole = model.encode(params, batch).hidden
+    for layer in range(maps.shape[0]):  # restarting from a layer's own states changes nothing
+        again = model.encode_from_layer(params, batch, states[layer], layer).hidden
+        np.testing.assert_allclose(again, whole, atol=2e-5)
+    key = jax.random.key(3)
+    donor = jnp.asarray([0, 1])
+    fast = HI.intervene_heads_all(model, params, batch, key=key, num_permutations=P, donor=donor)
+    slow = HI.intervene_heads_all(_SeamOnly(model), params, batch, key=key, num_permutations=P,
+                                  donor=donor)
+    for kind in HI.KINDS:
+        np.testing.assert_allclose(fast[kind].tvd, slow[kind].tvd, atol=2e-6)
+        np.testing.assert_allclose(fast[kind].flip, slow[kind].flip)
+    with pytest.raises(TypeError, match="needs the Transformer encoder"):
+        toy_model("binary", "bilstm")[0].layer_inputs(params, batch)
