@@ -98,7 +98,9 @@ def eraser_tests(model, params, batch, opts, given):
     missing = [unscored(given[n], batch.mask) for n in sorted(given)]
     scores = jnp.stack([*(jnp.nan_to_num(given[n]) for n in sorted(given)),
                         _random_scores(opts, "eraser", batch)])
-    unit = faithfulness.resolve_unit(opts.eraser_unit, batch.word_index)
+    # "auto" deletes words wherever the batch knows them: on words of one token each that is
+    # deleting tokens, number for number, and every batch shares one program.
+    unit = "piece" if opts.eraser_unit == "piece" or batch.word_index is None else "word"
     comp, suff, p_full = faithfulness.comprehensiveness_sufficiency(model, params, batch, scores,
                                                                     unit=unit)
     comp, suff = np.asarray(comp), np.asarray(suff)
