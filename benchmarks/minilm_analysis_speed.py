@@ -13,15 +13,20 @@ jaxattn's data preparation pieces them. The definitions are jaxattn's
 
 * LOO: every word piece ([CLS] / [SEP] stay) deleted in turn, the shorter text re-encoded; the
   score is the total variation distance between the two output distributions.
+* Word LOO (``loo_words``): every word deleted in turn, all of its pieces at once; one score
+  per word.
 * IG: the predicted class's probability, the path from the pieces' word embeddings zeroed
   ([CLS], [SEP] and the position / segment embeddings kept) to the input, ``--ig-steps``
   midpoints, attribution ``grad . embedding`` per piece.
 
-jaxattn runs :func:`~jaxattn.explain.importance.leave_one_out` and
+jaxattn runs :func:`~jaxattn.explain.importance.leave_one_out`,
+:func:`~jaxattn.explain.importance.leave_one_out_words` and
 :func:`~jaxattn.explain.importance.integrated_gradients` over the length-sorted, bucketed
-batches ``jaxattn analyze`` uses (``--batch`` rows). PyTorch runs one sentence at a time,
-unpadded: LOO as one batch of the sentence's deletions (plus the original), IG as one batch of
-its path points, one backward pass. Each measurement is its own process; cold is its first
+batches ``jaxattn analyze`` uses (``--batch`` rows). Its LOO deletes only each row's own pieces
+(words): the (row, piece) pairs of a batch are packed into chunks of ``4 x --batch`` shortened
+rows (:func:`~jaxattn.explain.deletion.unit_deletion`), so padding costs nothing. PyTorch runs
+one sentence at a time, unpadded: LOO as one batch of the sentence's deletions (plus the
+original), IG as one batch of its path points, one backward pass. Each measurement is its own process; cold is its first
 pass (jaxattn compiles there), warm its second. Peak memory is the process's maximum resident
 set (``os.wait4``'s ``ru_maxrss``). The two sides' scores are compared on every sentence.
 """
@@ -64,12 +69,18 @@ def run_jax(what: str, n: int, batch: int, steps: int) -> dict:
     import jax
 
     from jaxattn.data.batching import eval_batches
-    from jaxattn.explain.importance import integrated_gradients, leave_one_out
+    from jaxattn.explain.importance import (
+        integrated_gradients,
+        leave_one_out,
+        leave_one_out_words,
+    )
 
     cfg, split, n, model, params, _ = sentences(n)
     batches = list(eval_batches(split, batch, cfg.train.buckets, np.arange(n)))
     if what == "loo":
         fn = jax.jit(lambda p, b: leave_one_out(model, p, b))
+    elif what == "loo_words":
+        fn = jax.jit(lambda p, b: leave_one_out_words(model, p, b))
     else:
         fn = jax.jit(lambda p, b: integrated_gradients(model, p, b, steps))
     times, scores = [], {}
@@ -78,7 +89,14 @@ def run_jax(what: str, n: int, batch: int, steps: int) -> dict:
         for b in batches:
             out = np.asarray(fn(params, b))
             for row, i in enumerate(b.index):
-                if i >= 0:
+                if i < 0:
+                    continue
+                if what == "loo_words":  # the word's score sits on its first piece
+                    word_index = np.asarray(b.word_index[row])
+                    words = np.zeros(split.num_words(int(i)))
+                    np.add.at(words, word_index[word_index >= 0], out[row][word_index >= 0])
+                    scores[int(i)] = words.tolist()
+                else:
                     scores[int(i)] = out[row][np.asarray(b.mask[row])].tolist()
         times.append(time.perf_counter() - start)
     return {"cold": times[0], "warm": times[1], "scores": scores,
@@ -100,9 +118,16 @@ def run_torch(what: str, n: int, steps: int, threads: int) -> dict:
         p.requires_grad_(False)
     words = hf.bert.embeddings.word_embeddings
 
-    def loo(ids):
+    def loo(ids, word_index):
         real = np.arange(1, len(ids) - 1)  # every piece; [CLS] and [SEP] stay
-        rows = [ids] + [np.delete(ids, t) for t in real]
+        return deletions(ids, [np.delete(ids, t) for t in real])
+
+    def loo_words(ids, word_index):
+        words = range(int(word_index.max(initial=-1)) + 1)
+        return deletions(ids, [ids[word_index != w] for w in words])
+
+    def deletions(ids, shorter):
+        rows = [ids] + shorter
         width = len(ids)
         padded = np.zeros((len(rows), width), np.int64)
         mask = np.zeros_like(padded)
@@ -114,7 +139,7 @@ def run_torch(what: str, n: int, steps: int, threads: int) -> dict:
                        attention_mask=torch.from_numpy(mask)).logits.softmax(-1).numpy()
         return (0.5 * np.abs(probs[1:] - probs[:1]).sum(-1)).tolist()
 
-    def ig(ids):
+    def ig(ids, word_index):
         ids_t = torch.from_numpy(np.asarray(ids, np.int64))[None]
         with torch.inference_mode():
             target = int(hf(input_ids=ids_t).logits.argmax(-1))
@@ -128,13 +153,13 @@ def run_torch(what: str, n: int, steps: int, threads: int) -> dict:
         (grad,) = torch.autograd.grad(probs.sum(), path)
         return ((grad.sum(0) * emb).sum(-1)[1:-1] / steps).tolist()
 
-    fn = loo if what == "loo" else ig
+    fn = {"loo": loo, "loo_words": loo_words, "ig": ig}[what]
     rows = [np.asarray(split.tokens[i], np.int64) for i in range(n)]
     times, scores = [], {}
     for _ in range(2):
         start = time.perf_counter()
         for i, ids in enumerate(rows):
-            scores[i] = fn(ids)
+            scores[i] = fn(ids, np.asarray(split.word_index[i]))
         times.append(time.perf_counter() - start)
     return {"cold": times[0], "warm": times[1], "scores": scores}
 
@@ -168,7 +193,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32, help="jaxattn's rows per batch")
     ap.add_argument("--ig-steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--only", default="loo,ig")
+    ap.add_argument("--only", default="loo,loo_words,ig")
     ap.add_argument("--json", default="")
     ap.add_argument("--child", nargs=2, metavar=("SIDE", "WHAT"), help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -103,6 +103,11 @@ class Batch:
         token types: 0 for the text, 1 for the query after it), or None (all 0).
       dropout_key: <uint32>[2] a PRNG key for training-time randomness (dropout), set by the
         trainer per batch; None everywhere else (evaluation, every analysis): deterministic.
+      word_index: <int32>[B, T] the word of each position (an index into the row's words, a
+        joined query's words after them), -1 where there is none (boundary markers, padding);
+        or None. A word vocabulary's tokens are each their own word; WordPiece splits a word
+        into several pieces, which share its index. Deleting a whole word deletes them all
+        (:mod:`jaxattn.explain.deletion`).
     """
 
     tokens: jnp.ndarray
@@ -117,10 +122,11 @@ class Batch:
     rationale: jnp.ndarray | None = None
     dropout_key: jnp.ndarray | None = None
     token_types: jnp.ndarray | None = None
+    word_index: jnp.ndarray | None = None
 
 
 # The fields of a Batch with a token axis (axis 1), which a token deletion shortens.
-TOKEN_FIELDS = ("tokens", "mask", "valid", "rationale", "token_types")
+TOKEN_FIELDS = ("tokens", "mask", "valid", "rationale", "token_types", "word_index")
 
 Inputs = Batch
 

@@ -23,8 +23,11 @@ DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
 
 
 def with_tokens(batch: Batch, tokens, query=None) -> Batch:
-    """``batch`` with new token ids (and query ids), their masks recomputed from the special ids."""
-    out = batch.replace(tokens=tokens, mask=real_token_mask(tokens), valid=tokens != PAD)
+    """``batch`` with new token ids (and query ids) of a word vocabulary, their masks and word
+    index recomputed from the special ids."""
+    mask = real_token_mask(tokens)
+    out = batch.replace(tokens=tokens, mask=mask, valid=tokens != PAD,
+                        word_index=jnp.where(mask, jnp.cumsum(mask, axis=-1) - 1, -1))
     if query is not None:
         out = out.replace(query=query, query_valid=query != PAD)
     return out
@@ -184,6 +187,7 @@ def make_batch(
     return Batch(
         tokens=tokens,
         mask=word_index > 0,
+        word_index=word_index - 1,
         valid=valid,
         token_types=token_types,
         labels=labels,
@@ -225,16 +229,21 @@ def eval_batches(
         yield make_batch(split, order[i : i + batch_size], batch_size, buckets)
 
 
+# What each token field of a Batch holds at a padding position.
+TOKEN_PADDING = {"tokens": PAD, "mask": False, "valid": False, "rationale": False,
+                 "token_types": 0, "word_index": -1}
+
+
 def pad_batch(batch: Batch, length: int, query_length: int | None = None) -> Batch:
     """``batch`` with its token axis (and the query's) padded up to ``length`` (``query_length``)."""
 
-    def pad(x, to):
+    def pad(x, to, value=0):
         if x is None or to is None or x.shape[1] == to:
             return x
-        return np.pad(np.asarray(x), ((0, 0), (0, to - x.shape[1])))
+        return np.pad(np.asarray(x), ((0, 0), (0, to - x.shape[1])), constant_values=value)
 
     return batch.replace(
-        **{name: pad(getattr(batch, name), length) for name in TOKEN_FIELDS},
+        **{name: pad(getattr(batch, name), length, TOKEN_PADDING[name]) for name in TOKEN_FIELDS},
         query=pad(batch.query, query_length),
         query_valid=pad(batch.query_valid, query_length),
     )
@@ -281,8 +290,8 @@ def keep_tokens(batch: Batch, keep: jnp.ndarray) -> Batch:
 
     out = {name: gather(name) for name in ("mask", "valid", "rationale")
            if getattr(batch, name) is not None}
-    tokens = jnp.where(kept, jnp.take_along_axis(batch.tokens, order, axis=-1), PAD)
-    if batch.token_types is not None:
-        out["token_types"] = jnp.where(
-            kept, jnp.take_along_axis(batch.token_types, order, axis=-1), 0)
-    return batch.replace(tokens=tokens, **out)
+    for name in ("tokens", "token_types", "word_index"):
+        if getattr(batch, name) is not None:
+            values = jnp.take_along_axis(getattr(batch, name), order, axis=-1)
+            out[name] = jnp.where(kept, values, TOKEN_PADDING[name])
+    return batch.replace(**out)

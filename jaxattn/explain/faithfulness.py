@@ -9,6 +9,11 @@ For each importance ranking and each bin ``k`` in :data:`BINS`, the rationale ``
 * sufficiency ``p(y|x) - p(y|r)``: low when the rationale alone keeps the decision;
 * AOPC: the mean of either over the bins.
 
+With ``unit="word"`` (word pieces) the units are words (``Batch.word_index``): the rationale is
+the ``max(1, floor(k n_words))`` highest-scoring words, a word scoring the sum of its pieces'
+scores (ties: the earlier word first), and every piece of a chosen word is deleted. On data whose
+words are single tokens both units give the same numbers.
+
 Tokens are *deleted*: the kept tokens (with the boundary markers) move left in their original
 order and the sequence gets shorter, as if the text had been written without them
 (:func:`jaxattn.data.batching.keep_tokens`). Every method x bin x (without r, only r) input of a batch is one vmapped
@@ -23,14 +28,41 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxattn.core.protocol import AttentionModel, Batch, Params, model_logits
 from jaxattn.data.batching import keep_tokens, kept_first
+from jaxattn.explain.deletion import first_of_unit, per_token_inputs, same_unit, word_units
 from jaxattn.explain.erasure import descending_ranks
-from jaxattn.explain.importance import _per_token_inputs
 from jaxattn.explain.interventions import instance_keys
 
 BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
+# What a rationale is made of: word pieces (tokens) or whole words. "auto": words when some word
+# of the data has several pieces, else tokens (the two agree when every word is one token).
+UNITS = ("auto", "word", "piece")
+
+
+def has_multi_piece_words(word_index) -> bool:
+    """Whether some word of ``word_index`` <int>[N, T] (-1: no word) spans several positions
+    (on the host: a property of the data, not of a traced batch)."""
+    if word_index is None:
+        return False
+    index = np.asarray(word_index)
+    for row in index:
+        words = row[row >= 0]
+        if len(np.unique(words)) < len(words):
+            return True
+    return False
+
+
+def resolve_unit(unit: str, word_index) -> str:
+    """``"word"`` or ``"piece"``: the unit ``unit`` (one of :data:`UNITS`) means for data with
+    ``word_index`` <int>[N, T] (None: a word vocabulary)."""
+    if unit not in UNITS:
+        raise ValueError(f"ERASER unit {unit!r} is not one of {', '.join(UNITS)}")
+    if unit == "auto":
+        return "word" if has_multi_piece_words(word_index) else "piece"
+    return unit
 
 
 def rationale_sizes(mask: jnp.ndarray, bins=BINS) -> jnp.ndarray:
@@ -40,29 +72,58 @@ def rationale_sizes(mask: jnp.ndarray, bins=BINS) -> jnp.ndarray:
     return jnp.where(n[None] > 0, jnp.maximum(k, 1), 0)
 
 
+def rationales(scores: jnp.ndarray, mask: jnp.ndarray, units: jnp.ndarray | None,
+               bins=BINS) -> jnp.ndarray:
+    """<bool>[K, B, T] each bin's rationale: the top ``max(1, floor(k n))`` of the ``n`` units.
+
+    Args:
+      scores: <float32>[B, T] per-token scores.
+      mask: <bool>[B, T] real tokens.
+      units: <int32>[B, T] the unit (word) of each real token, -1 elsewhere; None: every real
+        token its own unit. A unit scores the sum of its tokens' scores, ranks by its first
+        token's position on ties, and is in the rationale with all of its tokens.
+    """
+    if units is None:
+        return mask[None] & (descending_ranks(scores, mask)[None]
+                             < rationale_sizes(mask, bins)[..., None])
+    same = same_unit(units)  # [B, T, T]
+    first = first_of_unit(units)
+    unit_scores = jnp.einsum("bpq,bq->bp", same.astype(scores.dtype), jnp.where(mask, scores, 0))
+    chosen = first[None] & (descending_ranks(unit_scores, first)[None]
+                            < rationale_sizes(first, bins)[..., None])  # [K, B, T] first tokens
+    return mask[None] & jnp.einsum("bpq,kbq->kbp", same.astype(jnp.int32),
+                                   chosen.astype(jnp.int32)).astype(bool)
+
+
 def random_scores(key: jax.Array, index: jnp.ndarray, steps: int) -> jnp.ndarray:
     """<float32>[B, T] a random ranking per instance (the floor every method should beat)."""
     return jax.vmap(lambda k: jax.random.uniform(k, (steps,)))(instance_keys(key, index))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "bins"))
+@functools.partial(jax.jit, static_argnames=("model", "bins", "unit"))
 def comprehensiveness_sufficiency(
     model: AttentionModel,
     params: Params,
     batch: Batch,
     scores: jnp.ndarray,
     bins: tuple[float, ...] = BINS,
+    unit: str = "piece",
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """Comprehensiveness and sufficiency of every ranking at every bin.
 
     Args:
       scores: <float32>[M, B, T] M rankings of the tokens (high = important).
+      unit: ``"piece"`` (rationales of tokens) or ``"word"`` (of whole words, by
+        ``batch.word_index``; each word scores the sum of its pieces' scores).
     Returns:
       (comprehensiveness <float32>[M, B, K], sufficiency <float32>[M, B, K], p(y|x) <float32>[B]);
       0 for rows without real tokens.
     """
+    if unit not in ("piece", "word"):
+        raise ValueError(f"ERASER unit {unit!r} is not 'piece' or 'word'")
     query = batch.replace(rationale=None)
-    inputs, encoder, _ = _per_token_inputs(model, params, query)
+    inputs, encoder, _ = per_token_inputs(model, params, query)
+    units = word_units(batch) if unit == "word" else None
 
     def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
         # The model's own output (a pooling model's decode(attend), a [CLS] head's logits):
@@ -72,7 +133,6 @@ def comprehensiveness_sufficiency(
     full = output(query, inputs)
     target = jnp.argmax(full, axis=-1)[:, None]
     p_full = jnp.take_along_axis(full, target, axis=-1)[:, 0]
-    sizes = rationale_sizes(batch.mask, bins)  # [K, B]
     boundary = batch.valid & ~batch.mask
 
     def probability(keep):
@@ -81,8 +141,7 @@ def comprehensiveness_sufficiency(
         return jnp.take_along_axis(probs, target, axis=-1)[:, 0]
 
     def one_ranking(s):
-        ranks = descending_ranks(s, batch.mask)
-        rationale = batch.mask[None] & (ranks[None] < sizes[..., None])  # [K, B, T]
+        rationale = rationales(s, batch.mask, units, bins)  # [K, B, T]
         # [2K, B, T]: without the rationale, then the rationale alone (with the boundary markers)
         keeps = jnp.concatenate([batch.valid[None] & ~rationale, boundary[None] | rationale])
         p = jax.vmap(probability)(keeps)  # [2K, B]

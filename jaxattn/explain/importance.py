@@ -24,19 +24,17 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.metrics import tvd
 from jaxattn.core.protocol import (
     BaseModel,
     Batch,
     Encoded,
     Params,
-    delete_position,
-    delete_token,
-    has_features,
     has_pooling_attention,
     model_logits,
     predict_logits,
 )
+from jaxattn.explain.deletion import per_token_inputs as _per_token_inputs
+from jaxattn.explain.deletion import token_units, unit_deletion, word_units
 
 
 def normalize_magnitude(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -69,21 +67,6 @@ def _class_probability(
 def predicted_class(model: BaseModel, params: Params, batch: Batch) -> jnp.ndarray:
     """<int32>[B] the class the model predicts (binary: 1 iff p > 0.5)."""
     return jnp.argmax(model.probs(predict_logits(model, params, batch)), axis=-1)
-
-
-def _per_token_inputs(model: BaseModel, params: Params, batch: Batch):
-    """(per-token inputs [B, T, ...], their encoder ``(batch, inputs) -> Encoded``, and the
-    part of the inputs that is linear in the embeddings).
-
-    With the fast path these are the features (``f(e)``, linear part ``f(e) - f(0)``); without,
-    the embeddings themselves.
-    """
-    embedded = model.embed(params, batch.tokens)
-    if not has_features(model):
-        return embedded, lambda b, x: model.encode_embedded(params, b, x), embedded
-    features = model.featurize(params, embedded)
-    offset = model.featurize(params, jnp.zeros_like(embedded[:1, :1]))  # f(0), [1, 1, ...]
-    return features, lambda b, x: model.encode_features(params, b, x), features - offset
 
 
 def _predicted_probability(
@@ -229,48 +212,38 @@ def integrated_gradients_importance(
     return normalize_magnitude(integrated_gradients(model, params, batch, steps, chunk), batch.mask)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
 def leave_one_out(
     model: BaseModel, params: Params, batch: Batch, chunk: int = 4
 ) -> jnp.ndarray:
     """Output change when each real token is deleted (the sequence gets one shorter).
 
-    Each position is deleted from every row (:func:`~jaxattn.core.protocol.delete_token`) and
-    the model is re-run on the shorter batch. Per-token inputs (the embeddings, or the
-    ``featurize`` features on the fast path: the BiLSTM's input projections, the Average encoder's
-    whole token layer) are computed once and the deleted token's row dropped, which is exactly
-    what re-encoding the shorter text would compute. Positions are vmapped ``chunk`` at a time
-    (``lax.map``) to bound memory, and chunks outside the batch's real tokens are skipped
-    (``lax.cond``). Deleting a position that is not a real token of its row is computed but
-    masked out.
+    Each real token of each row is deleted from its row alone and the model re-run on the
+    shorter text (:func:`~jaxattn.explain.deletion.unit_deletion`, every token its own unit).
+    Per-token inputs (the embeddings, or the ``featurize`` features on the fast path: the
+    BiLSTM's input projections, the Average encoder's whole token layer) are computed once and
+    the deleted token's row dropped, which is exactly what re-encoding the shorter text would
+    compute. Only the (row, real token) pairs are computed, ``chunk x B`` of them at a time (the
+    memory of deleting ``chunk`` positions from every row), so padding costs nothing.
 
     Returns:
       <float32>[B, T] TVD between the output distributions with and without the token
       (binary: ``|delta p|``), 0 at non-real positions.
     """
-    inputs, encoder, _ = _per_token_inputs(model, params, batch)
+    return unit_deletion(model, params, batch, token_units(batch),
+                         chunk=chunk * batch.tokens.shape[0])
 
-    def output(b: Batch, x: jnp.ndarray) -> jnp.ndarray:
-        return model.probs(model_logits(model, params, encoder(b, x)))
 
-    probs = output(batch, inputs)
-    steps = batch.tokens.shape[1]
-    position = jnp.arange(steps)[None]
-    first = jnp.min(jnp.where(batch.mask, position, steps))  # the batch's first real token
-    last = jnp.max(jnp.where(batch.mask, position, -1))  # and its last
-    plain = batch.replace(rationale=None)
+def leave_one_out_words(
+    model: BaseModel, params: Params, batch: Batch, chunk: int = 4
+) -> jnp.ndarray:
+    """Output change when each word is deleted: every piece of the word at once
+    (``batch.word_index``; a word vocabulary's tokens are each a word, so this is
+    :func:`leave_one_out`).
 
-    def deleted_probs(position):
-        return output(delete_token(plain, position), delete_position(inputs, position))
-
-    def chunk_probs(positions):
-        return jax.lax.cond(
-            (positions[0] <= last) & (positions[-1] >= first),
-            lambda: jax.vmap(deleted_probs)(positions),
-            lambda: jnp.broadcast_to(probs, positions.shape + probs.shape),
-        )
-
-    chunks = -(-steps // chunk)
-    positions = jnp.minimum(jnp.arange(chunks * chunk), steps - 1).reshape(chunks, chunk)
-    changed = jax.lax.map(chunk_probs, positions).reshape(chunks * chunk, *probs.shape)[:steps]
-    return jnp.where(batch.mask, tvd(changed, probs[None]).T, 0.0)
+    Returns:
+      <float32>[B, T] the TVD of deleting each word at the word's first piece, 0 at its other
+      pieces and at non-real positions: summing over each word's pieces (the per-word rule of
+      the reports) gives the word's own deletion score, not a sum of its pieces' deletions.
+    """
+    return unit_deletion(model, params, batch, word_units(batch),
+                         chunk=chunk * batch.tokens.shape[0])

@@ -198,6 +198,7 @@ def test_the_stages_it_can_run_run_and_the_others_say_why_not(setup):
         assert "'pooling'" in skipped[name] and "FirstTokenClassifier" in skipped[name]
     assert "'affine_decoder'" in skipped["norm"] and "self_attention" in skipped["self_attn"]
     assert "'self_attention_seam'" in skipped["summaries"] and "eraser" not in skipped
+    assert "every word is a single token" in skipped["loo_words"]
     runnable = applicable_stages(model, params, split, indices)
     assert {"grad", "loo", "ig", "eraser"} <= set(runnable)  # ERASER only deletes tokens
     assert not {"perm", "adv", "erasure", "norm", "summaries"} & set(runnable)

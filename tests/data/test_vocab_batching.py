@@ -2,11 +2,15 @@
 
 import numpy as np
 
+from jaxattn.core.protocol import delete_token
 from jaxattn.data.batching import (
+    EncodedSplit,
     bucket_length,
     encode_split,
     eval_batches,
+    keep_tokens,
     make_batch,
+    pad_batch,
     training_batches,
 )
 from jaxattn.data.dataset import Dataset, Example
@@ -94,6 +98,24 @@ def test_mask_excludes_boundaries():
         assert mask[r].sum() == len(ds.splits["train"][r].tokens)
         assert not mask[r, 0]
     assert not mask[2].any()
+
+
+def test_the_word_index_follows_every_change_of_the_token_axis():
+    # Row 0: [CLS] a b## b## c [SEP]; row 1: [CLS] d [SEP] (made-up ids, 2 words of 3 pieces).
+    split = EncodedSplit(
+        [np.asarray([SOS, 10, 11, 12, 13, EOS]), np.asarray([SOS, 14, EOS])], np.zeros(2, int),
+        word_index=[np.asarray([-1, 0, 1, 1, 2, -1]), np.asarray([-1, 0, -1])])
+    batch = make_batch(split, [0, 1], 3, buckets=(8,))
+    assert np.asarray(batch.word_index).tolist() == [
+        [-1, 0, 1, 1, 2, -1, -1, -1], [-1, 0, -1, -1, -1, -1, -1, -1], [-1] * 8]
+    assert np.array_equal(np.asarray(batch.mask), np.asarray(batch.word_index) >= 0)
+    assert np.asarray(pad_batch(batch, 10).word_index)[:, 8:].tolist() == [[-1, -1]] * 3
+    assert np.asarray(delete_token(batch, 2).word_index)[0].tolist() == [-1, 0, 1, 2, -1, -1,
+                                                                          -1]
+    keep = np.asarray(batch.valid) & (np.asarray(batch.word_index) != 1)  # word 1 of row 0 out
+    kept = keep_tokens(batch, keep)
+    assert np.asarray(kept.word_index)[0].tolist() == [-1, 0, 2, -1, -1, -1, -1, -1]
+    assert np.asarray(kept.tokens)[0].tolist() == [SOS, 10, 13, EOS, PAD, PAD, PAD, PAD]
 
 
 def test_text_spelled_like_a_special_token_is_an_ordinary_word(tmp_path):

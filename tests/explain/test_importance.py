@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxattn.core.protocol import delete_position
 from jaxattn.data.batching import with_tokens
 from jaxattn.explain import importance
 from jaxattn.models.model import build_model
@@ -174,7 +175,7 @@ def test_pair_models_score_passage_tokens_only(data, task):
 def test_delete_position_shortens_every_row():
     tokens = jnp.asarray([[2, 10, 11, 12, 3], [2, 20, 21, 3, 0]])
     np.testing.assert_array_equal(
-        importance.delete_position(tokens, 2), [[2, 10, 12, 3], [2, 20, 3, 0]]
+        delete_position(tokens, 2), [[2, 10, 12, 3], [2, 20, 3, 0]]
     )
 
 

@@ -36,7 +36,8 @@ def run_dir(tmp_path_factory):
 
 def test_a_stage_brings_the_stages_it_reads():
     assert chosen_stages({"erasure"}) == ["loo", "ig", "summaries", "erasure"]
-    assert chosen_stages({"eraser"}) == ["grad", "loo", "ig", "summaries", "norm", "eraser"]
+    assert chosen_stages({"eraser"}) == ["grad", "loo", "loo_words", "ig", "summaries", "norm",
+                                         "eraser"]
 
 
 def test_a_stage_reading_others_is_keyed_on_their_keys():
@@ -61,7 +62,10 @@ def test_battery_tables_and_headline_figures(run_dir):
     assert 1 <= eraser["attention_rank_comprehensiveness"] <= eraser["n_methods"] == 7
     plaus = summary["plausibility"]["headline"]
     assert set(plaus["auprc"]) == set(eraser["aopc_comprehensiveness"])
+    assert summary["eraser"]["unit"] == "piece"  # a word vocabulary: every word one token
+    assert not (out / "loo_words.npz").exists()  # skipped: it would be loo
     tables = (out / "tables.md").read_text()
+    assert "top k% of the tokens deleted" in tables
     for title in ("ERASER comprehensiveness", "ERASER sufficiency", "Plausibility against"):
         assert title in tables
     assert "random ranking (floor)" in tables and "norm-based (Kobayashi)" in tables

@@ -175,12 +175,17 @@ def test_the_table_and_the_verdict_rows_of_a_bert_study(bert_study):
     block = summary["self_attention_summaries"]
     assert block["query"] == "[CLS] (first position)"
     assert block["flow"]["beyond_limit"] == 0
-    assert list(block["methods"]) == [*stage.SUMMARY_KEYS, "grad", "loo", "ig", "random"]
-    assert {"sa_raw", "sa_flow", "sa_chefer"} <= set(summary["eraser"]["methods"])
+    assert list(block["methods"]) == [*stage.SUMMARY_KEYS, "grad", "loo", "loo_words", "ig",
+                                      "random"]
+    assert {"tau_grad", "tau_loo", "tau_loo_words"} <= set(block["methods"]["sa_raw"])
+    assert {"sa_raw", "sa_flow", "sa_chefer", "loo_words"} <= set(summary["eraser"]["methods"])
+    assert summary["eraser"]["unit"] == "word"  # the synthetic words split into pieces
     assert "sa_rollout" in summary["plausibility"]["methods"]
     tables = (folder / "tables.md").read_text()
     assert TITLE in tables
     assert "tau vs LOO (per word)" in tables and "AUPRC vs rationale (per word)" in tables
+    assert "tau vs word LOO (per word)" in tables and "ERASER deletes whole words" in tables
+    assert "top k% of the words deleted" in tables
     assert "Abnar & Zuidema 2020" in tables and "Neely et al. 2022" in tables
     verdict = tables[: tables.index(TITLE)]  # the verdict opens tables.md
     rows = [line for line in verdict.splitlines() if line.startswith("| self-attention summary:")]

@@ -22,6 +22,7 @@ from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import Vocab
 from jaxattn.explain.erasure import LIMITS
+from jaxattn.explain.faithfulness import UNITS as ERASER_UNITS
 from jaxattn.models.vocab_features import with_vocabulary_features
 from jaxattn.runs.run import load_run
 from jaxattn.runtime.compile_cache import enable_compilation_cache
@@ -59,9 +60,12 @@ def analysis_options(options: dict) -> AnalysisOptions:
     if opts.erasure_limit not in LIMITS:
         raise ConfigError(f"analyze: option erasure_limit={opts.erasure_limit!r} is not one of "
                           f"{', '.join(repr(x) for x in LIMITS)}")
+    if opts.eraser_unit not in ERASER_UNITS:
+        raise ConfigError(f"analyze: option eraser_unit={opts.eraser_unit!r} is not one of "
+                          f"{', '.join(repr(x) for x in ERASER_UNITS)}")
     for f in dataclasses.fields(opts):
         value = getattr(opts, f.name)
-        if f.name == "erasure_limit" or f.name in head_stages.TEXT_OPTIONS:
+        if f.name in ("erasure_limit", "eraser_unit") or f.name in head_stages.TEXT_OPTIONS:
             continue
         if f.name in ("seed", "samples", "topk") and value < 0 or (
             f.name not in ("seed", "samples", "topk", "buckets", "adv_learning_rate", "epsilon")
@@ -103,11 +107,19 @@ def chosen_stages(only) -> list[str]:
         wanted |= inputs
 
 
+def _has_multi_piece_word(word_index: np.ndarray) -> bool:
+    """Whether some word of one row's ``word_index`` <int32>[N] has several pieces."""
+    words = word_index[word_index >= 0]
+    return len(np.unique(words)) < len(words)
+
+
 def skipped_stages(model: AttentionModel, params: Params, split, indices) -> dict[str, str]:
     """Stage name -> why it cannot run on ``model``, for the registered stages (and the
-    always-run ``attention``) that cannot (asked on the first instance, padded to its own
-    length)."""
-    one = make_batch(split, indices[:1], buckets=(len(split.tokens[indices[0]]),))
+    always-run ``attention``) that cannot (asked on one instance, padded to its own length: the
+    first with a word of several pieces, so that a stage for word pieces sees them, else the
+    first)."""
+    probe = next((i for i in indices if _has_multi_piece_word(split.word_index[i])), indices[0])
+    one = make_batch(split, [probe], buckets=(len(split.tokens[probe]),))
     reasons = {s: skip_reason(STAGE_SPECS[s], model, params, one) for s in ("attention", *list_stages())}
     return {s: why for s, why in reasons.items() if why is not None}
 

@@ -44,6 +44,9 @@ from jaxattn.studies.self_attention.summaries import FLOW, SUMMARY_KEYS, SUMMARY
 # The importances every faithfulness / plausibility table compares (those computed), in order;
 # the summaries of self-attention are there for the models that have the seam.
 METHODS = ("attn", "grad", "grad_through", "loo", "ig", "norm", *SUMMARY_KEYS)
+# ERASER also ranks by word leave-one-out (word pieces only: its score sits on each word's
+# first piece, so a word's summed score is the deletion of the whole word).
+ERASER_METHODS = (*METHODS, "loo_words")
 # Many-weight erasure's rankings beyond its own: attention flow is left out, as it is NaN on
 # rows beyond its length limit and a removal count cannot say "not computed".
 ERASURE_RANKINGS = ("loo", "ig", *(k for k in SUMMARY_KEYS if k != FLOW))
@@ -95,7 +98,11 @@ def eraser_tests(model, params, batch, opts, given):
     missing = [unscored(given[n], batch.mask) for n in sorted(given)]
     scores = jnp.stack([*(jnp.nan_to_num(given[n]) for n in sorted(given)),
                         _random_scores(opts, "eraser", batch)])
-    comp, suff, p_full = faithfulness.comprehensiveness_sufficiency(model, params, batch, scores)
+    # "auto" deletes words wherever the batch knows them: on words of one token each that is
+    # deleting tokens, number for number, and every batch shares one program.
+    unit = "piece" if opts.eraser_unit == "piece" or batch.word_index is None else "word"
+    comp, suff, p_full = faithfulness.comprehensiveness_sufficiency(model, params, batch, scores,
+                                                                    unit=unit)
     comp, suff = np.asarray(comp), np.asarray(suff)
     out = {"p_full": p_full}
     for m, name in enumerate(names):
@@ -229,7 +236,12 @@ def _summarize_eraser(data) -> dict:
         "attention_rank_sufficiency": _rank(aopc_s, "attn", higher_better=False),
         "n_methods": len(methods),
     }
-    return {"eraser": {"bins": list(faithfulness.BINS), "methods": methods, "headline": headline}}
+    # Files without the option (older) deleted tokens.
+    option = getattr(data, "meta", {}).get("eraser", {}).get("options", {}).get("eraser_unit",
+                                                                                 "piece")
+    unit = faithfulness.resolve_unit(option, data.word_index)
+    return {"eraser": {"bins": list(faithfulness.BINS), "methods": methods, "headline": headline,
+                       "unit": unit}}
 
 
 def _summarize_plausibility(data) -> dict:
@@ -308,14 +320,23 @@ RANKING_LABELS = {
 }
 
 
+UNIT_LABELS = {
+    "piece": "top k% of the tokens deleted",
+    "word": "top k% of the words deleted, every piece of each, a word scoring the sum of its "
+            "pieces",
+}
+
+
 def _eraser_tables(summary: dict) -> list[tuple[str, list[dict]]]:
     er = summary["eraser"]
     bins = [f"{round(100 * b)}%" for b in er["bins"]]
+    units = UNIT_LABELS.get(er.get("unit", "piece"), er.get("unit"))
     tables = []
     for measure, title in (
         ("comprehensiveness", "ERASER comprehensiveness p(y|x) - p(y|x without top k%) "
-                              "(higher = more faithful)"),
-        ("sufficiency", "ERASER sufficiency p(y|x) - p(y|top k% only) (lower = more faithful)"),
+                              f"(higher = more faithful; {units})"),
+        ("sufficiency", "ERASER sufficiency p(y|x) - p(y|top k% only) (lower = more faithful; "
+                        f"{units})"),
     ):
         rows = []
         for stats in er["methods"].values():
@@ -365,7 +386,8 @@ BATTERY_SPECS: dict[str, Stage] = {
     ),
     "eraser": Stage(
         # Only tokens are deleted: every model runs it ([CLS] / [SEP] stay, as boundary markers).
-        "eraser", eraser_tests, (), ("seed",), "eraser_batch_size", needs=METHODS, stream=4,
+        "eraser", eraser_tests, (), ("seed", "eraser_unit"), "eraser_batch_size",
+        needs=ERASER_METHODS, stream=4,
         summarize=_summarize_eraser, tables=_eraser_tables,
     ),
     "plausibility": Stage(

@@ -4,6 +4,9 @@
 attention  the model's attention and output distribution (always run; the others refer to it)
 grad       gradient importance below attention (J&W) and through it
 loo        leave-one-out: output TVD when each token is deleted
+loo_words  leave-one-out of whole words: every piece of a word deleted at once (data of word
+           pieces only); the score sits on the word's first piece, so the per-word sum of the
+           reports is the word's own deletion
 ig         integrated gradients (zero baseline on the real tokens)
 perm       attention permuted over the real tokens P times; per instance the median output TVD
 adv        K adversarial attentions per instance; max JSD within epsilon
@@ -41,6 +44,7 @@ from jaxattn.core.protocol import (
     predict_logits,
 )
 from jaxattn.explain import agreement, importance, interventions
+from jaxattn.explain.faithfulness import has_multi_piece_words
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
 from jaxattn.studies import registry
@@ -79,6 +83,9 @@ class AnalysisOptions:
     # removal leaves a zero context) or at most n - 1 ("n-1"); jaxattn.explain.erasure.LIMITS.
     erasure_limit: str = "all"
     eraser_batch_size: int = 16
+    # ERASER's rationales: of whole words ("word": every piece of a chosen word deleted), of
+    # tokens ("piece"), or "auto": words when some word spans several pieces, else tokens.
+    eraser_unit: str = "auto"
     summaries_batch_size: int = 8  # the attention summaries hold [L, B, H, T, T] maps per batch
     topk: int = 5
     # Head-level stages (jaxattn.studies.self_attention.heads): heads replaces each (layer,
@@ -131,6 +138,16 @@ def gradients(model, params, batch, opts):
 
 def leave_one_out(model, params, batch, opts):
     return {"loo": importance.leave_one_out(model, params, batch, chunk=opts.loo_chunk)}
+
+
+def leave_one_out_words(model, params, batch, opts):
+    return {"loo_words": importance.leave_one_out_words(model, params, batch,
+                                                        chunk=opts.loo_chunk)}
+
+
+def _has_word_pieces(model, params, batch) -> bool:
+    """Whether some word of ``batch`` spans several pieces (else word LOO is token LOO)."""
+    return has_multi_piece_words(batch.word_index)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "steps", "chunk"))
@@ -376,6 +393,13 @@ STAGE_SPECS: dict[str, Stage] = {
         "loo", leave_one_out, ("loo",), (), "loo_batch_size",
         importances=(("loo", "leave-one-out"),),
     ),
+    "loo_words": Stage(
+        "loo_words", leave_one_out_words, ("loo_words",), (), "loo_batch_size",
+        importances=(("loo_words", "leave-one-out (whole words)"),),
+        applies=_has_word_pieces,
+        skip_note="every word is a single token (a word vocabulary): word leave-one-out is "
+                  "leave-one-out",
+    ),
     "ig": Stage(
         "ig", integrated_gradients, ("ig", "ig_signed"), ("ig_steps",), "ig_batch_size",
         importances=(("ig", "integrated gradients"),),
@@ -419,6 +443,7 @@ _DESCRIPTIONS = {
     "attention": "the model's attention and output distribution (always run)",
     "grad": "gradient importance below attention (J&W) and through it",
     "loo": "leave-one-out: output TVD when each token is deleted",
+    "loo_words": "leave-one-out of whole words (every piece of a word deleted; word pieces only)",
     "ig": "integrated gradients (zero baseline on the real tokens)",
     "perm": "attention permuted P times over the real tokens; median output TVD",
     "adv": "K adversarial attentions per instance; max JSD within epsilon",

@@ -3,9 +3,11 @@ attention is most faithful on this model", and its verdict rows.
 
 Every figure is per word where the data has word pieces (a word's importance is the sum of its
 pieces', :meth:`~jaxattn.studies.jain_wallace.summary.AnalysisData.word_values`): Kendall tau
-against gradient and leave-one-out importance, and AUPRC against the rationale. ERASER
-comprehensiveness / sufficiency come from the ``eraser`` stage, which deletes word pieces (the
-top k% of the pieces). Rows whose attention flow was not solved (longer than the flow limit) are
+against gradient and leave-one-out importance (and word leave-one-out, whose per-word value is
+the deletion of the whole word), and AUPRC against the rationale. ERASER comprehensiveness /
+sufficiency come from the ``eraser`` stage, which deletes whole words on word pieces (the top k%
+of the words, each scoring the sum of its pieces) unless its ``eraser_unit`` option says
+pieces. Rows whose attention flow was not solved (longer than the flow limit) are
 NaN there and left out of every mean; the stage's summary says how many.
 """
 
@@ -19,7 +21,10 @@ from jaxattn.report.tables import mean_std
 from jaxattn.report.verdict_summaries import summary_rows
 
 RULE = "a word's importance is the sum of its pieces'"
-BASELINES = ("grad", "loo", "ig")
+BASELINES = ("grad", "loo", "loo_words", "ig")
+# The importances every method's per-word tau is taken with (those computed). Word LOO deletes
+# whole words: its per-word value is the word's own deletion score.
+REFERENCES = ("grad", "loo", "loo_words")
 RANDOM_LABEL = "random ranking (floor)"
 FLOW_WHY = ("the exact max-flow graph has L T^2 edges per token and instance (L layers, T "
             "positions), so rows longer than the limit are not solved; their flow is NaN and "
@@ -70,12 +75,12 @@ def summarize(data, keys, random: str, beyond: str, query: str, limit: int) -> d
     imps = data.importances()
     scored = {k: imps[k] for k in (*keys, *BASELINES) if k in imps}
     scored["random"] = res[random]
-    grad, loo = imps.get("grad"), imps.get("loo")
     methods = {}
     for name, values in scored.items():
         entry = {"label": RANDOM_LABEL if name == "random" else data.labels_of.get(name, name),
                  "summary": name in keys}
-        for other, ref in (("grad", grad), ("loo", loo)):
+        for other in REFERENCES:
+            ref = imps.get(other)
             if ref is not None and other != name:
                 entry[f"tau_{other}"] = agreement.summarize(tau(data, values, ref))
         found = auprc(data, values)
@@ -105,6 +110,7 @@ def _eraser_of(summary: dict, name: str) -> dict:
 def faithfulness_rows(summary: dict) -> list[dict]:
     """One row per method: tau with gradient / LOO (per word), ERASER AOPC, AUPRC (per word)."""
     block = summary["self_attention_summaries"]
+    words = "loo_words" in block["methods"]
     rows = []
     for name, m in block["methods"].items():
         eraser = _eraser_of(summary, name)
@@ -115,6 +121,10 @@ def faithfulness_rows(summary: dict) -> list[dict]:
             "importance": label,
             "tau vs gradient (per word)": _ms(m.get("tau_grad"), 2) or "–",
             "tau vs LOO (per word)": _ms(m.get("tau_loo"), 2) or "–",
+        }
+        if words:
+            row["tau vs word LOO (per word)"] = _ms(m.get("tau_loo_words"), 2) or "–"
+        row |= {
             "ERASER comprehensiveness AOPC (higher better)":
                 _ms(eraser.get("aopc_comprehensiveness")) or "eraser not run",
             "ERASER sufficiency AOPC (lower better)":
@@ -131,9 +141,11 @@ def faithfulness_rows(summary: dict) -> list[dict]:
 def tables(summary: dict) -> list[tuple[str, list[dict]]]:
     block = summary["self_attention_summaries"]
     flow = block["flow"]
-    title = (f"{TITLE} (query row: {block['query']}; per word: {block['rule']}; ERASER deletes "
-             "word pieces; the random row's ERASER figures are the eraser stage's own random "
-             "ranking)")
+    deletes = ("whole words" if (summary.get("eraser") or {}).get("unit") == "word"
+               else "word pieces")
+    title = (f"{TITLE} (query row: {block['query']}; per word: {block['rule']}, word LOO's the "
+             f"deletion of the whole word; ERASER deletes {deletes}; the random row's ERASER "
+             "figures are the eraser stage's own random ranking)")
     limits = [{"summary": "attention flow", "length limit (positions)": flow["limit"],
                "rows beyond the limit": flow["beyond_limit"], "rows": flow["n"],
                "why": flow["why"]}]
