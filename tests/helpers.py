@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import traceback
+import warnings
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from jaxattn.cli import commands
 from jaxattn.data.batching import Batch, EncodedSplit, encode_split, make_batch
 from jaxattn.data.generators import make_synthetic
 from jaxattn.data.vocab import PAD, Vocab, real_token_mask
@@ -147,3 +150,28 @@ def perturbed(params, seed=1, scale=0.3):
     return jax.tree_util.tree_unflatten(
         tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
     )
+
+
+def cli_here(argv, capfd=None) -> tuple[int, str]:
+    """(exit status, stderr) of ``jaxattn.cli.main(argv)`` run in this process, as
+    ``python -m jaxattn.cli`` would end: an exception out of ``main`` is its traceback on stderr,
+    a warning its line (the categories a fresh interpreter shows), and argparse's ``SystemExit``
+    its status. stderr is what ``capfd`` captured during the call (nothing without it)."""
+    if capfd is not None:
+        capfd.readouterr()  # drop what came before
+    extra = ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                       ResourceWarning):
+            warnings.filterwarnings("ignore", category=hidden)
+        try:
+            status = commands.main(list(argv))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+            status = code if isinstance(code, int) else 0 if code is None else 1
+        except BaseException:  # noqa: B036 - any escape is the traceback a user would see
+            extra, status = traceback.format_exc(), 1
+    for w in caught:  # printed on stderr by a fresh interpreter
+        extra += warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    return status, (capfd.readouterr().err if capfd is not None else "") + extra

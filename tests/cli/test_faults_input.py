@@ -18,14 +18,12 @@ import os
 import shutil
 import subprocess
 import sys
-import traceback
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from jaxattn.cli import commands
+from tests.helpers import cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "data" / "fixtures"
@@ -533,24 +531,7 @@ def _run_here(
     # no-op here (no case gets past validation to use devices) and later tests see one device.
     for key, value in env_extra.items():
         monkeypatch.setenv(key, value)
-    capfd.readouterr()  # drop what came before
-    extra = ""
-    with warnings.catch_warnings(record=True) as caught:
-        # the categories a fresh interpreter shows by default
-        warnings.simplefilter("default")
-        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
-                       ResourceWarning):
-            warnings.filterwarnings("ignore", category=hidden)
-        try:
-            status = commands.main(argv)
-        except SystemExit as exit_:  # argparse's usage errors
-            code = exit_.code
-            status = code if isinstance(code, int) else 0 if code is None else 1
-        except BaseException:  # noqa: B036 - any escape is the traceback a user would see
-            extra, status = traceback.format_exc(), 1
-    for w in caught:
-        extra += warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
-    return Done(status, capfd.readouterr().err + extra)
+    return Done(*cli_here(argv, capfd))
 
 
 def _error_lines(stderr: str) -> list[str]:

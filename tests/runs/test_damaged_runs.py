@@ -10,13 +10,11 @@ import shutil
 import subprocess
 import sys
 import time
-import traceback
-import warnings
 from pathlib import Path
 
 import pytest
 
-from jaxattn.cli import commands
+from tests.helpers import cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -34,27 +32,9 @@ def _jaxattn(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def _here(*argv: str, capfd=None) -> tuple[int, str]:
-    """(exit status, stderr) of ``main(argv)`` in this process; an exception out of ``main``
-    is its traceback on stderr and a warning its line, as a fresh interpreter would print them.
+    """(exit status, stderr) of ``main(argv)`` in this process (tests/helpers.py ``cli_here``).
     The process's XLA_FLAGS (one CPU device) stay; every analyze here says ``--cpu-devices 1``."""
-    if capfd is not None:
-        capfd.readouterr()
-    extra = ""
-    with warnings.catch_warnings(record=True) as caught:
-        # the categories a fresh interpreter shows by default
-        warnings.simplefilter("default")
-        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
-                       ResourceWarning):
-            warnings.filterwarnings("ignore", category=hidden)
-        try:
-            status = commands.main(list(argv))
-        except SystemExit as exit_:  # argparse's usage errors
-            status = exit_.code if isinstance(exit_.code, int) else 1
-        except BaseException:  # noqa: B036 - any escape is the traceback a user would see
-            extra, status = traceback.format_exc(), 1
-    for w in caught:  # printed on stderr by a fresh interpreter
-        extra += warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
-    return status, (capfd.readouterr().err if capfd is not None else "") + extra
+    return cli_here(argv, capfd)
 
 
 @pytest.fixture(scope="module")
