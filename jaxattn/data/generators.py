@@ -34,6 +34,7 @@ layout.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -58,6 +59,20 @@ FILLER_WORDS = tuple(
 # Words planted at the same rate in both classes: frequent but uninformative, so a model must
 # find the class words rather than any rare word.
 DECOY_WORDS = ("surprisingly", "honestly", "frankly", "overall", "certainly", "simply")
+
+
+def _generated_splits(
+    example: Callable[[np.random.Generator, str], Example],
+    n_train: int,
+    n_dev: int,
+    n_test: int,
+    seed: int,
+) -> dict[str, list[Example]]:
+    """train, dev and test of ``example(rng, uid)`` draws, in that order from one generator seeded
+    with ``seed`` (so a split's examples depend on the sizes of the splits before it)."""
+    rng = np.random.default_rng(seed)
+    sizes = {"train": n_train, "dev": n_dev, "test": n_test}
+    return {name: [example(rng, f"{name}:{i}") for i in range(n)] for name, n in sizes.items()}
 
 
 def _synthetic_example(rng: np.random.Generator, uid: str) -> Example:
@@ -88,12 +103,7 @@ def make_synthetic(
     n_train: int = 3000, n_dev: int = 500, n_test: int = 1000, seed: int = 0
 ) -> Dataset:
     """The planted-rationale binary task (deterministic for a given ``seed``)."""
-    rng = np.random.default_rng(seed)
-    sizes = {"train": n_train, "dev": n_dev, "test": n_test}
-    splits = {
-        name: [_synthetic_example(rng, f"{name}:{i}") for i in range(n)]
-        for name, n in sizes.items()
-    }
+    splits = _generated_splits(_synthetic_example, n_train, n_dev, n_test, seed)
     return Dataset(
         name="synthetic",
         task="binary",
@@ -129,12 +139,7 @@ def make_synthetic_aspects(
 ) -> Dataset:
     """The asked-aspect pair task (deterministic for a given ``seed``): text, query = one aspect
     word, label = the class of the class word right after that aspect in the text."""
-    rng = np.random.default_rng(seed)
-    sizes = {"train": n_train, "dev": n_dev, "test": n_test}
-    splits = {
-        name: [_aspects_example(rng, f"{name}:{i}") for i in range(n)]
-        for name, n in sizes.items()
-    }
+    splits = _generated_splits(_aspects_example, n_train, n_dev, n_test, seed)
     return Dataset(
         name="synthetic_aspects",
         task="nli",  # a pair task: the query is the asked aspect
