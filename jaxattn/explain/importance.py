@@ -212,6 +212,8 @@ def integrated_gradients_importance(
     return normalize_magnitude(integrated_gradients(model, params, batch, steps, chunk), batch.mask)
 
 
+# Jitted whole, so that the units are computed inside the one program per shape.
+@functools.partial(jax.jit, static_argnames=("model", "chunk"))
 def leave_one_out(
     model: BaseModel, params: Params, batch: Batch, chunk: int = 4
 ) -> jnp.ndarray:
@@ -233,6 +235,7 @@ def leave_one_out(
                          chunk=chunk * batch.tokens.shape[0])
 
 
+@functools.partial(jax.jit, static_argnames=("model", "chunk"))
 def leave_one_out_words(
     model: BaseModel, params: Params, batch: Batch, chunk: int = 4
 ) -> jnp.ndarray:

@@ -4,7 +4,10 @@ lives. The fixture is a tiny synthetic run analysed before the package moved int
 
 Erasure is the one exception: its version went from 1 to 2 when many-weight erasure came to
 remove up to all n weights by default (``erasure_limit = "all"``, where version 1 stopped at
-n - 1), so its file of that layout is recomputed on purpose; every other stage must be reused."""
+n - 1), so its file of that layout is recomputed on purpose. ERASER is recomputed too: its key
+gained the deletion unit (``eraser_unit``) when it came to delete whole words on word pieces; on
+this word-vocabulary run its figures must come out exactly as before. Every other stage must be
+reused."""
 
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ def test_a_run_analysed_before_the_move_recomputes_no_stage(tmp_path, monkeypatc
     def recomputed(*args, **kwargs):
         raise AssertionError("a stage of the earlier layout was recomputed")
 
-    # Erasure's version changed after the fixture was written (module docstring): it alone runs.
-    recomputed_on_purpose = {"erasure.npz"}
+    # Erasure's version and ERASER's key changed after the fixture was written (module
+    # docstring): they alone run.
+    recomputed_on_purpose = {"erasure.npz", "eraser.npz"}
     for name in stages.STAGE_SPECS:
         if f"{name}.npz" in recomputed_on_purpose:
             continue
@@ -49,4 +53,10 @@ def test_a_run_analysed_before_the_move_recomputes_no_stage(tmp_path, monkeypatc
     with np.load(run / "analysis" / "erasure.npz") as new:
         meta = json.loads(str(new["__meta__"]))
     assert meta["options"]["erasure_limit"] == "all"
+    with np.load(run / "analysis" / "eraser.npz") as new, \
+            np.load(FIXTURE / "analysis" / "eraser.npz") as old:
+        figures = [k for k in old.files if k != "__meta__"]
+        assert figures and set(figures) <= set(new.files)
+        for k in figures:  # one token per word: deleting words is deleting tokens, bit for bit
+            np.testing.assert_array_equal(new[k], old[k], err_msg=k)
     assert (run / "analysis" / "index.html").exists()
