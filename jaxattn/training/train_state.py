@@ -45,6 +45,10 @@ class TrainState:
     best_epoch: np.ndarray  # <int64>[M], 0 = none yet
     epoch: int = 0
     history: list = dataclasses.field(default_factory=list)  # per epoch, a record per member
+    # Epoch ``epoch + 1`` trained into ``params`` / ``opt_state`` but not yet evaluated:
+    # {"losses": [M] mean training loss per member, "seconds": its training time}. Checkpointed
+    # so that a kill during a long evaluation does not lose the epoch's training.
+    trained: dict | None = None
 
     def member_history(self, m: int) -> list[dict]:
         return [records[m] for records in self.history]
@@ -72,6 +76,7 @@ def save_checkpoint(path: Path, state: TrainState, meta: dict) -> None:
         "best_epoch": np.asarray(state.best_epoch),
         "epoch": state.epoch,
         "history": json.dumps(state.history),
+        "trained": json.dumps(state.trained),
         "meta": json.dumps(meta, sort_keys=True),
     }
     write_atomic(path, serialization.msgpack_serialize(data))
@@ -100,6 +105,7 @@ def load_checkpoint(
             best_epoch=np.asarray(data["best_epoch"], np.int64),
             epoch=int(data["epoch"]),
             history=json.loads(data["history"]),
+            trained=json.loads(data.get("trained", "null")),
         )
     except RunError:
         raise

@@ -311,7 +311,9 @@ def train_members(
       n_instances: the size of the training split (the logged loss is a mean per instance).
       evaluate: stacked params -> (selection score per member <float>[M], higher is better; a
         record per member for the history).
-      on_epoch_end: where callers checkpoint; not called for an epoch whose loss is not finite.
+      on_epoch_end: where callers checkpoint: after an epoch's training (``state.trained`` set,
+        so that a kill during its evaluation keeps it) and after its evaluation; not called for
+        an epoch whose loss is not finite.
       patience: stop once every member has gone this many epochs without a better selection
         score (:func:`~jaxattn.training.early_stopping.patience_ran_out`); 0 runs every epoch.
       score_name, score_sign, member_names: how the progress line names the selection score
@@ -327,24 +329,14 @@ def train_members(
             if progress:
                 tqdm.write(f"{desc} stopped early after epoch {state.epoch} (patience {patience})")
             break
-        start = time.perf_counter()
-        params, opt_state = state.params, state.opt_state
-        state.params = state.opt_state = None  # donated to the step
-        total = None
-        bar = tqdm(epoch_batches(epoch), total=n_batches, desc=f"{desc} epoch {epoch + 1}/{epochs}",
-                   disable=not progress, leave=False)
-        for batch in bar:
-            params, opt_state, loss = step(params, opt_state, batch)
-            total = loss if total is None else total + loss
-        if distributed.process_count() > 1:
-            params, opt_state, total = distributed.fetch((params, opt_state, total))
-        losses = np.asarray(total, np.float64) / max(n_instances, 1)
-        if not np.all(np.isfinite(losses)):
-            raise RunError(
-                f"training loss became non-finite in epoch {epoch + 1}; the checkpoint of epoch "
-                f"{state.epoch} is kept; try a lower train.learning_rate"
-            )
-        seconds = time.perf_counter() - start
+        if state.trained is None:
+            _train_epoch(step, state, epoch, epochs, epoch_batches, n_batches, n_instances,
+                         progress, desc)
+            if on_epoch_end is not None:  # the epoch's training survives a kill while evaluating
+                on_epoch_end(state)
+        params = state.params
+        losses = np.asarray(state.trained["losses"], np.float64)
+        seconds = state.trained["seconds"]
         start = time.perf_counter()
         scores, records = evaluate(params)
         eval_seconds = time.perf_counter() - start
@@ -356,8 +348,7 @@ def train_members(
         for record, loss in zip(records, losses):
             record.update(epoch=epoch + 1, loss=float(loss), seconds=seconds,
                           eval_seconds=eval_seconds)
-        state.params, state.opt_state = params, opt_state
-        state.epoch = epoch + 1
+        state.epoch, state.trained = epoch + 1, None
         state.history.append(records)
         if progress:
             tqdm.write(epoch_line(desc, epoch + 1, epochs, score_sign * scores, losses, seconds,
@@ -365,6 +356,30 @@ def train_members(
         if on_epoch_end is not None:
             on_epoch_end(state)
     return state
+
+
+def _train_epoch(step, state: TrainState, epoch: int, epochs: int, epoch_batches, n_batches: int,
+                 n_instances: int, progress: bool, desc: str) -> None:
+    """Trains epoch ``epoch`` of ``state`` in place and marks it ``trained`` (not evaluated)."""
+    start = time.perf_counter()
+    params, opt_state = state.params, state.opt_state
+    state.params = state.opt_state = None  # donated to the step
+    total = None
+    bar = tqdm(epoch_batches(epoch), total=n_batches, desc=f"{desc} epoch {epoch + 1}/{epochs}",
+               disable=not progress, leave=False)
+    for batch in bar:
+        params, opt_state, loss = step(params, opt_state, batch)
+        total = loss if total is None else total + loss
+    if distributed.process_count() > 1:
+        params, opt_state, total = distributed.fetch((params, opt_state, total))
+    losses = np.asarray(total, np.float64) / max(n_instances, 1)
+    if not np.all(np.isfinite(losses)):
+        raise RunError(
+            f"training loss became non-finite in epoch {epoch + 1}; the checkpoint of epoch "
+            f"{state.epoch} is kept; try a lower train.learning_rate"
+        )
+    state.params, state.opt_state = params, opt_state
+    state.trained = {"losses": losses.tolist(), "seconds": time.perf_counter() - start}
 
 
 # --------------------------------------------------------------------------------------------

@@ -125,8 +125,9 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint():
     saved = []
     with pytest.raises(RunError, match="non-finite in epoch 2; the checkpoint of epoch 1 is kept"):
         train_members(step, state, 3, lambda epoch: iter([None]), 1, 10,
-                      lambda p: (np.zeros(1), [{}]), lambda st: saved.append(st.epoch), False)
-    assert saved == [1] and state.epoch == 1
+                      lambda p: (np.zeros(1), [{}]),
+                      lambda st: saved.append((st.epoch, st.trained is not None)), False)
+    assert saved == [(0, True), (1, False)] and state.epoch == 1
     assert state.history[0][0]["loss"] == pytest.approx(0.1)  # a mean per training instance
 
 
@@ -165,3 +166,60 @@ def test_transformer_dropout_is_trained_with_per_batch_keys_and_deterministic(tm
     batch = make_batch(data.splits["test"], range(8), buckets=(64,))
     first, second = run.model.forward(run.params, batch), run.model.forward(run.params, batch)
     np.testing.assert_array_equal(np.asarray(first[0]), np.asarray(second[0]))
+
+
+def test_an_epoch_killed_while_evaluating_resumes_at_its_evaluation(tmp_path):
+    """The checkpoint written between an epoch's training and its evaluation holds the trained
+    parameters: a resumed run evaluates them without training the epoch again and ends with
+    what an uninterrupted run ends with."""
+    import jax.numpy as jnp
+
+    from jaxattn.training.train_state import TrainState, load_checkpoint, save_checkpoint
+    from jaxattn.training.trainer import train_members
+
+    def fresh():
+        params = {"w": jnp.zeros((1, 2))}
+        return TrainState(params, {"m": jnp.zeros((1, 2))}, params, np.full(1, -np.inf),
+                          np.zeros(1, np.int64))
+
+    steps = []
+
+    def step(p, o, batch):
+        steps.append(batch)
+        return ({"w": p["w"] + batch}, {"m": o["m"] + 1.0}, jnp.asarray([float(batch)]))
+
+    def evaluate(p):
+        return -np.abs(np.asarray(p["w"])[:, 0] - 3.0), [{"dev": float(p["w"][0, 0])}]
+
+    def batches(epoch):
+        return iter([epoch + 1.0, epoch + 2.0])
+
+    def run(state, evaluate, path):
+        return train_members(step, state, 3, batches, 2, 4, evaluate,
+                             lambda st: save_checkpoint(path, st, {"k": 1}), False)
+
+    full = run(fresh(), evaluate, tmp_path / "full.msgpack")
+    steps.clear()
+
+    def killed_in_epoch_2(p):
+        if float(p["w"][0, 0]) > 3.0:  # epoch 2 trained: w = 3 + 5
+            raise KeyboardInterrupt
+        return evaluate(p)
+
+    path = tmp_path / "ckpt.msgpack"
+    with pytest.raises(KeyboardInterrupt):
+        run(fresh(), killed_in_epoch_2, path)
+    assert steps == [1.0, 2.0, 2.0, 3.0]
+    pending = load_checkpoint(path, fresh(), {"k": 1})
+    assert pending.epoch == 1 and pending.trained["losses"] == [pytest.approx(5.0 / 4)]
+    assert float(pending.params["w"][0, 0]) == 8.0 and float(pending.best_params["w"][0, 0]) == 3.0
+    steps.clear()
+    resumed = run(pending, evaluate, path)
+    assert steps == [3.0, 4.0]  # epoch 2 is evaluated, not trained again; epoch 3 is trained
+    assert resumed.history == [
+        [{**r, "seconds": pytest.approx(r["seconds"], abs=10),
+          "eval_seconds": pytest.approx(r["eval_seconds"], abs=10)} for r in rs]
+        for rs in full.history
+    ]
+    assert resumed.trained is None and list(resumed.best_epoch) == list(full.best_epoch) == [1]
+    np.testing.assert_array_equal(resumed.params["w"], full.params["w"])
