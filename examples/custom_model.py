@@ -93,12 +93,15 @@ class RunningMeanModel:
         return jnp.concatenate([1.0 - p, p], axis=-1)
 
 
-def rebuild(data: str = "synthetic", limit_train: int = 0, epochs: int = 4):
+def rebuild(data: str = "synthetic", limit_train: int = 0, epochs: int = 4,
+            buckets: tuple[int, ...] = ()):
     """The model, the prepared data and the training settings, as ``main`` trains them (what
-    ``jaxattn wp --model examples/custom_model.py:rebuild`` calls, with the defaults)."""
+    ``jaxattn wp --model examples/custom_model.py:rebuild`` calls, with the defaults);
+    ``buckets``: the padded lengths of the batches (empty: the trainer's)."""
     prepared = jaxattn.prepare_data(jaxattn.DataConfig(name=data, limit_train=limit_train))
     model = jaxattn.check_model(RunningMeanModel(RunningMeanNet(vocab_size=len(prepared.vocab))))
-    return model, prepared, jaxattn.TrainConfig(epochs=epochs)
+    padding = {"buckets": tuple(buckets)} if buckets else {}
+    return model, prepared, jaxattn.TrainConfig(epochs=epochs, **padding)
 
 
 def main(argv=None) -> None:
@@ -108,12 +111,15 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit", type=int, default=500, help="instances to analyse")
     parser.add_argument("--limit-train", type=int, default=0, help="training examples (0: all)")
+    parser.add_argument("--buckets", type=int, nargs="+", default=[], metavar="LENGTH",
+                        help="padded lengths of the batches (default: the trainer's, 16 to 1024); "
+                        "each is a program to compile, so one suits a quick small run")
     parser.add_argument("--wp", type=int, default=0, metavar="SEEDS",
                         help="also run the Wiegreffe & Pinter suite with this many extra seeds "
                         "(0: not)")
     args = parser.parse_args(argv)
 
-    model, data, config = rebuild(args.data, args.limit_train, args.epochs)
+    model, data, config = rebuild(args.data, args.limit_train, args.epochs, args.buckets)
     params, metrics = jaxattn.train(model, data, config, out=args.out)
     print(f"test: {metrics['test']}")
     report = jaxattn.analyze(model, params, data, out=f"{args.out}/analysis", limit=args.limit,

@@ -104,7 +104,7 @@ def test_custom_model_runs_to_a_report(tmp_path):
     custom_model = _load("custom_model")
     out = tmp_path / "custom"
     custom_model.main(["--out", str(out), "--epochs", "1", "--limit", "6",
-                       "--limit-train", "200"])
+                       "--limit-train", "200", "--buckets", "64"])
     page = (out / "analysis" / "index.html").read_text()
     assert "running mean (custom)" in page and "Verdict" in page
     # as a browser shows it: the verdict table first, a table of contents, no JSON dump

@@ -1,5 +1,9 @@
 """``kill -9`` in the middle of train, analyze and wp, then the same command again: the results
-equal an uninterrupted run's (parameters byte for byte, arrays exactly)."""
+equal an uninterrupted run's (parameters byte for byte, arrays exactly).
+
+Only the killed command runs in a process of its own; the uninterrupted run and the resuming
+command run here (:func:`tests.helpers.cli_here`), which spares a start of Python and JAX and a
+compilation of every program per command: the two share this process's compiled programs."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = [
@@ -33,8 +39,9 @@ def _env() -> dict:
 
 
 def _run(*argv: str) -> None:
-    done = subprocess.run(_command(*argv), capture_output=True, text=True, env=_env(), timeout=600)
-    assert done.returncode == 0, done.stderr
+    """``jaxattn argv`` run to its end in this process."""
+    status, err = cli_here([*argv, "--quiet"])
+    assert status == 0, err
 
 
 def _kill_when(argv: list[str], ready, timeout: float = 300) -> bool:

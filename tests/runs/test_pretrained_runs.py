@@ -107,8 +107,9 @@ def test_fine_tune_and_analyse_each_head(head, folder, tmp_path, capsys):
     the CLI, then analysed to a report: the attention head has every stage, the cls head the
     base ones, its verdict "not applicable"."""
     out = tmp_path / head
+    # one padded length (the texts have 11 to 55 pieces): one program per step to compile
     assert main(["import-hf", str(folder), "--out", str(out), "--head", head, *DATA,
-                 "--set", "train.eval_batch_size=512"]) == 0
+                 "--set", "train.eval_batch_size=512", "--set", "train.buckets=[64]"]) == 0
     assert main(["train", "--config", str(out / "config.toml"), "--out", str(out),
                  "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())

@@ -133,7 +133,7 @@ def test_seeds_of_a_pretrained_run_start_from_its_encoder_with_a_new_head(tmp_pa
     folder = tiny_bert_folder(tmp_path / "hf", words, hidden=16, layers=1)
     cfg = load_config(None, ["data.name=synthetic", "model.encoder=bert", "model.head=cls",
                              f"model.pretrained='{folder}'", "train.optimizer=adamw",
-                             "train.epochs=1", "train.batch_size=16", "train.buckets=[16, 40]"])
+                             "train.epochs=1", "train.batch_size=16", "train.buckets=[64]"])
     prepared = prepare(cfg.data, vocab=load_source(cfg).tokenizer, dataset=dataset)
     stacked = train_seeds(cfg, [3, 4], prepared, tmp_path / "stack", mode="vmap", progress=False)
     alone = train_seeds(cfg, [4], prepared, tmp_path / "alone", mode="sequential",
@@ -144,9 +144,10 @@ def test_seeds_of_a_pretrained_run_start_from_its_encoder_with_a_new_head(tmp_pa
         moved = jax.tree_util.tree_map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
                                        run.params["bert"]["layers"], encoder["layers"])
         assert max(jax.tree_util.tree_leaves(moved)) < 0.01  # 3 small steps from the folder's
-    # Seed 4's head starts from the same draw in both modes (dropout masks differ with the
-    # stack's padding, so the few steps do not agree exactly); seed 3's is another draw.
+    # Seed 4's head starts from the same draw in both modes, and with one padded length (the
+    # texts have 14 to 47 pieces; one program per step to compile) the stack and the single
+    # run also draw the same dropout masks; seed 3's is another draw.
     heads = [np.asarray(r.params["head"]["classifier"]["kernel"]) for r in runs]
     assert heads[0].shape == (16, 2)
-    np.testing.assert_allclose(heads[1], heads[2], atol=2e-3)
+    np.testing.assert_allclose(heads[1], heads[2], atol=1e-4)
     assert np.abs(heads[0] - heads[1]).max() > 0.02

@@ -6,7 +6,7 @@ from jaxattn.cli import main
 from tests.helpers import chromium_dom, first_table_class
 
 TINY = ["data.limit_train=200", "train.epochs=1", "model.embed_dim=16", "model.hidden_size=8",
-        "train.buckets=[40]"]
+        "train.buckets=[48]"]  # one padded length: the texts have 16 to 40 words and SOS, EOS
 
 
 def test_reproduce_trains_analyses_links_and_resumes(tmp_path, capsys):
