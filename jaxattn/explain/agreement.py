@@ -136,6 +136,13 @@ def topk_overlap(a: np.ndarray, b: np.ndarray, mask: np.ndarray, k: int = 5) -> 
         return np.where(k_eff > 0, both.sum(-1) / k_eff, np.nan)
 
 
+def undefined_rows(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """<bool>[N] instances whose ``scores`` <float>[N, T] are NaN at some real token (``mask``):
+    an importance not computed there (attention flow beyond its length limit), to be left out
+    rather than ranked."""
+    return np.isnan(np.where(np.asarray(mask, bool), np.asarray(scores, np.float64), 0.0)).any(-1)
+
+
 def average_precision(
     scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray, chunk: int = 256
 ) -> np.ndarray:
@@ -143,7 +150,7 @@ def average_precision(
 
     Equal to ``sklearn.metrics.average_precision_score`` (tied scores form one threshold): the
     mean over rationale tokens of the precision among tokens scoring at least as high. NaN for
-    instances without rationale tokens.
+    instances without rationale tokens and for :func:`undefined_rows`.
 
     Args:
       scores: <float>[N, T] importance.
@@ -162,7 +169,7 @@ def average_precision(
             out[start : start + chunk] = np.where(
                 n_pos > 0, (precision * pos).sum(-1) / n_pos, np.nan
             )
-    return out
+    return np.where(undefined_rows(scores, mask), np.nan, out)
 
 
 def topk_f1(
@@ -171,7 +178,7 @@ def topk_f1(
     """F1 of the ``k`` top-scoring tokens against the rationale, per instance.
 
     With ``k=None`` each instance uses k = its number of rationale tokens (precision = recall).
-    NaN for instances without rationale tokens.
+    NaN for instances without rationale tokens and for :func:`undefined_rows`.
     """
     mask = np.asarray(mask, bool)
     positive = np.asarray(rationale, bool) & mask
@@ -179,7 +186,8 @@ def topk_f1(
     k_eff = np.minimum(n_pos if k is None else np.full(len(mask), k), mask.sum(-1))
     hits = (_top_k(np.asarray(scores), mask, k_eff) & positive).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_pos > 0, 2.0 * hits / (k_eff + n_pos), np.nan)
+        f1 = np.where(n_pos > 0, 2.0 * hits / (k_eff + n_pos), np.nan)
+    return np.where(undefined_rows(scores, mask), np.nan, f1)
 
 
 def agreement_measures(

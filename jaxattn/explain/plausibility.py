@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxattn.explain.agreement import average_precision, top_k_mask
+from jaxattn.explain.agreement import average_precision, top_k_mask, undefined_rows
 
 
 def _positives(rationale: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +55,8 @@ def topk_prf(
     scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray, k: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(precision, recall, F1) <float64>[N] of each instance's top-``k`` tokens (``k=None``: the
-    rationale's length; capped at the instance's length). NaN without rationale tokens."""
+    rationale's length; capped at the instance's length). NaN without rationale tokens, and
+    where the scores are not defined (:func:`~jaxattn.explain.agreement.undefined_rows`)."""
     positive, mask = _positives(rationale, mask)
     n_pos = positive.sum(-1)
     k_eff = np.minimum(n_pos if k is None else np.full(len(mask), k), mask.sum(-1))
@@ -64,7 +65,7 @@ def topk_prf(
         precision = np.where(k_eff > 0, hits / np.maximum(k_eff, 1), 0.0)
         recall = hits / n_pos
         f1 = np.where(hits > 0, 2 * precision * recall / (precision + recall), 0.0)
-    none = n_pos == 0
+    none = (n_pos == 0) | undefined_rows(scores, mask)
     return tuple(np.where(none, np.nan, v) for v in (precision, recall, f1))
 
 
@@ -122,12 +123,16 @@ def plausibility(scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray) ->
     """Every measure of one importance, per instance (<[N]> each): ``auprc``; ``p_k``, ``r_k``,
     ``f1_k`` at k = the rationale's length and ``p_5``, ``r_5``, ``f1_5``; and the counts of
     :func:`iou_matches` for the top-k tokens at k = the rationale's length (``iou_matched``,
-    ``iou_predicted``, ``iou_gold``), which :func:`micro_f1` turns into the set's IOU F1."""
+    ``iou_predicted``, ``iou_gold``), which :func:`micro_f1` turns into the set's IOU F1.
+    Instances whose scores are not defined (NaN at a real token) get NaN measures and zero
+    counts: they are left out of every figure, the set's IOU F1 included."""
     positive, mask = _positives(rationale, mask)
     out = {"auprc": auprc(scores, positive, mask)}
     for name, k in (("k", None), ("5", 5)):
         out[f"p_{name}"], out[f"r_{name}"], out[f"f1_{name}"] = topk_prf(scores, positive, mask, k)
     k_eff = np.minimum(positive.sum(-1), mask.sum(-1))
     predicted = top_k_mask(np.asarray(scores), mask, k_eff)
-    out["iou_matched"], out["iou_predicted"], out["iou_gold"] = iou_matches(predicted, positive)
+    counts = iou_matches(predicted, positive)
+    defined = ~undefined_rows(scores, mask)
+    out["iou_matched"], out["iou_predicted"], out["iou_gold"] = (c * defined for c in counts)
     return out

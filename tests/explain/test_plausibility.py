@@ -78,3 +78,29 @@ def test_chance_auprc_is_the_auprc_of_tied_scores_and_the_share_of_rationale_tok
         assert chance[i] == y.sum() / len(y)
         assert np.isclose(tied[i], average_precision_score(y, np.ones(len(y))))
         assert np.isclose(chance[i], tied[i])
+
+
+def test_rows_an_importance_was_not_computed_on_are_left_out_of_every_measure():
+    """Attention flow is NaN on rows beyond its length limit: those rows get no AUPRC, no
+    top-k figures and no IOU spans, while NaN at padding changes nothing."""
+    from jaxattn.explain import agreement
+
+    rng = np.random.default_rng(2)
+    scores, rationale = rng.random((3, 6)), rng.random((3, 6)) < 0.5
+    rationale[:, :2] = [True, False]  # two labels in every row
+    mask = np.ones((3, 6), bool)
+    mask[2, 5] = False
+    before = pl.plausibility(scores, rationale, mask)
+    scores[1, 3] = np.nan  # not computed on row 1
+    scores[2, 5] = np.nan  # padding: row 2 is still defined
+    after = pl.plausibility(scores, rationale, mask)
+    np.testing.assert_array_equal(agreement.undefined_rows(scores, mask), [False, True, False])
+    for key, values in after.items():
+        keep = [0, 2]
+        np.testing.assert_array_equal(values[keep], before[key][keep])
+        if key.startswith("iou_"):
+            assert values[1] == 0
+        else:
+            assert np.isnan(values[1]), key
+    assert np.isnan(agreement.topk_f1(scores, rationale, mask)[1])
+    assert np.isnan(agreement.average_precision(scores, rationale, mask)[1])

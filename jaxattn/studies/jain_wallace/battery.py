@@ -252,7 +252,8 @@ def _summarize_plausibility(data) -> dict:
         for measure in ("auprc", "p_k", "r_k", "f1_k", "p_5", "r_5", "f1_5"):
             entry[measure] = agreement.summarize(res[f"{name}.{measure}"])
         counts = (int(res[f"{name}.iou_{k}"].sum()) for k in ("matched", "predicted", "gold"))
-        entry["iou_f1"] = plausibility.micro_f1(*counts)["f1"]
+        defined = np.isfinite(res[f"{name}.p_k"]).any()  # none: not computed on these rows
+        entry["iou_f1"] = plausibility.micro_f1(*counts)["f1"] if defined else None
         methods[name] = entry
     auprc = {m: e["auprc"]["mean"] for m, e in methods.items()}
     chance = agreement.summarize(plausibility.chance_auprc(data.rationale, data.mask))
@@ -357,7 +358,7 @@ def _plausibility_tables(summary: dict) -> list[tuple[str, list[dict]]]:
         "AUPRC": _ms(s["auprc"]),
         "P@k": _ms(s["p_k"]), "R@k": _ms(s["r_k"]), "F1@k": _ms(s["f1_k"]),
         "F1@5": _ms(s["f1_5"]),
-        "IOU F1 (0.5)": s["iou_f1"],
+        "IOU F1 (0.5)": "–" if s["iou_f1"] is None else s["iou_f1"],
         "n (AUPRC)": s["auprc"]["n"],
     } if "p_k" in s else {"importance": s["label"], "AUPRC": _ms(s["auprc"]),
                           "n (AUPRC)": s["auprc"]["n"]}
