@@ -84,7 +84,7 @@ def summary_rows(ev: Evidence) -> list[Row]:
         if mine is None or not floor:
             rows.append(Row(test, f"tau vs LOO {number(tau_loo, '.2f')} (per word)",
                             "the random ranking (ERASER AOPC)",
-                            f"no ERASER figures yet — run `{analyze_command(ev, 'summaries,eraser')}`"
+                            f"no ERASER figures yet — run `{analyze_command(ev, 'summaries,eraser')}`."
                             + _published(key), INCOMPLETE, SOURCES.get(key, ""), link))
             continue
         comp = get_path(mine, "aopc_comprehensiveness.mean")
@@ -100,7 +100,7 @@ def summary_rows(ev: Evidence) -> list[Row]:
                         True),
                   beats(mine.get("aopc_sufficiency"), floor.get("aopc_sufficiency"), False))
         if None in better:
-            rows.append(Row(test, figure, compared, "not defined on these instances"
+            rows.append(Row(test, figure, compared, "not defined on these instances."
                             + _published(key), INCOMPLETE, SOURCES.get(key, ""), link))
             continue
         if all(better):
