@@ -41,13 +41,14 @@ def test_stack_batches_pads_to_the_longest_and_stacks():
 
 def test_stacked_seeds_equal_one_by_one_training_and_resume(tmp_path, data, monkeypatch):
     cfg, prepared = data
-    # Interrupt the stack after its first epoch (checkpoint written), then resume it.
+    # Interrupt the stack at its first checkpoint (epoch 1 trained, not yet evaluated), then
+    # resume it.
     real_save = seeds_module.save_checkpoint
     calls = []
 
     def save_then_stop(path, state, meta):
         real_save(path, state, meta)
-        calls.append(state.epoch)
+        calls.append((state.epoch, state.trained is not None))
         if len(calls) == 1:
             raise KeyboardInterrupt
 
@@ -56,7 +57,8 @@ def test_stacked_seeds_equal_one_by_one_training_and_resume(tmp_path, data, monk
         train_seeds(cfg, [5, 6], prepared, tmp_path / "stack", mode="vmap", progress=False)
     assert (tmp_path / "stack" / "seeds_checkpoint.msgpack").exists()
     dirs = train_seeds(cfg, [5, 6], prepared, tmp_path / "stack", mode="vmap", progress=False)
-    assert calls == [1, 2]  # the resumed stack ran only the second epoch
+    # The resumed stack evaluated epoch 1 without training it again, then trained epoch 2.
+    assert calls == [(0, True), (1, False), (1, True), (2, False)]
     assert not (tmp_path / "stack" / "seeds_checkpoint.msgpack").exists()
 
     alone = train_seeds(cfg, [6], prepared, tmp_path / "alone", mode="sequential", progress=False)

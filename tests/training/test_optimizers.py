@@ -186,7 +186,8 @@ def _frozen_embeddings(lr: float = 1e-2) -> optax.GradientTransformation:
     return optax.multi_transform({"train": optax.adam(lr), "frozen": optax.set_to_zero()}, labels)
 
 
-def _interrupt_after_first_epoch(monkeypatch):
+def _interrupt_at_the_first_checkpoint(monkeypatch):
+    """Stops the run at its first checkpoint: epoch 1 trained, not yet evaluated."""
     import jaxattn.runs.fit
 
     real = jaxattn.runs.fit.save_checkpoint
@@ -222,7 +223,7 @@ def test_a_given_optimizer_freezes_parameters_and_resumes_identically(tmp_path, 
     default = jaxattn.train(model, data, cfg, out=tmp_path / "default", progress=False)[0]
     assert not np.allclose(default["embedder"]["embedding"], init["embedder"]["embedding"])
 
-    restore = _interrupt_after_first_epoch(monkeypatch)
+    restore = _interrupt_at_the_first_checkpoint(monkeypatch)
     with pytest.raises(Interrupted):
         jaxattn.train(model, data, cfg, out=tmp_path / "b", progress=False,
                       optimizer=_frozen_embeddings())
@@ -245,7 +246,7 @@ def test_adamw_from_the_config_resumes_identically(tmp_path, small, monkeypatch)
     model, data = small
     cfg = TrainConfig(epochs=2, buckets=(64,), optimizer="adamw", learning_rate=1e-2)
     full = jaxattn.train(model, data, cfg, out=tmp_path / "a", progress=False)
-    restore = _interrupt_after_first_epoch(monkeypatch)
+    restore = _interrupt_at_the_first_checkpoint(monkeypatch)
     with pytest.raises(Interrupted):
         jaxattn.train(model, data, cfg, out=tmp_path / "b", progress=False)
     restore()
