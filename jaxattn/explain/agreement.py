@@ -172,22 +172,31 @@ def average_precision(
     return np.where(undefined_rows(scores, mask), np.nan, out)
 
 
-def topk_f1(
+def topk_prf(
     scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray, k: int | None = None
-) -> np.ndarray:
-    """F1 of the ``k`` top-scoring tokens against the rationale, per instance.
-
-    With ``k=None`` each instance uses k = its number of rationale tokens (precision = recall).
-    NaN for instances without rationale tokens and for :func:`undefined_rows`.
-    """
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, F1) <float64>[N] of each instance's top-``k`` tokens (``k=None``: the
+    rationale's length; capped at the instance's length). NaN without rationale tokens, and
+    where the scores are not defined (:func:`undefined_rows`)."""
     mask = np.asarray(mask, bool)
     positive = np.asarray(rationale, bool) & mask
     n_pos = positive.sum(-1)
     k_eff = np.minimum(n_pos if k is None else np.full(len(mask), k), mask.sum(-1))
     hits = (_top_k(np.asarray(scores), mask, k_eff) & positive).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(n_pos > 0, 2.0 * hits / (k_eff + n_pos), np.nan)
-    return np.where(undefined_rows(scores, mask), np.nan, f1)
+        precision = np.where(k_eff > 0, hits / np.maximum(k_eff, 1), 0.0)
+        recall = hits / n_pos
+        f1 = np.where(hits > 0, 2 * precision * recall / (precision + recall), 0.0)
+    none = (n_pos == 0) | undefined_rows(scores, mask)
+    return tuple(np.where(none, np.nan, v) for v in (precision, recall, f1))
+
+
+def topk_f1(
+    scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray, k: int | None = None
+) -> np.ndarray:
+    """F1 of the ``k`` top-scoring tokens against the rationale, per instance (the F1 of
+    :func:`topk_prf`; with ``k=None`` precision = recall)."""
+    return topk_prf(scores, rationale, mask, k)[2]
 
 
 def agreement_measures(

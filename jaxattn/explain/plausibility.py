@@ -8,7 +8,7 @@ instances), and looks at each instance's real tokens only.
 * :func:`auprc`: average precision per instance (``sklearn``'s definition), NaN for an instance
   with a single label (no rationale token, or every token in it), as ERASER skips them.
 * :func:`chance_auprc`: the AUPRC of knowing nothing, :data:`CHANCE_DEFINITION`.
-* :func:`topk_prf`: token precision / recall / F1 of the ``k`` top-scoring tokens.
+* :func:`~jaxattn.explain.agreement.topk_prf`: token precision / recall / F1 of the ``k`` top-scoring tokens.
 * :func:`iou_f1`: ERASER's partial-match F1: the predicted tokens and the rationale are split into
   contiguous spans; a predicted span counts as a match when its IOU with some rationale span is at
   least ``threshold`` (0.5); precision = matches / predicted spans and recall = matches /
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxattn.explain.agreement import average_precision, top_k_mask, undefined_rows
+from jaxattn.explain.agreement import average_precision, top_k_mask, topk_prf, undefined_rows
 
 
 def _positives(rationale: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,24 +49,6 @@ def chance_auprc(rationale: np.ndarray, mask: np.ndarray) -> np.ndarray:
     n_pos, n = positive.sum(-1), mask.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((n_pos == 0) | (n_pos == n), np.nan, n_pos / n)
-
-
-def topk_prf(
-    scores: np.ndarray, rationale: np.ndarray, mask: np.ndarray, k: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, F1) <float64>[N] of each instance's top-``k`` tokens (``k=None``: the
-    rationale's length; capped at the instance's length). NaN without rationale tokens, and
-    where the scores are not defined (:func:`~jaxattn.explain.agreement.undefined_rows`)."""
-    positive, mask = _positives(rationale, mask)
-    n_pos = positive.sum(-1)
-    k_eff = np.minimum(n_pos if k is None else np.full(len(mask), k), mask.sum(-1))
-    hits = (top_k_mask(np.asarray(scores), mask, k_eff) & positive).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(k_eff > 0, hits / np.maximum(k_eff, 1), 0.0)
-        recall = hits / n_pos
-        f1 = np.where(hits > 0, 2 * precision * recall / (precision + recall), 0.0)
-    none = (n_pos == 0) | undefined_rows(scores, mask)
-    return tuple(np.where(none, np.nan, v) for v in (precision, recall, f1))
 
 
 def spans(marked: np.ndarray) -> np.ndarray:
