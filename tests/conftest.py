@@ -4,8 +4,28 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 # Tests never write to the user's compilation cache (tests of the cache choose their own folder).
-os.environ.setdefault("JAXATTN_COMPILATION_CACHE", "off")
+# One fresh folder serves the whole run, its workers and the commands they start (the variable is
+# inherited): the programs several tests compile alike (the same tiny models and shapes) are
+# compiled once per run. The process that made it removes it at the end.
+_OWNER = "JAXATTN_TEST_CACHE_OWNER"
+if "JAXATTN_COMPILATION_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["JAXATTN_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="jaxattn-test-cache-")
+    os.environ[_OWNER] = str(os.getpid())
 
 import jax  # noqa: E402
+
+from jaxattn.runtime.compile_cache import enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache()
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_OWNER) == str(os.getpid()):
+        import shutil
+
+        shutil.rmtree(os.environ["JAXATTN_COMPILATION_CACHE"], ignore_errors=True)
+
 
 jax.config.update("jax_numpy_rank_promotion", "raise")

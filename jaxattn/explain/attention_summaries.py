@@ -280,14 +280,16 @@ def layer_gradients(
     target: jnp.ndarray,
     output: str = "logit",
     downstream: bool = True,
+    chunk: int | None = None,
 ) -> jnp.ndarray:
     """<float32>[L, B, H, T, T] the gradient of the target score (:func:`target_score`) w.r.t.
     each layer's attention probabilities, at ``maps``.
 
     ``downstream=True`` (what a hook on the probabilities gives, as in Chefer et al.): layer
     ``l``'s gradient is taken with only layer ``l`` given, so later layers recompute their
-    attention from the changed stream (``L`` backward passes, vmapped). ``False``: one backward
-    pass with every layer given, so later attention is held fixed.
+    attention from the changed stream (``L`` backward passes, ``chunk`` layers at a time,
+    vmapped; None: all ``L``). ``False``: one backward pass with every layer given, so later
+    attention is held fixed.
     """
     n_layers, _, n_heads = maps.shape[:3]
 
@@ -305,7 +307,7 @@ def layer_gradients(
 
         return jax.grad(given)(maps[layer])
 
-    return jax.vmap(one_layer)(jnp.arange(n_layers))
+    return jax.lax.map(one_layer, jnp.arange(n_layers), batch_size=chunk or n_layers)
 
 
 def gradient_weighted_layers(
@@ -315,13 +317,15 @@ def gradient_weighted_layers(
     rows: jnp.ndarray,
     target: jnp.ndarray | None = None,
     downstream: bool = True,
+    chunk: int | None = None,
 ) -> jnp.ndarray:
     """<float32>[L, B, T] Chefer et al.'s relevance after each layer, read at ``rows``:
     ``R_0 = I``, ``R_l = R_{l-1} + mean_h((grad A_l * A_l)^+) R_{l-1}``, gradients of the target
-    class logit (the predicted class when ``target`` is None; :func:`layer_gradients`)."""
+    class logit (the predicted class when ``target`` is None; :func:`layer_gradients`, ``chunk``
+    layers differentiated at once)."""
     if target is None:
         target = predicted_class(logits_given_maps(maps, None))
-    grads = layer_gradients(logits_given_maps, maps, target, "logit", downstream)
+    grads = layer_gradients(logits_given_maps, maps, target, "logit", downstream, chunk)
     weighted = jnp.clip(grads * maps, 0.0, None).mean(axis=2)  # [L, B, T, T]
 
     def step(relevance, layer):
@@ -340,11 +344,13 @@ def gradient_weighted(
     rows: jnp.ndarray,
     target: jnp.ndarray | None = None,
     downstream: bool = True,
+    chunk: int | None = None,
 ) -> jnp.ndarray:
     """<float32>[B, T] gradient-weighted attention rollout (Chefer et al. 2021), after the last
     layer; see :func:`gradient_weighted_layers`. The read row includes the query itself (1 from
     the identity start): drop it where only the other tokens are ranked."""
-    return gradient_weighted_layers(logits_given_maps, maps, valid, rows, target, downstream)[-1]
+    return gradient_weighted_layers(logits_given_maps, maps, valid, rows, target, downstream,
+                                    chunk)[-1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -354,14 +360,15 @@ def gradient_weighted(
 @struct.dataclass
 class AttentionAttribution:
     """Attributes:
-    maps: <float32>[L, B, H, T, T] ``A_l * (1/m) sum_k grad F(alpha_k A_l)``, layer by layer.
+    maps: <float32>[L, B, H, T, T] ``A_l * (1/m) sum_k grad F(alpha_k A_l)``, layer by layer;
+      None when not kept (``keep_maps=False``: only their readings are wanted).
     tokens: <float32>[L, B, T] ``maps`` summed over heads and read at the query ``rows``.
     total: <float32>[B, T] ``tokens`` summed over layers.
     gap: <float32>[L, B] ``F(A) - F(0 A_l)`` for each layer: what ``maps[l].sum()`` approximates
       (completeness).
     """
 
-    maps: jnp.ndarray
+    maps: jnp.ndarray | None
     tokens: jnp.ndarray
     total: jnp.ndarray
     gap: jnp.ndarray
@@ -376,6 +383,8 @@ def attention_attribution(
     steps: int = 20,
     rule: str = "right",
     output: str = "prob",
+    chunk: int | None = None,
+    keep_maps: bool = True,
 ) -> AttentionAttribution:
     """Hao et al.'s attention attribution: integrated gradients w.r.t. one layer's attention
     maps at a time, scaled from 0 to ``A_l`` while the other layers compute their own.
@@ -383,7 +392,10 @@ def attention_attribution(
     ``Attr_l = A_l * (1/m) sum_{k} dF(alpha_k A_l) / dA_l`` over ``m = steps`` points,
     ``alpha_k = k / m`` (``rule="right"``, the paper's Riemann sum) or ``(k - 1/2) / m``
     (``"midpoint"``), ``F`` the target class probability (``output="prob"``, the paper's) or
-    logit. All steps are one vmapped call through the seam; layers are a ``lax.map``.
+    logit. The points are differentiated ``chunk`` at a time (vmapped through the seam; None:
+    all ``m`` at once) and summed as they go, which bounds memory: each point holds a whole
+    backward pass over ``[B, H, T, T]`` maps. Layers are a ``lax.map``. ``keep_maps=False``
+    returns only the readings (``maps`` None), so the ``[L, B, H, T, T]`` result is never formed.
     """
     if rule == "right":
         alphas = jnp.arange(1, steps + 1, dtype=maps.dtype) / steps
@@ -394,6 +406,11 @@ def attention_attribution(
     n_layers, _, n_heads = maps.shape[:3]
     if target is None:
         target = predicted_class(logits_given_maps(maps, None))
+    chunk = min(chunk or steps, steps)
+    chunks = -(-steps // chunk)
+    # Padded to whole chunks with points of weight 0 (their gradients are computed, not counted).
+    padded = jnp.concatenate([alphas, jnp.ones(chunks * chunk - steps, maps.dtype)])
+    weights = (jnp.arange(chunks * chunk) < steps).astype(maps.dtype)
 
     def one_layer(layer):
         select = jnp.broadcast_to((jnp.arange(n_layers) == layer)[:, None], (n_layers, n_heads))
@@ -403,12 +420,19 @@ def attention_attribution(
             full = jax.lax.dynamic_update_index_in_dim(maps, m, layer, 0)
             return target_score(logits_given_maps(full, select), target, output)
 
-        grads = jax.vmap(lambda a: jax.grad(lambda m: score(m).sum())(a * own))(alphas)
-        gap = score(own) - score(jnp.zeros_like(own))
-        return own * grads.mean(axis=0), gap
+        def add_chunk(total, points):
+            alpha, weight = points
+            grads = jax.vmap(lambda a: jax.grad(lambda m: score(m).sum())(a * own))(alpha)
+            return total + jnp.tensordot(weight, grads, axes=1), None
 
-    attributions, gaps = jax.lax.map(one_layer, jnp.arange(n_layers))
-    tokens = _read(attributions.sum(axis=2), rows, valid)
+        summed, _ = jax.lax.scan(add_chunk, jnp.zeros_like(own),
+                                 (padded.reshape(chunks, chunk), weights.reshape(chunks, chunk)))
+        gap = score(own) - score(jnp.zeros_like(own))
+        attribution = own * summed / steps
+        tokens = _read(attribution.sum(axis=1), rows, valid)
+        return (attribution if keep_maps else None), tokens, gap
+
+    attributions, tokens, gaps = jax.lax.map(one_layer, jnp.arange(n_layers))
     return AttentionAttribution(
         maps=attributions, tokens=tokens, total=tokens.sum(axis=0), gap=gaps
     )
@@ -570,17 +594,20 @@ class Summaries:
     gradient_weighted_layers: jnp.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("model", "query", "residual"))
+@functools.partial(jax.jit, static_argnames=("model", "query", "residual", "chunk"))
 def summarize(
-    model, params: Params, batch: Batch, query: str | int = "first", residual: float = 0.5
+    model, params: Params, batch: Batch, query: str | int = "first", residual: float = 0.5,
+    chunk: int | None = None,
 ) -> Summaries:
     """Raw attention, rollout and gradient-weighted attention of a seam model on ``batch``
-    (target: the predicted class). Flow, norms and attribution have their own calls."""
+    (target: the predicted class; ``chunk`` layers differentiated at once, None: all). Flow,
+    norms and attribution have their own calls."""
     maps = model.self_attention(params, batch)
     rows = query_rows(batch.valid, query)
     raw_layers = raw_attention_layers(maps, batch.valid, rows)
     rolled = rollout_layers(maps, batch.valid, rows, residual)
-    chefer = gradient_weighted_layers(seam_logits(model, params, batch), maps, batch.valid, rows)
+    chefer = gradient_weighted_layers(seam_logits(model, params, batch), maps, batch.valid, rows,
+                                      chunk=chunk)
     return Summaries(
         raw=raw_layers[-1],
         raw_layers=raw_layers,
@@ -591,7 +618,8 @@ def summarize(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("model", "query", "steps", "rule", "output"))
+@functools.partial(jax.jit, static_argnames=("model", "query", "steps", "rule", "output",
+                                             "chunk", "keep_maps"))
 def attribute_attention(
     model,
     params: Params,
@@ -600,10 +628,12 @@ def attribute_attention(
     steps: int = 20,
     rule: str = "right",
     output: str = "prob",
+    chunk: int | None = None,
+    keep_maps: bool = True,
 ) -> AttentionAttribution:
     """:func:`attention_attribution` of a seam model on ``batch`` (target: the predicted class)."""
     maps = model.self_attention(params, batch)
     return attention_attribution(
         seam_logits(model, params, batch), maps, batch.valid, query_rows(batch.valid, query),
-        steps=steps, rule=rule, output=output,
+        steps=steps, rule=rule, output=output, chunk=chunk, keep_maps=keep_maps,
     )

@@ -201,6 +201,22 @@ def test_attention_attribution_is_a_riemann_sum_of_gradients(transformer):
     np.testing.assert_allclose(got.total, np.asarray(got.tokens).sum(0), atol=1e-7)
 
 
+def test_chunks_bound_memory_without_changing_the_results(transformer):
+    # Points / layers differentiated a few at a time (a last chunk padded with points of weight
+    # 0) give what differentiating all of them at once gives; keep_maps=False only drops maps.
+    model, params, batch = transformer
+    whole = S.attribute_attention(model, params, batch, steps=5)
+    for chunk in (1, 2, 5):
+        part = S.attribute_attention(model, params, batch, steps=5, chunk=chunk, keep_maps=False)
+        assert part.maps is None
+        np.testing.assert_allclose(part.tokens, whole.tokens, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(part.gap, whole.gap, rtol=1e-6, atol=1e-7)
+    all_layers = S.summarize(model, params, batch)
+    one_layer = S.summarize(model, params, batch, chunk=1)
+    np.testing.assert_allclose(one_layer.gradient_weighted_layers,
+                               all_layers.gradient_weighted_layers, rtol=1e-5, atol=1e-7)
+
+
 def test_attention_attribution_is_complete(transformer):
     # The Transformer's feed-forward ReLU makes the integrand piecewise smooth: the Riemann sum
     # converges as 1 / m, to within 1% at 256 steps here.

@@ -6,8 +6,10 @@ Erasure is the one exception: its version went from 1 to 2 when many-weight eras
 remove up to all n weights by default (``erasure_limit = "all"``, where version 1 stopped at
 n - 1), so its file of that layout is recomputed on purpose. ERASER is recomputed too: its key
 gained the deletion unit (``eraser_unit``) when it came to delete whole words on word pieces; on
-this word-vocabulary run its figures must come out exactly as before. Every other stage must be
-reused."""
+this word-vocabulary run its figures must come out exactly as before. So is plausibility: its
+version went to 2 when rows with an undefined importance (NaN: attention flow beyond its length
+limit) came to be left out; this run has none, so its figures too are unchanged. Every other
+stage must be reused."""
 
 from __future__ import annotations
 
@@ -37,9 +39,9 @@ def test_a_run_analysed_before_the_move_recomputes_no_stage(tmp_path, monkeypatc
     def recomputed(*args, **kwargs):
         raise AssertionError("a stage of the earlier layout was recomputed")
 
-    # Erasure's version and ERASER's key changed after the fixture was written (module
-    # docstring): they alone run.
-    recomputed_on_purpose = {"erasure.npz", "eraser.npz"}
+    # Erasure's and plausibility's versions and ERASER's key changed after the fixture was
+    # written (module docstring): they alone run.
+    recomputed_on_purpose = {"erasure.npz", "eraser.npz", "plausibility.npz"}
     for name in stages.STAGE_SPECS:
         if f"{name}.npz" in recomputed_on_purpose:
             continue
@@ -53,10 +55,11 @@ def test_a_run_analysed_before_the_move_recomputes_no_stage(tmp_path, monkeypatc
     with np.load(run / "analysis" / "erasure.npz") as new:
         meta = json.loads(str(new["__meta__"]))
     assert meta["options"]["erasure_limit"] == "all"
-    with np.load(run / "analysis" / "eraser.npz") as new, \
-            np.load(FIXTURE / "analysis" / "eraser.npz") as old:
-        figures = [k for k in old.files if k != "__meta__"]
-        assert figures and set(figures) <= set(new.files)
-        for k in figures:  # one token per word: deleting words is deleting tokens, bit for bit
-            np.testing.assert_array_equal(new[k], old[k], err_msg=k)
+    for name in ("eraser.npz", "plausibility.npz"):
+        with np.load(run / "analysis" / name) as new, np.load(FIXTURE / "analysis" / name) as old:
+            figures = [k for k in old.files if k != "__meta__"]
+            assert figures and set(figures) <= set(new.files)
+            # ERASER: one token per word, so deleting words is deleting tokens, bit for bit.
+            for k in figures:
+                np.testing.assert_array_equal(new[k], old[k], err_msg=f"{name}: {k}")
     assert (run / "analysis" / "index.html").exists()

@@ -393,6 +393,9 @@ BATTERY_SPECS: dict[str, Stage] = {
     ),
     "plausibility": Stage(
         "plausibility", plausibility_tests, (), ("seed",), needs=METHODS, stream=5,
+        # version 2: rows where an importance is undefined (NaN at a real token: attention flow
+        # beyond its length limit) are left out of its scores; version 1 ranked them.
+        version=2,
         applies=_has_rationale, summarize=_summarize_plausibility, tables=_plausibility_tables,
     ),
 }

@@ -47,6 +47,7 @@ from jaxattn.explain import agreement, importance, interventions
 from jaxattn.explain.faithfulness import has_multi_piece_words
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
+from jaxattn.runtime.memory import attention_bytes, passes_at_once
 from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import summary as summ
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
@@ -70,7 +71,11 @@ class AnalysisOptions:
     loo_chunk: int = 1  # deleted positions evaluated at once (x loo_batch_size sequences)
     ig_batch_size: int = 32
     ig_steps: int = 50
-    ig_chunk: int = 10  # path points evaluated at once (x ig_batch_size sequences)
+    ig_chunk: int = 10  # path points evaluated at once (x ig_batch_size sequences), at most
+    # GiB a chunk of differentiated passes (IG's path points, the attention summaries' layers and
+    # attribution steps) may hold for a self-attention model: chunks shrink at long inputs
+    # (jaxattn.runtime.memory). Memory and speed only, not results.
+    gradient_memory: float = 2.0
     perm_batch_size: int = 16
     num_permutations: int = 100
     adv_batch_size: int = 32
@@ -158,7 +163,9 @@ def _integrated_gradients(model, params, batch, steps: int, chunk: int):
 
 
 def integrated_gradients(model, params, batch, opts):
-    ig, signed = _integrated_gradients(model, params, batch, opts.ig_steps, opts.ig_chunk)
+    chunk = passes_at_once(opts.ig_chunk, batch.tokens.shape[0],
+                           attention_bytes(model, params, batch), opts.gradient_memory * 2**30)
+    ig, signed = _integrated_gradients(model, params, batch, opts.ig_steps, chunk)
     return {"ig": ig, "ig_signed": signed}
 
 

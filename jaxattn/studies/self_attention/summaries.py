@@ -36,6 +36,7 @@ from jaxattn.core.protocol import has_self_attention
 from jaxattn.explain import attention_summaries as S
 from jaxattn.explain.faithfulness import random_scores
 from jaxattn.models.vocab_features import VocabularyFeatures
+from jaxattn.runtime.memory import attention_bytes, passes_at_once
 from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import summaries_report as report
@@ -107,12 +108,18 @@ def _norms_and_maps(model, params, batch, query: str) -> tuple[dict, jnp.ndarray
     return out, S.residual_attention(maps, RESIDUAL)
 
 
-def _jitted(model, params, batch, query: str) -> tuple[dict, jnp.ndarray]:
+def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.ndarray]:
     """({key: <float32>[B, T] or [B, L, T]}, residual-mixed maps): the explain layer's jitted entry
     points (:func:`~jaxattn.explain.attention_summaries.summarize`, ``attribute_attention``),
-    one program each per batch shape."""
-    read = S.summarize(model, params, batch, query, RESIDUAL)
-    attribution = S.attribute_attention(model, params, batch, query, steps=ATTRIBUTION_STEPS)
+    one program each per batch shape. The layers (Chefer) and the attribution's steps (Hao) are
+    differentiated as many at once as ``memory`` bytes allow (:mod:`jaxattn.runtime.memory`)."""
+    rows, row_bytes = batch.tokens.shape[0], attention_bytes(model, params, batch)
+    layers = int(jax.eval_shape(model.self_attention, params, batch).shape[0])
+    read = S.summarize(model, params, batch, query, RESIDUAL,
+                       chunk=passes_at_once(layers, rows, row_bytes, memory))
+    attribution = S.attribute_attention(
+        model, params, batch, query, steps=ATTRIBUTION_STEPS, keep_maps=False,
+        chunk=passes_at_once(ATTRIBUTION_STEPS, rows, row_bytes, memory))
     out, mixed = _norms_and_maps(model, params, batch, query)
     out.update({
         "sa_raw": read.raw,
@@ -154,7 +161,7 @@ def flow_rows(mixed, valid, rows, mask, limit: int = FLOW_LIMIT):
 def summaries(model, params, batch, opts) -> dict:
     model, params = unwrapped(model, params)
     query = query_of(model)
-    out, mixed = _jitted(model, params, batch, query)
+    out, mixed = _jitted(model, params, batch, query, opts.gradient_memory * 2**30)
     real = np.asarray(batch.mask, bool)
     out = {k: np.where(real[:, None] if np.ndim(v) == 3 else real, np.asarray(v), 0.0)
            .astype(np.float32) for k, v in out.items()}

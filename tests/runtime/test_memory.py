@@ -1,0 +1,39 @@
+"""Chunks of differentiated passes capped by what their attention maps would hold."""
+
+import numpy as np
+
+from jaxattn.runtime.memory import SAVED_PER_MAP, attention_bytes, passes_at_once
+from tests.helpers import toy_model
+
+
+def test_attention_bytes_counts_one_rows_maps_of_every_layer_and_head():
+    model, params, batch = toy_model(encoder="transformer")
+    maps = model.self_attention(params, batch)  # [L, B, H, T, T]
+    n_layers, _, heads, t, _ = maps.shape
+    assert attention_bytes(model, params, batch) == n_layers * heads * t * t * 4
+    bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
+    assert attention_bytes(bilstm, bilstm_params, batch) == 0
+
+
+def test_passes_at_once_fits_the_budget():
+    row = 1000
+    # 3 passes of 4 rows fit 12 rows' saved maps, 4 do not.
+    budget = SAVED_PER_MAP * row * 4 * 3.5
+    assert passes_at_once(10, 4, row, budget) == 3
+    assert passes_at_once(2, 4, row, budget) == 2  # never more than asked
+    assert passes_at_once(10, 4, row, 1.0) == 1  # at least one
+    assert passes_at_once(10, 4, 0, 1.0) == 10  # no self-attention: as asked
+
+
+def test_ig_and_the_summaries_run_in_chunks_a_small_budget_allows():
+    # A budget below one pass: every chunk is 1, and the results are those of one big chunk.
+    from jaxattn.studies.jain_wallace.stages import AnalysisOptions, integrated_gradients
+    from jaxattn.studies.self_attention.summaries import summaries
+
+    model, params, batch = toy_model(encoder="transformer")
+    small, large = AnalysisOptions(gradient_memory=1e-9), AnalysisOptions(gradient_memory=100.0)
+    for stage in (integrated_gradients, summaries):
+        got, want = stage(model, params, batch, small), stage(model, params, batch, large)
+        for key, value in want.items():
+            np.testing.assert_allclose(np.asarray(got[key], float), np.asarray(value, float),
+                                       rtol=1e-4, atol=1e-6, err_msg=key)
