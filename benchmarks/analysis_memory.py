@@ -2,8 +2,9 @@
 
     python benchmarks/analysis_memory.py --width 512 --stages attention,grad,ig,summaries,heads
 
-Each stage runs in a fresh process on one batch of its own default size (``AnalysisOptions``'s
-``*_batch_size``, as ``jaxattn analyze`` forms them; ``--rows`` overrides) of ``--width`` word
+Each stage runs in a fresh process on one batch of the size ``jaxattn analyze`` gives it
+(``AnalysisOptions``'s ``*_batch_size``, capped at long inputs by ``gradient_memory``,
+:func:`jaxattn.studies.runner.rows_within_memory`; ``--rows`` sets it) of ``--width`` word
 pieces, every position a real piece: the shape a long review (ERASER movies, IMDB) gives. The
 weights are the packaged MiniLM's with a fresh attention-pooling head (``--head cls`` for the
 [CLS] head); what is measured does not depend on the values. Reported: the process's peak
@@ -31,6 +32,7 @@ def child(stage_name: str, width: int, rows: int | None, head: str, out: str) ->
     from jaxattn.core.protocol import Batch
     from jaxattn.models.pretrained import load_folder, minilm_folder
     from jaxattn.models.pretrained.classifier import bert_classifier
+    from jaxattn.runtime.memory import attention_bytes, passes_at_once
     from jaxattn.studies.jain_wallace.stages import AnalysisOptions
     from jaxattn.studies.registry import get_stage
 
@@ -40,20 +42,29 @@ def child(stage_name: str, width: int, rows: int | None, head: str, out: str) ->
     params["bert"] = loaded.params
     stage = get_stage(stage_name)
     opts = AnalysisOptions()
-    n = rows or getattr(opts, stage.batch_size)
     rng = np.random.default_rng(0)
-    tokens = rng.integers(1000, loaded.model.config.vocab_size, size=(n, width)).astype(np.int32)
-    tokens[:, 0], tokens[:, -1] = 101, 102  # [CLS] ... [SEP]
-    valid = np.ones((n, width), bool)
-    mask = valid.copy()
-    mask[:, [0, -1]] = False
-    word_index = np.where(mask, np.cumsum(mask, axis=1) - 1, -1).astype(np.int32)
-    batch = Batch(tokens=tokens, mask=mask, valid=valid, labels=np.zeros(n, np.int32),
-                  weights=np.ones(n, np.float32), index=np.arange(n, dtype=np.int32),
-                  token_types=np.zeros_like(tokens), word_index=word_index)
+
+    def batch_of(n: int) -> Batch:
+        tokens = rng.integers(1000, loaded.model.config.vocab_size, size=(n, width))
+        tokens = tokens.astype(np.int32)
+        tokens[:, 0], tokens[:, -1] = 101, 102  # [CLS] ... [SEP]
+        valid = np.ones((n, width), bool)
+        mask = valid.copy()
+        mask[:, [0, -1]] = False
+        word_index = np.where(mask, np.cumsum(mask, axis=1) - 1, -1).astype(np.int32)
+        return Batch(tokens=tokens, mask=mask, valid=valid, labels=np.zeros(n, np.int32),
+                     weights=np.ones(n, np.float32), index=np.arange(n, dtype=np.int32),
+                     token_types=np.zeros_like(tokens), word_index=word_index)
+
+    # What analyze forms: the stage's batch size, capped as the runner caps it at this width.
+    n = rows or min(getattr(opts, stage.batch_size),
+                    passes_at_once(1 << 30, 1, attention_bytes(model, params, batch_of(1)),
+                                   opts.gradient_memory * 2**30))
+    batch = batch_of(n)
     given = {}
     if stage.needs:  # e.g. eraser: every importance it ranks, here random ones
-        given = {key: rng.random((n, width)).astype(np.float32) * mask for key in stage.needs}
+        given = {key: rng.random((n, width)).astype(np.float32) * batch.mask
+                 for key in stage.needs}
     start = time.perf_counter()
     kwargs = {"given": given} if stage.needs else {}
     result = stage.compute(model, params, batch, opts, **kwargs)

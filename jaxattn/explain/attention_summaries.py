@@ -480,27 +480,56 @@ class NormSummaries:
 
 
 def norm_based(
-    maps: jnp.ndarray, inputs: NormInputs, valid: jnp.ndarray, rows: jnp.ndarray
+    maps: jnp.ndarray, inputs: NormInputs, valid: jnp.ndarray, rows: jnp.ndarray,
+    chunk: int | None = None,
 ) -> NormSummaries:
-    """Norm-based attention of every layer (see :class:`NormSummaries`)."""
-    t = maps.shape[-1]
-    # [L, B, i, j, W]: key j's contribution to query i, summed over heads.
-    parts = jnp.einsum("lbhij,lbhjw->lbijw", maps, inputs.transformed)
-    attention = jnp.linalg.norm(parts, axis=-1)
-    eye = jnp.eye(t, dtype=maps.dtype)[None, None, :, :, None]
-    with_residual = parts + eye * inputs.residual[:, :, :, None, :]
-    residual = jnp.linalg.norm(with_residual, axis=-1)
-    residual_ln = None
-    if inputs.ln_scale is not None:
-        total = with_residual.sum(axis=3) + inputs.out_bias[:, None, None, :]  # [L, B, i, W]
-        std = jnp.sqrt(total.var(axis=-1) + inputs.ln_eps)  # [L, B, i]
-        centred = with_residual - with_residual.mean(axis=-1, keepdims=True)
-        scaled = centred * inputs.ln_scale[:, None, None, None, :] / std[..., None, None]
-        residual_ln = _read(jnp.linalg.norm(scaled, axis=-1), rows, valid)
+    """Norm-based attention of every layer (see :class:`NormSummaries`).
+
+    Each (query, key) pair's contribution is a ``W``-vector, ``[B, T, T, W]`` per layer: the
+    layers are computed one after another and the queries ``chunk`` at a time (None: all),
+    each block's norms added into the reading at once, so memory stays at ``[B, chunk, T, W]``.
+    The queries may be the first ``Q <= T`` only (``maps`` <float32>[L, B, H, Q, T],
+    ``inputs.residual`` [L, B, Q, W], ``rows`` [B, Q]) when the reading weighs no other: the
+    [CLS] row is one query, not ``T``.
+    """
+    t, queries_in = maps.shape[-1], maps.shape[-2]
+    chunk = min(chunk or queries_in, queries_in)
+    blocks = -(-queries_in // chunk)
+    padded = blocks * chunk  # queries padded to whole blocks; a padded query has weight 0
+    weights = jnp.pad(rows, ((0, 0), (0, padded - queries_in)))
+    with_ln = inputs.ln_scale is not None
+    ln_scale = inputs.ln_scale if with_ln else jnp.zeros_like(inputs.out_bias)
+
+    def one_layer(layer):
+        layer_maps, transformed, residual, out_bias, scale = layer
+        layer_maps = jnp.pad(layer_maps, ((0, 0), (0, 0), (0, padded - queries_in), (0, 0)))
+        residual = jnp.pad(residual, ((0, 0), (0, padded - queries_in), (0, 0)))
+
+        def block(read, start):
+            queries = jax.lax.dynamic_slice_in_dim(layer_maps, start, chunk, axis=2)
+            # [B, q, j, W]: key j's contribution to query q, summed over heads.
+            parts = jnp.einsum("bhqj,bhjw->bqjw", queries, transformed)
+            own = (start + jnp.arange(chunk))[:, None] == jnp.arange(t)[None, :]  # [q, j]: q = j
+            stream = jax.lax.dynamic_slice_in_dim(residual, start, chunk, axis=1)  # [B, q, W]
+            with_residual = parts + own[None, :, :, None] * stream[:, :, None, :]
+            norms = [jnp.linalg.norm(parts, axis=-1), jnp.linalg.norm(with_residual, axis=-1)]
+            if with_ln:
+                total = with_residual.sum(axis=2) + out_bias[None, None]  # [B, q, W]
+                std = jnp.sqrt(total.var(axis=-1) + inputs.ln_eps)  # [B, q]
+                centred = with_residual - with_residual.mean(axis=-1, keepdims=True)
+                scaled = centred * scale[None, None, None] / std[..., None, None]
+                norms.append(jnp.linalg.norm(scaled, axis=-1))
+            w = jax.lax.dynamic_slice_in_dim(weights, start, chunk, axis=1)  # [B, q]
+            return tuple(r + jnp.einsum("bq,bqj->bj", w, n) for r, n in zip(read, norms)), None
+
+        zeros = tuple(jnp.zeros(valid.shape, maps.dtype) for _ in range(3 if with_ln else 2))
+        read, _ = jax.lax.scan(block, zeros, jnp.arange(blocks) * chunk)
+        return tuple(jnp.where(valid, r, 0.0) for r in read)
+
+    read = jax.lax.map(one_layer, (maps, inputs.transformed, inputs.residual, inputs.out_bias,
+                                   ln_scale))
     return NormSummaries(
-        attention=_read(attention, rows, valid),
-        residual=_read(residual, rows, valid),
-        residual_ln=residual_ln,
+        attention=read[0], residual=read[1], residual_ln=read[2] if with_ln else None
     )
 
 

@@ -33,10 +33,11 @@ from tqdm.auto import tqdm
 from jaxattn.core.errors import RunError
 from jaxattn.core.protocol import AttentionModel, Params, capabilities
 from jaxattn.core.version import __version__
-from jaxattn.data.batching import EncodedSplit, eval_batches, num_batches
+from jaxattn.data.batching import EncodedSplit, eval_batches, make_batch, num_batches
 from jaxattn.runtime import distributed
 from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.runtime.files import write_atomic
+from jaxattn.runtime.memory import attention_bytes, passes_at_once
 from jaxattn.studies.overlap import run_batches
 
 CACHE_FORMAT = 2  # bump when the layout of stage files changes
@@ -276,6 +277,22 @@ def stage_batches(
     return jax.device_put(params, replicated), (jax.device_put(b, batch_sharding) for b in batches)
 
 
+def rows_within_memory(
+    model: AttentionModel, params: Params, split: EncodedSplit, indices: np.ndarray, options: Any
+) -> int:
+    """The most rows a batch may hold so that a differentiated pass over the widest of
+    ``indices`` keeps its self-attention maps within ``options.gradient_memory`` GiB
+    (:mod:`jaxattn.runtime.memory`): a Transformer's maps grow as ``T^2``, and a batch size that
+    suits sentences exhausts memory on 512-piece reviews. Unbounded without self-attention or
+    without the option."""
+    budget = getattr(options, "gradient_memory", None)
+    if budget is None or not len(indices):
+        return len(indices) or 1
+    widest = indices[int(np.argmax(split.lengths[indices]))]
+    row = make_batch(split, [widest], 1, options.buckets)
+    return passes_at_once(len(indices), 1, attention_bytes(model, params, row), budget * 2**30)
+
+
 def compute_stage(
     stage: Stage,
     model: AttentionModel,
@@ -296,7 +313,8 @@ def compute_stage(
     # Never pad a batch beyond the instances there are (a small --limit stays cheap), and split
     # it evenly over the devices.
     devices = len(jax.devices())
-    batch_size = min(getattr(options, stage.batch_size), len(indices))
+    batch_size = min(getattr(options, stage.batch_size), len(indices),
+                     rows_within_memory(model, params, split, indices, options))
     batch_size = -(-batch_size // devices) * devices
     arrays: dict[str, np.ndarray] = {}
     per_bucket: dict[str, int] = {}  # padded length -> programs compiled for its batches

@@ -294,11 +294,13 @@ def test_norm_based_transformer_by_hand(transformer):
     maps = model.self_attention(params, batch)
     rows = S.query_rows(batch.valid, "mean")
     inputs = S.transformer_norm_inputs(model, params, batch)
-    got = S.norm_based(maps, inputs, batch.valid, rows)
     plain, resid, _ = _norms_by_hand(maps, inputs, np.asarray(rows), np.asarray(batch.valid))
-    np.testing.assert_allclose(got.attention, plain, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got.residual, resid, rtol=1e-5, atol=1e-6)
-    assert got.residual_ln is None  # pre-LN: no LayerNorm right after the residual sum
+    # Queries all at once, or a few at a time (the last block padded when 3 does not divide T).
+    for chunk in (None, 1, 3):
+        got = S.norm_based(maps, inputs, batch.valid, rows, chunk=chunk)
+        np.testing.assert_allclose(got.attention, plain, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.residual, resid, rtol=1e-5, atol=1e-6)
+        assert got.residual_ln is None  # pre-LN: no LayerNorm right after the residual sum
 
 
 BERT = BertAttentionClassifier(
@@ -322,10 +324,11 @@ def test_bert_summaries_through_the_same_interface():
     maps = BERT.self_attention(params, batch)
     rows = S.query_rows(batch.valid, "first")
     inputs = S.bert_norm_inputs(BERT, params, batch)
-    got = S.norm_based(maps, inputs, batch.valid, rows)
     plain, resid, ln = _norms_by_hand(maps, inputs, np.asarray(rows), np.asarray(batch.valid))
-    np.testing.assert_allclose(got.attention, plain, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(got.residual_ln, ln, rtol=1e-4, atol=1e-6)
+    for chunk in (None, 4):
+        got = S.norm_based(maps, inputs, batch.valid, rows, chunk=chunk)
+        np.testing.assert_allclose(got.attention, plain, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got.residual_ln, ln, rtol=1e-4, atol=1e-6)
     summaries = S.summarize(BERT, params, batch)
     assert summaries.gradient_weighted.shape == batch.tokens.shape
     np.testing.assert_allclose(summaries.rollout, S.rollout(maps, batch.valid, rows), atol=1e-6)

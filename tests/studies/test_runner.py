@@ -120,3 +120,26 @@ def test_the_main_report_says_when_its_rows_no_longer_match_the_data(setup, tmp_
     jaxattn.analyze(model, params, data, out=out, limit=6, only={"grad"}, progress=False, **FAST)
     assert "Stale" not in (out / "index.html").read_text()
     assert not (out / "stale.json").exists()
+
+
+def test_batches_shrink_to_what_the_memory_budget_holds_at_the_widest_row():
+    import numpy as np
+
+    from jaxattn.data.batching import make_batch
+    from jaxattn.runtime.memory import SAVED_PER_MAP, attention_bytes
+    from jaxattn.studies.runner import rows_within_memory
+    from tests.helpers import synthetic_test_batch
+
+    _, split, _ = synthetic_test_batch(12, seed=0)
+    indices = np.arange(12)
+    model, params, _ = toy_model(encoder="transformer")
+    options = stages.AnalysisOptions()
+    assert rows_within_memory(model, params, split, indices, options) == 12  # tiny maps: all
+    row = make_batch(split, [int(np.argmax(split.lengths))], 1, options.buckets)  # the widest
+    per_row = attention_bytes(model, params, row)
+    assert per_row > 0 and row.tokens.shape[1] >= split.width(indices)
+    three = SAVED_PER_MAP * per_row * 3.5 / 2**30  # a budget of three rows and a half
+    tight = dataclasses.replace(options, gradient_memory=three)
+    assert rows_within_memory(model, params, split, indices, tight) == 3
+    bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
+    assert rows_within_memory(bilstm, bilstm_params, split, indices, tight) == 12

@@ -92,20 +92,36 @@ def norm_inputs(model, params, batch) -> S.NormInputs | None:
     return None
 
 
-@functools.partial(jax.jit, static_argnames=("model", "query"))
-def _norms_and_maps(model, params, batch, query: str) -> tuple[dict, jnp.ndarray]:
+@functools.partial(jax.jit, static_argnames=("model", "query", "chunk"))
+def _norms_and_maps(model, params, batch, query: str, chunk: int) -> tuple[dict, jnp.ndarray]:
     """(the last layer's norm-based summaries <float32>[B, T], the residual-mixed head-mean maps
     ``A~`` <float32>[L, B, T, T] for the flow solver: mixed here, in the bucket's shape, so the
-    host's per-row slices compile nothing)."""
+    host's per-row slices compile nothing). The norms are of the last layer alone, ``chunk``
+    queries at a time, and of the [CLS] query alone when that is the row read."""
     maps = model.self_attention(params, batch)
     out = {}
     inputs = norm_inputs(model, params, batch)
     if inputs is not None:
-        norms = S.norm_based(maps, inputs, batch.valid, S.query_rows(batch.valid, query))
-        out["sa_norm"] = norms.attention[-1]
+        last = jax.tree.map(lambda x: x[-1:], inputs)
+        rows, layer = S.query_rows(batch.valid, query), maps[-1:]
+        if query == "first":
+            rows, layer = rows[:, :1], layer[..., :1, :]
+            last = last.replace(residual=last.residual[:, :, :1])
+        norms = S.norm_based(layer, last, batch.valid, rows, chunk)
+        out["sa_norm"] = norms.attention[0]
         if norms.residual_ln is not None:
-            out["sa_norm_ln"] = norms.residual_ln[-1]
+            out["sa_norm_ln"] = norms.residual_ln[0]
     return out, S.residual_attention(maps, RESIDUAL)
+
+
+def _norm_chunk(model, params, batch, memory: float) -> int:
+    """Queries whose ``[B, T, W]`` contributions :func:`_norms_and_maps` computes at once."""
+    rows, tokens = batch.tokens.shape
+    inputs = jax.eval_shape(lambda: norm_inputs(model, params, batch))  # shapes only
+    if inputs is None:
+        return tokens
+    width = inputs.transformed.shape[-1]
+    return passes_at_once(tokens, rows, tokens * width * 4, memory)
 
 
 def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.ndarray]:
@@ -120,7 +136,8 @@ def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.
     attribution = S.attribute_attention(
         model, params, batch, query, steps=ATTRIBUTION_STEPS, keep_maps=False,
         chunk=passes_at_once(ATTRIBUTION_STEPS, rows, row_bytes, memory))
-    out, mixed = _norms_and_maps(model, params, batch, query)
+    out, mixed = _norms_and_maps(model, params, batch, query,
+                                 _norm_chunk(model, params, batch, memory))
     out.update({
         "sa_raw": read.raw,
         LAYERS: jnp.swapaxes(read.raw_layers, 0, 1),
