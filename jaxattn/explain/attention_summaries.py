@@ -45,6 +45,7 @@ from jaxattn.core.protocol import (
 from jaxattn.models.pretrained.bert import layer_norm
 from jaxattn.models.transformer import LAYER_NORM_EPS as TRANSFORMER_LN_EPS
 from jaxattn.models.transformer import TransformerBlock
+from jaxattn.runtime.memory import sum_in_chunks
 
 LogitsGivenMaps = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
@@ -406,12 +407,6 @@ def attention_attribution(
     n_layers, _, n_heads = maps.shape[:3]
     if target is None:
         target = predicted_class(logits_given_maps(maps, None))
-    chunk = min(chunk or steps, steps)
-    chunks = -(-steps // chunk)
-    # Padded to whole chunks with points of weight 0 (their gradients are computed, not counted).
-    padded = jnp.concatenate([alphas, jnp.ones(chunks * chunk - steps, maps.dtype)])
-    weights = (jnp.arange(chunks * chunk) < steps).astype(maps.dtype)
-
     def one_layer(layer):
         select = jnp.broadcast_to((jnp.arange(n_layers) == layer)[:, None], (n_layers, n_heads))
         own = maps[layer]
@@ -420,13 +415,8 @@ def attention_attribution(
             full = jax.lax.dynamic_update_index_in_dim(maps, m, layer, 0)
             return target_score(logits_given_maps(full, select), target, output)
 
-        def add_chunk(total, points):
-            alpha, weight = points
-            grads = jax.vmap(lambda a: jax.grad(lambda m: score(m).sum())(a * own))(alpha)
-            return total + jnp.tensordot(weight, grads, axes=1), None
-
-        summed, _ = jax.lax.scan(add_chunk, jnp.zeros_like(own),
-                                 (padded.reshape(chunks, chunk), weights.reshape(chunks, chunk)))
+        summed = sum_in_chunks(lambda a: jax.grad(lambda m: score(m).sum())(a * own), alphas,
+                               chunk or steps)
         gap = score(own) - score(jnp.zeros_like(own))
         attribution = own * summed / steps
         tokens = _read(attribution.sum(axis=1), rows, valid)

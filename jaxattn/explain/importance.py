@@ -35,6 +35,7 @@ from jaxattn.core.protocol import (
 )
 from jaxattn.explain.deletion import per_token_inputs as _per_token_inputs
 from jaxattn.explain.deletion import token_units, unit_deletion, word_units
+from jaxattn.runtime.memory import sum_in_chunks
 
 
 def normalize_magnitude(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -182,11 +183,7 @@ def integrated_gradients(
     embedded = model.embed(params, batch.tokens)
     target = predicted_class(model, params, batch)
     real = batch.mask[..., None]
-    # Midpoints of the path, padded to whole chunks with points of weight 0.
-    chunks = -(-steps // chunk)
-    point = jnp.arange(chunks * chunk, dtype=embedded.dtype)
-    alphas = ((point + 0.5) / steps).reshape(chunks, chunk)
-    weights = (point < steps).astype(embedded.dtype).reshape(chunks, chunk)
+    alphas = (jnp.arange(steps, dtype=embedded.dtype) + 0.5) / steps  # the path's midpoints
 
     def path_attribution(alpha):
         def total_probability(emb):
@@ -195,13 +192,7 @@ def integrated_gradients(
         grad = jax.grad(total_probability)(jnp.where(real, alpha * embedded, embedded))
         return (grad * embedded).sum(axis=-1)  # [B, T]
 
-    def add_chunk(total, chunk_points):
-        alpha, weight = chunk_points
-        return total + jnp.tensordot(weight, jax.vmap(path_attribution)(alpha), axes=1), None
-
-    total, _ = jax.lax.scan(
-        add_chunk, jnp.zeros(batch.tokens.shape, embedded.dtype), (alphas, weights)
-    )
+    total = sum_in_chunks(path_attribution, alphas, chunk)
     return jnp.where(batch.mask, total / steps, 0.0)
 
 

@@ -12,6 +12,7 @@ self-attention keep the chunk asked for: their activations grow with ``T``, not 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from jaxattn.core.protocol import has_self_attention
 
@@ -41,3 +42,24 @@ def passes_at_once(requested: int, rows: int, row_bytes: int,
         return max(1, requested)
     fit = int(budget // (SAVED_PER_MAP * rows * row_bytes))
     return max(1, min(requested, fit))
+
+
+def sum_in_chunks(fn, points: jnp.ndarray, chunk: int):
+    """``sum_k fn(points[k])`` (a pytree of arrays), ``fn`` vmapped over ``chunk`` points at a
+    time and the chunks added up in a ``lax.scan``: the memory of ``chunk`` evaluations, not of
+    all of them. The last chunk is padded with repeats of the last point, weighted 0."""
+    n = points.shape[0]
+    chunk = max(1, min(chunk, n))
+    chunks = -(-n // chunk)
+    padded = jnp.concatenate([points, jnp.repeat(points[-1:], chunks * chunk - n, axis=0)])
+    weights = (jnp.arange(chunks * chunk) < n).astype(jnp.float32).reshape(chunks, chunk)
+
+    def add(total, xs):
+        values = jax.vmap(fn)(xs[0])
+        return jax.tree.map(
+            lambda t, v: t + jnp.tensordot(xs[1].astype(v.dtype), v, axes=1), total, values
+        ), None
+
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, points[0]))
+    total, _ = jax.lax.scan(add, zeros, (padded.reshape(chunks, chunk, *points.shape[1:]), weights))
+    return total

@@ -1,8 +1,9 @@
 """Chunks of differentiated passes capped by what their attention maps would hold."""
 
+import jax.numpy as jnp
 import numpy as np
 
-from jaxattn.runtime.memory import SAVED_PER_MAP, attention_bytes, passes_at_once
+from jaxattn.runtime.memory import SAVED_PER_MAP, attention_bytes, passes_at_once, sum_in_chunks
 from tests.helpers import toy_model
 
 
@@ -13,6 +14,20 @@ def test_attention_bytes_counts_one_rows_maps_of_every_layer_and_head():
     assert attention_bytes(model, params, batch) == n_layers * heads * t * t * 4
     bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
     assert attention_bytes(bilstm, bilstm_params, batch) == 0
+
+
+def test_sum_in_chunks_is_the_sum_over_every_point():
+    points = jnp.arange(7, dtype=jnp.float32) / 7
+
+    def fn(a):  # a pytree of two arrays per point
+        return {"square": a**2 * jnp.ones(3), "sine": jnp.sin(a)}
+
+    want = {"square": float((np.arange(7) / 7) ** 2 @ np.ones(7)) * np.ones(3),
+            "sine": np.sin(np.arange(7) / 7).sum()}
+    for chunk in (1, 3, 7, 10):  # 3 pads the last chunk with two points of weight 0
+        got = sum_in_chunks(fn, points, chunk)
+        np.testing.assert_allclose(got["square"], want["square"], rtol=1e-6)
+        np.testing.assert_allclose(got["sine"], want["sine"], rtol=1e-6)
 
 
 def test_passes_at_once_fits_the_budget():
