@@ -73,3 +73,17 @@ def test_chromium_renders_the_page_with_the_verdict_table_first(tmp_path):
     dom = chromium_dom(page)
     assert '<h1 id="top">report</h1>' in dom and first_table_class(dom) == "verdict"
     assert dom.count('<td class="v-') == len(VERDICT_ROWS)
+
+
+def test_the_verdict_table_fits_the_window_with_long_commands_in_its_readings(tmp_path):
+    # The readings of tests not run name the command to run, with the run's path: a long path
+    # must wrap inside its cell, not push the evidence column off the page.
+    page = tmp_path / "index.html"
+    run = "runs/" + "a_long_run_directory_name_" * 4 + "minilm"
+    text = html.page("report", [verdict_section(Evidence(jw=SUMMARY, jw_page="", run=run))])
+    measure = ('<script>const t = document.querySelector("table.verdict");'
+               'document.body.dataset.fits = String(t.getBoundingClientRect().right <= '
+               'document.documentElement.clientWidth);</script>')
+    html.write_page(page, text.replace("</body>", measure + "</body>"))
+    dom = chromium_dom(page)
+    assert run in dom and 'data-fits="true"' in dom
