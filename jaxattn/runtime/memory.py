@@ -24,12 +24,30 @@ GRADIENT_BUDGET = 2 * 2**30
 SAVED_PER_MAP = 5.0
 
 
+_SHAPES: dict = {}
+
+
+def shape_of(name: str, fn, model, params, batch):
+    """``jax.eval_shape(fn, params, batch)`` (``fn`` one of ``model``'s computations, ``name``
+    naming it), remembered per (name, model, the batch's shapes): the stages ask once per batch,
+    and tracing the model again each time would cost as much as a small compilation."""
+    leaves, tree = jax.tree.flatten(batch)
+    key = (name, model, tree, tuple((x.shape, x.dtype) for x in leaves))
+    try:
+        if key in _SHAPES:
+            return _SHAPES[key]
+    except TypeError:  # a model that cannot be hashed: traced every time
+        return jax.eval_shape(fn, params, batch)
+    out = _SHAPES[key] = jax.eval_shape(fn, params, batch)
+    return out
+
+
 def attention_bytes(model, params, batch) -> int:
     """Bytes of one row's self-attention maps, ``L x H x T x T`` floats; 0 for a model without
     self-attention. Shapes only: nothing is computed."""
     if not has_self_attention(model):
         return 0
-    maps = jax.eval_shape(model.self_attention, params, batch)  # [L, B, H, T, T]
+    maps = shape_of("self_attention", model.self_attention, model, params, batch)  # [L, B, H, T, T]
     per_row = maps.size // maps.shape[1] if maps.ndim == 5 and maps.shape[1] else 0
     return int(per_row) * maps.dtype.itemsize
 

@@ -3,7 +3,13 @@
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn.runtime.memory import SAVED_PER_MAP, attention_bytes, passes_at_once, sum_in_chunks
+from jaxattn.runtime.memory import (
+    SAVED_PER_MAP,
+    attention_bytes,
+    passes_at_once,
+    shape_of,
+    sum_in_chunks,
+)
 from tests.helpers import toy_model
 
 
@@ -28,6 +34,22 @@ def test_sum_in_chunks_is_the_sum_over_every_point():
         got = sum_in_chunks(fn, points, chunk)
         np.testing.assert_allclose(got["square"], want["square"], rtol=1e-6)
         np.testing.assert_allclose(got["sine"], want["sine"], rtol=1e-6)
+
+
+def test_shapes_are_traced_once_per_model_and_batch_shape():
+    model, params, batch = toy_model(encoder="transformer")
+    traced = []
+
+    def fn(p, b):
+        traced.append(b.tokens.shape)
+        return model.self_attention(p, b)
+
+    first = shape_of("test", fn, model, params, batch)
+    assert shape_of("test", fn, model, params, batch) == first and len(traced) == 1
+    wider = batch.replace(**{k: np.pad(getattr(batch, k), ((0, 0), (0, 2)))
+                             for k in ("tokens", "mask", "valid")})
+    assert shape_of("test", fn, model, params, wider).shape[-1] == first.shape[-1] + 2
+    assert len(traced) == 2
 
 
 def test_passes_at_once_fits_the_budget():

@@ -36,7 +36,7 @@ from jaxattn.core.protocol import has_self_attention
 from jaxattn.explain import attention_summaries as S
 from jaxattn.explain.faithfulness import random_scores
 from jaxattn.models.vocab_features import VocabularyFeatures
-from jaxattn.runtime.memory import attention_bytes, passes_at_once
+from jaxattn.runtime.memory import attention_bytes, passes_at_once, shape_of
 from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import summaries_report as report
@@ -117,7 +117,7 @@ def _norms_and_maps(model, params, batch, query: str, chunk: int) -> tuple[dict,
 def _norm_chunk(model, params, batch, memory: float) -> int:
     """Queries whose ``[B, T, W]`` contributions :func:`_norms_and_maps` computes at once."""
     rows, tokens = batch.tokens.shape
-    inputs = jax.eval_shape(lambda: norm_inputs(model, params, batch))  # shapes only
+    inputs = shape_of("norm_inputs", lambda p, b: norm_inputs(model, p, b), model, params, batch)
     if inputs is None:
         return tokens
     width = inputs.transformed.shape[-1]
@@ -130,7 +130,7 @@ def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.
     one program each per batch shape. The layers (Chefer) and the attribution's steps (Hao) are
     differentiated as many at once as ``memory`` bytes allow (:mod:`jaxattn.runtime.memory`)."""
     rows, row_bytes = batch.tokens.shape[0], attention_bytes(model, params, batch)
-    layers = int(jax.eval_shape(model.self_attention, params, batch).shape[0])
+    layers = int(shape_of("self_attention", model.self_attention, model, params, batch).shape[0])
     read = S.summarize(model, params, batch, query, RESIDUAL,
                        chunk=passes_at_once(layers, rows, row_bytes, memory))
     attribution = S.attribute_attention(
