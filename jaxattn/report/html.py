@@ -56,9 +56,9 @@ table.heat td.name { white-space: nowrap; color: #444; font-size: .85em; width: 
 .tok.mark { text-decoration: underline; text-decoration-thickness: 2px; }
 .verdict-sentence { font-size: 1.05em; font-weight: 600; }
 table.verdict { width: 100%; }
-/* A command or path in a reading may break anywhere, so the table fits the page's width; the
-   verdict labels (classed cells) break between words only. */
-table.verdict td:not([class]) { overflow-wrap: anywhere; }
+/* A command or path in a reading (the fourth column) may break anywhere, so the table fits the
+   page's width; every other cell breaks between words only. */
+table.verdict td:nth-child(4):not([class]) { overflow-wrap: anywhere; }
 table.verdict td.v-against { background: #fde0dc; }
 table.verdict td.v-consistent { background: #dff3e0; }
 table.verdict td.v-mixed, table.verdict td.v-not-needed { background: #fff3cd; }
