@@ -59,7 +59,7 @@ def child(stage_name: str, width: int, rows: int | None, head: str, out: str) ->
     # What analyze forms: the stage's batch size, capped as the runner caps it at this width.
     n = rows or min(getattr(opts, stage.batch_size),
                     passes_at_once(1 << 30, 1, attention_bytes(model, params, batch_of(1)),
-                                   opts.gradient_memory * 2**30))
+                                   opts.gradient_memory))
     batch = batch_of(n)
     given = {}
     if stage.needs:  # e.g. eraser: every importance it ranks, here random ones

@@ -407,6 +407,7 @@ def attention_attribution(
     n_layers, _, n_heads = maps.shape[:3]
     if target is None:
         target = predicted_class(logits_given_maps(maps, None))
+
     def one_layer(layer):
         select = jnp.broadcast_to((jnp.arange(n_layers) == layer)[:, None], (n_layers, n_heads))
         own = maps[layer]

@@ -3,9 +3,10 @@
 Integrated gradients (over the embeddings or over the attention maps) and the per-layer gradients
 of the attention summaries vmap several backward passes over a batch. For a Transformer each pass
 keeps its self-attention maps' worth of activations several times over, ``L x H x T^2`` floats
-per row, so a chunk that suits 60-piece sentences exhausts memory at 512-piece reviews. The
+per row, so a chunk that suits sentences exhausts memory at 512-piece reviews. The
 stages therefore cap their chunks by what a chunk would hold:
-``passes x rows x SAVED_PER_MAP x attention_bytes`` within ``budget``. Models without
+``passes x rows x SAVED_PER_MAP x attention_bytes`` within ``AnalysisOptions.gradient_memory``
+GiB. Models without
 self-attention keep the chunk asked for: their activations grow with ``T``, not ``T^2``.
 """
 
@@ -15,9 +16,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.core.protocol import has_self_attention
-
-#: Bytes a chunk of differentiated passes may hold by default (``AnalysisOptions.gradient_memory``).
-GRADIENT_BUDGET = 2 * 2**30
 
 #: Activations kept by one differentiated pass, in units of its attention maps: 4.2 measured for
 #: all-MiniLM-L6-v2 at 512 pieces (``benchmarks/analysis_memory.py``), rounded up.
@@ -52,13 +50,12 @@ def attention_bytes(model, params, batch) -> int:
     return int(per_row) * maps.dtype.itemsize
 
 
-def passes_at_once(requested: int, rows: int, row_bytes: int,
-                   budget: float = GRADIENT_BUDGET) -> int:
+def passes_at_once(requested: int, rows: int, row_bytes: int, gib: float) -> int:
     """``requested`` capped so that ``passes x rows`` differentiated rows of ``row_bytes`` maps
-    each (:func:`attention_bytes`) hold at most ``budget`` bytes; at least 1."""
+    each (:func:`attention_bytes`) hold at most ``gib`` GiB; at least 1."""
     if row_bytes <= 0 or rows <= 0:
         return max(1, requested)
-    fit = int(budget // (SAVED_PER_MAP * rows * row_bytes))
+    fit = int(gib * 2**30 // (SAVED_PER_MAP * rows * row_bytes))
     return max(1, min(requested, fit))
 
 

@@ -290,7 +290,7 @@ def rows_within_memory(
         return len(indices) or 1
     widest = indices[int(np.argmax(split.lengths[indices]))]
     row = make_batch(split, [widest], 1, options.buckets)
-    return passes_at_once(len(indices), 1, attention_bytes(model, params, row), budget * 2**30)
+    return passes_at_once(len(indices), 1, attention_bytes(model, params, row), budget)
 
 
 def compute_stage(

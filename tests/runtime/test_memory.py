@@ -55,10 +55,10 @@ def test_shapes_are_traced_once_per_model_and_batch_shape():
 def test_passes_at_once_fits_the_budget():
     row = 1000
     # 3 passes of 4 rows fit 12 rows' saved maps, 4 do not.
-    budget = SAVED_PER_MAP * row * 4 * 3.5
+    budget = SAVED_PER_MAP * row * 4 * 3.5 / 2**30  # GiB
     assert passes_at_once(10, 4, row, budget) == 3
     assert passes_at_once(2, 4, row, budget) == 2  # never more than asked
-    assert passes_at_once(10, 4, row, 1.0) == 1  # at least one
+    assert passes_at_once(10, 4, row, 1 / 2**30) == 1  # at least one (a budget of one byte)
     assert passes_at_once(10, 4, 0, 1.0) == 10  # no self-attention: as asked
 
 

@@ -72,9 +72,9 @@ class AnalysisOptions:
     ig_batch_size: int = 32
     ig_steps: int = 50
     ig_chunk: int = 10  # path points evaluated at once (x ig_batch_size sequences), at most
-    # GiB a chunk of differentiated passes (IG's path points, the attention summaries' layers and
-    # attribution steps) may hold for a self-attention model: chunks shrink at long inputs
-    # (jaxattn.runtime.memory). Memory and speed only, not results.
+    # GiB that a batch or a chunk of differentiated passes (IG's path points, the attention
+    # summaries' layers and attribution steps) may hold for a self-attention model: both shrink
+    # at long inputs (jaxattn.runtime.memory). Memory and speed only, not results.
     gradient_memory: float = 2.0
     perm_batch_size: int = 16
     num_permutations: int = 100
@@ -164,7 +164,7 @@ def _integrated_gradients(model, params, batch, steps: int, chunk: int):
 
 def integrated_gradients(model, params, batch, opts):
     chunk = passes_at_once(opts.ig_chunk, batch.tokens.shape[0],
-                           attention_bytes(model, params, batch), opts.gradient_memory * 2**30)
+                           attention_bytes(model, params, batch), opts.gradient_memory)
     ig, signed = _integrated_gradients(model, params, batch, opts.ig_steps, chunk)
     return {"ig": ig, "ig_signed": signed}
 

@@ -128,7 +128,7 @@ def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.
     """({key: <float32>[B, T] or [B, L, T]}, residual-mixed maps): the explain layer's jitted entry
     points (:func:`~jaxattn.explain.attention_summaries.summarize`, ``attribute_attention``),
     one program each per batch shape. The layers (Chefer) and the attribution's steps (Hao) are
-    differentiated as many at once as ``memory`` bytes allow (:mod:`jaxattn.runtime.memory`)."""
+    differentiated as many at once as ``memory`` GiB allow (:mod:`jaxattn.runtime.memory`)."""
     rows, row_bytes = batch.tokens.shape[0], attention_bytes(model, params, batch)
     layers = int(shape_of("self_attention", model.self_attention, model, params, batch).shape[0])
     read = S.summarize(model, params, batch, query, RESIDUAL,
@@ -178,7 +178,7 @@ def flow_rows(mixed, valid, rows, mask, limit: int = FLOW_LIMIT):
 def summaries(model, params, batch, opts) -> dict:
     model, params = unwrapped(model, params)
     query = query_of(model)
-    out, mixed = _jitted(model, params, batch, query, opts.gradient_memory * 2**30)
+    out, mixed = _jitted(model, params, batch, query, opts.gradient_memory)
     real = np.asarray(batch.mask, bool)
     out = {k: np.where(real[:, None] if np.ndim(v) == 3 else real, np.asarray(v), 0.0)
            .astype(np.float32) for k, v in out.items()}
