@@ -39,6 +39,7 @@ from jaxattn.core.protocol import (
     HeadMaps,
     Params,
     has_self_attention_seam,
+    has_traced_layer_restart,
     model_logits,
     output_distribution,
 )
@@ -48,6 +49,8 @@ from jaxattn.models.transformer import TransformerBlock
 from jaxattn.runtime.memory import sum_in_chunks
 
 LogitsGivenMaps = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+#: ``(layer, layer_maps <float32>[B, H, T, T]) -> <float32>[B, C]``: :func:`one_layer_logits`.
+LogitsFromLayer = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
 #: Longest input :func:`attention_flow` solves; beyond it the exact max-flow is refused.
 FLOW_MAX_LENGTH = 64
@@ -86,6 +89,43 @@ def seam_logits(model, params: Params, batch: Batch) -> LogitsGivenMaps:
         return model_logits(model, params, enc)
 
     return logits_given_maps
+
+
+def one_layer_logits(logits_given_maps: LogitsGivenMaps, maps: jnp.ndarray) -> LogitsFromLayer:
+    """``from_layer(layer, layer_maps) -> <float32>[B, C]`` through the seam: the output with
+    every head of ``layer`` (an int, traced or not) given ``layer_maps`` <float32>[B, H, T, T]
+    and every other layer computing its own (``maps`` <float32>[L, B, H, T, T] is only a
+    placeholder for those). Each call runs the whole encoder."""
+    n_layers, _, n_heads = maps.shape[:3]
+
+    def from_layer(layer, layer_maps: jnp.ndarray) -> jnp.ndarray:
+        select = jnp.broadcast_to((jnp.arange(n_layers) == layer)[:, None], (n_layers, n_heads))
+        return logits_given_maps(jax.lax.dynamic_update_index_in_dim(maps, layer_maps, layer, 0),
+                                 select)
+
+    return from_layer
+
+
+def layer_logits(
+    model, params: Params, batch: Batch
+) -> tuple[jnp.ndarray, LogitsFromLayer | None]:
+    """(the model's maps <float32>[L, B, H, T, T], ``from_layer``): :func:`one_layer_logits`'s
+    callable restarted at the given layer, for a model that restarts at a traced layer
+    (:func:`~jaxattn.core.protocol.has_traced_layer_restart`): the states entering each layer
+    come from the one pass that gives the maps, and a call runs layers ``layer..L-1`` only, so
+    the per-layer gradients of Chefer's and Hao's summaries cost ``(L + 1) / 2L`` of full
+    passes. ``from_layer`` is None for another model (callers go through the seam)."""
+    if has_traced_layer_restart(model):
+        states, maps = model.layer_inputs(params, batch)
+        every_head = jnp.ones(maps.shape[2], bool)
+
+        def from_layer(layer, layer_maps: jnp.ndarray) -> jnp.ndarray:
+            enc = model.encode_from_layer(params, batch, states[layer], layer, layer_maps,
+                                          every_head)
+            return model_logits(model, params, enc)
+
+        return maps, from_layer
+    return model.self_attention(params, batch), None
 
 
 def query_rows(valid: jnp.ndarray, query: str | int = "first") -> jnp.ndarray:
@@ -282,33 +322,37 @@ def layer_gradients(
     output: str = "logit",
     downstream: bool = True,
     chunk: int | None = None,
+    from_layer: LogitsFromLayer | None = None,
 ) -> jnp.ndarray:
     """<float32>[L, B, H, T, T] the gradient of the target score (:func:`target_score`) w.r.t.
     each layer's attention probabilities, at ``maps``.
 
     ``downstream=True`` (what a hook on the probabilities gives, as in Chefer et al.): layer
     ``l``'s gradient is taken with only layer ``l`` given, so later layers recompute their
-    attention from the changed stream (``L`` backward passes, ``chunk`` layers at a time,
-    vmapped; None: all ``L``). ``False``: one backward pass with every layer given, so later
-    attention is held fixed.
+    attention from the changed stream (``L`` backward passes). Through the seam
+    (:func:`one_layer_logits`) when ``from_layer`` is None, ``chunk`` layers at a time, vmapped
+    (None: all ``L``); through a restart (:func:`layer_logits`) one layer at a time, since its
+    skipped layers need an unbatched layer index (``chunk`` then has no use). ``False``: one
+    backward pass with every layer given, so later attention is held fixed.
     """
     n_layers, _, n_heads = maps.shape[:3]
 
-    def score(full, select):
-        return target_score(logits_given_maps(full, select), target, output).sum()
-
     if not downstream:
-        return jax.grad(score)(maps, jnp.ones((n_layers, n_heads), bool))
+        def score(full):
+            return target_score(logits_given_maps(full, jnp.ones((n_layers, n_heads), bool)),
+                                target, output).sum()
+
+        return jax.grad(score)(maps)
+    if from_layer is None:
+        from_layer, chunk = one_layer_logits(logits_given_maps, maps), chunk or n_layers
+    else:
+        chunk = None
 
     def one_layer(layer):
-        select = jnp.broadcast_to((jnp.arange(n_layers) == layer)[:, None], (n_layers, n_heads))
+        return jax.grad(lambda m: target_score(from_layer(layer, m), target, output).sum())(
+            maps[layer])
 
-        def given(m):
-            return score(jax.lax.dynamic_update_index_in_dim(maps, m, layer, 0), select)
-
-        return jax.grad(given)(maps[layer])
-
-    return jax.lax.map(one_layer, jnp.arange(n_layers), batch_size=chunk or n_layers)
+    return jax.lax.map(one_layer, jnp.arange(n_layers), batch_size=chunk)
 
 
 def gradient_weighted_layers(
@@ -319,14 +363,16 @@ def gradient_weighted_layers(
     target: jnp.ndarray | None = None,
     downstream: bool = True,
     chunk: int | None = None,
+    from_layer: LogitsFromLayer | None = None,
 ) -> jnp.ndarray:
     """<float32>[L, B, T] Chefer et al.'s relevance after each layer, read at ``rows``:
     ``R_0 = I``, ``R_l = R_{l-1} + mean_h((grad A_l * A_l)^+) R_{l-1}``, gradients of the target
     class logit (the predicted class when ``target`` is None; :func:`layer_gradients`, ``chunk``
-    layers differentiated at once)."""
+    layers differentiated at once, through ``from_layer``)."""
     if target is None:
         target = predicted_class(logits_given_maps(maps, None))
-    grads = layer_gradients(logits_given_maps, maps, target, "logit", downstream, chunk)
+    grads = layer_gradients(logits_given_maps, maps, target, "logit", downstream, chunk,
+                            from_layer)
     weighted = jnp.clip(grads * maps, 0.0, None).mean(axis=2)  # [L, B, T, T]
 
     def step(relevance, layer):
@@ -346,12 +392,13 @@ def gradient_weighted(
     target: jnp.ndarray | None = None,
     downstream: bool = True,
     chunk: int | None = None,
+    from_layer: LogitsFromLayer | None = None,
 ) -> jnp.ndarray:
     """<float32>[B, T] gradient-weighted attention rollout (Chefer et al. 2021), after the last
     layer; see :func:`gradient_weighted_layers`. The read row includes the query itself (1 from
     the identity start): drop it where only the other tokens are ranked."""
     return gradient_weighted_layers(logits_given_maps, maps, valid, rows, target, downstream,
-                                    chunk)[-1]
+                                    chunk, from_layer)[-1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -386,6 +433,7 @@ def attention_attribution(
     output: str = "prob",
     chunk: int | None = None,
     keep_maps: bool = True,
+    from_layer: LogitsFromLayer | None = None,
 ) -> AttentionAttribution:
     """Hao et al.'s attention attribution: integrated gradients w.r.t. one layer's attention
     maps at a time, scaled from 0 to ``A_l`` while the other layers compute their own.
@@ -395,8 +443,10 @@ def attention_attribution(
     (``"midpoint"``), ``F`` the target class probability (``output="prob"``, the paper's) or
     logit. The points are differentiated ``chunk`` at a time (vmapped through the seam; None:
     all ``m`` at once) and summed as they go, which bounds memory: each point holds a whole
-    backward pass over ``[B, H, T, T]`` maps. Layers are a ``lax.map``. ``keep_maps=False``
-    returns only the readings (``maps`` None), so the ``[L, B, H, T, T]`` result is never formed.
+    backward pass over ``[B, H, T, T]`` maps. Layers are a ``lax.map``, each through
+    ``from_layer`` (:func:`layer_logits`'s restart at that layer; None: the seam,
+    :func:`one_layer_logits`). ``keep_maps=False`` returns only the readings (``maps``
+    None), so the ``[L, B, H, T, T]`` result is never formed.
     """
     if rule == "right":
         alphas = jnp.arange(1, steps + 1, dtype=maps.dtype) / steps
@@ -404,17 +454,15 @@ def attention_attribution(
         alphas = (jnp.arange(steps, dtype=maps.dtype) + 0.5) / steps
     else:
         raise ValueError(f"rule must be 'right' or 'midpoint', not {rule!r}")
-    n_layers, _, n_heads = maps.shape[:3]
     if target is None:
         target = predicted_class(logits_given_maps(maps, None))
+    from_layer = from_layer or one_layer_logits(logits_given_maps, maps)
 
     def one_layer(layer):
-        select = jnp.broadcast_to((jnp.arange(n_layers) == layer)[:, None], (n_layers, n_heads))
         own = maps[layer]
 
         def score(m):
-            full = jax.lax.dynamic_update_index_in_dim(maps, m, layer, 0)
-            return target_score(logits_given_maps(full, select), target, output)
+            return target_score(from_layer(layer, m), target, output)
 
         summed = sum_in_chunks(lambda a: jax.grad(lambda m: score(m).sum())(a * own), alphas,
                                chunk or steps)
@@ -423,7 +471,7 @@ def attention_attribution(
         tokens = _read(attribution.sum(axis=1), rows, valid)
         return (attribution if keep_maps else None), tokens, gap
 
-    attributions, tokens, gaps = jax.lax.map(one_layer, jnp.arange(n_layers))
+    attributions, tokens, gaps = jax.lax.map(one_layer, jnp.arange(maps.shape[0]))
     return AttentionAttribution(
         maps=attributions, tokens=tokens, total=tokens.sum(axis=0), gap=gaps
     )
@@ -622,12 +670,12 @@ def summarize(
     """Raw attention, rollout and gradient-weighted attention of a seam model on ``batch``
     (target: the predicted class; ``chunk`` layers differentiated at once, None: all). Flow,
     norms and attribution have their own calls."""
-    maps = model.self_attention(params, batch)
+    maps, from_layer = layer_logits(model, params, batch)
     rows = query_rows(batch.valid, query)
     raw_layers = raw_attention_layers(maps, batch.valid, rows)
     rolled = rollout_layers(maps, batch.valid, rows, residual)
     chefer = gradient_weighted_layers(seam_logits(model, params, batch), maps, batch.valid, rows,
-                                      chunk=chunk)
+                                      chunk=chunk, from_layer=from_layer)
     return Summaries(
         raw=raw_layers[-1],
         raw_layers=raw_layers,
@@ -652,8 +700,9 @@ def attribute_attention(
     keep_maps: bool = True,
 ) -> AttentionAttribution:
     """:func:`attention_attribution` of a seam model on ``batch`` (target: the predicted class)."""
-    maps = model.self_attention(params, batch)
+    maps, from_layer = layer_logits(model, params, batch)
     return attention_attribution(
         seam_logits(model, params, batch), maps, batch.valid, query_rows(batch.valid, query),
         steps=steps, rule=rule, output=output, chunk=chunk, keep_maps=keep_maps,
+        from_layer=from_layer,
     )

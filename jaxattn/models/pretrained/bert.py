@@ -262,24 +262,40 @@ class Bert:
         Args:
           hidden: <float32>[B, T, E] the states entering layer ``start`` (``hidden_states[start]``
             of :meth:`encode_embedded`).
-          start: the first layer to run (static), 0 <= start < L.
+          start: the first layer to run, 0 <= start < L: a Python int (layers ``start..L-1`` are
+            traced), or a traced int32 scalar (every layer is traced once and those below
+            ``start`` are skipped at run time by a ``lax.cond``: one program for every start,
+            e.g. inside a ``lax.map`` over layers; not checked against the range).
           maps: <float32>[B, H, T, T] attention for layer ``start``'s heads ``select`` <bool>[H];
             every head of a later layer computes its own. None: layer ``start`` computes its own.
         Returns:
           <float32>[B, T, E] what :meth:`encode_embedded` returns as ``hidden``.
         """
         c = self.config
-        if not 0 <= start < c.num_layers:
-            raise ValueError(f"start layer {start} is not in [0, {c.num_layers})")
         key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
         key_bias = key_bias[:, None, None, :]
-        first = jax.tree_util.tree_map(lambda x: x[start], params["layers"])
-        h, _ = self._layer(first, hidden, key_bias, maps, select)
-        if start + 1 < c.num_layers:
-            rest = jax.tree_util.tree_map(lambda x: x[start + 1:], params["layers"])
-            h, _ = jax.lax.scan(
-                lambda h, p: (self._layer(p, h, key_bias, None, None)[0], None), h, rest
-            )
+        if isinstance(start, (int, np.integer)):
+            if not 0 <= start < c.num_layers:
+                raise ValueError(f"start layer {start} is not in [0, {c.num_layers})")
+            first = jax.tree_util.tree_map(lambda x: x[start], params["layers"])
+            h, _ = self._layer(first, hidden, key_bias, maps, select)
+            if start + 1 < c.num_layers:
+                rest = jax.tree_util.tree_map(lambda x: x[start + 1:], params["layers"])
+                h, _ = jax.lax.scan(
+                    lambda h, p: (self._layer(p, h, key_bias, None, None)[0], None), h, rest
+                )
+        else:
+            def step(h, xs):
+                index, p = xs
+                given = None if maps is None else select & (index == start)
+
+                def run(h):
+                    return self._layer(p, h, key_bias, maps, given)[0]
+
+                # A skipped layer costs nothing; under reverse mode it saves zeros.
+                return jax.lax.cond(index >= start, run, lambda h: h, h), None
+
+            h, _ = jax.lax.scan(step, hidden, (jnp.arange(c.num_layers), params["layers"]))
         if c.pre_ln:
             h = layer_norm(h, params["final_ln"], c.layer_norm_eps)
         return h
