@@ -102,6 +102,11 @@ class BertOutput:
     attentions: jnp.ndarray | None = None
 
 
+def _pad_rows(h: jnp.ndarray, positions: int) -> jnp.ndarray:
+    """<float32>[B, Q, E] -> [B, positions, E], zero past the ``Q`` computed rows."""
+    return jnp.pad(h, ((0, 0), (0, positions - h.shape[1]), (0, 0)))
+
+
 def dropout(key: jax.Array | None, x: jnp.ndarray, rate: float) -> jnp.ndarray:
     """Inverted dropout of ``x`` at ``rate`` (kept values scaled by ``1 / (1 - rate)``, as
     ``torch.nn.Dropout`` in training mode); ``x`` itself without a key or at rate 0."""
@@ -203,6 +208,7 @@ class Bert:
         heads: HeadMaps | None = None,
         return_attention: bool = False,
         dropout_key: jax.Array | None = None,
+        last_layer_rows: int | None = None,
     ) -> BertOutput:
         """Runs the encoder on given word embeddings.
 
@@ -217,6 +223,12 @@ class Bert:
           dropout_key: a PRNG key for training-time dropout (``config.hidden_dropout`` after the
             embeddings and each sublayer, ``config.attention_dropout`` on the attention
             probabilities, where HF applies them); None (the default): deterministic.
+          last_layer_rows: compute the last layer at the first ``last_layer_rows`` positions
+            only (1 for a read-out of [CLS] alone): its keys and values still cover every
+            position, but its queries, attention output and feed-forward only those rows, so a
+            [CLS] classifier skips most of a layer. ``hidden`` and ``hidden_states[-1]`` are
+            then zero past those rows. None (the default): every position. Not with
+            ``return_attention`` (the last map would have those rows only).
         """
         c = self.config
         T = word_embeddings.shape[1]
@@ -233,20 +245,86 @@ class Bert:
         key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
         key_bias = key_bias[:, None, None, :]
 
-        def layer(h, xs):
-            p, maps, select, key = xs
-            h, probs = self._layer(p, h, key_bias, maps, select, key)
-            return h, (h, probs if return_attention else None)
-
         if heads is None:
-            xs = (params["layers"], None, None, layer_keys)
+            maps, select = None, None
         else:
-            xs = (params["layers"], heads.maps, heads.select, layer_keys)
-        last, (states, probs) = jax.lax.scan(layer, x, xs)
+            maps, select = heads.maps, heads.select
+        if last_layer_rows is not None and return_attention:
+            raise ValueError("last_layer_rows and return_attention exclude each other: the "
+                             "last layer's map would cover those rows only")
+        last, states, probs = self._scan_layers(
+            params["layers"], x, key_bias, maps, select, layer_keys, rows=last_layer_rows,
+            return_attention=return_attention)
         if c.pre_ln:
             last = layer_norm(last, params["final_ln"], c.layer_norm_eps)
+        if last_layer_rows is not None:  # zero past the rows computed
+            last = _pad_rows(last[:, :last_layer_rows], T)
         hidden_states = jnp.concatenate([x[None], states], axis=0)
         return BertOutput(hidden=last, hidden_states=hidden_states, attentions=probs)
+
+    def _scan_layers(self, layers, h, key_bias, maps, select, keys, start=0, rows=None,
+                     return_attention=False, given=None):
+        """(output <float32>[B, T, E], each layer's output <float32>[L, B, T, E], each layer's
+        probabilities <float32>[L, B, H, T, T] or None unless ``return_attention``): the stacked
+        ``layers`` run on ``h`` in one ``lax.scan`` (the stack is never sliced, which would copy
+        it).
+
+        ``maps`` / ``select``: per layer, <float32>[L, B, H, T, T] / <bool>[L, H], or None.
+        ``keys``: <key>[L] dropout keys or None. ``start`` (a Python int or a traced scalar):
+        layers below it pass ``h`` through. ``given``: (maps <float32>[B, H, T, T], select
+        <bool>[H]) for layer ``start`` alone, in place of ``maps`` / ``select``. ``rows``: the last layer computes the first ``rows``
+        positions only, zero past them. Both are a ``lax.switch`` per layer: a skipped layer
+        costs nothing and the last one at [CLS] about a sixth of a layer.
+        """
+        n = self.config.num_layers
+        plain = rows is None and isinstance(start, (int, np.integer)) and start == 0
+
+        def step(h, xs):
+            index, p, m, s, key = xs
+            if given is not None:
+                m, s = given[0], given[1] & (index == start)
+            if plain:
+                h, probs = self._layer(p, h, key_bias, m, s, key)
+                return h, (h, probs if return_attention else None)
+            branches = [lambda h: h, lambda h: self._layer(p, h, key_bias, m, s, key)[0]]
+            which = jnp.where(index < start, 0, 1)
+            if rows is not None:
+                branches.append(lambda h: _pad_rows(
+                    self._layer(p, h, key_bias, m, s, key, rows)[0], h.shape[1]))
+                which = jnp.where((index == n - 1) & (index >= start), 2, which)
+            # Under reverse mode the branch not taken saves zeros.
+            h = jax.lax.switch(which, branches, h)
+            return h, (h, None)
+
+        if rows is not None and isinstance(start, (int, np.integer)):
+            return self._scan_then_rows(layers, h, key_bias, maps, select, keys, int(start), rows,
+                                        given)
+        last, (states, probs) = jax.lax.scan(step, h, (jnp.arange(n), layers, maps, select, keys))
+        return last, states, probs
+
+    def _scan_then_rows(self, layers, h, key_bias, maps, select, keys, start, rows, given):
+        """:meth:`_scan_layers` for a static ``start`` with ``rows``: layers ``start..L-2`` in a
+        scan, then the last one at ``rows`` positions. Each layer's params are indexed out of the
+        stack inside the loop, so the stack is not copied; no ``lax.switch``, whose outputs XLA
+        copies, which under reverse mode means every saved residual."""
+        n = self.config.num_layers
+
+        def at(tree, index):
+            return jax.tree_util.tree_map(lambda x: x[index], tree)
+
+        def run(h, index, last):
+            m, s = (given[0], given[1] & (index == start)) if given is not None else (
+                at(maps, index), at(select, index))
+            return self._layer(at(layers, index), h, key_bias, m, s, at(keys, index),
+                               rows if last else None)[0]
+
+        def step(h, index):
+            h = run(h, index, False)
+            return h, h
+
+        h, states = jax.lax.scan(step, h, jnp.arange(start, n - 1))
+        last = _pad_rows(run(h, n - 1, True), h.shape[1])
+        return last, jnp.concatenate([states, last[None]], axis=0), None
 
     def encode_from(
         self,
@@ -256,6 +334,7 @@ class Bert:
         start: int,
         maps: jnp.ndarray | None = None,
         select: jnp.ndarray | None = None,
+        last_layer_rows: int | None = None,
     ) -> jnp.ndarray:
         """The encoder's output from the states entering layer ``start`` (deterministic).
 
@@ -268,64 +347,59 @@ class Bert:
             e.g. inside a ``lax.map`` over layers; not checked against the range).
           maps: <float32>[B, H, T, T] attention for layer ``start``'s heads ``select`` <bool>[H];
             every head of a later layer computes its own. None: layer ``start`` computes its own.
+          last_layer_rows: as :meth:`encode_embedded`'s.
         Returns:
           <float32>[B, T, E] what :meth:`encode_embedded` returns as ``hidden``.
         """
         c = self.config
+        n = c.num_layers
+        if isinstance(start, (int, np.integer)) and not 0 <= start < n:
+            raise ValueError(f"start layer {start} is not in [0, {n})")
         key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
         key_bias = key_bias[:, None, None, :]
-        if isinstance(start, (int, np.integer)):
-            if not 0 <= start < c.num_layers:
-                raise ValueError(f"start layer {start} is not in [0, {c.num_layers})")
-            first = jax.tree_util.tree_map(lambda x: x[start], params["layers"])
-            h, _ = self._layer(first, hidden, key_bias, maps, select)
-            if start + 1 < c.num_layers:
-                rest = jax.tree_util.tree_map(lambda x: x[start + 1:], params["layers"])
-                h, _ = jax.lax.scan(
-                    lambda h, p: (self._layer(p, h, key_bias, None, None)[0], None), h, rest
-                )
-        else:
-            def step(h, xs):
-                index, p = xs
-                given = None if maps is None else select & (index == start)
-
-                def run(h):
-                    return self._layer(p, h, key_bias, maps, given)[0]
-
-                # A skipped layer costs nothing; under reverse mode it saves zeros.
-                return jax.lax.cond(index >= start, run, lambda h: h, h), None
-
-            h, _ = jax.lax.scan(step, hidden, (jnp.arange(c.num_layers), params["layers"]))
+        h, _, _ = self._scan_layers(params["layers"], hidden, key_bias, None, None, None,
+                                    start=start, rows=last_layer_rows,
+                                    given=None if maps is None else (maps, select))
         if c.pre_ln:
             h = layer_norm(h, params["final_ln"], c.layer_norm_eps)
+        if last_layer_rows is not None:
+            h = _pad_rows(h[:, :last_layer_rows], hidden.shape[1])
         return h
 
-    def _layer(self, p, h, key_bias, maps, select, key=None):
+    def _layer(self, p, h, key_bias, maps, select, key=None, rows=None):
         """One block: self-attention then the feed-forward, each with residual + LayerNorm;
-        dropout where HF's ``BertLayer`` has it when ``key`` is given."""
+        dropout where HF's ``BertLayer`` has it when ``key`` is given. ``rows``: the output at
+        the first ``rows`` positions only, <float32>[B, rows, E] (keys and values of every
+        position); None: at every position."""
         c = self.config
         k_attn, k_out, k_ff = (None,) * 3 if key is None else jax.random.split(key, 3)
         eps = c.layer_norm_eps
         B, T, E = h.shape
+        Q = T if rows is None else rows
         a_in = layer_norm(h, p["attn_ln"], eps) if c.pre_ln else h
 
-        # One [E, 3E] product for the queries, keys and values (fewer, larger matrix products),
-        # split straight into the layouts the two batched products read without transposing:
-        # queries and values [B, H, T, D], keys [B, H, D, T].
-        qkv_kernel = jnp.concatenate([p[n]["kernel"] for n in _QKV], axis=-1)
-        qkv_bias = jnp.concatenate([p[n]["bias"] for n in _QKV], axis=-1)
-        qkv = dense(a_in, {"kernel": qkv_kernel, "bias": qkv_bias})
+        # One [E, 3E] product for the queries, keys and values (fewer, larger matrix products;
+        # [E, 2E] for keys and values when the queries are fewer rows), split straight into the
+        # layouts the two batched products read without transposing: queries and values
+        # [B, H, T, D], keys [B, H, D, T].
+        names = _QKV if rows is None else _QKV[1:]
+        fused = dense(a_in, {"kernel": jnp.concatenate([p[n]["kernel"] for n in names], -1),
+                             "bias": jnp.concatenate([p[n]["bias"] for n in names], -1)})
         # jnp.split, not indexing: its gradient is one concatenation, not three padded adds.
-        q, k, v = (t.reshape(B, T, c.num_heads, c.head_size) for t in jnp.split(qkv, 3, axis=-1))
+        parts = jnp.split(fused, len(names), axis=-1)
+        if rows is not None:
+            parts = [dense(a_in[:, :Q], p["query"]), *parts]
+        q, k, v = (t.reshape(B, -1, c.num_heads, c.head_size) for t in parts)
         q, k_t, v = q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
         # Scaled after the product, in HF's order, so the scores round as HF's do.
         scores = jnp.matmul(q, k_t) * (c.head_size**-0.5)
         probs = jax.nn.softmax(scores + key_bias, axis=-1)
         if maps is not None:
-            probs = jnp.where(select[None, :, None, None], maps, probs)
+            probs = jnp.where(select[None, :, None, None], maps[..., :Q, :], probs)
         dropped = dropout(k_attn, probs, c.attention_dropout)
-        context = jnp.matmul(dropped, v).transpose(0, 2, 1, 3).reshape(B, T, E)
+        context = jnp.matmul(dropped, v).transpose(0, 2, 1, 3).reshape(B, Q, E)
         attended = dropout(k_out, dense(context, p["attn_out"]), c.hidden_dropout)
+        h = h[:, :Q]
         if c.pre_ln:
             h = h + attended
             f_in = layer_norm(h, p["out_ln"], eps)
@@ -346,11 +420,12 @@ class Bert:
         heads: HeadMaps | None = None,
         return_attention: bool = False,
         dropout_key: jax.Array | None = None,
+        last_layer_rows: int | None = None,
     ) -> BertOutput:
         """:meth:`encode_embedded` of ``ids``' own embeddings <int32>[B, T]."""
         return self.encode_embedded(
             params, self.embed(params, ids), token_type_ids, valid, heads, return_attention,
-            dropout_key,
+            dropout_key, last_layer_rows,
         )
 
     def self_attention(

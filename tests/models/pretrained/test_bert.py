@@ -256,3 +256,47 @@ def test_additive_head():
         0.3 * additive_decode(head, hidden, attn) + 0.7 * additive_decode(head, hidden, other),
         atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_last_layer_at_the_first_rows_only_matches_the_loop_reference(pre_ln):
+    # A [CLS] read-out computes the last layer at [CLS] alone: those rows equal the float64
+    # loop's, with a replaced head of the last layer too; the rest of the output is zero.
+    config = dataclasses.replace(CONFIG, pre_ln=pre_ln)
+    model = Bert(config)
+    params = perturbed_params(model, seed=3)
+    ids, types, valid = inputs()
+    B, T = ids.shape
+    maps = random_maps(valid[:, None, None, :], (3, B, 4, T, T), seed=5)
+    select = jnp.zeros((3, 4), bool).at[2, 1].set(True)
+    encode = jax.jit(model.encode, static_argnames=("return_attention", "last_layer_rows"))
+    for heads, replace in ((None, None), (HeadMaps(maps, select), (2, 1, maps[2][:, 1]))):
+        last, states, _ = numpy_bert(config, params, ids, types, valid, replace=replace)
+        for rows in (1, 2):
+            out = encode(params, ids, types, valid, heads, last_layer_rows=rows)
+            np.testing.assert_allclose(out.hidden[:, :rows], last[:, :rows], atol=2e-5)
+            np.testing.assert_array_equal(out.hidden[:, rows:], 0.0)
+            np.testing.assert_allclose(out.hidden_states[:-1], states[:-1], atol=2e-5)
+    with pytest.raises(ValueError, match="exclude each other"):
+        model.encode(params, ids, types, valid, return_attention=True, last_layer_rows=1)
+
+
+def test_restart_with_the_last_layer_at_the_first_row_only():
+    model = Bert(CONFIG)
+    params = perturbed_params(model, seed=4)
+    ids, types, valid = inputs()
+    B, T = ids.shape
+    full = model.encode(params, ids, types, valid, return_attention=True)
+    given = random_maps(valid[:, None, None, :], (B, 4, T, T), seed=6)
+    select = jnp.array([True, False, True, False])
+    run = jax.jit(model.encode_from, static_argnames=("last_layer_rows",))
+    static = jax.jit(model.encode_from, static_argnums=3, static_argnames=("last_layer_rows",))
+    for layer in range(3):
+        reference = static(params, full.hidden_states[layer], valid, layer, given, select)
+        for start in (layer, jnp.int32(layer)):
+            fn = static if isinstance(start, int) else run
+            out = fn(params, full.hidden_states[layer], valid, start, given, select,
+                     last_layer_rows=1)
+            np.testing.assert_allclose(out[:, 0], reference[:, 0], atol=1e-5)
+            np.testing.assert_array_equal(out[:, 1:], 0.0)
+        assert float(jnp.abs(reference - full.hidden).max()) > 1e-3  # the given maps count

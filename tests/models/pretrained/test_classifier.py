@@ -13,7 +13,7 @@ from jaxattn.core.protocol import (
     has_self_attention_seam,
 )
 from jaxattn.models.pretrained.bert import Bert, BertConfig, additive_attention, additive_decode
-from jaxattn.models.pretrained.classifier import BertAttentionClassifier
+from jaxattn.models.pretrained.classifier import BertAttentionClassifier, BertClsClassifier
 
 MODEL = BertAttentionClassifier(
     Bert(
@@ -75,3 +75,34 @@ def test_seam_through_the_contract():
         params, b, emb, HeadMaps(to_cls, jnp.zeros((2, 2), bool).at[0, 1].set(True))
     )
     assert float(jnp.abs(other.hidden - plain.hidden).max()) > 1e-6
+
+
+class _WholeLastLayer(BertClsClassifier):
+    """The [CLS] classifier with its last layer computed at every position."""
+
+    last_layer_rows = None
+
+
+def test_cls_head_computes_its_last_layer_at_cls_alone_with_the_same_logits_and_gradients():
+    b = batch()
+    short = BertClsClassifier(MODEL.bert, task="multiclass", num_classes=3)
+    whole = _WholeLastLayer(MODEL.bert, task="multiclass", num_classes=3)
+    params = jax.tree.map(lambda x: x + 0.1 * jnp.sin(jnp.arange(x.size).reshape(x.shape)),
+                          short.init(jax.random.PRNGKey(2), b))
+    to_cls = jnp.zeros((2, 2, 2, 6, 6)).at[..., 0].set(1.0)
+    for heads in (None, HeadMaps(to_cls, jnp.zeros((2, 2), bool).at[1, 0].set(True))):
+
+        def score(p, model, heads=heads):
+            enc = model.encode_embedded(p, b, model.embed(p, b.tokens), heads)
+            return model.logits(p, enc)[:, 1].sum(), enc.hidden
+
+        (value, hidden), grads = jax.value_and_grad(score, has_aux=True)(params, short)
+        (value_all, hidden_all), grads_all = jax.value_and_grad(score, has_aux=True)(params,
+                                                                                        whole)
+        np.testing.assert_allclose(value, value_all, rtol=1e-6)
+        np.testing.assert_allclose(hidden[:, 0], hidden_all[:, 0], atol=1e-6)
+        np.testing.assert_array_equal(hidden[:, 1:], 0.0)
+        for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_all)):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+    # The last layer's query weights reach the output only through [CLS]'s query.
+    assert float(jnp.abs(grads["bert"]["layers"]["query"]["kernel"][-1]).max()) > 1e-6
