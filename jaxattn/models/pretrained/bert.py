@@ -310,7 +310,8 @@ class Bert:
         n = self.config.num_layers
 
         def at(tree, index):
-            return jax.tree_util.tree_map(lambda x: x[index], tree)
+            return jax.tree_util.tree_map(
+                lambda x: jax.lax.dynamic_index_in_dim(x, index, keepdims=False), tree)
 
         def run(h, index, last):
             m, s = (given[0], given[1] & (index == start)) if given is not None else (

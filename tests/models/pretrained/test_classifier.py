@@ -104,5 +104,10 @@ def test_cls_head_computes_its_last_layer_at_cls_alone_with_the_same_logits_and_
         np.testing.assert_array_equal(hidden[:, 1:], 0.0)
         for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_all)):
             np.testing.assert_allclose(got, want, atol=1e-6)
+    # Params as numpy arrays (as loaded from files), eagerly: the same logits.
+    host = jax.tree.map(np.asarray, params)
+    eager = short.logits(host, short.encode_embedded(host, b, short.embed(host, b.tokens)))
+    np.testing.assert_allclose(eager, whole.logits(params, whole.encode_embedded(
+        params, b, whole.embed(params, b.tokens))), atol=1e-5)
     # The last layer's query weights reach the output only through [CLS]'s query.
     assert float(jnp.abs(grads["bert"]["layers"]["query"]["kernel"][-1]).max()) > 1e-6
