@@ -1,5 +1,7 @@
 """BertAttentionClassifier satisfies the model contract and composes the encoder and head."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,13 +94,14 @@ def test_cls_head_computes_its_last_layer_at_cls_alone_with_the_same_logits_and_
     to_cls = jnp.zeros((2, 2, 2, 6, 6)).at[..., 0].set(1.0)
     for heads in (None, HeadMaps(to_cls, jnp.zeros((2, 2), bool).at[1, 0].set(True))):
 
+        @functools.partial(jax.jit, static_argnums=1)
+        @functools.partial(jax.value_and_grad, has_aux=True)
         def score(p, model, heads=heads):
             enc = model.encode_embedded(p, b, model.embed(p, b.tokens), heads)
             return model.logits(p, enc)[:, 1].sum(), enc.hidden
 
-        (value, hidden), grads = jax.value_and_grad(score, has_aux=True)(params, short)
-        (value_all, hidden_all), grads_all = jax.value_and_grad(score, has_aux=True)(params,
-                                                                                        whole)
+        (value, hidden), grads = score(params, short)
+        (value_all, hidden_all), grads_all = score(params, whole)
         np.testing.assert_allclose(value, value_all, rtol=1e-6)
         np.testing.assert_allclose(hidden[:, 0], hidden_all[:, 0], atol=1e-6)
         np.testing.assert_array_equal(hidden[:, 1:], 0.0)
