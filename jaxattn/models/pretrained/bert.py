@@ -102,6 +102,12 @@ class BertOutput:
     attentions: jnp.ndarray | None = None
 
 
+def _key_bias(valid: jnp.ndarray) -> jnp.ndarray:
+    """<float32>[B, 1, 1, T] HF's extended attention mask: ``finfo.min`` added to the scores of
+    padded keys (``valid`` <bool>[B, T] False)."""
+    return jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)[:, None, None, :]
+
+
 def _pad_rows(h: jnp.ndarray, positions: int) -> jnp.ndarray:
     """<float32>[B, Q, E] -> [B, positions, E], zero past the ``Q`` computed rows."""
     return jnp.pad(h, ((0, 0), (0, positions - h.shape[1]), (0, 0)))
@@ -241,9 +247,7 @@ class Bert:
             keys = jax.random.split(dropout_key, c.num_layers + 1)
             x = dropout(keys[0], x, c.hidden_dropout)
             layer_keys = keys[1:]
-        # HF's extended attention mask: finfo.min added to the scores of padded keys.
-        key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
-        key_bias = key_bias[:, None, None, :]
+        key_bias = _key_bias(valid)
 
         if heads is None:
             maps, select = None, None
@@ -272,10 +276,14 @@ class Bert:
         ``maps`` / ``select``: per layer, <float32>[L, B, H, T, T] / <bool>[L, H], or None.
         ``keys``: <key>[L] dropout keys or None. ``start`` (a Python int or a traced scalar):
         layers below it pass ``h`` through. ``given``: (maps <float32>[B, H, T, T], select
-        <bool>[H]) for layer ``start`` alone, in place of ``maps`` / ``select``. ``rows``: the last layer computes the first ``rows``
-        positions only, zero past them. Both are a ``lax.switch`` per layer: a skipped layer
-        costs nothing and the last one at [CLS] about a sixth of a layer.
+        <bool>[H]) for layer ``start`` alone, in place of ``maps`` / ``select``. ``rows``: the
+        last layer computes the first ``rows`` positions only, zero past them. A static
+        ``start`` with ``rows`` is :meth:`_scan_then_rows`; otherwise skipping and the [CLS]
+        row are a ``lax.switch`` per layer (a skipped layer costs nothing).
         """
+        if rows is not None and isinstance(start, (int, np.integer)):
+            return self._scan_then_rows(layers, h, key_bias, maps, select, keys, int(start), rows,
+                                        given)
         n = self.config.num_layers
         plain = rows is None and isinstance(start, (int, np.integer)) and start == 0
 
@@ -296,9 +304,6 @@ class Bert:
             h = jax.lax.switch(which, branches, h)
             return h, (h, None)
 
-        if rows is not None and isinstance(start, (int, np.integer)):
-            return self._scan_then_rows(layers, h, key_bias, maps, select, keys, int(start), rows,
-                                        given)
         last, (states, probs) = jax.lax.scan(step, h, (jnp.arange(n), layers, maps, select, keys))
         return last, states, probs
 
@@ -356,8 +361,7 @@ class Bert:
         n = c.num_layers
         if isinstance(start, (int, np.integer)) and not 0 <= start < n:
             raise ValueError(f"start layer {start} is not in [0, {n})")
-        key_bias = jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
-        key_bias = key_bias[:, None, None, :]
+        key_bias = _key_bias(valid)
         h, _, _ = self._scan_layers(params["layers"], hidden, key_bias, None, None, None,
                                     start=start, rows=last_layer_rows,
                                     given=None if maps is None else (maps, select))
