@@ -43,7 +43,7 @@ def answer_lines(run_dir: str | Path, report: str | Path, jw: Mapping | None = N
     rows = verdict_rows(dataclasses.replace(ev, stage_rows=tuple(
         stage.verdict for name, stage in REGISTRY.items()
         if stage.verdict is not None and name in ran)))
-    lines = [f"verdict: {verdict_sentence(rows)}"]
+    lines = [f"verdict: {verdict_sentence(rows, ev)}"]
     metrics = read_summary(run_dir / "metrics.json")
     if metrics is not None:
         lines.append(scores_line(metrics))

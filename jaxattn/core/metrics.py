@@ -64,8 +64,16 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def majority_share(labels: np.ndarray) -> float:
+    """The share of the most frequent label in <int>[N] ``labels`` (nan when N = 0)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+
+
 def classification_scores(probs: np.ndarray, labels: np.ndarray, binary: bool) -> dict[str, float]:
-    """accuracy, f1 (positive class if ``binary`` else macro) and, for binary, ROC-AUC.
+    """accuracy, f1 (positive class if ``binary`` else macro), for binary ROC-AUC, and
+    ``majority``: the share of the most frequent gold label, the accuracy of always answering it
+    (what a model that learned nothing scores; the verdict compares accuracy with it).
 
     Args:
       probs: <float>[N, K] output distributions (binary: K = 2).
@@ -77,6 +85,7 @@ def classification_scores(probs: np.ndarray, labels: np.ndarray, binary: bool) -
         "accuracy": accuracy(pred, labels),
         "f1": f1_score(pred, labels, probs.shape[-1], binary),
         "n": int(len(labels)),
+        "majority": majority_share(labels),
     }
     if binary:
         out["auc"] = roc_auc(probs[:, 1], labels)

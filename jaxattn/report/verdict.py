@@ -17,6 +17,10 @@ Thresholds (each stated in the row's reading, none tuned on results):
   it means shuffling the weights leaves the output as unchanged as J&W's adversaries must.
 * :data:`JSD_HALF` = ln(2) / 2: the adversaries "find very different attention" when their mean
   max JSD is at least half the largest possible JSD (ln 2). The midpoint takes no side.
+* :data:`CHANCE_SE` 2: a model whose accuracy does not beat always answering the most frequent
+  class by more than two binomial standard errors (``sqrt(m (1 - m) / n)``) has not shown that it
+  learned the task; the verdict sentence says so, since every test then reads a model that
+  decides nothing.
 * W&P's yardstick: retraining with other seeds. An F1 gap counts only when it exceeds twice the
   sample sd of the seeds' F1 (the base included), the spread retraining alone produces; an
   adversary's attention counts as "different" when it is further (JSD) from the base's than the
@@ -55,6 +59,7 @@ TAU_MARGIN = 0.10
 DEFAULT_EPSILON = 0.05  # J&W's output tolerance (AnalysisOptions.epsilon's default)
 JSD_HALF = math.log(2.0) / 2
 SEED_SPREAD = 2.0
+CHANCE_SE = 2.0
 
 JW = "Jain & Wallace 2019"
 WP = "Wiegreffe & Pinter 2019"
@@ -303,9 +308,40 @@ NOT_NEEDED_WHY = (
     "demo's default), or bAbI / SNLI.")
 
 
-def verdict_sentence(rows: Sequence[Row]) -> str:
+def chance_caveat(ev: Evidence) -> str:
+    """A warning when the model's accuracy does not beat always answering the most frequent
+    class by more than :data:`CHANCE_SE` binomial standard errors ("" otherwise, or when the
+    scores do not say: runs written before ``majority`` was recorded). It reads the run's test
+    scores over the whole split, else the analysed instances' scores."""
+    jw = ev.jw or {}
+    for where, scores in (("test", get_path(jw, "setting.test_scores")),
+                          ("analysed", jw.get("scores"))):
+        if not isinstance(scores, Mapping):
+            continue
+        acc, share, n = scores.get("accuracy"), scores.get("majority"), scores.get("n")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (acc, share, n)):
+            continue
+        if n < 1:
+            continue
+        margin = CHANCE_SE * math.sqrt(share * (1 - share) / n)
+        if acc - share > margin:
+            return ""
+        return (f"Read with care: this model's {where} accuracy ({acc:.3f} over {int(n):,}) does "
+                f"not beat always answering the most frequent class ({share:.3f}) by more than "
+                f"{CHANCE_SE:g} standard errors ({margin:.3f}), so it has not shown that it learned "
+                "the task, and these tests read a model whose outputs may mean nothing.")
+    return ""
+
+
+def verdict_sentence(rows: Sequence[Row], ev: Evidence | None = None) -> str:
     """The plain-words verdict over ``rows``: which way the tests that ran lean, and what is
-    missing."""
+    missing; with ``ev``, then :func:`chance_caveat`'s warning if the model learned nothing."""
+    text = _lean(rows)
+    caveat = chance_caveat(ev) if ev is not None else ""
+    return f"{text} {caveat}" if caveat else text
+
+
+def _lean(rows: Sequence[Row]) -> str:
     ran = [r for r in rows if r.status in RAN]
     if not ran and rows and all(r.status == NOT_APPLICABLE for r in rows):
         return ("Not applicable: this model has no pooling attention to read as an "

@@ -64,7 +64,7 @@ def verdict_table_html(rows: Sequence[Row]) -> str:
 def verdict_section(ev: Evidence) -> str:
     """The section that opens a report: the sentence, the table, how thresholds are read."""
     rows = verdict_rows(ev)
-    body = (f'<p class="verdict-sentence">{html.escape(verdict_sentence(rows))}</p>'
+    body = (f'<p class="verdict-sentence">{html.escape(verdict_sentence(rows, ev))}</p>'
             + verdict_table_html(rows) + html.paragraph(THRESHOLDS_NOTE, "muted"))
     return html.section(VERDICT_TITLE, body, VERDICT_ANCHOR)
 
@@ -72,7 +72,7 @@ def verdict_section(ev: Evidence) -> str:
 def verdict_markdown(ev: Evidence) -> str:
     """The same verdict as Markdown (for ``tables.md``)."""
     rows = verdict_rows(ev)
-    lines = [verdict_sentence(rows), "", "| " + " | ".join(COLUMNS[:-1]) + " |",
+    lines = [verdict_sentence(rows, ev), "", "| " + " | ".join(COLUMNS[:-1]) + " |",
              "|" + "---|" * (len(COLUMNS) - 1)]
     for r in rows:
         cells = (r.test, r.figure, r.compared_with, r.reading, STATUS_LABELS[r.status], r.source)
@@ -98,8 +98,8 @@ def verdict_matrix_html(evidence: Mapping[str, Evidence]) -> str:
                          f'<br><span class="muted">{html.escape(r.figure)}</span></td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     sentences = "".join(
-        f"<li>{html.escape(name)}: {html.escape(verdict_sentence(rows))}</li>"
-        for name, rows in ((name, verdict_rows(ev)) for name, ev in evidence.items()))
+        f"<li>{html.escape(name)}: {html.escape(verdict_sentence(verdict_rows(ev), ev))}</li>"
+        for name, ev in evidence.items())
     table = (f'<table class="verdict"><thead><tr>{head}</tr></thead>'
              f'<tbody>{"".join(body)}</tbody></table>')
     return html.section("Verdict: is attention an explanation for these models?",

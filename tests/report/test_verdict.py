@@ -209,6 +209,41 @@ def test_the_sentence_counts_the_tests_that_ran():
     assert "synthetic_aspects" not in v.verdict_sentence([mk(v.SUPPORTS)])
 
 
+def _scores(accuracy, majority, n):
+    return {"accuracy": accuracy, "majority": majority, "n": n, "f1": 0.5}
+
+
+@pytest.mark.parametrize("accuracy, majority, n, warned", [
+    (0.345, 0.343, 9824, True),    # SNLI at chance: 0.002 above, two se = 0.0096
+    (0.36, 0.343, 9824, False),     # 0.017 above: learned something
+    (0.61, 0.50, 100, False),       # two se = 0.10 at 100 instances
+    (0.58, 0.50, 100, True),
+    (0.40, 0.50, 1821, True),       # worse than the majority answer
+])
+def test_the_sentence_warns_when_the_model_does_not_beat_the_majority_answer(
+        accuracy, majority, n, warned):
+    mk = v.Row("t", "", "", "", v.AGAINST, "")
+    ev = v.Evidence(jw={"setting": {"test_scores": _scores(accuracy, majority, n)}})
+    two_se = 2 * math.sqrt(majority * (1 - majority) / n)
+    assert (accuracy - majority > two_se) is not warned
+    text = v.verdict_sentence([mk], ev)
+    assert text.startswith("The tests lean against")
+    assert ("Read with care" in text) is warned
+    if warned:
+        assert f"test accuracy ({accuracy:.3f} over {n:,})" in text
+        assert f"most frequent class ({majority:.3f})" in text and f"({two_se:.3f})" in text
+    assert v.verdict_sentence([mk]) == v.verdict_sentence([mk], v.Evidence())
+
+
+def test_the_warning_reads_the_analysed_scores_when_the_run_has_no_test_scores():
+    mk = v.Row("t", "", "", "", v.AGAINST, "")
+    ev = v.Evidence(jw={"setting": {"test_scores": None}, "scores": _scores(0.5, 0.5, 64)})
+    assert "this model's analysed accuracy (0.500 over 64)" in v.verdict_sentence([mk], ev)
+    # runs from before `majority` was recorded, or undefined numbers: no warning
+    for scores in ({"accuracy": 0.5, "n": 64}, _scores(0.5, float("nan"), 64), _scores(0.5, 0.5, 0)):
+        assert "Read with care" not in v.verdict_sentence([mk], v.Evidence(jw={"scores": scores}))
+
+
 # Every number a J&W verdict row reads from summary.json; any of them may be null (a statistic
 # that is not defined, e.g. a rank correlation of constant attention).
 _JW_NUMBERS = (
