@@ -3,6 +3,12 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# Tests compile at LLVM's -O0: XLA's own HLO passes (fusion, layout, the programs' arithmetic) all
+# run as in production; only the machine code is less optimised. Compilation dominates the
+# suite's tiny shapes, so this cuts its wall time by about a quarter; speed is measured in
+# benchmarks/, never here. Set the flag yourself to test at another level.
+if "--xla_backend_optimization_level" not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
 # Tests never write to the user's compilation cache (tests of the cache choose their own folder).
 # One fresh folder serves the whole run, its workers and the commands they start (the variable is
 # inherited): the programs several tests compile alike (the same tiny models and shapes) are

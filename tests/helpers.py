@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 import warnings
 from pathlib import Path
@@ -15,6 +16,15 @@ from jaxattn.data.generators import make_synthetic
 from jaxattn.data.vocab import PAD, Vocab, real_token_mask
 from jaxattn.models.model import Model, build_model
 from jaxattn.models.pretrained import Bert, BertConfig, read_tokenizer, write_folder
+from jaxattn.runtime.devices import COUNT_FLAG
+
+
+def fresh_process_xla_flags() -> str:
+    """``XLA_FLAGS`` for a command started as its own process: the suite's (tests/conftest.py)
+    without the CPU device count, so the command picks its own count but compiles as the tests
+    do (results compared bit for bit with the tests' own stay comparable)."""
+    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                    if not f.startswith(COUNT_FLAG))
 
 
 def toy_batch(

@@ -19,11 +19,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jaxattn.runtime.devices import COUNT_FLAG
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
+
+
+def with_device_count(flags: str, count: int) -> str:
+    """``XLA_FLAGS`` ``flags`` with the CPU device count set to ``count``: the caller's other
+    flags (a dump folder, an optimisation level) reach the launched processes unchanged."""
+    kept = [f for f in flags.split() if not f.startswith(COUNT_FLAG)]
+    return " ".join([*kept, f"{COUNT_FLAG}={count}"])
 
 
 def launch(args: list[str], processes: int, script: str | None = None,
@@ -36,7 +45,7 @@ def launch(args: list[str], processes: int, script: str | None = None,
     here = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path,
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
+           "XLA_FLAGS": with_device_count(os.environ.get("XLA_FLAGS", ""), devices_per_process)}
     program = [script] if script else ["-m", "jaxattn.cli"]
     procs = []
     for i in range(processes):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli_here
+from tests.helpers import cli_here, fresh_process_xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "data" / "fixtures"
@@ -506,8 +506,9 @@ class Done:
 
 
 def _run_subprocess(argv: list[str], cwd: Path, env_extra: dict[str, str]) -> Done:
-    env = {k: v for k, v in os.environ.items() if k not in ("JAXATTN_DATA", "XLA_FLAGS")}
-    env.update({"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **env_extra})
+    env = {k: v for k, v in os.environ.items() if k != "JAXATTN_DATA"}
+    env.update({"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
+                "XLA_FLAGS": fresh_process_xla_flags(), **env_extra})
     done = subprocess.run(
         [sys.executable, "-m", "jaxattn.cli", *argv],
         cwd=cwd,

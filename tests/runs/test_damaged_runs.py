@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli_here
+from tests.helpers import cli_here, fresh_process_xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -26,7 +26,7 @@ TINY = [
 
 def _jaxattn(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = fresh_process_xla_flags()
     return subprocess.run([sys.executable, "-m", "jaxattn.cli", *argv], capture_output=True,
                           text=True, env=env, timeout=timeout)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import cli_here
+from tests.helpers import cli_here, fresh_process_xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = [
@@ -34,7 +34,7 @@ def _command(*argv: str) -> list[str]:
 
 def _env() -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = fresh_process_xla_flags()
     return env
 
 

@@ -23,7 +23,7 @@ from jaxattn.runtime.distributed import (
     coordinator_timeout,
     settings,
 )
-from jaxattn.runtime.launch import launch
+from jaxattn.runtime.launch import launch, with_device_count
 from jaxattn.runtime.lock import run_lock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def _jaxattn(args, processes: int = 1, devices: int = 1) -> None:
     jax.distributed when more than one (a single one runs without the flags)."""
     if processes == 1:
         env = {**os.environ, "PYTHONPATH": str(ROOT),
-               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+               "XLA_FLAGS": with_device_count(os.environ.get("XLA_FLAGS", ""), devices)}
         done = subprocess.run([sys.executable, "-m", "jaxattn.cli", *args], env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -184,7 +184,7 @@ def test_coordinator_address_and_port_are_checked_before_jax_starts(capsys):
 def _start(args, index: int, count: int, port: int, timeout: float = 5) -> subprocess.Popen:
     """``jaxattn ARGS`` as process ``index`` of ``count`` at ``localhost:port``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT),
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+           "XLA_FLAGS": with_device_count(os.environ.get("XLA_FLAGS", ""), 1)}
     flags = ["--coordinator", f"localhost:{port}", "--num-processes", str(count),
              "--process-id", str(index), "--coordinator-timeout", str(timeout)]
     return subprocess.Popen([sys.executable, "-m", "jaxattn.cli", *args, *flags], env=env,
@@ -277,3 +277,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
+
+
+def test_launched_processes_keep_the_callers_other_xla_flags():
+    flags = "--xla_dump_to=/tmp/d --xla_force_host_platform_device_count=4 --xla_cpu_ftz=true"
+    assert with_device_count(flags, 1).split() == [
+        "--xla_dump_to=/tmp/d", "--xla_cpu_ftz=true", "--xla_force_host_platform_device_count=1"]
+    assert with_device_count("", 2) == "--xla_force_host_platform_device_count=2"

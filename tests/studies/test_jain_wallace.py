@@ -17,6 +17,7 @@ from jaxattn.studies.jain_wallace import stages, tables
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.summary import VALUE_MEASURES
 from jaxattn.studies.runner import load_stage
+from tests.helpers import fresh_process_xla_flags
 
 FAST = dict(
     num_permutations=8,
@@ -238,7 +239,7 @@ def test_cli_splits_a_cpu_into_devices_with_the_same_results(run_dir, tmp_path):
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("analysis"))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = {**os.environ, "XLA_FLAGS": fresh_process_xla_flags()}
     cmd = [sys.executable, "-m", "jaxattn.cli", "analyze", "--run", str(copy), "--only", "grad,loo",
            "--limit", str(LIMIT), "--cpu-devices", "2", "--quiet"]
     subprocess.run(cmd, check=True, env=env, capture_output=True)

@@ -59,7 +59,13 @@ def test_a_run_analysed_before_the_move_recomputes_no_stage(tmp_path, monkeypatc
         with np.load(run / "analysis" / name) as new, np.load(FIXTURE / "analysis" / name) as old:
             figures = [k for k in old.files if k != "__meta__"]
             assert figures and set(figures) <= set(new.files)
-            # ERASER: one token per word, so deleting words is deleting tokens, bit for bit.
+            # ERASER: one token per word, so deleting words is deleting tokens. The fixture's
+            # figures were computed by another build of the programs (another machine, another
+            # optimisation level), so the same arithmetic may round differently in the last bit.
             for k in figures:
-                np.testing.assert_array_equal(new[k], old[k], err_msg=f"{name}: {k}")
+                if old[k].dtype.kind in "fc":
+                    np.testing.assert_allclose(new[k], old[k], rtol=1e-6, atol=1e-7,
+                                               err_msg=f"{name}: {k}")
+                else:  # the rows' input digests, the instances' ids
+                    np.testing.assert_array_equal(new[k], old[k], err_msg=f"{name}: {k}")
     assert (run / "analysis" / "index.html").exists()
