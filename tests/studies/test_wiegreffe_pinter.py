@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxattn.studies.wiegreffe_pinter.stages as wp_stages
 import jaxattn.studies.wiegreffe_pinter.suite as wp
 from jaxattn.cli import main
 from jaxattn.config import load_config
@@ -153,14 +154,14 @@ def test_rerun_recomputes_nothing_and_new_parameters_recompute_one_stage(suite, 
         raise AssertionError("recomputed a finished stage")
 
     for name in ("train_run", "train_seeds", "train_adversaries", "compare_members"):
-        monkeypatch.setattr(wp, name, refuse)
+        monkeypatch.setattr(wp_stages, name, refuse)
     wp.wp_run(base_dir, seeds=2, lambdas=LAMBDAS, progress=False, dataset=dataset,
               diagnostic_lambda=10.0)
     assert stamps == {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")
                       if p.name != "summary.json"}
     # Choosing another adversary for the diagnostic reruns only that stage, and of its runs only
     # the new one trains.
-    monkeypatch.setattr(wp, "train_run", train_run)
+    monkeypatch.setattr(wp_stages, "train_run", train_run)
     diag = out / "runs" / "diagnostic"
     before = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in diag.iterdir()}
     wp.wp_run(base_dir, only={"diagnostic"}, lambdas=LAMBDAS, progress=False, dataset=dataset,
@@ -187,15 +188,15 @@ def test_diagnostic_adversary_is_the_most_divergent_consistent_one():
     opts = wp.WPOptions()
     threshold, origin = wp.consistency_threshold(opts, {"dev_tvd_mean": 0.1})
     assert threshold == 0.1 and "seeds" in origin
-    assert wp._choose_adversary(sweep, opts, threshold)[0]["lambda"] == 1.0
+    assert wp.choose_adversary(sweep, opts, threshold)[0]["lambda"] == 1.0
     fallback, _ = wp.consistency_threshold(opts, None)
     assert fallback == wp.FALLBACK_CONSISTENCY_TVD
-    assert wp._choose_adversary(sweep, opts, fallback)[0]["lambda"] == 0.0
-    row, why = wp._choose_adversary(sweep, opts, 0.01)  # none consistent: the closest
+    assert wp.choose_adversary(sweep, opts, fallback)[0]["lambda"] == 0.0
+    row, why = wp.choose_adversary(sweep, opts, 0.01)  # none consistent: the closest
     assert row["lambda"] == 0.0 and why == "closest"
     assert wp.consistency_threshold(wp.WPOptions(consistency_tvd=0.5), {"dev_tvd_mean": 0.1})[0] == 0.5
     pinned = wp.WPOptions.from_kwargs(diagnostic_lambda=10.0)
-    assert wp._choose_adversary(sweep, pinned, threshold)[0]["lambda"] == 10.0
+    assert wp.choose_adversary(sweep, pinned, threshold)[0]["lambda"] == 10.0
     with pytest.raises(wp.ConfigError):
         wp.WPOptions.from_kwargs(bogus=1)
     assert wp.WPOptions.from_kwargs(test_selection=True).adversary.selection == "test"
