@@ -37,6 +37,7 @@ from jaxattn.runtime.compile_cache import enable_compilation_cache
 from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
+from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.penalties import Penalty, split_conicity
 from jaxattn.training.train_state import (
     TrainState,
@@ -46,7 +47,7 @@ from jaxattn.training.train_state import (
     save_checkpoint,
     stack_trees,
 )
-from jaxattn.training.trainer import LEARNED, AttentionSource, first_batch, make_optimizer, train
+from jaxattn.training.trainer import LEARNED, AttentionSource, first_batch, train
 
 
 def canonical_bytes(params: Params) -> bytes:
@@ -175,7 +176,7 @@ def train_model(
       penalty: added to the training loss (:mod:`jaxattn.training.penalties`: conicity, deception).
       optimizer: any ``optax.GradientTransformation`` of the parameters' gradients (layer-wise
         learning rates, frozen parameters via ``optax.multi_transform`` ...); it replaces the
-        one ``config`` describes (:func:`~jaxattn.training.trainer.make_optimizer`), whose learning
+        one ``config`` describes (:func:`~jaxattn.training.optimizers.make_optimizer`), whose learning
         rate, weight decay and schedule are then unused. Its state is checkpointed; resume with
         the same optimizer (only the shapes of its state are checked).
     Returns:

@@ -45,6 +45,7 @@ from jaxattn.runs.run import (
     write_run,
 )
 from jaxattn.runtime import distributed
+from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.train_state import (
     init_state,
     load_checkpoint,
@@ -52,7 +53,7 @@ from jaxattn.training.train_state import (
     save_checkpoint,
     stack_trees,
 )
-from jaxattn.training.trainer import AttentionSource, make_optimizer, train
+from jaxattn.training.trainer import AttentionSource, train
 
 SEED_MODES = ("auto", "vmap", "sequential")
 #: Seed runs one command may ask for: each is a run folder of its own.

@@ -8,7 +8,7 @@ import dataclasses
 ATTENTION_SOURCES = ("learned", "uniform", "imposed")
 SELECTION_SPLITS = ("dev", "test")
 PRECISIONS = ("float32", "bfloat16")  # training compute; parameters stay float32
-OPTIMIZERS = ("amsgrad", "adamw")  # jaxattn.training.trainer.make_optimizer
+OPTIMIZERS = ("amsgrad", "adamw")  # jaxattn.training.optimizers.make_optimizer
 
 
 @dataclasses.dataclass

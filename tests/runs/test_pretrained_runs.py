@@ -23,7 +23,7 @@ from jaxattn.models.pretrained import (
 )
 from jaxattn.runs.run import load_run
 from jaxattn.training.config import TrainConfig
-from jaxattn.training.trainer import make_optimizer
+from jaxattn.training.optimizers import make_optimizer
 from tests.helpers import tiny_bert_folder
 
 DATA = ["--set", 'data.name="synthetic"', "--set", "data.limit_train=64"]

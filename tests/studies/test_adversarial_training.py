@@ -18,8 +18,8 @@ from jaxattn.studies.wiegreffe_pinter.adversarial_training import (
     make_adversary_step,
     summarise_adversaries,
 )
+from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.train_state import stack_trees
-from jaxattn.training.trainer import make_optimizer
 from tests.helpers import toy_batch, toy_model
 
 # Eager op-by-op execution compiles every primitive; one jit per function is much faster.

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from jaxattn.config import ConfigError, TrainConfig, load_config
-from jaxattn.training.trainer import decay_mask, learning_rate_schedule, make_optimizer
+from jaxattn.training.optimizers import decay_mask, learning_rate_schedule, make_optimizer
 from tests.helpers import toy_model
 
 ENCODERS = ["bilstm", "cnn", "average", "transformer", "ortho_lstm", "diversity_lstm"]

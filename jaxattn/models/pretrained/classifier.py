@@ -64,7 +64,7 @@ class _BertBase:
     def parameter_group(self, path: tuple[str, ...]) -> str:
         """``embeddings``, ``layers`` (stacked ``[L, ...]``, layer ``l`` on axis 0) or ``head``
         (pooler, classifier, attention head): what layer-wise learning rates and frozen
-        embeddings act on (:func:`jaxattn.training.trainer.make_optimizer`)."""
+        embeddings act on (:func:`jaxattn.training.optimizers.make_optimizer`)."""
         if path[:2] == ("bert", "embeddings"):
             return "embeddings"
         if path[:2] == ("bert", "layers"):

@@ -51,6 +51,7 @@ from jaxattn.runs.run import Run, initial_params, is_finished_run, model_for, wr
 from jaxattn.runtime import distributed
 from jaxattn.studies.comparison import Comparison, compare_members
 from jaxattn.training.config import TrainConfig
+from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.train_state import (
     init_state,
     load_checkpoint,
@@ -60,7 +61,6 @@ from jaxattn.training.train_state import (
 )
 from jaxattn.training.trainer import (
     first_batch,
-    make_optimizer,
     over_members,
     over_processes,
     train_members,
