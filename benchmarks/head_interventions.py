@@ -36,8 +36,8 @@ import numpy as np
 
 from jaxattn import DataConfig, prepare_data
 from jaxattn.core.protocol import Batch, predict_logits
+from jaxattn.models.pretrained import load_folder, tokenize
 from jaxattn.models.pretrained.classifier import BertClsClassifier
-from jaxattn.models.pretrained.hf_files import load_folder, tokenize
 from jaxattn.models.pretrained.packaged import minilm_folder
 from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 from jaxattn.studies.self_attention.heads import head_adversaries, head_effects

@@ -45,6 +45,10 @@ class RunError(JaxattnError):
     """A run directory that is damaged, incomplete or does not match the config asked for."""
 
 
+class PretrainedError(JaxattnError):
+    """A pretrained-model folder that is incomplete, malformed or not a supported BERT."""
+
+
 def read_text(
     path: str | Path,
     *,

@@ -39,7 +39,8 @@ from jaxattn.models.pretrained import (
     read_tokenizer,
     write_folder,
 )
-from jaxattn.models.pretrained.hf_files import CONFIG_FILE, TOKENIZER_FILE, config_json
+from jaxattn.models.pretrained.hf_files import CONFIG_FILE, config_json
+from jaxattn.models.pretrained.hf_tokenizer import TOKENIZER_FILE
 from jaxattn.runtime.files import write_atomic
 
 RUN_FOLDER = "pretrained"  # RUN/pretrained/{config.json, tokenizer.json}

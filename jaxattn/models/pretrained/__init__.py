@@ -1,5 +1,6 @@
 """Pretrained Transformer encoders read from Hugging Face folders (BERT family)."""
 
+from jaxattn.core.errors import PretrainedError
 from jaxattn.models.pretrained.bert import (
     Bert,
     BertConfig,
@@ -18,16 +19,17 @@ from jaxattn.models.pretrained.classifier import (
 )
 from jaxattn.models.pretrained.hf_files import (
     Pretrained,
-    PretrainedError,
-    Tokenized,
     load_folder,
     read_config,
     read_params,
+    write_folder,
+)
+from jaxattn.models.pretrained.hf_tokenizer import (
+    Tokenized,
     read_tokenizer,
     sum_over_words,
     tokenize,
     word_index,
-    write_folder,
 )
 from jaxattn.models.pretrained.packaged import minilm_folder, minilm_installed
 

