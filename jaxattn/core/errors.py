@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 from pathlib import Path
 
 
@@ -81,6 +82,19 @@ def read_text(
     except OSError as err:
         raise error(f"{path}: {what} cannot be read ({err.strerror or err})") from None
     return decode_text(raw, path, error=error, allow_empty=allow_empty)
+
+
+def read_json_object(path: str | Path, *, error: type[Exception] = JaxattnError,
+                     what: str = "file") -> dict:
+    """The JSON object in ``path`` (:func:`read_text`'s checks first); anything else is one
+    ``error`` line naming the file (and the line, for a syntax error)."""
+    try:
+        value = json.loads(read_text(path, error=error, what=what))
+    except json.JSONDecodeError as err:
+        raise error(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise error(f"{path}: expected a JSON object")
+    return value
 
 
 def decode_text(

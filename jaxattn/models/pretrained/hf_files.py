@@ -30,7 +30,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from jaxattn.core.errors import PretrainedError, read_text
+from jaxattn.core.errors import PretrainedError, read_json_object
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.hf_tokenizer import TOKENIZER_FILE, VOCAB_FILE, read_tokenizer
 
@@ -96,12 +96,7 @@ def read_config(folder: str | Path) -> BertConfig:
     """The :class:`BertConfig` of ``folder/config.json`` (``num_labels`` from ``id2label``, 0
     without it), refusing what :class:`Bert` does not compute with one line naming the key."""
     path = Path(folder) / CONFIG_FILE
-    try:
-        raw = json.loads(read_text(path, error=PretrainedError, what="model config"))
-    except json.JSONDecodeError as err:
-        raise PretrainedError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
-    if not isinstance(raw, dict):
-        raise PretrainedError(f"{path}: expected a JSON object")
+    raw = read_json_object(path, error=PretrainedError, what="model config")
 
     model_type = raw.get("model_type")
     architectures = raw.get("architectures") or []

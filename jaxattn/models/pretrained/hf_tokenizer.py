@@ -11,14 +11,13 @@ naming the file and the key (:class:`~jaxattn.core.errors.PretrainedError`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-from jaxattn.core.errors import PretrainedError, read_text, text_lines
+from jaxattn.core.errors import PretrainedError, read_json_object, read_text, text_lines
 from jaxattn.data.tokenizers import sum_over_words, word_index_of  # noqa: F401 (re-exported)
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -31,13 +30,7 @@ def _tokenizer_settings(folder: Path) -> dict:
     path = folder / TOKENIZER_CONFIG_FILE
     if not path.is_file():
         return {}
-    try:
-        settings = json.loads(read_text(path, error=PretrainedError, what="tokenizer config"))
-    except json.JSONDecodeError as err:
-        raise PretrainedError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
-    if not isinstance(settings, dict):
-        raise PretrainedError(f"{path}: expected a JSON object")
-    return settings
+    return read_json_object(path, error=PretrainedError, what="tokenizer config")
 
 
 def _special(settings: dict, key: str, default: str) -> str:
