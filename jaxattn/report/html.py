@@ -55,6 +55,7 @@ table.heat td.name { white-space: nowrap; color: #444; font-size: .85em; width: 
 .tok { display: inline-block; padding: 0 .12em; margin: 1px 0; border-radius: 2px; }
 .tok.mark { text-decoration: underline; text-decoration-thickness: 2px; }
 .verdict-sentence { font-size: 1.05em; font-weight: 600; }
+.verdict-caveat { border-left: 4px solid #c62828; background: #fdecea; padding: 6px 10px; }
 table.verdict { width: 100%; }
 /* A command or path in a reading (the fourth column) may break anywhere, so the table fits the
    page's width; every other cell breaks between words only. */

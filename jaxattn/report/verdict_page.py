@@ -20,6 +20,7 @@ from jaxattn.report.verdict import (
     Evidence,
     Row,
     built_in_rows,
+    chance_caveat,
     verdict_rows,
     verdict_sentence,
 )
@@ -64,7 +65,9 @@ def verdict_table_html(rows: Sequence[Row]) -> str:
 def verdict_section(ev: Evidence) -> str:
     """The section that opens a report: the sentence, the table, how thresholds are read."""
     rows = verdict_rows(ev)
-    body = (f'<p class="verdict-sentence">{html.escape(verdict_sentence(rows, ev))}</p>'
+    caveat = chance_caveat(ev)  # its own paragraph here, so that it is not missed
+    body = (f'<p class="verdict-sentence">{html.escape(verdict_sentence(rows))}</p>'
+            + (f'<p class="verdict-caveat">{html.escape(caveat)}</p>' if caveat else "")
             + verdict_table_html(rows) + html.paragraph(THRESHOLDS_NOTE, "muted"))
     return html.section(VERDICT_TITLE, body, VERDICT_ANCHOR)
 

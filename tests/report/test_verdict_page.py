@@ -38,6 +38,20 @@ def test_verdict_section_opens_with_sentence_and_one_row_per_test():
     assert md.count("\n| ") == 1 + len(VERDICT_ROWS)
 
 
+def test_a_model_that_learned_nothing_gets_the_warning_in_its_own_paragraph():
+    at_chance = {**SUMMARY, "setting": {**SUMMARY["setting"], "test_scores": {
+        "accuracy": 0.51, "majority": 0.5, "n": 1821}}}
+    section = verdict_section(Evidence(jw=at_chance, jw_page=""))
+    caveat = re.search(r'<p class="verdict-caveat">(.*?)</p>', section).group(1)
+    assert caveat.startswith("Read with care: this model&#x27;s test accuracy (0.510 over 1,821)")
+    sentence = re.search(r'<p class="verdict-sentence">(.*?)</p>', section).group(1)
+    assert "Read with care" not in sentence
+    assert "Read with care" in verdict_markdown(Evidence(jw=at_chance, jw_page=""))
+    learned = {**SUMMARY, "setting": {**SUMMARY["setting"], "test_scores": {
+        "accuracy": 0.88, "majority": 0.5, "n": 1821}}}
+    assert "verdict-caveat" not in verdict_section(Evidence(jw=learned, jw_page=""))
+
+
 def test_run_evidence_reads_both_suites_and_links_them_from_the_page(tmp_path):
     run = tmp_path / "run"
     write_json(run / "analysis" / "summary.json", SUMMARY)
