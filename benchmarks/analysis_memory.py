@@ -32,7 +32,7 @@ def child(stage_name: str, width: int, rows: int | None, head: str, out: str) ->
     from jaxattn.core.protocol import Batch
     from jaxattn.models.pretrained import load_folder, minilm_folder
     from jaxattn.models.pretrained.classifier import bert_classifier
-    from jaxattn.runtime.memory import attention_bytes, passes_at_once
+    from jaxattn.runtime.memory import pass_bytes, passes_at_once
     from jaxattn.studies.jain_wallace.stages import AnalysisOptions
     from jaxattn.studies.registry import get_stage
 
@@ -58,7 +58,7 @@ def child(stage_name: str, width: int, rows: int | None, head: str, out: str) ->
 
     # What analyze forms: the stage's batch size, capped as the runner caps it at this width.
     n = rows or min(getattr(opts, stage.batch_size),
-                    passes_at_once(1 << 30, 1, attention_bytes(model, params, batch_of(1)),
+                    passes_at_once(1 << 30, 1, pass_bytes(model, params, batch_of(1)),
                                    opts.gradient_memory))
     batch = batch_of(n)
     given = {}

@@ -3,11 +3,12 @@
 Integrated gradients (over the embeddings or over the attention maps) and the per-layer gradients
 of the attention summaries vmap several backward passes over a batch. For a Transformer each pass
 keeps its self-attention maps' worth of activations several times over, ``L x H x T^2`` floats
-per row, so a chunk that suits sentences exhausts memory at 512-piece reviews. The
-stages therefore cap their chunks by what a chunk would hold:
-``passes x rows x SAVED_PER_MAP x attention_bytes`` within ``AnalysisOptions.gradient_memory``
-GiB. Models without
-self-attention keep the chunk asked for: their activations grow with ``T``, not ``T^2``.
+per row, so a chunk that suits sentences exhausts memory at 512-piece reviews; at sentence
+lengths the states that grow with ``T`` (queries, keys, values, the feed-forward's, ``L x T x E``
+floats each) weigh more. The stages therefore cap their chunks by what a chunk would hold:
+``passes x rows x pass_bytes`` within ``AnalysisOptions.gradient_memory`` GiB, where
+:func:`pass_bytes` is ``SAVED_PER_MAP x`` the maps ``+ SAVED_PER_HIDDEN x`` the hidden states of
+one row. Models without self-attention keep the chunk asked for.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxattn.core.protocol import has_self_attention
+from jaxattn.core.protocol import encode, has_self_attention
 
-#: Activations kept by one differentiated pass, in units of its attention maps: 4.2 measured for
-#: all-MiniLM-L6-v2 at 512 pieces (``benchmarks/analysis_memory.py``), rounded up.
-SAVED_PER_MAP = 5.0
+#: Activations kept by one differentiated pass per row: ``SAVED_PER_MAP`` times its attention
+#: maps plus ``SAVED_PER_HIDDEN`` times its hidden states (``L x T x E``). Fitted to IG's peak
+#: memory on all-MiniLM-L6-v2 at two widths (``benchmarks/analysis_memory.py``: 16.8 MiB per
+#: pass and row at 64 pieces, 316.7 at 512; 2.9 and 24.1), rounded up.
+SAVED_PER_MAP = 3.0
+SAVED_PER_HIDDEN = 25.0
 
 
 _SHAPES: dict = {}
@@ -50,12 +54,25 @@ def attention_bytes(model, params, batch) -> int:
     return int(per_row) * maps.dtype.itemsize
 
 
-def passes_at_once(requested: int, rows: int, row_bytes: int, gib: float) -> int:
-    """``requested`` capped so that ``passes x rows`` differentiated rows of ``row_bytes`` maps
-    each (:func:`attention_bytes`) hold at most ``gib`` GiB; at least 1."""
+def pass_bytes(model, params, batch) -> float:
+    """Bytes one differentiated pass keeps per row of ``batch``: ``SAVED_PER_MAP`` x its
+    attention maps (:func:`attention_bytes`) + ``SAVED_PER_HIDDEN`` x its hidden states, one
+    ``[T, E]`` per layer; 0 for a model without self-attention. Shapes only."""
+    maps = attention_bytes(model, params, batch)
+    if not maps:
+        return 0.0
+    layers = shape_of("self_attention", model.self_attention, model, params, batch).shape[0]
+    hidden = shape_of("encode", lambda p, b: encode(model, p, b), model, params, batch).hidden
+    per_layer = hidden.size // hidden.shape[0] * hidden.dtype.itemsize if hidden.shape[0] else 0
+    return SAVED_PER_MAP * maps + SAVED_PER_HIDDEN * layers * per_layer
+
+
+def passes_at_once(requested: int, rows: int, row_bytes: float, gib: float) -> int:
+    """``requested`` capped so that ``passes x rows`` differentiated rows keeping ``row_bytes``
+    each (:func:`pass_bytes`) hold at most ``gib`` GiB; at least 1."""
     if row_bytes <= 0 or rows <= 0:
         return max(1, requested)
-    fit = int(gib * 2**30 // (SAVED_PER_MAP * rows * row_bytes))
+    fit = int(gib * 2**30 // (rows * row_bytes))
     return max(1, min(requested, fit))
 
 

@@ -37,7 +37,7 @@ from jaxattn.data.batching import EncodedSplit, eval_batches, make_batch, num_ba
 from jaxattn.runtime import distributed
 from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.runtime.files import write_atomic
-from jaxattn.runtime.memory import attention_bytes, passes_at_once
+from jaxattn.runtime.memory import pass_bytes, passes_at_once
 from jaxattn.studies.overlap import run_batches
 
 CACHE_FORMAT = 2  # bump when the layout of stage files changes
@@ -290,7 +290,7 @@ def rows_within_memory(
         return len(indices) or 1
     widest = indices[int(np.argmax(split.lengths[indices]))]
     row = make_batch(split, [widest], 1, options.buckets)
-    return passes_at_once(len(indices), 1, attention_bytes(model, params, row), budget)
+    return passes_at_once(len(indices), 1, pass_bytes(model, params, row), budget)
 
 
 def compute_stage(

@@ -4,8 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxattn.runtime.memory import (
+    SAVED_PER_HIDDEN,
     SAVED_PER_MAP,
     attention_bytes,
+    pass_bytes,
     passes_at_once,
     shape_of,
     sum_in_chunks,
@@ -20,6 +22,27 @@ def test_attention_bytes_counts_one_rows_maps_of_every_layer_and_head():
     assert attention_bytes(model, params, batch) == n_layers * heads * t * t * 4
     bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
     assert attention_bytes(bilstm, bilstm_params, batch) == 0
+
+
+def test_a_pass_counts_its_maps_and_every_layers_hidden_states():
+    model, params, batch = toy_model(encoder="transformer")
+    maps = model.self_attention(params, batch)  # [L, B, H, T, T]
+    n_layers, _, _, t, _ = maps.shape
+    width = model.encode(params, batch).hidden.shape[-1]
+    assert pass_bytes(model, params, batch) == (
+        SAVED_PER_MAP * attention_bytes(model, params, batch)
+        + SAVED_PER_HIDDEN * n_layers * t * width * 4)
+    bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
+    assert pass_bytes(bilstm, bilstm_params, batch) == 0
+
+
+def test_the_constants_fit_the_measured_peaks():
+    # IG on all-MiniLM-L6-v2 (6 layers, 12 heads, E = 384), MiB per pass and row over the
+    # forward's floor (benchmarks/RESULTS.md): 16.8 at 64 pieces, 316.7 at 512. The model
+    # must not undercount either, nor overcount by more than a tenth.
+    for t, measured in ((64, 16.8), (512, 316.7)):
+        counted = (SAVED_PER_MAP * 6 * 12 * t * t * 4 + SAVED_PER_HIDDEN * 6 * t * 384 * 4) / 2**20
+        assert measured <= counted <= 1.1 * measured, (t, counted)
 
 
 def test_sum_in_chunks_is_the_sum_over_every_point():
@@ -54,8 +77,8 @@ def test_shapes_are_traced_once_per_model_and_batch_shape():
 
 def test_passes_at_once_fits_the_budget():
     row = 1000
-    # 3 passes of 4 rows fit 12 rows' saved maps, 4 do not.
-    budget = SAVED_PER_MAP * row * 4 * 3.5 / 2**30  # GiB
+    # 3 passes of 4 rows fit 12 rows' saved activations, 4 do not.
+    budget = row * 4 * 3.5 / 2**30  # GiB
     assert passes_at_once(10, 4, row, budget) == 3
     assert passes_at_once(2, 4, row, budget) == 2  # never more than asked
     assert passes_at_once(10, 4, row, 1 / 2**30) == 1  # at least one (a budget of one byte)

@@ -126,7 +126,7 @@ def test_batches_shrink_to_what_the_memory_budget_holds_at_the_widest_row():
     import numpy as np
 
     from jaxattn.data.batching import make_batch
-    from jaxattn.runtime.memory import SAVED_PER_MAP, attention_bytes
+    from jaxattn.runtime.memory import pass_bytes
     from jaxattn.studies.runner import rows_within_memory
     from tests.helpers import synthetic_test_batch
 
@@ -136,9 +136,9 @@ def test_batches_shrink_to_what_the_memory_budget_holds_at_the_widest_row():
     options = stages.AnalysisOptions()
     assert rows_within_memory(model, params, split, indices, options) == 12  # tiny maps: all
     row = make_batch(split, [int(np.argmax(split.lengths))], 1, options.buckets)  # the widest
-    per_row = attention_bytes(model, params, row)
+    per_row = pass_bytes(model, params, row)
     assert per_row > 0 and row.tokens.shape[1] >= split.width(indices)
-    three = SAVED_PER_MAP * per_row * 3.5 / 2**30  # a budget of three rows and a half
+    three = per_row * 3.5 / 2**30  # a budget of three rows and a half
     tight = dataclasses.replace(options, gradient_memory=three)
     assert rows_within_memory(model, params, split, indices, tight) == 3
     bilstm, bilstm_params, _ = toy_model(encoder="bilstm")

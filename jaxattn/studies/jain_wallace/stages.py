@@ -47,7 +47,7 @@ from jaxattn.explain import agreement, importance, interventions
 from jaxattn.explain.faithfulness import has_multi_piece_words
 from jaxattn.report import plots
 from jaxattn.report.tables import mean_std
-from jaxattn.runtime.memory import attention_bytes, passes_at_once
+from jaxattn.runtime.memory import pass_bytes, passes_at_once
 from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import summary as summ
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
@@ -164,7 +164,7 @@ def _integrated_gradients(model, params, batch, steps: int, chunk: int):
 
 def integrated_gradients(model, params, batch, opts):
     chunk = passes_at_once(opts.ig_chunk, batch.tokens.shape[0],
-                           attention_bytes(model, params, batch), opts.gradient_memory)
+                           pass_bytes(model, params, batch), opts.gradient_memory)
     ig, signed = _integrated_gradients(model, params, batch, opts.ig_steps, chunk)
     return {"ig": ig, "ig_signed": signed}
 

@@ -36,7 +36,7 @@ from jaxattn.core.protocol import has_self_attention
 from jaxattn.explain import attention_summaries as S
 from jaxattn.explain.faithfulness import random_scores
 from jaxattn.models.vocab_features import VocabularyFeatures
-from jaxattn.runtime.memory import attention_bytes, passes_at_once, shape_of
+from jaxattn.runtime.memory import SAVED_PER_MAP, pass_bytes, passes_at_once, shape_of
 from jaxattn.studies.registry import random_key
 from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import summaries_report as report
@@ -121,7 +121,8 @@ def _norm_chunk(model, params, batch, memory: float) -> int:
     if inputs is None:
         return tokens
     width = inputs.transformed.shape[-1]
-    return passes_at_once(tokens, rows, tokens * width * 4, memory)
+    # a query's [T, W] contributions, counted as a differentiated pass counts its maps
+    return passes_at_once(tokens, rows, SAVED_PER_MAP * tokens * width * 4, memory)
 
 
 def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.ndarray]:
@@ -129,7 +130,7 @@ def _jitted(model, params, batch, query: str, memory: float) -> tuple[dict, jnp.
     points (:func:`~jaxattn.explain.attention_summaries.summarize`, ``attribute_attention``),
     one program each per batch shape. The layers (Chefer) and the attribution's steps (Hao) are
     differentiated as many at once as ``memory`` GiB allow (:mod:`jaxattn.runtime.memory`)."""
-    rows, row_bytes = batch.tokens.shape[0], attention_bytes(model, params, batch)
+    rows, row_bytes = batch.tokens.shape[0], pass_bytes(model, params, batch)
     layers = int(shape_of("self_attention", model.self_attention, model, params, batch).shape[0])
     read = S.summarize(model, params, batch, query, RESIDUAL,
                        chunk=passes_at_once(layers, rows, row_bytes, memory))
