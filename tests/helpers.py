@@ -16,15 +16,14 @@ from jaxattn.data.generators import make_synthetic
 from jaxattn.data.vocab import PAD, Vocab, real_token_mask
 from jaxattn.models.model import Model, build_model
 from jaxattn.models.pretrained import Bert, BertConfig, read_tokenizer, write_folder
-from jaxattn.runtime.devices import COUNT_FLAG
+from jaxattn.runtime.launch import without_device_count
 
 
 def fresh_process_xla_flags() -> str:
     """``XLA_FLAGS`` for a command started as its own process: the suite's (tests/conftest.py)
     without the CPU device count, so the command picks its own count but compiles as the tests
     do (results compared bit for bit with the tests' own stay comparable)."""
-    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                    if not f.startswith(COUNT_FLAG))
+    return without_device_count(os.environ.get("XLA_FLAGS", ""))
 
 
 def toy_batch(

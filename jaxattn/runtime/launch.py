@@ -28,11 +28,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def without_device_count(flags: str) -> str:
+    """``XLA_FLAGS`` ``flags`` less the CPU device count, every other flag kept in order."""
+    return " ".join(f for f in flags.split() if not f.startswith(COUNT_FLAG))
+
+
 def with_device_count(flags: str, count: int) -> str:
     """``XLA_FLAGS`` ``flags`` with the CPU device count set to ``count``: the caller's other
     flags (a dump folder, an optimisation level) reach the launched processes unchanged."""
-    kept = [f for f in flags.split() if not f.startswith(COUNT_FLAG)]
-    return " ".join([*kept, f"{COUNT_FLAG}={count}"])
+    return f"{without_device_count(flags)} {COUNT_FLAG}={count}".lstrip()
 
 
 def launch(args: list[str], processes: int, script: str | None = None,
