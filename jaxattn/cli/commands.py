@@ -1,5 +1,6 @@
-"""The ``jaxattn`` command: ``train``, ``analyze``, ``score``, ``wp``, ``reproduce``,
-``import-torch``, ``export-torch`` and ``data list``.
+"""The ``jaxattn`` command's parser and entry point: ``train``, ``analyze``, ``score``, ``wp``,
+``reproduce``, ``import-torch``, ``export-torch``, ``import-hf``, ``export-hf`` and ``data list``
+(each command's work: :mod:`jaxattn.cli.handlers`).
 
 Errors the user can fix (bad arguments, config, data or run directories, files that cannot be
 read or written) end in exactly one line on stderr, ``jaxattn <command>: error: <message>``,
@@ -12,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
 from pathlib import Path, PurePath
 
-from jaxattn.cli.answer import own_summary, print_answer
 from jaxattn.cli.args import (
     DATA_DIR_HELP,
     Parser,
@@ -27,198 +25,30 @@ from jaxattn.cli.args import (
     python_function,
     stages,
 )
-from jaxattn.config import HEADS, WORD_ENCODERS, file_data_overrides, load_config
+from jaxattn.cli.handlers import (
+    cmd_analyze,
+    cmd_data_list,
+    cmd_export_hf,
+    cmd_export_torch,
+    cmd_import_hf,
+    cmd_import_torch,
+    cmd_reproduce,
+    cmd_score,
+    cmd_train,
+    cmd_wp,
+)
+from jaxattn.config import HEADS, WORD_ENCODERS
 from jaxattn.core.errors import JaxattnError
-from jaxattn.data.catalog import describe_datasets
-from jaxattn.data.embeddings import check_pretrained
-from jaxattn.data.sources import resolve_data_dir
-from jaxattn.interop.torch_runs import export_torch, import_torch
-from jaxattn.runs.pretrained import export_hf
-from jaxattn.runs.run import import_hf, load_run, train_run
 from jaxattn.runtime import distributed
 from jaxattn.runtime.compile_cache import add_cache_option, enable_compilation_cache
 from jaxattn.runtime.devices import split_cpu_into_devices
-from jaxattn.studies.jain_wallace.analyze import analyze_run
-from jaxattn.studies.jain_wallace.attributions import export_attributions, score_run
 from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 from jaxattn.studies.registry import get_stage, list_stages
-from jaxattn.studies.reproduce import DEMO_DATASET, reproduce
-from jaxattn.studies.wiegreffe_pinter.suite import wp_run, wp_trained
+from jaxattn.studies.reproduce import DEMO_DATASET
 
 # Everything a user can fix; OSError covers files that are missing, folders, permissions, a full
 # or read-only disk.
 USER_ERRORS = (JaxattnError, OSError, UnicodeDecodeError)
-
-
-def _data_dir_override(args: argparse.Namespace) -> list[str]:
-    """``--data-dir DIR`` as the ``--set`` it stands for (after the others, so it wins)."""
-    return [f"data.data_dir={json.dumps(str(args.data_dir))}"] if args.data_dir else []
-
-
-def _check_out(out: Path) -> None:
-    """A run folder that can be created or written to, checked before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out}: is a file, not a run folder; choose a folder")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CliError(f"--out {out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise CliError(f"--out {out}: cannot write in {existing} (permission denied)")
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    # Config, data folder and --out are checked before JAX is imported, so their errors are fast.
-    overrides = args.set or []
-    if args.data_file is not None:
-        overrides = [*file_data_overrides(args.data_file), *overrides]
-    cfg = load_config(args.config, overrides + _data_dir_override(args))
-    _check_out(args.out)
-
-    resolve_data_dir(cfg.data.data_dir or None, "--data-dir" if args.data_dir else "data.data_dir")
-
-    check_pretrained(cfg.data.embeddings)
-
-    metrics = train_run(cfg, args.out, progress=not args.quiet)
-    test = metrics["test"]
-    shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
-    print(
-        f"{args.out}: test {shown} (epoch {metrics['best_epoch']}, selected on {metrics['selection']})"
-    )
-    return 0
-
-
-def _cmd_data_list(args: argparse.Namespace) -> int:
-    """Exit status 0, or 1 when a data set named on the command line is not available."""
-
-    resolve_data_dir(args.data_dir, "--data-dir")  # a folder that is not there: one error line
-    rows = describe_datasets(args.data_dir, names=args.names or None)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(f"{'name':16s} {'task':10s} {'train':>7s} {'dev':>6s} {'test':>6s}  source")
-        for row in rows:
-            sizes = row.get("sizes") or {}
-            cells = [
-                f"{sizes.get(s, '-'):>{w}}" for s, w in (("train", 7), ("dev", 6), ("test", 6))
-            ]
-            status = row["source"] if row["available"] else f"NOT AVAILABLE: {row['error']}"
-            print(f"{row['name']:16s} {row.get('task', '?'):10s} {' '.join(cells)}  {status}")
-            for note in row.get("notes", []):
-                print(f"{'':16s} note: {note}")
-    missing = [row for row in rows if not row["available"]]
-    if args.names and missing:
-        name, why = missing[0]["name"], " ".join(str(missing[0]["error"]).split())
-        more = f" (and {len(missing) - 1} more: {', '.join(r['name'] for r in missing[1:])})"
-        print(
-            "jaxattn data list: error: not available: "
-            + (why if why.startswith(name) else f"{name}: {why}")
-            + (more if len(missing) > 1 else ""),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-
-    report = analyze_run(
-        args.run, split=args.split, only=args.only, limit=args.limit, progress=not args.quiet,
-        **dict(args.option),
-    )
-    if args.export_attributions is not None:
-        n = export_attributions(report.parent, args.export_attributions)
-        print(f"attributions: {n} instances -> {args.export_attributions}")
-    # The verdict of the analysis just written (a narrower one is written beside the main one).
-    print_answer(args.run, report, jw=own_summary(report))
-    return 0
-
-
-def _cmd_score(args: argparse.Namespace) -> int:
-
-    tables = score_run(args.run, args.attributions, args.out, progress=not args.quiet)
-    print(f"tables: {tables}")
-    return 0
-
-
-def _cmd_wp(args: argparse.Namespace) -> int:
-
-    if args.model is not None:
-        built = args.model()
-        if not (isinstance(built, tuple) and len(built) == 3):
-            raise CliError("--model: the function must return (model, data, TrainConfig), got "
-                           f"{type(built).__name__}")
-        model, data, config = built
-        report = wp_trained(args.run, model, data, config, only=args.only, seeds=args.seeds,
-                            progress=not args.quiet)
-    else:
-        report = wp_run(args.run, only=args.only, seeds=args.seeds, progress=not args.quiet)
-    print_answer(args.run, report, wp=own_summary(report))
-    return 0
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    _check_out(args.out)
-
-    suites = ("jain_wallace", "wiegreffe_pinter") if args.suite in ("demo", "all") else (args.suite,)
-    index = reproduce(
-        args.out,
-        dataset=args.dataset,
-        encoder=args.encoder,
-        attention=args.attention,
-        overrides=(args.set or []) + _data_dir_override(args),
-        suites=suites,
-        limit=args.limit,
-        seeds=args.seeds,
-        progress=not args.quiet,
-    )
-    print_answer(args.out / "run", index)
-    return 0
-
-
-def _cmd_import_torch(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, (args.set or []) + _data_dir_override(args))
-    _check_out(args.out)
-
-    metrics = import_torch(args.checkpoint, args.vocab, cfg, args.out)
-    test = metrics["test"]
-    shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "f1", "auc") if k in test)
-    print(f"{args.out}: imported {metrics['model']['encoder']} + {metrics['model']['attention']}; "
-          f"test {shown}")
-    return 0
-
-
-def _cmd_export_torch(args: argparse.Namespace) -> int:
-    _check_out(args.out)
-
-    print(f"{export_torch(args.run, args.out)}: enc.th, dec.th, config.json, vocab.json")
-    return 0
-
-
-def _cmd_import_hf(args: argparse.Namespace) -> int:
-    overrides = ["model.encoder=\"bert\"", f"model.pretrained={json.dumps(str(args.folder))}",
-                 f"model.head={json.dumps(args.head)}", "train.optimizer=\"adamw\"",
-                 "train.learning_rate=1e-4", "train.weight_decay=0.01", "train.epochs=1"]
-    cfg = load_config(args.config, overrides + (args.set or []) + _data_dir_override(args))
-    _check_out(args.out)
-
-    import_hf(cfg, args.out)
-    print(f"{args.out}: imported {args.folder} with an unfitted {cfg.model.head} head; fine-tune "
-          f"with: jaxattn train --config {args.out / 'config.toml'} --out {args.out}")
-    return 0
-
-
-def _cmd_export_hf(args: argparse.Namespace) -> int:
-    _check_out(args.out)
-
-    print(f"{export_hf(load_run(args.run), args.out)}: config.json, model.safetensors, "
-          "tokenizer.json")
-    return 0
-
-
-class CliError(JaxattnError):
-    """A command-line argument that cannot be used; the message names the option."""
 
 
 DESCRIPTION = (
@@ -255,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=path, required=True, help="run directory (resumed if it exists)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("analyze", help="Jain & Wallace analyses of a trained run (RUN/analysis/)",
                        description="Jain & Wallace analyses of a trained run; writes "
@@ -301,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
-    p.set_defaults(func=_cmd_analyze)
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser(
         "score",
@@ -319,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=path, default=None,
                    help="output folder (default: RUN/score/<file name>)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    p.set_defaults(func=_cmd_score)
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("wp", help="Wiegreffe & Pinter analyses of a trained run (RUN/wp/)",
                        description="Wiegreffe & Pinter analyses of a trained run; writes "
@@ -341,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "RUN has the config.toml of jaxattn train)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
-    p.set_defaults(func=_cmd_wp)
+    p.set_defaults(func=cmd_wp)
 
     p = sub.add_parser(
         "reproduce", help="train one model and run both studies (demo: no files needed)",
@@ -368,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (the run is trained into OUT/run)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     distributed.add_arguments(p)
-    p.set_defaults(func=_cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(
         "import-torch", help="a Jain & Wallace PyTorch model folder (enc.th, dec.th) -> run",
@@ -382,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=path, required=True, help="new run directory")
-    p.set_defaults(func=_cmd_import_torch)
+    p.set_defaults(func=cmd_import_torch)
 
     p = sub.add_parser("export-torch", help="a run -> a Jain & Wallace PyTorch model folder",
                        description="Write a run as a Jain & Wallace PyTorch model folder.")
     p.add_argument("--run", type=path, required=True, help="a run directory")
     p.add_argument("--out", type=path, required=True, help="folder for enc.th, dec.th, config.json")
-    p.set_defaults(func=_cmd_export_torch)
+    p.set_defaults(func=cmd_export_torch)
 
     p = sub.add_parser("import-hf", help="a Hugging Face BERT folder -> a run with an unfitted "
                        "head, ready to fine-tune")
@@ -402,13 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--data-dir", type=path, default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=path, required=True, help="new run directory")
-    p.set_defaults(func=_cmd_import_hf)
+    p.set_defaults(func=cmd_import_hf)
 
     p = sub.add_parser("export-hf", help="a pretrained-encoder run -> a Hugging Face folder")
     p.add_argument("--run", type=path, required=True, help="a run directory")
     p.add_argument("--out", type=path, required=True, help="folder for config.json, "
                    "model.safetensors, tokenizer.json")
-    p.set_defaults(func=_cmd_export_hf)
+    p.set_defaults(func=cmd_export_hf)
 
     p = sub.add_parser("data", help="data sets: 'jaxattn data list' lists them",
                        description="Data sets.")
@@ -426,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="data folder (default: $JAXATTN_DATA, then ../shared/data)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_cmd_data_list)
+    p.set_defaults(func=cmd_data_list)
     for name in ("train", "analyze", "wp", "reproduce"):
         add_cache_option(sub.choices[name])
     return parser

@@ -347,7 +347,7 @@ def test_bad_file_configs(overrides, needle):
 
 
 def test_cli_data_file_sets_the_file_source(tmp_path, monkeypatch, capsys):
-    import jaxattn.cli.commands
+    import jaxattn.cli.handlers
     from jaxattn.cli import main
 
     path = _write(tmp_path / "my data.csv", "body,label\nfine,a\nbad,b\n")
@@ -357,7 +357,7 @@ def test_cli_data_file_sets_the_file_source(tmp_path, monkeypatch, capsys):
         seen["cfg"] = cfg
         return {"test": {"accuracy": 1.0}, "best_epoch": 1, "selection": "dev"}
 
-    monkeypatch.setattr(jaxattn.cli.commands, "train_run", fake_train_run)
+    monkeypatch.setattr(jaxattn.cli.handlers, "train_run", fake_train_run)
     monkeypatch.chdir(tmp_path)
     argv = ["train", "--data-file", "my data.csv", "--out", "x", "--set", "data.text_column=body"]
     assert main(argv) == 0
