@@ -16,6 +16,8 @@ The public names are listed here, explicitly; everything else is reached through
 
 from jaxattn.config import Config as Config
 from jaxattn.config import load_config as load_config
+from jaxattn.core.checks import check_model as check_model
+from jaxattn.core.checks import check_model_outputs as check_model_outputs
 from jaxattn.core.errors import ConfigError as ConfigError
 from jaxattn.core.errors import JaxattnError as JaxattnError
 from jaxattn.core.metrics import jsd as jsd
@@ -29,8 +31,6 @@ from jaxattn.core.protocol import FeaturizedModel as FeaturizedModel
 from jaxattn.core.protocol import HeadMaps as HeadMaps
 from jaxattn.core.protocol import Inputs as Inputs
 from jaxattn.core.protocol import capabilities as capabilities
-from jaxattn.core.protocol import check_model as check_model
-from jaxattn.core.protocol import check_model_outputs as check_model_outputs
 from jaxattn.core.protocol import forward as forward
 from jaxattn.core.version import __version__ as __version__
 from jaxattn.data.config import DataConfig as DataConfig

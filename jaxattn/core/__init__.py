@@ -1,6 +1,7 @@
 """The model contract: :class:`BaseModel` and its seams (:class:`AttentionModel`, the pooling
 seam; :class:`HeadMaps`, the self-attention seam), :class:`Batch` and :class:`Encoded`."""
 
+from jaxattn.core.checks import ModelOutputError, check_model, check_model_outputs
 from jaxattn.core.protocol import (
     CAPABILITIES,
     TASKS,
@@ -14,8 +15,6 @@ from jaxattn.core.protocol import (
     Inputs,
     Params,
     capabilities,
-    check_model,
-    check_model_outputs,
     delete_position,
     delete_token,
     encode,
@@ -45,6 +44,7 @@ __all__ = [
     "FeaturizedModel",
     "HeadMaps",
     "Inputs",
+    "ModelOutputError",
     "Params",
     "capabilities",
     "check_model",

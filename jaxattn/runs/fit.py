@@ -21,12 +21,11 @@ import optax
 from flax import serialization
 
 from jaxattn.config import Config, ConfigError, DataConfig, TrainConfig, check_sections
+from jaxattn.core.checks import check_model, check_model_outputs
 from jaxattn.core.errors import RunError
 from jaxattn.core.protocol import (
     AttentionModel,
     Params,
-    check_model,
-    check_model_outputs,
     is_binary,
 )
 from jaxattn.data.batching import eval_batches, make_batch

@@ -27,8 +27,8 @@ from jaxattn.core import (
     output_distribution,
     predict_logits,
 )
+from jaxattn.core.checks import ModelOutputError
 from jaxattn.core.metrics import tvd
-from jaxattn.core.protocol import ModelOutputError
 from jaxattn.data.batching import make_batch
 from jaxattn.explain import importance
 from jaxattn.studies.jain_wallace import stages

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxattn.core.protocol import HeadMaps, capabilities, check_model, has_self_attention_seam
+from jaxattn.core.checks import check_model
+from jaxattn.core.protocol import HeadMaps, capabilities, has_self_attention_seam
 from tests.helpers import perturbed, toy_model
 
 

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxattn.core.protocol import check_model, forward
+from jaxattn.core.checks import check_model
+from jaxattn.core.protocol import forward
 from jaxattn.models.vocab_features import VocabularyFeatures, with_vocabulary_features
 from jaxattn.studies.jain_wallace import stages
 from jaxattn.studies.jain_wallace.analyze import analysis_options

@@ -17,7 +17,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxattn.config import ConfigError
-from jaxattn.core.protocol import AttentionModel, Params, check_model, check_model_outputs
+from jaxattn.core.checks import check_model, check_model_outputs
+from jaxattn.core.protocol import AttentionModel, Params
 from jaxattn.data.batching import make_batch
 from jaxattn.data.prepare import Prepared
 from jaxattn.data.vocab import Vocab

@@ -38,13 +38,12 @@ from pathlib import Path
 import jax
 
 from jaxattn.config import Config, ConfigError
+from jaxattn.core.checks import check_model, check_model_outputs
 from jaxattn.core.errors import RunError
 from jaxattn.core.metrics import classification_scores
 from jaxattn.core.protocol import (
     AttentionModel,
     Params,
-    check_model,
-    check_model_outputs,
     is_binary,
 )
 from jaxattn.data.batching import make_batch
