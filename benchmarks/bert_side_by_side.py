@@ -36,7 +36,7 @@ import optax
 
 from jaxattn import DataConfig, prepare_data
 from jaxattn.models.pretrained import load_folder, tokenize
-from jaxattn.models.pretrained.bert import cls_logits
+from jaxattn.models.pretrained.heads import cls_logits
 from jaxattn.models.pretrained.packaged import minilm_folder
 
 BUCKETS = (16, 24, 32, 48, 64, 96, 128)

@@ -1,21 +1,19 @@
 """Pretrained Transformer encoders read from Hugging Face folders (BERT family)."""
 
 from jaxattn.core.errors import PretrainedError
-from jaxattn.models.pretrained.bert import (
-    Bert,
-    BertConfig,
-    BertOutput,
-    additive_attention,
-    additive_decode,
-    cls_logits,
-    init_additive_head,
-)
+from jaxattn.models.pretrained.bert import Bert, BertConfig, BertOutput
 from jaxattn.models.pretrained.classifier import (
     HEADS,
     BertAttentionClassifier,
     BertClsClassifier,
     BertEncoded,
     bert_classifier,
+)
+from jaxattn.models.pretrained.heads import (
+    additive_attention,
+    additive_decode,
+    cls_logits,
+    init_additive_head,
 )
 from jaxattn.models.pretrained.hf_files import (
     Pretrained,

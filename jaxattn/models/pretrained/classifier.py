@@ -31,8 +31,8 @@ from flax import struct
 
 from jaxattn.core.protocol import Batch, Encoded, HeadMaps, output_distribution
 from jaxattn.models.config import HEADS
-from jaxattn.models.pretrained.bert import (
-    Bert,
+from jaxattn.models.pretrained.bert import Bert
+from jaxattn.models.pretrained.heads import (
     additive_attention,
     additive_decode,
     cls_logits,

@@ -1,5 +1,5 @@
 """The BERT encoder against a float64 numpy re-implementation that loops over examples, layers
-and heads; the head-maps seam; the classification heads."""
+and heads; the head-maps seam."""
 
 import dataclasses
 
@@ -10,15 +10,8 @@ import pytest
 from scipy.special import erf
 
 from jaxattn.core.protocol import HeadMaps
-from jaxattn.models.pretrained.bert import (
-    Bert,
-    BertConfig,
-    additive_attention,
-    additive_decode,
-    cls_logits,
-    gelu,
-    init_additive_head,
-)
+from jaxattn.models.pretrained.bert import Bert, BertConfig, gelu
+from jaxattn.models.pretrained.heads import cls_logits
 
 CONFIG = BertConfig(
     vocab_size=50,
@@ -219,43 +212,6 @@ def test_gelu_is_the_exact_erf_form_and_its_gradient():
     dwant = 0.5 * (1.0 + erf(x / np.sqrt(2.0))) + x * np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
     dgot = jax.vmap(jax.grad(gelu))(jnp.asarray(x, jnp.float32))
     np.testing.assert_allclose(np.asarray(dgot, np.float64), dwant, rtol=0, atol=2e-6)
-
-
-def test_cls_head_and_pooler():
-    model = Bert(CONFIG)
-    params = perturbed_params(model)
-    hidden = jax.random.normal(jax.random.PRNGKey(5), (2, 4, 24))
-    p = jax.tree.map(np.asarray, params)
-    pooled = np.tanh(np.asarray(hidden)[:, 0] @ p["pooler"]["kernel"] + p["pooler"]["bias"])
-    np.testing.assert_allclose(model.pool(params, hidden), pooled, atol=1e-6)
-    logits = pooled @ p["classifier"]["kernel"] + p["classifier"]["bias"]
-    np.testing.assert_allclose(cls_logits(params, hidden), logits, atol=1e-5)
-
-
-def test_additive_head():
-    head = init_additive_head(jax.random.PRNGKey(0), 24, 3)
-    assert head["W"]["kernel"].shape == (24, 12)
-    hidden = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 24))
-    mask = jnp.array([[False, True, True, True, False], [False, True, False, False, False]])
-    attn = additive_attention(head, hidden, mask)
-    h = jax.tree.map(np.asarray, head)
-    scores = np.tanh(np.asarray(hidden) @ h["W"]["kernel"] + h["W"]["bias"]) @ h["v"]
-    expected = np.where(np.asarray(mask), np.exp(scores), 0.0)
-    expected /= expected.sum(-1, keepdims=True)
-    np.testing.assert_allclose(attn, expected, atol=1e-6)
-    np.testing.assert_allclose(
-        additive_decode(head, hidden, attn),
-        np.einsum("bt,bte->be", expected, np.asarray(hidden)) @ h["out"]["kernel"]
-        + h["out"]["bias"],
-        atol=1e-5,
-    )
-    other = random_maps(mask, (2, 5), 0)
-    mixed = additive_decode(head, hidden, 0.3 * attn + 0.7 * other)
-    np.testing.assert_allclose(
-        mixed,
-        0.3 * additive_decode(head, hidden, attn) + 0.7 * additive_decode(head, hidden, other),
-        atol=1e-5,
-    )
 
 
 @pytest.mark.parametrize("pre_ln", [False, True])

@@ -6,16 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxattn.core.checks import check_model
 from jaxattn.core.protocol import (
     Batch,
     HeadMaps,
-    check_model,
     forward,
     has_affine_decoder,
     has_self_attention_seam,
 )
-from jaxattn.models.pretrained.bert import Bert, BertConfig, additive_attention, additive_decode
+from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.classifier import BertAttentionClassifier, BertClsClassifier
+from jaxattn.models.pretrained.heads import additive_attention, additive_decode
 
 MODEL = BertAttentionClassifier(
     Bert(
