@@ -116,8 +116,9 @@ def jax_rates(rows, labels, vocab: int, passes: int, train: bool, table: bool = 
     from jaxattn.models.model import build_model
     from jaxattn.models.vocab_features import with_vocabulary_features
     from jaxattn.studies.jain_wallace.stages import ANALYSIS_BUCKETS, _forward
+    from jaxattn.training.objective import AttentionSource
     from jaxattn.training.optimizers import make_optimizer
-    from jaxattn.training.trainer import AttentionSource, make_train_step
+    from jaxattn.training.trainer import make_train_step
 
     split = EncodedSplit(tokens=list(rows), labels=np.asarray(labels, np.int32))
     model = build_model(vocab_size=vocab, task="binary", encoder="bilstm", attention="additive",

@@ -27,8 +27,9 @@ def _measure(data: str, encoder: str, epochs: int) -> dict:
     from jaxattn.config import load_config
     from jaxattn.data.batching import EncodedSplit, training_batches
     from jaxattn.runs.run import model_for
+    from jaxattn.training.objective import AttentionSource
     from jaxattn.training.optimizers import make_optimizer
-    from jaxattn.training.trainer import AttentionSource, make_train_step
+    from jaxattn.training.trainer import make_train_step
 
     cfg = load_config(None, [f"model.encoder={encoder}", "model.embed_dim=300"])
     if data == "fixed200":

@@ -67,7 +67,8 @@ Optional, for speed (the analyses fall back to the generic path when absent):
 * ``self_attention`` without the seam: the maps for inspection beside the pooling attention
   (``L = 0`` for a model without self-attention; :func:`has_self_attention`).
 
-:func:`jaxattn.core.checks.check_model` checks the base and :func:`capabilities` names the seams a model offers.
+:func:`jaxattn.core.checks.check_model` checks the base and :func:`capabilities` names the seams
+a model offers.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from jaxattn.runtime.compile_cache import enable_compilation_cache
 from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
+from jaxattn.training.objective import LEARNED, AttentionSource
 from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.penalties import Penalty, split_conicity
 from jaxattn.training.train_state import (
@@ -46,7 +47,7 @@ from jaxattn.training.train_state import (
     save_checkpoint,
     stack_trees,
 )
-from jaxattn.training.trainer import LEARNED, AttentionSource, first_batch, train
+from jaxattn.training.trainer import first_batch, train
 
 
 def canonical_bytes(params: Params) -> bytes:

@@ -48,8 +48,9 @@ from jaxattn.runs.pretrained import initial_params as pretrained_params
 from jaxattn.runtime.files import read_json, write_atomic, write_json
 from jaxattn.runtime.lock import run_lock
 from jaxattn.training.early_stopping import patience_limit
+from jaxattn.training.objective import AttentionSource
 from jaxattn.training.penalties import penalty_for
-from jaxattn.training.trainer import AttentionSource, first_batch
+from jaxattn.training.trainer import first_batch
 
 
 def model_for(

@@ -45,6 +45,7 @@ from jaxattn.runs.run import (
     write_run,
 )
 from jaxattn.runtime import distributed
+from jaxattn.training.objective import AttentionSource
 from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.train_state import (
     init_state,
@@ -53,7 +54,7 @@ from jaxattn.training.train_state import (
     save_checkpoint,
     stack_trees,
 )
-from jaxattn.training.trainer import AttentionSource, train
+from jaxattn.training.trainer import train
 
 SEED_MODES = ("auto", "vmap", "sequential")
 #: Seed runs one command may ask for: each is a run folder of its own.

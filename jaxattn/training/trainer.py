@@ -7,15 +7,13 @@ model selection; the whole stack is checkpointed after every epoch (one format f
 model-consistent adversary), so an interrupted run resumes at its last finished epoch. A training
 loss that becomes non-finite stops the run with a clear error, keeping the last good checkpoint.
 
-The attention the decoder sees is chosen by an :class:`AttentionSource`: ``learned`` (the
-model's own), ``uniform`` (frozen at 1/len over real tokens) or ``imposed`` (another trained
-model's attention on the same batch, held fixed). All go through the same step; only the
-attention argument of ``decode`` differs.
+The attention the decoder sees is chosen by an
+:class:`~jaxattn.training.objective.AttentionSource` (:mod:`jaxattn.training.objective`, with
+the loss); all sources go through the same step.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,17 +25,14 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxattn.core.errors import ConfigError, RunError
+from jaxattn.core.errors import RunError
 from jaxattn.core.metrics import classification_scores
 from jaxattn.core.protocol import (
     AttentionModel,
     Batch,
-    Encoded,
     Params,
     encode,
-    has_pooling_attention,
     is_binary,
-    model_logits,
 )
 from jaxattn.data.batching import (
     EncodedSplit,
@@ -47,87 +42,20 @@ from jaxattn.data.batching import (
     stack_batches,
     training_batches,
 )
-from jaxattn.models.attention import uniform_attention
 from jaxattn.runtime import distributed
 from jaxattn.runtime.precision import compute_params, float32_logits
 from jaxattn.training.config import TrainConfig
 from jaxattn.training.early_stopping import patience_ran_out
+from jaxattn.training.objective import (
+    LEARNED,
+    AttentionSource,
+    batch_loss,
+    positive_class_weight,
+    source_logits,
+)
 from jaxattn.training.optimizers import make_optimizer
 from jaxattn.training.penalties import Penalty, penalty_objective
 from jaxattn.training.train_state import TrainState, init_state, select_members, stack_trees
-
-
-@dataclasses.dataclass(frozen=True)
-class AttentionSource:
-    """Which attention the decoder is given: ``learned``, ``uniform`` or ``imposed`` (from ``model``)."""
-
-    mode: str = "learned"
-    model: AttentionModel | None = None  # the imposing model (mode == "imposed")
-
-
-def source_logits(
-    model: AttentionModel,
-    params: Params,
-    enc: Encoded,
-    batch: Batch,
-    source: AttentionSource,
-    source_params: Params | None,
-) -> tuple[jnp.ndarray, jnp.ndarray | None]:
-    """(logits <float32>[B, C], the attention decoded with): a pooling model decodes with the
-    attention ``source`` picks; a base-only model (a [CLS] head) gives its own ``logits`` and no
-    attention (``source`` must then be ``learned``)."""
-    if not has_pooling_attention(model):
-        if source.mode != "learned":
-            raise ConfigError(f"train.attention = {source.mode!r} needs the pooling seam, which "
-                              f"{type(model).__name__} does not offer", key="train.attention")
-        return model_logits(model, params, enc), None
-    attn = attention_for(model, params, enc, batch, source, source_params)
-    return model.decode(params, enc, attn), attn
-
-
-def attention_for(
-    model: AttentionModel,
-    params: Params,
-    enc: Encoded,
-    batch: Batch,
-    source: AttentionSource,
-    source_params: Params | None,
-) -> jnp.ndarray:
-    """<float32>[B, T] the attention to decode with under ``source``."""
-    if source.mode == "learned":
-        return model.attend(params, enc)
-    if source.mode == "uniform":
-        return uniform_attention(enc.mask)
-    if source.mode == "imposed":
-        src = source.model
-        return jax.lax.stop_gradient(src.attend(source_params, encode(src, source_params, batch)))
-    raise ValueError(f"unknown attention source {source.mode!r}")
-
-
-def positive_class_weight(labels: np.ndarray) -> float:
-    """J&W's weight on positive examples, N / sum(y) - 1 (= #neg / #pos)."""
-    labels = np.asarray(labels)
-    return float(len(labels) / max(labels.sum(), 1) - 1.0)
-
-
-def batch_loss(
-    model: AttentionModel, logits: jnp.ndarray, batch: Batch, pos_weight: jnp.ndarray
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """(objective, the per-instance losses summed over the batch's real rows).
-
-    The objective is J&W's for a binary model with one sigmoid logit: class-weighted BCE summed
-    over the batch; else (several classes, or a binary task read by two logits, as HF's
-    ``BertForSequenceClassification``) the mean softmax cross-entropy, unweighted. The sum is
-    what the history logs (divided by the split's size: a mean per instance for every task).
-    """
-    w = batch.weights
-    if is_binary(model) and logits.shape[-1] == 1:
-        y = batch.labels.astype(jnp.float32)
-        per = optax.sigmoid_binary_cross_entropy(logits[:, 0], y)
-        per = per * jnp.where(batch.labels == 1, pos_weight, 1.0)
-        return (per * w).sum(), (per * w).sum()
-    per = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels)
-    return (per * w).sum() / jnp.maximum(w.sum(), 1.0), (per * w).sum()
 
 
 def make_train_step(
@@ -288,7 +216,6 @@ def _predict_members(model: AttentionModel, params, batch: Batch, source: Attent
     return jax.vmap(one)(params)
 
 
-LEARNED = AttentionSource()
 
 
 def predict_members(

@@ -11,8 +11,9 @@ import pytest
 from jaxattn.config import ConfigError, load_config
 from jaxattn.runs.run import train_run
 from jaxattn.runtime.precision import compute_params
+from jaxattn.training.objective import LEARNED
 from jaxattn.training.optimizers import make_optimizer
-from jaxattn.training.trainer import LEARNED, make_train_step
+from jaxattn.training.trainer import make_train_step
 from tests.helpers import toy_model
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,8 @@ from jaxattn.data.generators import make_synthetic
 from jaxattn.data.prepare import prepare
 from jaxattn.models.attention import uniform_attention
 from jaxattn.runs.run import initial_params, load_run, train_run
-from jaxattn.training.trainer import AttentionSource, attention_for, predict
+from jaxattn.training.objective import AttentionSource, attention_for
+from jaxattn.training.trainer import predict
 
 TINY = ["data.name=synthetic", "model.encoder=average", "model.embed_dim=16", "model.hidden_size=8",
         "train.epochs=2", "train.batch_size=16", "train.buckets=[40]"]

@@ -19,7 +19,8 @@ from jaxattn.report.evidence import NOT_RUN
 from jaxattn.report.verdict import verdict_rows
 from jaxattn.report.verdict_page import run_evidence
 from jaxattn.runs.fit import read_params
-from jaxattn.training.trainer import AttentionSource, predict
+from jaxattn.training.objective import AttentionSource
+from jaxattn.training.trainer import predict
 
 LAMBDAS = (0.0, 1.0)
 

@@ -16,7 +16,8 @@ summaries  token importances summarising self-attention (raw, rollout, flow, Che
            Hao; :mod:`jaxattn.studies.self_attention.summaries`; models with the seam)
 =========  ===================================================================================
 
-plus the post-2019 stages of :mod:`.battery` (norm, erasure, eraser, plausibility).
+plus the post-2019 stages of :mod:`.battery` (norm, erasure, eraser, plausibility). What
+``perm``, ``adv`` and ``self_attn`` add to the report is :mod:`.stage_reports`.
 
 Each is registered in :mod:`jaxattn.studies.registry`; a stage of your own is one
 :class:`Stage` passed to :func:`register_stage` or to ``jaxattn.analyze(..., stages=[...])``
@@ -28,11 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxattn.core.protocol import (
     AttentionModel,
@@ -43,13 +42,11 @@ from jaxattn.core.protocol import (
     has_self_attention,
     predict_logits,
 )
-from jaxattn.explain import agreement, importance, interventions
+from jaxattn.explain import importance, interventions
 from jaxattn.explain.faithfulness import has_multi_piece_words
-from jaxattn.report import plots
-from jaxattn.report.tables import mean_std
 from jaxattn.runtime.memory import pass_bytes, passes_at_once
 from jaxattn.studies import registry
-from jaxattn.studies.jain_wallace import summary as summ
+from jaxattn.studies.jain_wallace import stage_reports as reports
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
 from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import heads as head_stages
@@ -244,145 +241,6 @@ def _has_self_attention(model, params, batch) -> bool:
     return self_attention_layers(model, params, batch) > 0
 
 
-# --------------------------------------------------------------------------------------------
-# Report pieces of the intervention stages
-
-
-def _class_rows(stats: dict, label: str, digits: int = 3) -> list[dict]:
-    """Mean (std) of a by-class summary, one row per predicted class and one for all."""
-    classes = stats.get("by_predicted", {})
-    groups = [(classes[c]["name"], classes[c]) for c in sorted(classes, key=int)]
-    return [
-        {"predicted class": name, label: mean_std(s.get("mean"), s.get("std"), digits),
-         "n": s.get("n")}
-        for name, s in groups + [("all", stats.get("overall", {}))]
-    ]
-
-
-def _summarize_perm(data: summ.AnalysisData) -> dict:
-    median = data.stages["perm"]["median_tvd"]
-    return {
-        "permutation": {
-            "median_tvd": data.by_class(median),
-            "by_max_attention_bin": summ.bin_summaries(median, data.max_attention),
-            "num_permutations": data.meta["perm"]["options"]["num_permutations"],
-        }
-    }
-
-
-def _summarize_adv(data: summ.AnalysisData) -> dict:
-    adv = data.stages["adv"]
-    return {
-        "adversarial": {
-            "max_jsd_mean": float(np.mean(adv["max_jsd"])),
-            "frac_found": float(np.mean(adv["found"])),
-            "max_jsd": data.by_class(adv["max_jsd"]),
-            "found": data.by_class(adv["found"].astype(np.float64)),
-            "by_max_attention_bin": summ.bin_summaries(adv["max_jsd"], data.max_attention),
-            **data.meta["adv"]["options"],
-        }
-    }
-
-
-def _perm_tables(summary: dict) -> list[tuple[str, list[dict]]]:
-    stats = summary["permutation"]["median_tvd"]
-    return [("Permutation: median output TVD", _class_rows(stats, "perm median TVD"))]
-
-
-def _adv_tables(summary: dict) -> list[tuple[str, list[dict]]]:
-    adv = summary["adversarial"]
-    rows = _class_rows(adv["max_jsd"], "adv max JSD")
-    found = _class_rows(adv["found"], "found")
-    for row, f in zip(rows, found):
-        row["adv found"] = f["found"]
-    return [("Adversarial attention: max JSD within epsilon", rows)]
-
-
-def _perm_figures(data: summ.AnalysisData, out_dir):
-    classes, names = data.figure_classes()
-    plots.violin_by_bin(data.stages["perm"]["median_tvd"], data.max_attention, classes, names,
-                        out_dir / "perm_violin.png", "median output TVD under permutation")
-    return [("perm_violin.png", "Permutation: median output TVD by max attention")]
-
-
-def _adv_figures(data: summ.AnalysisData, out_dir):
-    classes, names = data.figure_classes()
-    jsd_range = (0.0, math.log(2.0))
-    max_jsd = data.stages["adv"]["max_jsd"]
-    plots.violin_by_bin(max_jsd, data.max_attention, classes, names, out_dir / "adv_violin.png",
-                        "max JSD within epsilon", xlim=jsd_range)
-    plots.histogram_by_class(max_jsd, classes, names, out_dir / "adv_hist.png",
-                             "max JSD within epsilon", jsd_range)
-    return [
-        ("adv_violin.png", "Adversarial attention: max JSD within epsilon by max attention"),
-        ("adv_hist.png", "Adversarial attention: max JSD within epsilon"),
-    ]
-
-
-def _perm_facts(data: summ.AnalysisData, row: int) -> list[str]:
-    return [f"permutation median TVD {data.stages['perm']['median_tvd'][row]:.3f}"]
-
-
-def _adv_facts(data: summ.AnalysisData, row: int) -> list[str]:
-    adv = data.stages["adv"]
-    return [f"adversarial max JSD {adv['max_jsd'][row]:.3f} (TVD {adv['best_tvd'][row]:.3f})"]
-
-
-def _adv_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarray]:
-    return {"adversarial attention": data.stages["adv"]["best_attn"][row]}
-
-
-# --------------------------------------------------------------------------------------------
-# Report pieces of the self-attention stage
-
-
-def _layer_name(layer: int) -> str:
-    return f"self-attention, layer {layer + 1} (received)"
-
-
-def _summarize_self_attn(data: summ.AnalysisData) -> dict:
-    received = data.stages["self_attn"]["self_attn"]  # [N, L, T]
-    layers = []
-    for layer in range(received.shape[1]):
-        tau = None
-        if data.has_attention:  # a [CLS] head has no pooling attention to compare with
-            tau = data.by_class(*agreement.kendall_tau(received[:, layer], data.attn, data.mask))
-        layers.append({
-            "kendall_with_attention": tau,
-            "real_token_share": agreement.summarize(received[:, layer].sum(axis=-1)),
-        })
-    return {
-        "self_attention": {
-            "layers": layers,
-            "last_layer_kendall_mean": (
-                layers[-1]["kendall_with_attention"]["overall"]["mean"]
-                if layers and layers[-1]["kendall_with_attention"] else None
-            ),
-        }
-    }
-
-
-def _self_attn_tables(summary: dict) -> list[tuple[str, list[dict]]]:
-    rows = []
-    for layer, stats in enumerate(summary["self_attention"]["layers"]):
-        tau = (stats["kendall_with_attention"] or {}).get("overall")
-        share = stats["real_token_share"]
-        rows.append({
-            "layer": layer + 1,
-            "tau with pooling attention": mean_std(tau["mean"], tau["std"], 2) if tau else
-            "not applicable (no pooling attention)",
-            "p <= .05": tau["frac_significant"] if tau else None,
-            "share received by real tokens": mean_std(share["mean"], share["std"], 2),
-            "n": tau["n"] if tau else share.get("n"),
-        })
-    return [("Self-attention received per token, by layer, vs the pooling attention", rows)]
-
-
-def _self_attn_heatmaps(data: summ.AnalysisData, row: int) -> dict[str, np.ndarray]:
-    received = data.stages["self_attn"]["self_attn"][row]  # [L, T]
-    return {_layer_name(layer): values for layer, values in enumerate(received)}
-
-
 STAGE_SPECS: dict[str, Stage] = {
     "attention": Stage(
         "attention", attention_outputs, ("attn",), importances=(("attn", "attention"),),
@@ -413,8 +271,8 @@ STAGE_SPECS: dict[str, Stage] = {
     ),
     "perm": Stage(
         "perm", permutations, (), ("num_permutations", "seed"), "perm_batch_size", stream=1,
-        requires=POOLING, summarize=_summarize_perm, tables=_perm_tables, figures=_perm_figures,
-        facts=_perm_facts,
+        requires=POOLING, summarize=reports.summarize_perm, tables=reports.perm_tables,
+        figures=reports.perm_figures, facts=reports.perm_facts,
     ),
     "adv": Stage(
         "adv",
@@ -424,11 +282,11 @@ STAGE_SPECS: dict[str, Stage] = {
         "adv_batch_size",
         stream=2,
         requires=POOLING,
-        summarize=_summarize_adv,
-        tables=_adv_tables,
-        figures=_adv_figures,
-        facts=_adv_facts,
-        heatmaps=_adv_heatmaps,
+        summarize=reports.summarize_adv,
+        tables=reports.adv_tables,
+        figures=reports.adv_figures,
+        facts=reports.adv_facts,
+        heatmaps=reports.adv_heatmaps,
     ),
     "self_attn": Stage(
         "self_attn",
@@ -436,9 +294,9 @@ STAGE_SPECS: dict[str, Stage] = {
         ("self_attn",),
         requires=("self_attention",),
         applies=_has_self_attention,
-        summarize=_summarize_self_attn,
-        tables=_self_attn_tables,
-        heatmaps=_self_attn_heatmaps,
+        summarize=reports.summarize_self_attn,
+        tables=reports.self_attn_tables,
+        heatmaps=reports.self_attn_heatmaps,
         heatmaps_after="attn",
     ),
     # Before the battery: erasure, eraser and plausibility score its importances too.

@@ -27,8 +27,8 @@ from jaxattn.studies.comparison import load_stacked_params
 from jaxattn.studies.wiegreffe_pinter.adversarial_training import AdversaryOptions
 from jaxattn.studies.wiegreffe_pinter.provenance import record_base
 from jaxattn.training.config import TrainConfig
+from jaxattn.training.objective import LEARNED, AttentionSource
 from jaxattn.training.train_state import stack_trees
-from jaxattn.training.trainer import LEARNED, AttentionSource
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ from jaxattn.studies.wiegreffe_pinter.context import (
     test_scores,
 )
 from jaxattn.studies.wiegreffe_pinter.report import DIAGNOSTIC_KINDS, adversary_choice
-from jaxattn.training.trainer import AttentionSource
+from jaxattn.training.objective import AttentionSource
 
 FALLBACK_CONSISTENCY_TVD = 0.05
 

@@ -134,7 +134,7 @@ def test_binary_cls_head_and_its_loss_are_bert_for_sequence_classifications(tmp_
     HF's mean cross-entropy (J&W's class weight ignored), with the same gradients."""
     from jaxattn.core.protocol import Batch, encode, model_logits
     from jaxattn.models.pretrained import BertClsClassifier
-    from jaxattn.training.trainer import batch_loss
+    from jaxattn.training.objective import batch_loss
 
     config = transformers.BertConfig(
         vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
