@@ -32,14 +32,12 @@ from tqdm.auto import tqdm
 from jaxattn.config import Config, ConfigError
 from jaxattn.data.prepare import Prepared
 from jaxattn.runs.fit import run_metrics
+from jaxattn.runs.limits import available_memory, gib, memory_estimate
 from jaxattn.runs.pretrained import initial_params as pretrained_params
 from jaxattn.runs.pretrained import is_pretrained, load_source
 from jaxattn.runs.run import (
-    available_memory,
-    gib,
     initial_params,
     is_finished_run,
-    memory_estimate,
     model_for,
     train_run,
     write_run,
