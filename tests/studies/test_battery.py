@@ -125,7 +125,7 @@ def test_tokens_that_differ_from_the_run_are_refused(run_dir, tmp_path, capsys):
 def test_erasure_summary_names_both_conventions():
     from types import SimpleNamespace
 
-    from jaxattn.studies.jain_wallace import battery
+    from jaxattn.studies.jain_wallace import battery_report
 
     mask = np.zeros((3, 7), bool)
     mask[0, 1:2], mask[1, 1:5], mask[2, 1:6] = True, True, True  # lengths 1, 4, 5
@@ -139,7 +139,7 @@ def test_erasure_summary_names_both_conventions():
         res[f"random{i}.flipped"] = np.asarray([False, False, i == 0])
         res[f"random{i}.count"] = np.asarray([0, 0, 1 if i == 0 else 0])
         res[f"random{i}.mass"] = np.zeros(3)
-    summary = battery._summarize_erasure(SimpleNamespace(mask=mask, stages={"erasure": res}))
+    summary = battery_report.summarize_erasure(SimpleNamespace(mask=mask, stages={"erasure": res}))
     er = summary["erasure"]
     assert er["single"]["n"] == 2 and er["single"]["flip_top"] == 0.5
     np.testing.assert_allclose(er["single"]["jsd_diff"]["mean"], 0.1)  # (0.2 + 0.0) / 2
@@ -154,10 +154,10 @@ def test_erasure_summary_names_both_conventions():
     assert er["erasure_limit"] == "n-1"  # a file without the option: version 1 stopped at n - 1
     for limit in ("all", "n-1"):
         meta = {"erasure": {"options": {"seed": 0, "erasure_limit": limit}}}
-        summary = battery._summarize_erasure(
+        summary = battery_report.summarize_erasure(
             SimpleNamespace(mask=mask, stages={"erasure": res}, meta=meta))
         assert summary["erasure"]["erasure_limit"] == limit
-        titles = [title for title, _ in battery._erasure_tables(summary)]
+        titles = [title for title, _ in battery_report.erasure_tables(summary)]
         assert f'erasure_limit = "{limit}"' in titles[1]
 
 
