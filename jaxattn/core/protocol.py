@@ -66,6 +66,10 @@ Optional, for speed (the analyses fall back to the generic path when absent):
   so one program serves a ``lax.map`` over layers.
 * ``self_attention`` without the seam: the maps for inspection beside the pooling attention
   (``L = 0`` for a model without self-attention; :func:`has_self_attention`).
+* ``hidden_states(params, batch) -> <float32>[B, T, H]``: the last hidden states at every
+  position, for a model whose ``encode_embedded`` computes its last layer only where its head
+  reads (a [CLS] classifier); what reads every token's state (conicity) goes through
+  :func:`final_hidden`.
 
 :func:`jaxattn.core.checks.check_model` checks the base and :func:`capabilities` names the seams
 a model offers.
@@ -327,6 +331,15 @@ def is_binary(model: BaseModel) -> bool:
 def encode(model: BaseModel, params: Params, batch: Batch) -> Encoded:
     """``encode_embedded`` of ``batch``'s own embeddings."""
     return model.encode_embedded(params, batch, model.embed(params, batch.tokens))
+
+
+def final_hidden(model: BaseModel, params: Params, batch: Batch) -> jnp.ndarray:
+    """<float32>[B, T, H] the last hidden states at every position: the model's
+    ``hidden_states`` where it offers one, else ``encode(...).hidden``."""
+    states = getattr(model, "hidden_states", None)
+    if callable(states):
+        return states(params, batch)
+    return encode(model, params, batch).hidden
 
 
 def model_logits(model: BaseModel, params: Params, enc: Encoded) -> jnp.ndarray:

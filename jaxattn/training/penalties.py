@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxattn.core.errors import ConfigError
-from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, encode, is_binary
+from jaxattn.core.protocol import AttentionModel, Batch, Encoded, Params, final_hidden, is_binary
 
 Penalty = Callable[[Batch, Encoded, jnp.ndarray], jnp.ndarray]
 
@@ -144,12 +144,12 @@ def penalty_for(cfg, prepared) -> Penalty | None:
 
 
 def split_conicity(model: AttentionModel, params: Params, batches) -> float:
-    """The mean conicity of the hidden states over every real row of ``batches``."""
+    """The mean conicity of the last hidden states (every position, :func:`final_hidden`) over
+    every real row of ``batches``."""
 
     @jax.jit
     def rows(params, batch):
-        enc = encode(model, params, batch)
-        return conicity(enc.hidden, enc.mask)
+        return conicity(final_hidden(model, params, batch), batch.mask)
 
     total = count = 0.0
     for batch in batches:

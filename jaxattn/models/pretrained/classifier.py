@@ -91,6 +91,12 @@ class _BertBase:
     def probs(self, logits: jnp.ndarray) -> jnp.ndarray:
         return output_distribution(logits)
 
+    def hidden_states(self, params: dict, batch: Batch) -> jnp.ndarray:
+        """<float32>[B, T, E] the last layer at every position (deterministic), also where
+        ``encode_embedded`` computes it at [CLS] alone (the cls head's ``last_layer_rows``)."""
+        types = _types(batch, batch.tokens.shape)
+        return self.bert.encode(params["bert"], batch.tokens, types, batch.valid).hidden
+
     def self_attention(self, params: dict, batch: Batch) -> jnp.ndarray:
         """<float32>[L, B, H, T, T] the encoder's own attention probabilities."""
         types = _types(batch, batch.tokens.shape)

@@ -10,6 +10,7 @@ from jaxattn.core.checks import check_model
 from jaxattn.core.protocol import (
     Batch,
     HeadMaps,
+    final_hidden,
     forward,
     has_affine_decoder,
     has_self_attention_seam,
@@ -17,6 +18,7 @@ from jaxattn.core.protocol import (
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.classifier import BertAttentionClassifier, BertClsClassifier
 from jaxattn.models.pretrained.heads import additive_attention, additive_decode
+from jaxattn.training.penalties import conicity, split_conicity
 
 MODEL = BertAttentionClassifier(
     Bert(
@@ -115,3 +117,11 @@ def test_cls_head_computes_its_last_layer_at_cls_alone_with_the_same_logits_and_
         params, b, whole.embed(params, b.tokens))), atol=1e-5)
     # The last layer's query weights reach the output only through [CLS]'s query.
     assert float(jnp.abs(grads["bert"]["layers"]["query"]["kernel"][-1]).max()) > 1e-6
+    # What reads every token's state gets the whole last layer, for both heads.
+    full = whole.encode_embedded(params, b, whole.embed(params, b.tokens)).hidden
+    for model in (short, whole):
+        np.testing.assert_allclose(final_hidden(model, params, b), full, atol=1e-6)
+        assert float(split_conicity(model, params, [b])) > 0.05
+    np.testing.assert_allclose(split_conicity(short, params, [b]),
+                               float(conicity(full, b.mask)[np.asarray(b.weights) > 0].mean()),
+                               rtol=1e-5)
