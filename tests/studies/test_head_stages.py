@@ -211,3 +211,19 @@ def test_the_report_has_the_tables_figures_and_verdict_rows(tmp_path):
     assert "Single-head interventions per layer" in page and "heads_tvd.png" in page
     assert "single-head attention replaced (Michel et al. 2019)" in page
     assert "Adversarial self-attention" in page and (folder / "head_adv_jsd.png").exists()
+
+
+def test_the_table_title_names_only_the_interventions_that_ran():
+    heads_tables = head_report.heads_tables
+    kind = {"mean_tvd": [[0.01, 0.02]], "flip_rate": [[0.0, 0.5]]}
+    base = {"n": 3, "layers": 1, "heads": 2, "num_permutations": 20,
+            "donor_rule": "the next head of the same layer"}
+    (title, rows), = heads_tables({"heads": {**base, "uniform": kind, "zero": kind}})
+    assert title.endswith("the layer's heads") and "permutations" not in title
+    assert rows == [{"layer": 1, "uniform: mean TVD (std over heads)": "0.015 (0.005)",
+                     "uniform: max head": "0.020 (head 2)", "uniform: flips": "25.0%",
+                     "zeroed (masked): mean TVD (std over heads)": "0.015 (0.005)",
+                     "zeroed (masked): max head": "0.020 (head 2)",
+                     "zeroed (masked): flips": "25.0%"}]
+    (title, _), = heads_tables({"heads": {**base, "permute": kind, "donor": kind}})
+    assert title.endswith("(permutations: median of 20; donor: the next head of the same layer)")

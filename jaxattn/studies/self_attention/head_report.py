@@ -90,9 +90,11 @@ def heads_tables(summary: dict) -> list[tuple[str, list[dict]]]:
             row[f"{label}: max head"] = f"{tvd.max():.3f} (head {int(tvd.argmax()) + 1})"
             row[f"{label}: flips"] = f"{100 * np.mean(heads[kind]['flip_rate'][layer]):.1f}%"
         rows.append(row)
-    p = heads.get("num_permutations")
+    # Say how the permuted and donor rows were made only when the stage ran them.
+    notes = [f"permutations: median of {heads.get('num_permutations')}"] if "permute" in heads else []
+    notes += [f"donor: {heads['donor_rule']}"] if "donor" in heads else []
     title = (f"Single-head interventions per layer: output TVD, mean over {heads['n']} instances "
-             f"and the layer's heads (permutations: median of {p}; donor: {heads['donor_rule']})")
+             "and the layer's heads" + (f" ({'; '.join(notes)})" if notes else ""))
     return [(title, rows)]
 
 
