@@ -119,9 +119,7 @@ def test_cls_head_computes_its_last_layer_at_cls_alone_with_the_same_logits_and_
     assert float(jnp.abs(grads["bert"]["layers"]["query"]["kernel"][-1]).max()) > 1e-6
     # What reads every token's state gets the whole last layer, for both heads.
     full = whole.encode_embedded(params, b, whole.embed(params, b.tokens)).hidden
-    for model in (short, whole):
-        np.testing.assert_allclose(final_hidden(model, params, b), full, atol=1e-6)
-        assert float(split_conicity(model, params, [b])) > 0.05
-    np.testing.assert_allclose(split_conicity(short, params, [b]),
-                               float(conicity(full, b.mask)[np.asarray(b.weights) > 0].mean()),
-                               rtol=1e-5)
+    np.testing.assert_allclose(final_hidden(short, params, b), full, atol=1e-6)
+    want = float(conicity(full, b.mask)[np.asarray(b.weights) > 0].mean())
+    assert want > 0.05
+    np.testing.assert_allclose(split_conicity(short, params, [b]), want, rtol=1e-5)
