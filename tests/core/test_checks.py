@@ -15,14 +15,6 @@ from tests.core.test_protocol import RunningMeanModel, _Net
 from tests.helpers import toy_batch
 
 
-@pytest.fixture(scope="module")
-def setup():
-    model = check_model(RunningMeanModel())
-    batch = toy_batch(lengths=(5, 3, 7), vocab_size=30)
-    params = model.init(jax.random.key(1), batch)
-    return model, params, batch
-
-
 def test_check_model_names_what_is_missing():
     @dataclasses.dataclass(frozen=True)
     class Half:

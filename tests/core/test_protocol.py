@@ -12,13 +12,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from jaxattn.core import (
     AttentionModel,
     Batch,
     Encoded,
-    check_model,
     delete_token,
     forward,
     has_affine_decoder,
@@ -27,7 +25,6 @@ from jaxattn.core import (
 from jaxattn.core.metrics import tvd
 from jaxattn.explain import importance, interventions
 from jaxattn.models.attention import masked_softmax
-from tests.helpers import toy_batch
 
 
 class _Net(nn.Module):
@@ -89,14 +86,6 @@ class RunningMeanModel:
     def probs(self, logits):
         p = jax.nn.sigmoid(logits)
         return jnp.concatenate([1.0 - p, p], axis=-1)
-
-
-@pytest.fixture(scope="module")
-def setup():
-    model = check_model(RunningMeanModel())
-    batch = toy_batch(lengths=(5, 3, 7), vocab_size=30)
-    params = model.init(jax.random.key(1), batch)
-    return model, params, batch
 
 
 def test_the_model_satisfies_the_protocol_without_fast_paths(setup):
