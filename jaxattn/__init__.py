@@ -56,7 +56,7 @@ from jaxattn.studies.jain_wallace.analyze import analyze_run as analyze_run
 from jaxattn.studies.jain_wallace.stages import list_stages as list_stages
 from jaxattn.studies.registry import random_key as stage_random_key
 from jaxattn.studies.registry import register_stage as register_stage
-from jaxattn.studies.runner import Stage as Stage
+from jaxattn.studies.stage import Stage as Stage
 from jaxattn.studies.wiegreffe_pinter.suite import wiegreffe_pinter as wiegreffe_pinter
 from jaxattn.training.config import TrainConfig as TrainConfig
 

@@ -36,7 +36,7 @@ class Evidence:
       wp_page: href of the W&P report from the verdict's page.
       run: the run directory as commands should name it.
       stage_rows: ``(evidence) -> Row`` (or a list of rows) of the stages that declare verdict
-        rows of their own (:attr:`jaxattn.studies.runner.Stage.verdict`), after the built-in
+        rows of their own (:attr:`jaxattn.studies.stage.Stage.verdict`), after the built-in
         rows.
       own_model: the model was brought through the Python API (``jaxattn.train``), so the
         commands, which rebuild a model from a run's config, cannot run its missing stages: the

@@ -1,7 +1,7 @@
 """How far the members of a stack lie from a base model, instance by instance (W&P's "expected
 variance"): per instance the JSD between attentions and the TVD between output distributions.
 
-The per-batch comparison is a :class:`~jaxattn.studies.runner.Stage`, so batching and writing
+The per-batch comparison is a :class:`~jaxattn.studies.stage.Stage`, so batching and writing
 rows back are the runner's (:func:`~jaxattn.studies.runner.compute_stage`), as for every analysis.
 """
 
@@ -22,7 +22,8 @@ from jaxattn.core.protocol import AttentionModel, Batch, Params, forward
 from jaxattn.data.batching import EncodedSplit
 from jaxattn.runs.run import load_run
 from jaxattn.runtime.files import write_atomic
-from jaxattn.studies.runner import Stage, compute_stage
+from jaxattn.studies.runner import compute_stage
+from jaxattn.studies.stage import Stage
 from jaxattn.training.train_state import stack_trees
 
 MEMBER_KEYS = ("jsd", "kl", "tvd", "probs")  # arrays with a member axis

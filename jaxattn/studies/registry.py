@@ -1,7 +1,7 @@
 """The one registry of analysis stages: what ``jaxattn analyze --only`` offers, its help text,
 the report's sections and any verdict rows the stages declare all come from it.
 
-A stage defined outside the package is a :class:`~jaxattn.studies.runner.Stage` passed to
+A stage defined outside the package is a :class:`~jaxattn.studies.stage.Stage` passed to
 :func:`register_stage` (or straight to ``jaxattn.analyze(..., stages=[...])``, which registers
 it): it then runs, caches, appears in the report and, when it declares ``verdict``, in the
 verdict like a built-in stage. A stage's randomness comes from its own stream of the analysis
@@ -15,7 +15,7 @@ import zlib
 import jax
 
 from jaxattn.core.errors import ConfigError
-from jaxattn.studies.runner import Stage
+from jaxattn.studies.stage import Stage
 
 #: Every registered stage by name, in run order (``attention`` first: every report needs it).
 REGISTRY: dict[str, Stage] = {}

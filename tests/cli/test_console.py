@@ -8,7 +8,7 @@ import numpy as np
 
 from jaxattn.cli import main
 from jaxattn.cli.answer import answer_lines, scores_line
-from jaxattn.studies.runner import load_stage
+from jaxattn.studies.stage_cache import load_stage
 from jaxattn.training.trainer import epoch_line
 
 CONFIG = Path(__file__).parents[2] / "configs" / "synthetic_bilstm_additive.toml"

@@ -42,7 +42,7 @@ def test_a_stage_brings_the_stages_it_reads():
 
 def test_a_stage_reading_others_is_keyed_on_their_keys():
     from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, AnalysisOptions
-    from jaxattn.studies.runner import stage_key
+    from jaxattn.studies.stage_cache import stage_key
 
     spec, opts = STAGE_SPECS["erasure"], AnalysisOptions()
     keys = {stage_key(spec, opts, "p", "test", inputs) for inputs in

@@ -23,8 +23,8 @@ from jaxattn.models.pretrained.classifier import BertClsClassifier
 from jaxattn.studies.jain_wallace.analyze import chosen_stages
 from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 from jaxattn.studies.registry import random_key
-from jaxattn.studies.runner import load_stage
 from jaxattn.studies.self_attention import head_report, heads
+from jaxattn.studies.stage_cache import load_stage
 from tests.helpers import perturbed, toy_model
 
 L, H, P = 2, 2, 3

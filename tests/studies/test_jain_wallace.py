@@ -16,7 +16,7 @@ from jaxattn.runs.run import load_run, train_run
 from jaxattn.studies.jain_wallace import stages, tables
 from jaxattn.studies.jain_wallace.analyze import analyze_run
 from jaxattn.studies.jain_wallace.summary import VALUE_MEASURES
-from jaxattn.studies.runner import load_stage
+from jaxattn.studies.stage_cache import load_stage
 from tests.helpers import fresh_process_xla_flags
 
 FAST = dict(

@@ -14,7 +14,7 @@ import jaxattn
 from jaxattn.data.batching import make_batch
 from jaxattn.studies.jain_wallace import stages
 from jaxattn.studies.jain_wallace.analyze import applicable_stages, chosen_stages
-from jaxattn.studies.runner import load_stage
+from jaxattn.studies.stage_cache import load_stage
 from tests.helpers import toy_model
 
 FAST = dict(samples=8, buckets=(64,))

@@ -18,9 +18,9 @@ from jaxattn.models.model import build_model
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.classifier import BertAttentionClassifier, BertClsClassifier
 from jaxattn.studies.jain_wallace import battery, stages
-from jaxattn.studies.runner import skip_reason
 from jaxattn.studies.self_attention import summaries as stage
 from jaxattn.studies.self_attention.summaries_report import TITLE
+from jaxattn.studies.stage import skip_reason
 from tests.helpers import perturbed
 
 CONFIG = BertConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2,

@@ -12,7 +12,7 @@ from jaxattn.core.protocol import (
     Batch,
     Params,
 )
-from jaxattn.models.pretrained.bert import layer_norm
+from jaxattn.models.pretrained.ops import layer_norm
 from jaxattn.models.transformer import LAYER_NORM_EPS as TRANSFORMER_LN_EPS
 from jaxattn.models.transformer import TransformerBlock
 

@@ -13,6 +13,9 @@ The forward pass is split the way the analyses need it:
   the replaced heads changed;
 * :meth:`Bert.pool` is HF's pooler, ``tanh(dense(h[CLS]))``.
 
+The layers' building blocks (LayerNorm, GELU, dropout, ...) are
+:mod:`jaxattn.models.pretrained.ops`.
+
 The two classification heads that read the last hidden states are
 :mod:`jaxattn.models.pretrained.heads`.
 
@@ -43,6 +46,14 @@ import numpy as np
 from flax import struct
 
 from jaxattn.core.protocol import HeadMaps
+from jaxattn.models.pretrained.ops import (
+    dense,
+    dropout,
+    gelu,
+    layer_norm,
+    pad_rows,
+    padded_key_bias,
+)
 
 Params = Any
 
@@ -97,53 +108,6 @@ class BertOutput:
     hidden: jnp.ndarray
     hidden_states: jnp.ndarray
     attentions: jnp.ndarray | None = None
-
-
-def _key_bias(valid: jnp.ndarray) -> jnp.ndarray:
-    """<float32>[B, 1, 1, T] HF's extended attention mask: ``finfo.min`` added to the scores of
-    padded keys (``valid`` <bool>[B, T] False)."""
-    return jnp.where(valid, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)[:, None, None, :]
-
-
-def _pad_rows(h: jnp.ndarray, positions: int) -> jnp.ndarray:
-    """<float32>[B, Q, E] -> [B, positions, E], zero past the ``Q`` computed rows."""
-    return jnp.pad(h, ((0, 0), (0, positions - h.shape[1]), (0, 0)))
-
-
-def dropout(key: jax.Array | None, x: jnp.ndarray, rate: float) -> jnp.ndarray:
-    """Inverted dropout of ``x`` at ``rate`` (kept values scaled by ``1 / (1 - rate)``, as
-    ``torch.nn.Dropout`` in training mode); ``x`` itself without a key or at rate 0."""
-    if key is None or rate <= 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
-
-
-def layer_norm(x: jnp.ndarray, ln: dict, eps: float) -> jnp.ndarray:
-    """LayerNorm over the last axis with biased variance, as ``torch.nn.LayerNorm``."""
-    mean = x.mean(axis=-1, keepdims=True)
-    var = jnp.square(x - mean).mean(axis=-1, keepdims=True)
-    normed = (x - mean) * jax.lax.rsqrt(var + eps)
-    return normed * _lead(ln["scale"], x.ndim) + _lead(ln["bias"], x.ndim)
-
-
-def gelu(x: jnp.ndarray) -> jnp.ndarray:
-    """The exact (erf) GELU in HF's and PyTorch's form, ``x / 2 * (1 + erf(x / sqrt 2))``.
-
-    ``jax.nn.gelu(x, approximate=False)`` is the same function written with ``erfc``, which
-    XLA's CPU backend evaluates at about twice the cost of ``erf``; the two agree to float32
-    rounding (a few 1e-7)."""
-    return 0.5 * x * (1.0 + jax.lax.erf(x * np.float32(np.sqrt(0.5))))
-
-
-def dense(x: jnp.ndarray, p: dict) -> jnp.ndarray:
-    """``x @ kernel + bias`` over the last axis."""
-    return x @ p["kernel"] + _lead(p["bias"], x.ndim)
-
-
-def _lead(vector: jnp.ndarray, ndim: int) -> jnp.ndarray:
-    """``vector`` [N] with leading unit axes up to ``ndim`` (explicit, for strict rank rules)."""
-    return vector.reshape((1,) * (ndim - 1) + vector.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +208,7 @@ class Bert:
             keys = jax.random.split(dropout_key, c.num_layers + 1)
             x = dropout(keys[0], x, c.hidden_dropout)
             layer_keys = keys[1:]
-        key_bias = _key_bias(valid)
+        key_bias = padded_key_bias(valid)
 
         if heads is None:
             maps, select = None, None
@@ -259,7 +223,7 @@ class Bert:
         if c.pre_ln:
             last = layer_norm(last, params["final_ln"], c.layer_norm_eps)
         if last_layer_rows is not None:  # zero past the rows computed
-            last = _pad_rows(last[:, :last_layer_rows], T)
+            last = pad_rows(last[:, :last_layer_rows], T)
         hidden_states = jnp.concatenate([x[None], states], axis=0)
         return BertOutput(hidden=last, hidden_states=hidden_states, attentions=probs)
 
@@ -294,7 +258,7 @@ class Bert:
             branches = [lambda h: h, lambda h: self._layer(p, h, key_bias, m, s, key)[0]]
             which = jnp.where(index < start, 0, 1)
             if rows is not None:
-                branches.append(lambda h: _pad_rows(
+                branches.append(lambda h: pad_rows(
                     self._layer(p, h, key_bias, m, s, key, rows)[0], h.shape[1]))
                 which = jnp.where((index == n - 1) & (index >= start), 2, which)
             # Under reverse mode the branch not taken saves zeros.
@@ -326,7 +290,7 @@ class Bert:
             return h, h
 
         h, states = jax.lax.scan(step, h, jnp.arange(start, n - 1))
-        last = _pad_rows(run(h, n - 1, True), h.shape[1])
+        last = pad_rows(run(h, n - 1, True), h.shape[1])
         return last, jnp.concatenate([states, last[None]], axis=0), None
 
     def encode_from(
@@ -358,14 +322,14 @@ class Bert:
         n = c.num_layers
         if isinstance(start, (int, np.integer)) and not 0 <= start < n:
             raise ValueError(f"start layer {start} is not in [0, {n})")
-        key_bias = _key_bias(valid)
+        key_bias = padded_key_bias(valid)
         h, _, _ = self._scan_layers(params["layers"], hidden, key_bias, None, None, None,
                                     start=start, rows=last_layer_rows,
                                     given=None if maps is None else (maps, select))
         if c.pre_ln:
             h = layer_norm(h, params["final_ln"], c.layer_norm_eps)
         if last_layer_rows is not None:
-            h = _pad_rows(h[:, :last_layer_rows], hidden.shape[1])
+            h = pad_rows(h[:, :last_layer_rows], hidden.shape[1])
         return h
 
     def _layer(self, p, h, key_bias, maps, select, key=None, rows=None):

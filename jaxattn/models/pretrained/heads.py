@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxattn.models.attention import masked_softmax
-from jaxattn.models.pretrained.bert import dense, dropout
+from jaxattn.models.pretrained.ops import dense, dropout
 
 Params = Any
 

@@ -33,18 +33,11 @@ from jaxattn.studies.buckets import choose_buckets
 from jaxattn.studies.jain_wallace.report import STALE_FILE, mark_stale, write_report
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS, AnalysisOptions
 from jaxattn.studies.registry import list_stages, providers, register_stage
-from jaxattn.studies.runner import (
-    Stage,
-    find_cached,
-    params_digest,
-    row_digests,
-    run_stage,
-    save_npz,
-    skip_reason,
-    stage_key,
-)
+from jaxattn.studies.runner import run_stage
 from jaxattn.studies.self_attention import heads as head_stages
 from jaxattn.studies.self_attention import shortcut as _shortcut  # noqa: F401  (registers it)
+from jaxattn.studies.stage import Stage, skip_reason
+from jaxattn.studies.stage_cache import find_cached, params_digest, row_digests, save_npz, stage_key
 
 
 def analysis_options(options: dict) -> AnalysisOptions:
@@ -82,7 +75,7 @@ def analysis_options(options: dict) -> AnalysisOptions:
 def chosen_stages(only) -> list[str]:
     """The stages ``only`` names (default: all registered but those not run ``by_default``),
     in run order; unknown names are
-    refused. Items may be stage names or :class:`~jaxattn.studies.runner.Stage` objects, which
+    refused. Items may be stage names or :class:`~jaxattn.studies.stage.Stage` objects, which
     are registered first (:func:`~jaxattn.studies.registry.register_stage`).
 
     Which stages a model can run is decided later (:func:`applicable_stages`): a chosen stage that
@@ -229,7 +222,7 @@ def analyze(
         model was trained with.
       only: stages to compute (names of :func:`jaxattn.list_stages`: ``grad, loo, ig, perm,
         adv, self_attn, summaries, norm, erasure, eraser, plausibility`` and any registered
-        since, or :class:`~jaxattn.studies.runner.Stage` objects of your own; default all; the
+        since, or :class:`~jaxattn.studies.stage.Stage` objects of your own; default all; the
         stages a chosen one reads run with it). Results
         of other stages already cached for the same instances, model and options are reported
         too. ``self_attn`` (the per-layer self-attention each token receives) runs only for a

@@ -31,7 +31,8 @@ from jaxattn.studies.jain_wallace.analyze import _instances, analysis_options, r
 from jaxattn.studies.jain_wallace.report import load_data
 from jaxattn.studies.jain_wallace.stages import STAGE_SPECS
 from jaxattn.studies.jain_wallace.summary import AnalysisData
-from jaxattn.studies.runner import compute_stage, params_digest, row_digests
+from jaxattn.studies.runner import compute_stage
+from jaxattn.studies.stage_cache import params_digest, row_digests
 
 PREFIX = "file:"  # keeps a file's method names apart from this model's own importances
 

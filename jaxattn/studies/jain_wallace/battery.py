@@ -45,7 +45,7 @@ from jaxattn.studies.jain_wallace.battery_report import (
     RANDOM,
 )
 from jaxattn.studies.registry import random_key
-from jaxattn.studies.runner import Stage
+from jaxattn.studies.stage import Stage
 
 # The stages that read, replace or decode through the pooling attention require its seam
 # (ERASER only deletes tokens: it runs on any model).

@@ -29,7 +29,7 @@ from jaxattn.studies.jain_wallace.summary import (
     load_instances,
     pairwise_agreement,
 )
-from jaxattn.studies.runner import load_stage, save_npz
+from jaxattn.studies.stage_cache import load_stage, save_npz
 
 TAU_FIGURES = (("attn", "grad"), ("attn", "loo"), ("grad", "loo"), ("attn", "ig"))
 

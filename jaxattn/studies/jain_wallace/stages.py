@@ -48,9 +48,9 @@ from jaxattn.runtime.memory import pass_bytes, passes_at_once
 from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import stage_reports as reports
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
-from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import heads as head_stages
 from jaxattn.studies.self_attention.summaries import SUMMARIES_STAGE
+from jaxattn.studies.stage import Stage
 
 # Finer than the training buckets: leave-one-out and the adversarial search pay for every padded
 # position, and one more compilation per bucket is cheap next to that.

@@ -20,8 +20,8 @@ from jaxattn.explain import agreement
 from jaxattn.report import plots
 from jaxattn.report.timings import compile_summary
 from jaxattn.runtime.files import read_json, strict_json_value
-from jaxattn.studies.runner import load_stage
 from jaxattn.studies.self_attention.summaries import SUMMARY_KEYS
+from jaxattn.studies.stage_cache import load_stage
 
 PAIRS = (
     ("attn", "grad"),

@@ -34,8 +34,8 @@ from jaxattn.explain.head_interventions import (
 )
 from jaxattn.runtime import distributed
 from jaxattn.studies.registry import random_key
-from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import head_report
+from jaxattn.studies.stage import Stage
 
 DONOR_RULE = head_report.DONOR_RULE
 SCOPES = ("layer", "head")

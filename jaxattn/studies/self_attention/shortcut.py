@@ -57,7 +57,7 @@ from jaxattn.report.evidence import (
 from jaxattn.report.tables import format_value, mean_std
 from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import stages as _builtin  # noqa: F401  (registers the keys)
-from jaxattn.studies.runner import Stage
+from jaxattn.studies.stage import Stage
 
 NAME = "shortcut"
 RELIANCE_DROP = 0.05  # accuracy drop (with minus without the word) that counts as reliance

@@ -38,8 +38,8 @@ from jaxattn.explain.faithfulness import random_scores
 from jaxattn.models.vocab_features import VocabularyFeatures
 from jaxattn.runtime.memory import SAVED_PER_MAP, pass_bytes, passes_at_once, shape_of
 from jaxattn.studies.registry import random_key
-from jaxattn.studies.runner import Stage
 from jaxattn.studies.self_attention import summaries_report as report
+from jaxattn.studies.stage import Stage
 
 #: Importance key -> label, in display order.
 SUMMARY_LABELS = {

@@ -14,7 +14,7 @@ from jaxattn.core.errors import RunError
 from jaxattn.core.protocol import Params
 from jaxattn.data.prepare import Prepared
 from jaxattn.runtime.files import read_json, write_json
-from jaxattn.studies.runner import params_digest, row_digests
+from jaxattn.studies.stage_cache import params_digest, row_digests
 
 
 def base_key(params: Params, data: Prepared) -> dict:
