@@ -14,6 +14,7 @@ weighs each example's penalty against its own loss, as in the reference code's o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -143,17 +144,19 @@ def penalty_for(cfg, prepared) -> Penalty | None:
     return combine(chosen)
 
 
+@functools.partial(jax.jit, static_argnames=("model",))
+def _row_conicity(model: AttentionModel, params: Params, batch) -> jnp.ndarray:
+    """<float32>[B] the conicity of each row's last hidden states; one program per model and
+    batch shape, reused by every call of :func:`split_conicity`."""
+    return conicity(final_hidden(model, params, batch), batch.mask)
+
+
 def split_conicity(model: AttentionModel, params: Params, batches) -> float:
     """The mean conicity of the last hidden states (every position, :func:`final_hidden`) over
     every real row of ``batches``."""
-
-    @jax.jit
-    def rows(params, batch):
-        return conicity(final_hidden(model, params, batch), batch.mask)
-
     total = count = 0.0
     for batch in batches:
-        values = np.asarray(rows(params, batch), np.float64)
+        values = np.asarray(_row_conicity(model, params, batch), np.float64)
         real = np.asarray(batch.weights) > 0
         total += values[real].sum()
         count += real.sum()

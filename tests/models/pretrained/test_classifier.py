@@ -18,6 +18,7 @@ from jaxattn.core.protocol import (
 from jaxattn.models.pretrained.bert import Bert, BertConfig
 from jaxattn.models.pretrained.classifier import BertAttentionClassifier, BertClsClassifier
 from jaxattn.models.pretrained.heads import additive_attention, additive_decode
+from jaxattn.runtime.compile_stats import CompileCounter
 from jaxattn.training.penalties import conicity, split_conicity
 
 MODEL = BertAttentionClassifier(
@@ -123,3 +124,6 @@ def test_cls_head_computes_its_last_layer_at_cls_alone_with_the_same_logits_and_
     want = float(conicity(full, b.mask)[np.asarray(b.weights) > 0].mean())
     assert want > 0.05
     np.testing.assert_allclose(split_conicity(short, params, [b]), want, rtol=1e-5)
+    with CompileCounter() as counted:  # one program per model and shape, not one per call
+        np.testing.assert_allclose(split_conicity(short, params, [b]), want, rtol=1e-5)
+    assert counted.stats.programs == 0
