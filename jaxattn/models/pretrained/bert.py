@@ -46,14 +46,7 @@ import numpy as np
 from flax import struct
 
 from jaxattn.core.protocol import HeadMaps
-from jaxattn.models.pretrained.ops import (
-    dense,
-    dropout,
-    gelu,
-    layer_norm,
-    pad_rows,
-    padded_key_bias,
-)
+from jaxattn.models.pretrained import ops
 
 Params = Any
 
@@ -202,13 +195,13 @@ class Bert:
         emb = params["embeddings"]
         x = word_embeddings + jnp.take(emb["token_type"], token_type_ids, axis=0)
         x = x + emb["position"][:T][None]
-        x = layer_norm(x, emb["ln"], c.layer_norm_eps)
+        x = ops.layer_norm(x, emb["ln"], c.layer_norm_eps)
         layer_keys = None
         if dropout_key is not None:
             keys = jax.random.split(dropout_key, c.num_layers + 1)
-            x = dropout(keys[0], x, c.hidden_dropout)
+            x = ops.dropout(keys[0], x, c.hidden_dropout)
             layer_keys = keys[1:]
-        key_bias = padded_key_bias(valid)
+        key_bias = ops.padded_key_bias(valid)
 
         if heads is None:
             maps, select = None, None
@@ -221,9 +214,9 @@ class Bert:
             params["layers"], x, key_bias, maps, select, layer_keys, rows=last_layer_rows,
             return_attention=return_attention)
         if c.pre_ln:
-            last = layer_norm(last, params["final_ln"], c.layer_norm_eps)
+            last = ops.layer_norm(last, params["final_ln"], c.layer_norm_eps)
         if last_layer_rows is not None:  # zero past the rows computed
-            last = pad_rows(last[:, :last_layer_rows], T)
+            last = ops.pad_rows(last[:, :last_layer_rows], T)
         hidden_states = jnp.concatenate([x[None], states], axis=0)
         return BertOutput(hidden=last, hidden_states=hidden_states, attentions=probs)
 
@@ -258,7 +251,7 @@ class Bert:
             branches = [lambda h: h, lambda h: self._layer(p, h, key_bias, m, s, key)[0]]
             which = jnp.where(index < start, 0, 1)
             if rows is not None:
-                branches.append(lambda h: pad_rows(
+                branches.append(lambda h: ops.pad_rows(
                     self._layer(p, h, key_bias, m, s, key, rows)[0], h.shape[1]))
                 which = jnp.where((index == n - 1) & (index >= start), 2, which)
             # Under reverse mode the branch not taken saves zeros.
@@ -290,7 +283,7 @@ class Bert:
             return h, h
 
         h, states = jax.lax.scan(step, h, jnp.arange(start, n - 1))
-        last = pad_rows(run(h, n - 1, True), h.shape[1])
+        last = ops.pad_rows(run(h, n - 1, True), h.shape[1])
         return last, jnp.concatenate([states, last[None]], axis=0), None
 
     def encode_from(
@@ -322,14 +315,14 @@ class Bert:
         n = c.num_layers
         if isinstance(start, (int, np.integer)) and not 0 <= start < n:
             raise ValueError(f"start layer {start} is not in [0, {n})")
-        key_bias = padded_key_bias(valid)
+        key_bias = ops.padded_key_bias(valid)
         h, _, _ = self._scan_layers(params["layers"], hidden, key_bias, None, None, None,
                                     start=start, rows=last_layer_rows,
                                     given=None if maps is None else (maps, select))
         if c.pre_ln:
-            h = layer_norm(h, params["final_ln"], c.layer_norm_eps)
+            h = ops.layer_norm(h, params["final_ln"], c.layer_norm_eps)
         if last_layer_rows is not None:
-            h = pad_rows(h[:, :last_layer_rows], hidden.shape[1])
+            h = ops.pad_rows(h[:, :last_layer_rows], hidden.shape[1])
         return h
 
     def _layer(self, p, h, key_bias, maps, select, key=None, rows=None):
@@ -342,19 +335,19 @@ class Bert:
         eps = c.layer_norm_eps
         B, T, E = h.shape
         Q = T if rows is None else rows
-        a_in = layer_norm(h, p["attn_ln"], eps) if c.pre_ln else h
+        a_in = ops.layer_norm(h, p["attn_ln"], eps) if c.pre_ln else h
 
         # One [E, 3E] product for the queries, keys and values (fewer, larger matrix products;
         # [E, 2E] for keys and values when the queries are fewer rows), split straight into the
         # layouts the two batched products read without transposing: queries and values
         # [B, H, T, D], keys [B, H, D, T].
         names = _QKV if rows is None else _QKV[1:]
-        fused = dense(a_in, {"kernel": jnp.concatenate([p[n]["kernel"] for n in names], -1),
+        fused = ops.dense(a_in, {"kernel": jnp.concatenate([p[n]["kernel"] for n in names], -1),
                              "bias": jnp.concatenate([p[n]["bias"] for n in names], -1)})
         # jnp.split, not indexing: its gradient is one concatenation, not three padded adds.
         parts = jnp.split(fused, len(names), axis=-1)
         if rows is not None:
-            parts = [dense(a_in[:, :Q], p["query"]), *parts]
+            parts = [ops.dense(a_in[:, :Q], p["query"]), *parts]
         q, k, v = (t.reshape(B, -1, c.num_heads, c.head_size) for t in parts)
         q, k_t, v = q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
         # Scaled after the product, in HF's order, so the scores round as HF's do.
@@ -362,19 +355,19 @@ class Bert:
         probs = jax.nn.softmax(scores + key_bias, axis=-1)
         if maps is not None:
             probs = jnp.where(select[None, :, None, None], maps[..., :Q, :], probs)
-        dropped = dropout(k_attn, probs, c.attention_dropout)
+        dropped = ops.dropout(k_attn, probs, c.attention_dropout)
         context = jnp.matmul(dropped, v).transpose(0, 2, 1, 3).reshape(B, Q, E)
-        attended = dropout(k_out, dense(context, p["attn_out"]), c.hidden_dropout)
+        attended = ops.dropout(k_out, ops.dense(context, p["attn_out"]), c.hidden_dropout)
         h = h[:, :Q]
         if c.pre_ln:
             h = h + attended
-            f_in = layer_norm(h, p["out_ln"], eps)
+            f_in = ops.layer_norm(h, p["out_ln"], eps)
         else:
-            h = layer_norm(attended + h, p["attn_ln"], eps)
+            h = ops.layer_norm(attended + h, p["attn_ln"], eps)
             f_in = h
-        inner = gelu(dense(f_in, p["intermediate"]))
-        out = dropout(k_ff, dense(inner, p["output"]), c.hidden_dropout)
-        h = h + out if c.pre_ln else layer_norm(out + h, p["out_ln"], eps)
+        inner = ops.gelu(ops.dense(f_in, p["intermediate"]))
+        out = ops.dropout(k_ff, ops.dense(inner, p["output"]), c.hidden_dropout)
+        h = h + out if c.pre_ln else ops.layer_norm(out + h, p["out_ln"], eps)
         return h, probs
 
     def encode(
@@ -402,4 +395,4 @@ class Bert:
 
     def pool(self, params: Params, hidden: jnp.ndarray) -> jnp.ndarray:
         """HF's pooler: <float32>[B, T, E] -> ``tanh(dense(hidden[:, 0]))`` <float32>[B, E]."""
-        return jnp.tanh(dense(hidden[:, 0], params["pooler"]))
+        return jnp.tanh(ops.dense(hidden[:, 0], params["pooler"]))
