@@ -18,6 +18,9 @@ to the machine's cores and ``inference_mode`` for the forward pass.
   sides; jaxattn's step donates the parameters and optimizer state, as
   :mod:`jaxattn.training.trainer` does. Timed twice for jaxattn: with the last layer at [CLS]
   (what its trainer runs) and at every position (PyTorch's arithmetic).
+Both sides share the process, and so its allocator settings: glibc's kept from returning freed
+buffers to the system (:func:`jaxattn.runtime.malloc.keep_freed_memory`, as the ``jaxattn``
+commands run) unless ``--glibc-defaults``.
 Cold = the first pass (jaxattn compiles in it), warm = the best of ``--passes`` later passes.
 Ratios are jaxattn's rate over PyTorch's.
 """
@@ -74,7 +77,14 @@ def main(argv=None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N test sentences")
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--train-batches", type=int, default=10)
+    parser.add_argument("--glibc-defaults", action="store_true",
+                        help="leave glibc's allocator as it is (by default both sides run with "
+                             "jaxattn.runtime.malloc.keep_freed_memory, as jaxattn's commands do)")
     args = parser.parse_args(argv)
+    if not args.glibc_defaults:
+        from jaxattn.runtime.malloc import keep_freed_memory
+
+        print(f"keep_freed_memory: {keep_freed_memory()}")
 
     import torch
     import transformers

@@ -42,6 +42,7 @@ from jaxattn.core.errors import JaxattnError
 from jaxattn.runtime import distributed
 from jaxattn.runtime.compile_cache import add_cache_option, enable_compilation_cache
 from jaxattn.runtime.devices import split_cpu_into_devices
+from jaxattn.runtime.malloc import keep_freed_memory
 from jaxattn.studies.jain_wallace.stages import AnalysisOptions
 from jaxattn.studies.registry import get_stage, list_stages
 from jaxattn.studies.reproduce import DEMO_DATASET
@@ -304,6 +305,7 @@ def _remove_empty_folders(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # XLA's CPU buffers reused, not faulted in again (runtime/malloc.py)
     if args.command == "analyze":
         # Before anything imports JAX; a no-op when it is already imported (tests, notebooks).
 

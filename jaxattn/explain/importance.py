@@ -204,9 +204,9 @@ def integrated_gradients_importance(
 
 
 # Jitted whole, so that the units are computed inside the one program per shape.
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+@functools.partial(jax.jit, static_argnames=("model", "chunk", "max_rows"))
 def leave_one_out(
-    model: BaseModel, params: Params, batch: Batch, chunk: int = 4
+    model: BaseModel, params: Params, batch: Batch, chunk: int = 4, max_rows: int | None = None
 ) -> jnp.ndarray:
     """Output change when each real token is deleted (the sequence gets one shorter).
 
@@ -216,23 +216,29 @@ def leave_one_out(
     BiLSTM's input projections, the Average encoder's whole token layer) are computed once and
     the deleted token's row dropped, which is exactly what re-encoding the shorter text would
     compute. Only the (row, real token) pairs are computed, ``chunk x B`` of them at a time (the
-    memory of deleting ``chunk`` positions from every row), so padding costs nothing.
+    memory of deleting ``chunk`` positions from every row; at most ``max_rows``), so padding
+    costs nothing.
 
     Returns:
       <float32>[B, T] TVD between the output distributions with and without the token
       (binary: ``|delta p|``), 0 at non-real positions.
     """
     return unit_deletion(model, params, batch, token_units(batch),
-                         chunk=chunk * batch.tokens.shape[0])
+                         chunk=_deleted_rows(batch, chunk, max_rows))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+def _deleted_rows(batch: Batch, chunk: int, max_rows: int | None) -> int:
+    rows = chunk * batch.tokens.shape[0]
+    return rows if max_rows is None else max(1, min(rows, max_rows))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chunk", "max_rows"))
 def leave_one_out_words(
-    model: BaseModel, params: Params, batch: Batch, chunk: int = 4
+    model: BaseModel, params: Params, batch: Batch, chunk: int = 4, max_rows: int | None = None
 ) -> jnp.ndarray:
     """Output change when each word is deleted: every piece of the word at once
     (``batch.word_index``; a word vocabulary's tokens are each a word, so this is
-    :func:`leave_one_out`).
+    :func:`leave_one_out`), ``chunk x B`` (at most ``max_rows``) shortened rows at a time.
 
     Returns:
       <float32>[B, T] the TVD of deleting each word at the word's first piece, 0 at its other
@@ -240,4 +246,4 @@ def leave_one_out_words(
       the reports) gives the word's own deletion score, not a sum of its pieces' deletions.
     """
     return unit_deletion(model, params, batch, word_units(batch),
-                         chunk=chunk * batch.tokens.shape[0])
+                         chunk=_deleted_rows(batch, chunk, max_rows))

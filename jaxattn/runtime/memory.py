@@ -67,6 +67,24 @@ def pass_bytes(model, params, batch) -> float:
     return SAVED_PER_MAP * maps + SAVED_PER_HIDDEN * layers * per_layer
 
 
+#: Bytes of self-attention maps (all layers) that one call of a deletion analysis (leave-one-out)
+#: may run through the model at once. On all-MiniLM-L6-v2 at 512 pieces on 2 CPU cores a chunk of
+#: 1 or 2 shortened rows took 174 and 191 ms per row and 3, 4 or 8 rows 300 to 346 ms
+#: (benchmarks/RESULTS.md, "Leave-one-out at 512 pieces"); at 256 pieces 2 to 16 rows took 74 to
+#: 85 ms. 160 MiB allows 2 rows at 512 pieces, 8 at 256 and 135 at 64.
+DELETION_MAP_BYTES = 160 * 2**20
+
+
+def deleted_rows_at_once(requested: int, model, params, batch) -> int:
+    """``requested`` shortened rows per deletion call, capped so that their attention maps
+    (:func:`attention_bytes` each) hold at most :data:`DELETION_MAP_BYTES`; at least 1. Models
+    without self-attention keep ``requested``. Speed only, not results."""
+    per_row = attention_bytes(model, params, batch)
+    if not per_row:
+        return max(1, requested)
+    return max(1, min(requested, DELETION_MAP_BYTES // per_row))
+
+
 def passes_at_once(requested: int, rows: int, row_bytes: float, gib: float) -> int:
     """``requested`` capped so that ``passes x rows`` differentiated rows keeping ``row_bytes``
     each (:func:`pass_bytes`) hold at most ``gib`` GiB; at least 1."""

@@ -3,10 +3,12 @@
 import jax.numpy as jnp
 import numpy as np
 
+from jaxattn.runtime import memory
 from jaxattn.runtime.memory import (
     SAVED_PER_HIDDEN,
     SAVED_PER_MAP,
     attention_bytes,
+    deleted_rows_at_once,
     pass_bytes,
     passes_at_once,
     shape_of,
@@ -83,6 +85,41 @@ def test_passes_at_once_fits_the_budget():
     assert passes_at_once(2, 4, row, budget) == 2  # never more than asked
     assert passes_at_once(10, 4, row, 1 / 2**30) == 1  # at least one (a budget of one byte)
     assert passes_at_once(10, 4, 0, 1.0) == 10  # no self-attention: as asked
+
+
+def test_deleted_rows_at_once_fits_the_map_budget(monkeypatch):
+    # MiniLM's shape (6 layers, 12 heads): 2 shortened rows at 512 pieces, 8 at 256.
+    assert memory.DELETION_MAP_BYTES // (6 * 12 * 512 * 512 * 4) == 2
+    assert memory.DELETION_MAP_BYTES // (6 * 12 * 256 * 256 * 4) == 8
+    model, params, batch = toy_model(encoder="transformer")
+    row = attention_bytes(model, params, batch)
+    monkeypatch.setattr(memory, "DELETION_MAP_BYTES", int(row * 3.5))
+    assert deleted_rows_at_once(10, model, params, batch) == 3
+    assert deleted_rows_at_once(2, model, params, batch) == 2  # never more than asked
+    monkeypatch.setattr(memory, "DELETION_MAP_BYTES", 1)
+    assert deleted_rows_at_once(10, model, params, batch) == 1  # at least one
+    bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
+    assert deleted_rows_at_once(10, bilstm, bilstm_params, batch) == 10  # no maps: as asked
+
+
+def test_leave_one_out_capped_to_one_row_a_call_gives_the_same_scores(monkeypatch):
+    from jaxattn.studies.jain_wallace.stages import (
+        AnalysisOptions,
+        leave_one_out,
+        leave_one_out_words,
+    )
+
+    model, params, batch = toy_model(encoder="transformer")
+    opts = AnalysisOptions(loo_chunk=2)
+    want = {**leave_one_out(model, params, batch, opts),
+            **leave_one_out_words(model, params, batch, opts)}
+    monkeypatch.setattr(memory, "DELETION_MAP_BYTES", 1)
+    got = {**leave_one_out(model, params, batch, opts),
+           **leave_one_out_words(model, params, batch, opts)}
+    for key, value in want.items():
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(value), rtol=1e-5,
+                                   atol=1e-7, err_msg=key)
+        assert np.abs(np.asarray(value)).sum() > 0, key
 
 
 def test_ig_and_the_summaries_run_in_chunks_a_small_budget_allows():
