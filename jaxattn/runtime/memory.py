@@ -75,14 +75,12 @@ def pass_bytes(model, params, batch) -> float:
 DELETION_MAP_BYTES = 160 * 2**20
 
 
-def deleted_rows_at_once(requested: int, model, params, batch) -> int:
-    """``requested`` shortened rows per deletion call, capped so that their attention maps
-    (:func:`attention_bytes` each) hold at most :data:`DELETION_MAP_BYTES`; at least 1. Models
-    without self-attention keep ``requested``. Speed only, not results."""
+def deletion_rows_cap(model, params, batch) -> int | None:
+    """The most shortened rows one deletion call may run: as many as hold at most
+    :data:`DELETION_MAP_BYTES` of attention maps (:func:`attention_bytes` each), at least 1;
+    ``None`` (no cap) for a model without self-attention. Speed only, not results."""
     per_row = attention_bytes(model, params, batch)
-    if not per_row:
-        return max(1, requested)
-    return max(1, min(requested, DELETION_MAP_BYTES // per_row))
+    return max(1, DELETION_MAP_BYTES // per_row) if per_row else None
 
 
 def passes_at_once(requested: int, rows: int, row_bytes: float, gib: float) -> int:

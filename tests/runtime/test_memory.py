@@ -8,7 +8,7 @@ from jaxattn.runtime.memory import (
     SAVED_PER_HIDDEN,
     SAVED_PER_MAP,
     attention_bytes,
-    deleted_rows_at_once,
+    deletion_rows_cap,
     pass_bytes,
     passes_at_once,
     shape_of,
@@ -87,19 +87,18 @@ def test_passes_at_once_fits_the_budget():
     assert passes_at_once(10, 4, 0, 1.0) == 10  # no self-attention: as asked
 
 
-def test_deleted_rows_at_once_fits_the_map_budget(monkeypatch):
+def test_deletion_rows_cap_fits_the_map_budget(monkeypatch):
     # MiniLM's shape (6 layers, 12 heads): 2 shortened rows at 512 pieces, 8 at 256.
     assert memory.DELETION_MAP_BYTES // (6 * 12 * 512 * 512 * 4) == 2
     assert memory.DELETION_MAP_BYTES // (6 * 12 * 256 * 256 * 4) == 8
     model, params, batch = toy_model(encoder="transformer")
     row = attention_bytes(model, params, batch)
     monkeypatch.setattr(memory, "DELETION_MAP_BYTES", int(row * 3.5))
-    assert deleted_rows_at_once(10, model, params, batch) == 3
-    assert deleted_rows_at_once(2, model, params, batch) == 2  # never more than asked
+    assert deletion_rows_cap(model, params, batch) == 3
     monkeypatch.setattr(memory, "DELETION_MAP_BYTES", 1)
-    assert deleted_rows_at_once(10, model, params, batch) == 1  # at least one
+    assert deletion_rows_cap(model, params, batch) == 1  # at least one
     bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
-    assert deleted_rows_at_once(10, bilstm, bilstm_params, batch) == 10  # no maps: as asked
+    assert deletion_rows_cap(bilstm, bilstm_params, batch) is None  # no maps: no cap
 
 
 def test_leave_one_out_capped_to_one_row_a_call_gives_the_same_scores(monkeypatch):

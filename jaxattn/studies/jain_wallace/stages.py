@@ -44,7 +44,7 @@ from jaxattn.core.protocol import (
 )
 from jaxattn.explain import importance, interventions
 from jaxattn.explain.faithfulness import has_multi_piece_words
-from jaxattn.runtime.memory import deleted_rows_at_once, pass_bytes, passes_at_once
+from jaxattn.runtime.memory import deletion_rows_cap, pass_bytes, passes_at_once
 from jaxattn.studies import registry
 from jaxattn.studies.jain_wallace import stage_reports as reports
 from jaxattn.studies.jain_wallace.battery import BATTERY_SPECS, POOLING
@@ -66,7 +66,7 @@ class AnalysisOptions:
     batch_size: int = 32  # attention, grad
     loo_batch_size: int = 16
     # Deleted positions evaluated at once (x loo_batch_size sequences), fewer at long inputs for
-    # a self-attention model (jaxattn.runtime.memory.deleted_rows_at_once: speed, not results).
+    # a self-attention model (jaxattn.runtime.memory.deletion_rows_cap: speed, not results).
     loo_chunk: int = 1
     ig_batch_size: int = 32
     ig_steps: int = 50
@@ -140,20 +140,16 @@ def gradients(model, params, batch, opts):
     return {"grad": below, "grad_through": through}
 
 
-def _deleted_rows(model, params, batch, opts) -> int:
-    return deleted_rows_at_once(opts.loo_chunk * batch.tokens.shape[0], model, params, batch)
-
-
 def leave_one_out(model, params, batch, opts):
     return {"loo": importance.leave_one_out(
         model, params, batch, chunk=opts.loo_chunk,
-        max_rows=_deleted_rows(model, params, batch, opts))}
+        max_rows=deletion_rows_cap(model, params, batch))}
 
 
 def leave_one_out_words(model, params, batch, opts):
     return {"loo_words": importance.leave_one_out_words(
         model, params, batch, chunk=opts.loo_chunk,
-        max_rows=_deleted_rows(model, params, batch, opts))}
+        max_rows=deletion_rows_cap(model, params, batch))}
 
 
 def _has_word_pieces(model, params, batch) -> bool:
