@@ -94,11 +94,13 @@ def passes_at_once(requested: int, rows: int, row_bytes: float, gib: float) -> i
 
 def sum_in_chunks(fn, points: jnp.ndarray, chunk: int):
     """``sum_k fn(points[k])`` (a pytree of arrays), ``fn`` vmapped over ``chunk`` points at a
-    time and the chunks added up in a ``lax.scan``: the memory of ``chunk`` evaluations, not of
-    all of them. The last chunk is padded with repeats of the last point, weighted 0."""
+    time at most and the chunks added up in a ``lax.scan``: the memory of ``chunk`` evaluations,
+    not of all of them. The points are spread evenly over the fewest chunks, and the last chunk
+    padded with repeats of the last point, weighted 0 (at most ``chunks - 1`` wasted evaluations,
+    not up to ``chunk - 1``)."""
     n = points.shape[0]
-    chunk = max(1, min(chunk, n))
-    chunks = -(-n // chunk)
+    chunks = -(-n // max(1, min(chunk, n)))
+    chunk = -(-n // chunks)  # as even as the chunks go: 20 points at most 8 a time are 7, 7, 6
     padded = jnp.concatenate([points, jnp.repeat(points[-1:], chunks * chunk - n, axis=0)])
     weights = (jnp.arange(chunks * chunk) < n).astype(jnp.float32).reshape(chunks, chunk)
 

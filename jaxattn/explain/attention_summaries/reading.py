@@ -13,8 +13,8 @@ from jaxattn.core.protocol import (
     Batch,
     HeadMaps,
     Params,
+    has_layer_restart,
     has_self_attention_seam,
-    has_traced_layer_restart,
     model_logits,
     output_distribution,
 )
@@ -68,12 +68,12 @@ def layer_logits(
     model, params: Params, batch: Batch
 ) -> tuple[jnp.ndarray, LogitsFromLayer | None]:
     """(the model's maps <float32>[L, B, H, T, T], ``from_layer``): :func:`one_layer_logits`'s
-    callable restarted at the given layer, for a model that restarts at a traced layer
-    (:func:`~jaxattn.core.protocol.has_traced_layer_restart`): the states entering each layer
+    callable restarted at the given layer (a Python int), for a model that restarts at a layer
+    (:func:`~jaxattn.core.protocol.has_layer_restart`): the states entering each layer
     come from the one pass that gives the maps, and a call runs layers ``layer..L-1`` only, so
     the per-layer gradients of Chefer's and Hao's summaries cost ``(L + 1) / 2L`` of full
     passes. ``from_layer`` is None for another model (callers go through the seam)."""
-    if has_traced_layer_restart(model):
+    if has_layer_restart(model):
         states, maps = model.layer_inputs(params, batch)
         every_head = jnp.ones(maps.shape[2], bool)
 

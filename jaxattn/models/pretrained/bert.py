@@ -232,14 +232,16 @@ class Bert:
         layers below it pass ``h`` through. ``given``: (maps <float32>[B, H, T, T], select
         <bool>[H]) for layer ``start`` alone, in place of ``maps`` / ``select``. ``rows``: the
         last layer computes the first ``rows`` positions only, zero past them. A static
-        ``start`` with ``rows`` is :meth:`_scan_then_rows`; otherwise skipping and the [CLS]
-        row are a ``lax.switch`` per layer (a skipped layer costs nothing).
+        ``start`` past 0 or with ``rows`` is :meth:`_scan_from` (the maps not returned); a
+        traced ``start`` skips layers and computes the [CLS] row by a ``lax.switch`` per layer
+        (a skipped layer costs nothing).
         """
-        if rows is not None and isinstance(start, (int, np.integer)):
-            return self._scan_then_rows(layers, h, key_bias, maps, select, keys, int(start), rows,
-                                        given)
+        static = isinstance(start, (int, np.integer))
+        if static and (rows is not None or (start > 0 and not return_attention)):
+            return self._scan_from(layers, h, key_bias, maps, select, keys, int(start), rows,
+                                   given)
         n = self.config.num_layers
-        plain = rows is None and isinstance(start, (int, np.integer)) and start == 0
+        plain = rows is None and static and start == 0
 
         def step(h, xs):
             index, p, m, s, key = xs
@@ -261,11 +263,12 @@ class Bert:
         last, (states, probs) = jax.lax.scan(step, h, (jnp.arange(n), layers, maps, select, keys))
         return last, states, probs
 
-    def _scan_then_rows(self, layers, h, key_bias, maps, select, keys, start, rows, given):
-        """:meth:`_scan_layers` for a static ``start`` with ``rows``: layers ``start..L-2`` in a
-        scan, then the last one at ``rows`` positions. Each layer's params are indexed out of the
-        stack inside the loop, so the stack is not copied; no ``lax.switch``, whose outputs XLA
-        copies, which under reverse mode means every saved residual."""
+    def _scan_from(self, layers, h, key_bias, maps, select, keys, start, rows, given):
+        """:meth:`_scan_layers` from a static ``start``: layers ``start..L-1`` in a scan, the last
+        one at ``rows`` positions when ``rows`` is given (then outside the scan). Each layer's
+        params are indexed out of the stack inside the loop, so the stack is not copied; no
+        ``lax.switch``, whose outputs XLA copies, which under reverse mode means every saved
+        residual (Hao's attribution on MiniLM: 1.5x faster this way, ``benchmarks/RESULTS.md``)."""
         n = self.config.num_layers
 
         def at(tree, index):
@@ -282,6 +285,9 @@ class Bert:
             h = run(h, index, False)
             return h, h
 
+        if rows is None:
+            h, states = jax.lax.scan(step, h, jnp.arange(start, n))
+            return h, states, None
         h, states = jax.lax.scan(step, h, jnp.arange(start, n - 1))
         last = ops.pad_rows(run(h, n - 1, True), h.shape[1])
         return last, jnp.concatenate([states, last[None]], axis=0), None
