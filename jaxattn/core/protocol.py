@@ -61,9 +61,8 @@ Optional, for speed (the analyses fall back to the generic path when absent):
   interventions then decode many attentions as ``T x C`` weighted sums instead of full decodes.
 * ``layer_inputs`` and ``encode_from_layer`` beside the self-attention seam: the encoder
   restarted at a layer from the states entering it (:func:`has_layer_restart`), so that an
-  intervention on a head of layer ``l`` recomputes only layers ``l..L-1``; with
-  ``traced_layer_restart = True`` the layer may be a traced index (:func:`has_traced_layer_restart`),
-  so one program serves a ``lax.map`` over layers.
+  intervention on a head of layer ``l``, and the per-layer gradients of Chefer's and Hao's
+  summaries, recompute only layers ``l..L-1``.
 * ``self_attention`` without the seam: the maps for inspection beside the pooling attention
   (``L = 0`` for a model without self-attention; :func:`has_self_attention`).
 * ``hidden_states(params, batch) -> <float32>[B, T, H]``: the last hidden states at every
@@ -299,20 +298,12 @@ def has_layer_restart(model: Any) -> bool:
             and callable(getattr(model, "encode_from_layer", None)))
 
 
-def has_traced_layer_restart(model: Any) -> bool:
-    """Whether ``model`` has :func:`has_layer_restart` and declares ``traced_layer_restart =
-    True``: ``encode_from_layer`` then also takes ``l`` as a traced int32 scalar (the layers below
-    it skipped at run time), so per-layer gradients over a ``lax.map`` of layers restart too."""
-    return bool(getattr(model, "traced_layer_restart", False)) and has_layer_restart(model)
-
-
 # Capability name -> predicate; what :func:`capabilities` reports and stages may require.
 CAPABILITIES = {
     "pooling": has_pooling_attention,
     "self_attention_seam": has_self_attention_seam,
     "self_attention": has_self_attention,
     "layer_restart": has_layer_restart,
-    "traced_layer_restart": has_traced_layer_restart,
     "features": has_features,
     "affine_decoder": has_affine_decoder,
 }

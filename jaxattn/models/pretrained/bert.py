@@ -42,7 +42,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from jaxattn.core.protocol import HeadMaps
@@ -222,45 +221,30 @@ class Bert:
 
     def _scan_layers(self, layers, h, key_bias, maps, select, keys, start=0, rows=None,
                      return_attention=False, given=None):
-        """(output <float32>[B, T, E], each layer's output <float32>[L, B, T, E], each layer's
-        probabilities <float32>[L, B, H, T, T] or None unless ``return_attention``): the stacked
-        ``layers`` run on ``h`` in one ``lax.scan`` (the stack is never sliced, which would copy
-        it).
+        """(output <float32>[B, T, E], the output of each layer run <float32>[L - start, B, T,
+        E], each layer's probabilities <float32>[L, B, H, T, T] or None unless
+        ``return_attention``): the stacked ``layers`` run on ``h`` in one ``lax.scan`` (the stack
+        is never sliced, which would copy it).
 
         ``maps`` / ``select``: per layer, <float32>[L, B, H, T, T] / <bool>[L, H], or None.
-        ``keys``: <key>[L] dropout keys or None. ``start`` (a Python int or a traced scalar):
-        layers below it pass ``h`` through. ``given``: (maps <float32>[B, H, T, T], select
-        <bool>[H]) for layer ``start`` alone, in place of ``maps`` / ``select``. ``rows``: the
-        last layer computes the first ``rows`` positions only, zero past them. A static
-        ``start`` past 0 or with ``rows`` is :meth:`_scan_from` (the maps not returned); a
-        traced ``start`` skips layers and computes the [CLS] row by a ``lax.switch`` per layer
-        (a skipped layer costs nothing).
+        ``keys``: <key>[L] dropout keys or None. ``start`` (a Python int): the first layer run.
+        ``given``: (maps <float32>[B, H, T, T], select <bool>[H]) for layer ``start`` alone, in
+        place of ``maps`` / ``select``. ``rows``: the last layer computes the first ``rows``
+        positions only, zero past them. From a ``start`` past 0, with ``rows`` or ``given`` this
+        is :meth:`_scan_from` (the maps not returned).
         """
-        static = isinstance(start, (int, np.integer))
-        if static and (rows is not None or (start > 0 and not return_attention)):
+        if rows is not None or start > 0 or given is not None:
+            if return_attention:
+                raise ValueError("return_attention needs every layer at every position")
             return self._scan_from(layers, h, key_bias, maps, select, keys, int(start), rows,
                                    given)
-        n = self.config.num_layers
-        plain = rows is None and static and start == 0
 
         def step(h, xs):
-            index, p, m, s, key = xs
-            if given is not None:
-                m, s = given[0], given[1] & (index == start)
-            if plain:
-                h, probs = self._layer(p, h, key_bias, m, s, key)
-                return h, (h, probs if return_attention else None)
-            branches = [lambda h: h, lambda h: self._layer(p, h, key_bias, m, s, key)[0]]
-            which = jnp.where(index < start, 0, 1)
-            if rows is not None:
-                branches.append(lambda h: ops.pad_rows(
-                    self._layer(p, h, key_bias, m, s, key, rows)[0], h.shape[1]))
-                which = jnp.where((index == n - 1) & (index >= start), 2, which)
-            # Under reverse mode the branch not taken saves zeros.
-            h = jax.lax.switch(which, branches, h)
-            return h, (h, None)
+            p, m, s, key = xs
+            h, probs = self._layer(p, h, key_bias, m, s, key)
+            return h, (h, probs if return_attention else None)
 
-        last, (states, probs) = jax.lax.scan(step, h, (jnp.arange(n), layers, maps, select, keys))
+        last, (states, probs) = jax.lax.scan(step, h, (layers, maps, select, keys))
         return last, states, probs
 
     def _scan_from(self, layers, h, key_bias, maps, select, keys, start, rows, given):
@@ -307,10 +291,8 @@ class Bert:
         Args:
           hidden: <float32>[B, T, E] the states entering layer ``start`` (``hidden_states[start]``
             of :meth:`encode_embedded`).
-          start: the first layer to run, 0 <= start < L: a Python int (layers ``start..L-1`` are
-            traced), or a traced int32 scalar (every layer is traced once and those below
-            ``start`` are skipped at run time by a ``lax.cond``: one program for every start,
-            e.g. inside a ``lax.map`` over layers; not checked against the range).
+          start: the first layer to run, a Python int, 0 <= start < L: layers ``start..L-1``
+            are traced, those below it are not in the program.
           maps: <float32>[B, H, T, T] attention for layer ``start``'s heads ``select`` <bool>[H];
             every head of a later layer computes its own. None: layer ``start`` computes its own.
           last_layer_rows: as :meth:`encode_embedded`'s.
@@ -319,7 +301,7 @@ class Bert:
         """
         c = self.config
         n = c.num_layers
-        if isinstance(start, (int, np.integer)) and not 0 <= start < n:
+        if not 0 <= start < n:
             raise ValueError(f"start layer {start} is not in [0, {n})")
         key_bias = ops.padded_key_bias(valid)
         h, _, _ = self._scan_layers(params["layers"], hidden, key_bias, None, None, None,

@@ -46,7 +46,6 @@ class _BertBase:
     task: str = "binary"
     num_classes: int = 2
     self_attention_seam: bool = True
-    traced_layer_restart = True  # encode_from_layer's layer may be traced (Bert.encode_from)
     head = ""
     # Positions the head reads of the last layer (Bert.encode_embedded's last_layer_rows);
     # None: all of them.
@@ -120,7 +119,7 @@ class _BertBase:
         maps: jnp.ndarray | None = None,
         select: jnp.ndarray | None = None,
     ) -> Encoded:
-        """:meth:`encode_embedded` restarted at ``layer`` (a Python int or a traced int32 scalar,
+        """:meth:`encode_embedded` restarted at ``layer`` (a Python int,
         :meth:`~jaxattn.models.pretrained.bert.Bert.encode_from`) from ``hidden``
         <float32>[B, T, E] (``layer_inputs(...)[0][layer]``), with ``maps`` <float32>[B, H, T, T]
         in place of that layer's heads ``select`` <bool>[H] (deterministic)."""
