@@ -35,7 +35,7 @@ def layer_gradients(
     attention from the changed stream (``L`` backward passes). Through the seam
     (:func:`one_layer_logits`) when ``from_layer`` is None, ``chunk`` layers at a time, vmapped
     (None: all ``L``); through a restart (:func:`layer_logits`) one layer at a time, each
-    restarted at its own static layer (:func:`over_layers`; ``chunk`` then has no use).
+    restarted at its own static layer (:func:`each_layer`; ``chunk`` then has no use).
     ``False``: one backward pass with every layer given, so later attention is held fixed.
     """
     n_layers, _, n_heads = maps.shape[:3]
@@ -53,21 +53,25 @@ def layer_gradients(
         return jax.grad(lambda m: target_score(from_layer(layer, m), target, output).sum())(
             maps[layer])
 
+    return each_layer(one_layer, n_layers, restart, chunk or n_layers)
+
+
+def each_layer(one_layer, n_layers: int, restart: bool, batch_size: int | None = None):
+    """``one_layer(l)`` for ``l = 0..n_layers-1``, stacked along a new first axis (a pytree; None
+    leaves stay None).
+
+    ``restart=True`` (``one_layer`` goes through a model's restart, :func:`layer_logits`): ``l``
+    is a Python int, so each restart is traced at its own static layer and runs layers
+    ``l..L-1`` in one scan. A ``lax.map`` over a traced layer index would go through a
+    ``lax.switch`` per layer, whose outputs XLA copies, under reverse mode every saved residual:
+    Hao's attribution of 32 SST-2 sentences at 32 pieces on MiniLM took 62.8 s that way and
+    40.1 s this way, warm (``benchmarks/RESULTS.md``); the restarts take longer to compile than
+    one program. ``False`` (through the seam, where every layer is one program): a ``lax.map``
+    over the layer index, ``batch_size`` layers vmapped at a time (None: one at a time)."""
     if restart:
-        return over_layers(one_layer, n_layers)
-    return jax.lax.map(one_layer, jnp.arange(n_layers), batch_size=chunk or n_layers)
-
-
-def over_layers(one_layer, n_layers: int):
-    """``one_layer(l)`` for ``l = 0..n_layers-1`` as Python ints, stacked along a new first axis
-    (a pytree; None leaves stay None). Each restart is then traced at its own static layer and
-    runs layers ``l..L-1`` in one scan. A ``lax.map`` over a traced layer index would go through
-    a ``lax.switch`` per layer, whose outputs XLA copies, under reverse mode every saved
-    residual: Hao's attribution of 32 SST-2 sentences at 32 pieces on MiniLM took 62.8 s that
-    way and 40.1 s this way, warm (``benchmarks/RESULTS.md``); the six restarts take longer to
-    compile than one program."""
-    outs = [one_layer(layer) for layer in range(n_layers)]
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+        outs = [one_layer(layer) for layer in range(n_layers)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    return jax.lax.map(one_layer, jnp.arange(n_layers), batch_size=batch_size)
 
 
 def gradient_weighted_layers(
@@ -159,9 +163,9 @@ def attention_attribution(
     logit. The points are differentiated ``chunk`` at a time (vmapped through the seam; None:
     all ``m`` at once) and summed as they go, which bounds memory: each point holds a whole
     backward pass over ``[B, H, T, T]`` maps. Layers go through ``from_layer``
-    (:func:`layer_logits`'s restart at that layer, one static restart each, :func:`over_layers`;
-    None: the seam, :func:`one_layer_logits`, in a ``lax.map``). ``keep_maps=False`` returns only the readings (``maps``
-    None), so the ``[L, B, H, T, T]`` result is never formed.
+    (:func:`layer_logits`'s restart at that layer, one static restart each; None: the seam,
+    :func:`one_layer_logits`, in a ``lax.map``; :func:`each_layer`). ``keep_maps=False`` returns
+    only the readings (``maps`` None), so the ``[L, B, H, T, T]`` result is never formed.
     """
     if rule == "right":
         alphas = jnp.arange(1, steps + 1, dtype=maps.dtype) / steps
@@ -187,10 +191,7 @@ def attention_attribution(
         tokens = read_rows(attribution.sum(axis=1), rows, valid)
         return (attribution if keep_maps else None), tokens, gap
 
-    if restart:
-        attributions, tokens, gaps = over_layers(one_layer, maps.shape[0])
-    else:
-        attributions, tokens, gaps = jax.lax.map(one_layer, jnp.arange(maps.shape[0]))
+    attributions, tokens, gaps = each_layer(one_layer, maps.shape[0], restart)
     return AttentionAttribution(
         maps=attributions, tokens=tokens, total=tokens.sum(axis=0), gap=gaps
     )
