@@ -195,15 +195,12 @@ def main(argv=None) -> None:
         if "layer" not in state or module is not selfs[state["layer"]]:
             return output
         context = output[0].clone()
-        h, valid = state["head"], state["valid"]
-        cols = slice(h * d, (h + 1) * d)
+        cols = slice(state["head"] * d, (state["head"] + 1) * d)
         if state["kind"] == "zero":
             context[:, :, cols] = 0.0
-        else:  # uniform over the valid keys: every query gets the mean value
+        else:
             hidden = args[0] if args else kwargs["hidden_states"]
-            values = module.value(hidden)[:, :, cols]
-            w = valid / valid.sum(-1, keepdim=True)
-            context[:, :, cols] = torch.einsum("bk,bkd->bd", w, values)[:, None, :]
+            context[:, :, cols] = uniform_context(state["weights"], module.value(hidden)[:, :, cols])
         return (context, *output[1:])
 
     selfs = [layer.attention.self for layer in clf.bert.encoder.layer]
@@ -213,23 +210,16 @@ def main(argv=None) -> None:
                  ("attention_mask", b.valid))} for b in work]
     torch_tvd = {}
 
-    def run_torch():
-        with torch.inference_mode():
-            for i, t in enumerate(tensors):
-                state.clear()
-                base = torch.softmax(clf(**t).logits, -1)
-                valid = t["attention_mask"].float()
-                for kind in ("uniform", "zero"):
-                    out = np.zeros((len(base), config.num_layers, config.num_heads))
-                    for layer in range(config.num_layers):
-                        for head in range(config.num_heads):
-                            state.update(layer=layer, head=head, kind=kind, valid=valid)
-                            probs = torch.softmax(clf(**t).logits, -1)
-                            out[:, layer, head] = 0.5 * (probs - base).abs().sum(-1).numpy()
-                    torch_tvd[i, kind] = out
+    def hooked(t, layer, head, kind, weights):
+        state.update(layer=layer, head=head, kind=kind, weights=weights)
+        try:
+            return clf(**t).logits
+        finally:
+            state.clear()  # every other forward runs unedited
+
+    run_torch = edit_loop(clf, tensors, config, hooked, torch_tvd)
 
     def run_torch_forward():
-        state.clear()
         with torch.inference_mode():
             for t in tensors:
                 clf(**t)
@@ -258,20 +248,19 @@ def main(argv=None) -> None:
     print(f"load average at end: {os.getloadavg()}")
 
 
-def nnsight_loop(clf, tensors, config, out_tvd):
-    """The uniform and zero edits through nnsight: per (layer, head) and kind, one ``trace`` of
-    the model that assigns the head's slice of the layer's self-attention output (uniform: the
-    mean of the head's values over the valid keys, read from the ``value`` projection in the
-    same trace). Fills ``out_tvd[i, kind]`` with <float>[B, L, H] TVDs."""
+def uniform_context(weights, values):
+    """<float>[B, 1, d] the context of a head attending uniformly over the valid keys: the mean
+    of its ``values`` <float>[B, T, d] under ``weights`` <float>[B, T] (1/n on the valid keys)."""
     import torch
-    from nnsight import NNsight
 
-    with warnings.catch_warnings():
-        # BERT's ``attention`` and ``layer`` have a child named ``output`` (served as
-        # ``E_output``); ``attention.self``, edited below, has none.
-        warnings.filterwarnings("ignore", message="Module .* has a submodule named 'output'")
-        traced = NNsight(clf)
-    d = config.head_size
+    return torch.einsum("bk,bkd->bd", weights, values)[:, None, :]
+
+
+def edit_loop(clf, tensors, config, edited_logits, out_tvd):
+    """A run of every per-intervention forward: for each batch, kind (uniform, zero), layer and
+    head, ``edited_logits(t, layer, head, kind, weights)`` (one forward with that head's output
+    edited) against the unedited output. Fills ``out_tvd[i, kind]`` with <float>[B, L, H]."""
+    import torch
 
     def run():
         with torch.inference_mode():
@@ -283,21 +272,39 @@ def nnsight_loop(clf, tensors, config, out_tvd):
                     out = np.zeros((len(base), config.num_layers, config.num_heads))
                     for layer in range(config.num_layers):
                         for head in range(config.num_heads):
-                            cols = slice(head * d, (head + 1) * d)
-                            with traced.trace(**t):
-                                attention = traced.bert.encoder.layer[layer].attention.self
-                                if kind == "zero":
-                                    attention.output[0][:, :, cols] = 0.0
-                                else:
-                                    values = attention.value.output[:, :, cols]
-                                    mean = torch.einsum("bk,bkd->bd", weights, values)
-                                    attention.output[0][:, :, cols] = mean[:, None, :]
-                                logits = traced.output.logits.save()
+                            logits = edited_logits(t, layer, head, kind, weights)
                             probs = torch.softmax(logits, -1)
                             out[:, layer, head] = 0.5 * (probs - base).abs().sum(-1).numpy()
                     out_tvd[i, kind] = out
     return run
 
+
+def nnsight_loop(clf, tensors, config, out_tvd):
+    """The uniform and zero edits through nnsight (:func:`edit_loop`): one ``trace`` of the model
+    per edit that assigns the head's slice of the layer's self-attention output (uniform: reading
+    the head's values from the ``value`` projection in the same trace)."""
+    from nnsight import NNsight
+
+    with warnings.catch_warnings():
+        # BERT's ``attention`` and ``layer`` have a child named ``output`` (served as
+        # ``E_output``); ``attention.self``, edited below, has none.
+        warnings.filterwarnings("ignore", message="Module .* has a submodule named 'output'")
+        traced = NNsight(clf)
+    d = config.head_size
+
+    def traced_logits(t, layer, head, kind, weights):
+        cols = slice(head * d, (head + 1) * d)
+        with traced.trace(**t):
+            attention = traced.bert.encoder.layer[layer].attention.self
+            if kind == "zero":
+                attention.output[0][:, :, cols] = 0.0
+            else:
+                values = attention.value.output[:, :, cols]
+                attention.output[0][:, :, cols] = uniform_context(weights, values)
+            logits = traced.output.logits.save()
+        return logits
+
+    return edit_loop(clf, tensors, config, traced_logits, out_tvd)
 
 if __name__ == "__main__":
     main()
