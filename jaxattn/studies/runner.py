@@ -17,7 +17,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding
+from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from jaxattn.core.protocol import AttentionModel, Params
@@ -109,14 +109,19 @@ def compute_stage(
     start = time.perf_counter()
     params, batches = stage_batches(split, indices, batch_size, options.buckets, params)
 
+    shardings = data_parallel()
+    run = (rows_on_each_device(stage, model, options, shardings[0].mesh)
+           if stage.rows_apart and shardings is not None
+           else lambda p, b, g: _call(stage, model, p, b, options, g))
+
     # Under several processes the outputs span them (gathered by distributed.fetch), and the
     # collectives must run in the same order everywhere: no compiling ahead on other threads.
     def compute(batch):
         if not stage.needs:
-            return distributed.fetch(stage.compute(model, params, batch, options))
+            return distributed.fetch(run(params, batch, None))
         index = np.asarray(distributed.fetch(batch.index))
         given_rows = _given_rows(given or {}, row_of, index, batch.tokens.shape[1])
-        return distributed.fetch(stage.compute(model, params, batch, options, given=given_rows))
+        return distributed.fetch(run(params, batch, given_rows))
 
     workers = 0 if distributed.process_count() > 1 else None
 
@@ -153,6 +158,31 @@ def compute_stage(
         "programs_per_bucket": per_bucket,
     }
     return arrays, timing
+
+
+def _call(stage: Stage, model, params: Params, batch, options: Any, given: dict | None) -> dict:
+    if not stage.needs:
+        return stage.compute(model, params, batch, options)
+    return stage.compute(model, params, batch, options, given=given)
+
+
+def rows_on_each_device(stage: Stage, model: AttentionModel, options: Any, mesh):
+    """``(params, batch, given) -> outputs`` of ``stage`` with each device of ``mesh`` running
+    the computation on its own rows of the batch (``jax.shard_map``, one jitted program per
+    batch shape), for a stage whose rows are computed apart (:attr:`Stage.rows_apart`).
+
+    Left to XLA's partitioner, a stage that enumerates work across the rows of a batch
+    (leave-one-out's (row, token) pairs) is not split: every device computed every row, so two
+    CPU devices ran it 2x slower than one (``benchmarks/RESULTS.md``). Here each device's
+    program sees only its rows, so the split is by construction."""
+    rows = PartitionSpec("data")
+
+    def body(params, batch, given):
+        return _call(stage, model, params, batch, options, given)
+
+    # An analysis batch has no dropout key: every leaf of it and of ``given`` is [B, ...].
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(PartitionSpec(), rows, rows),
+                                 out_specs=rows, check_vma=False))
 
 
 def _given_rows(given: dict, row_of: np.ndarray, index: np.ndarray, steps: int) -> dict:

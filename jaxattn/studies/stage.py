@@ -59,6 +59,10 @@ class Stage:
         depend on (e.g. a noise level); part of the cache key.
       by_default: whether the stage runs when ``only`` names no stages; False for a stage that
         is costly enough to be asked for by name (``--only``).
+      rows_apart: every row's results depend on that row alone and on no random draw: with
+        several devices each device then runs the computation on its own rows
+        (:func:`jaxattn.studies.runner.rows_on_each_device`) rather than one program that
+        XLA partitions.
     """
 
     name: str
@@ -83,6 +87,7 @@ class Stage:
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
     by_default: bool = True
+    rows_apart: bool = False
 
 
 def skip_reason(stage: Stage, model: Any, params: Params, batch: Any) -> str | None:

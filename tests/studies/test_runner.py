@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ import jaxattn
 from jaxattn.core.errors import RunError
 from jaxattn.runtime.lock import run_lock
 from jaxattn.studies.jain_wallace import stages
-from tests.helpers import toy_model
+from tests.helpers import fresh_process_xla_flags, toy_model
 
 FAST = dict(num_permutations=4, num_adversaries=2, adv_steps=5, ig_steps=4, ig_chunk=2,
             samples=2, buckets=(64,))
@@ -143,3 +145,40 @@ def test_batches_shrink_to_what_the_memory_budget_holds_at_the_widest_row():
     assert rows_within_memory(model, params, split, indices, tight) == 3
     bilstm, bilstm_params, _ = toy_model(encoder="bilstm")
     assert rows_within_memory(bilstm, bilstm_params, split, indices, tight) == 12
+
+
+ROWS_APART = r"""
+import jax
+jax.config.update("jax_num_cpu_devices", 2)
+import re
+import numpy as np
+from jaxattn.runtime.distributed import shardings
+from jaxattn.studies.jain_wallace import stages
+from jaxattn.studies.runner import rows_on_each_device
+from tests.helpers import toy_model
+
+model, params, batch = toy_model()  # 4 rows, one of them padding
+opts = stages.AnalysisOptions()
+split, replicated = shardings()
+stage = stages.STAGE_SPECS["loo"]
+run = rows_on_each_device(stage, model, opts, split.mesh)
+placed = jax.device_put(batch, split), jax.device_put(params, replicated)
+program = run.lower(placed[1], placed[0], None).compile().as_text()
+ops = re.findall(r"\b(all-gather|all-reduce|all-to-all|collective-permute)\b", program)
+split_loo = np.asarray(run(placed[1], placed[0], None)["loo"])
+one_device = jax.device_put(batch, jax.devices()[0]), jax.device_put(params, jax.devices()[0])
+whole = np.asarray(stage.compute(model, one_device[1], one_device[0], opts)["loo"])
+np.testing.assert_allclose(split_loo, whole, rtol=1e-5, atol=1e-7)
+print(len(jax.devices()), sorted(set(ops)), float(np.abs(whole).sum()) > 0)
+"""
+
+
+def test_a_rows_apart_stage_runs_each_devices_rows_as_its_own_program(tmp_path):
+    """Leave-one-out split over 2 CPU devices: one program per device on its own rows, with no
+    collective between them (XLA's partitioner alone had every device compute every row), and
+    the values of one device."""
+    env = {**os.environ, "XLA_FLAGS": fresh_process_xla_flags()}
+    out = subprocess.run([sys.executable, "-c", ROWS_APART], env=env, capture_output=True,
+                         text=True, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["2", "[]", "True"], out.stdout

@@ -261,11 +261,11 @@ STAGE_SPECS: dict[str, Stage] = {
     ),
     "loo": Stage(
         "loo", leave_one_out, ("loo",), (), "loo_batch_size",
-        importances=(("loo", "leave-one-out"),),
+        importances=(("loo", "leave-one-out"),), rows_apart=True,
     ),
     "loo_words": Stage(
         "loo_words", leave_one_out_words, ("loo_words",), (), "loo_batch_size",
-        importances=(("loo_words", "leave-one-out (whole words)"),),
+        importances=(("loo_words", "leave-one-out (whole words)"),), rows_apart=True,
         applies=_has_word_pieces,
         skip_note="every word is a single token (a word vocabulary): word leave-one-out is "
                   "leave-one-out",
