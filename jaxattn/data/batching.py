@@ -279,10 +279,11 @@ def kept_first(keep: jnp.ndarray) -> jnp.ndarray:
     return jnp.argsort(~keep, axis=-1, stable=True)
 
 
-def keep_tokens(batch: Batch, keep: jnp.ndarray) -> Batch:
+def keep_tokens(batch: Batch, keep: jnp.ndarray, width: int | None = None) -> Batch:
     """``batch`` with only the positions ``keep`` <bool>[B, T] left, moved to the front in their
-    original order (the rest becomes padding): the shorter text, padded to the same ``T``."""
-    order = kept_first(keep)
+    original order (the rest becomes padding): the shorter text, padded to the same ``T``, or
+    to ``width`` positions (at least every row's kept count, else kept tokens are lost)."""
+    order = kept_first(keep)[:, :width]
     kept = jnp.take_along_axis(keep, order, axis=-1)
 
     def gather(name: str) -> jnp.ndarray:

@@ -67,3 +67,11 @@ def test_rationale_sizes():
     np.testing.assert_array_equal(sizes[:, 0], [1, 1, 1, 1, 1])
     np.testing.assert_array_equal(sizes[:, 1], [1, 1, 3, 6, 15])
     np.testing.assert_array_equal(sizes[:, 2], [0, 0, 0, 0, 0])
+
+
+def test_shortened_inputs_run_at_a_few_widths_ending_at_the_full_one():
+    assert faithfulness.narrow_widths(32) == (8, 16, 24, 32)
+    assert faithfulness.narrow_widths(512) == (32, 64, 128, 256, 384, 512)
+    for steps in range(1, 70):
+        widths = faithfulness.narrow_widths(steps)
+        assert widths[-1] == steps and list(widths) == sorted(set(widths)) and len(widths) <= 6
