@@ -18,20 +18,9 @@ timed on a second (warm). Needs ``../shared/data`` (or ``$JAXATTN_DATA``) and ``
 from __future__ import annotations
 
 import argparse
-import time
 
-import jax
 import numpy as np
-
-
-def timed(fn) -> tuple[float, float]:
-    """(cold, warm) seconds of ``fn()``, its result waited for."""
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return times[0], times[1]
+from minilm_batches import fresh_model, longest_batches, timed
 
 
 def main() -> None:
@@ -42,28 +31,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=32, help="instances per batch")
     parser.add_argument("--rankings", type=int, default=16, help="rankings scored at once")
     args = parser.parse_args()
-    from jaxattn.runtime.malloc import keep_freed_memory
-
-    keep_freed_memory()
-    from jaxattn.config import load_config
-    from jaxattn.data.batching import make_batch
-    from jaxattn.data.prepare import prepare
     from jaxattn.explain.faithfulness import BINS, comprehensiveness_sufficiency
-    from jaxattn.runs.pretrained import initial_params, load_source
-    from jaxattn.runs.run import model_for
 
-    cfg = load_config(args.config)
-    source = load_source(cfg)
-    prepared = prepare(cfg.data, vocab=source.tokenizer)
-    model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
-    params = initial_params(model, cfg, source.params)
-    test = prepared.splits["test"]
-    lengths = np.array([len(x) for x in test.tokens])
-    order = np.argsort(lengths, kind="stable")
+    model, params, test = fresh_model(args.config)
     rng = np.random.default_rng(0)
-    for width in (int(w) for w in args.widths.split(",")):
-        rows = [int(i) for i in order if lengths[i] + 2 <= width][-args.rows:]
-        batch = make_batch(test, rows, args.rows, (width,))
+    for width, rows, batch in longest_batches(test, args.widths, args.rows):
         scores = rng.random((args.rankings, *batch.tokens.shape), np.float32)
         cold, warm = timed(lambda b=batch, s=scores: comprehensiveness_sufficiency(
             model, params, b, s, unit="word"))

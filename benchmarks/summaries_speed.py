@@ -19,20 +19,8 @@ comes after the attribution, so its cold time leaves the attribution's compilati
 from __future__ import annotations
 
 import argparse
-import time
 
-import jax
-import numpy as np
-
-
-def timed(fn) -> tuple[float, float]:
-    """(cold, warm) seconds of ``fn()``, its result waited for."""
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return times[0], times[1]
+from minilm_batches import fresh_model, longest_batches, timed
 
 
 def main() -> None:
@@ -43,32 +31,15 @@ def main() -> None:
     parser.add_argument("--attribution-only", action="store_true",
                         help="time Hao's attribution alone, not the whole stage")
     args = parser.parse_args()
-    from jaxattn.runtime.malloc import keep_freed_memory
-
-    keep_freed_memory()
-    from jaxattn.config import load_config
-    from jaxattn.data.batching import make_batch
-    from jaxattn.data.prepare import prepare
     from jaxattn.explain import attention_summaries as S
-    from jaxattn.runs.pretrained import initial_params, load_source
-    from jaxattn.runs.run import model_for
     from jaxattn.runtime.memory import pass_bytes, passes_at_once
     from jaxattn.studies.jain_wallace.stages import AnalysisOptions
     from jaxattn.studies.self_attention import summaries as stage
 
-    cfg = load_config(args.config)
-    source = load_source(cfg)
-    prepared = prepare(cfg.data, vocab=source.tokenizer)
-    model = model_for(cfg, prepared, len(prepared.vocab), source.architecture)
-    params = initial_params(model, cfg, source.params)
-    test = prepared.splits["test"]
-    lengths = np.array([len(x) for x in test.tokens])
-    order = np.argsort(lengths, kind="stable")
+    model, params, test = fresh_model(args.config)
     opts = AnalysisOptions()
     inner, inner_params = stage.unwrapped(model, params)
-    for width in (int(w) for w in args.widths.split(",")):
-        rows = [int(i) for i in order if lengths[i] + 2 <= width][-32:]
-        batch = make_batch(test, rows, 32, (width,))
+    for width, rows, batch in longest_batches(test, args.widths, 32):
         chunk = passes_at_once(stage.ATTRIBUTION_STEPS, len(rows),
                                pass_bytes(inner, inner_params, batch), opts.gradient_memory)
         cold, warm = timed(lambda b=batch, c=chunk: S.attribute_attention(
